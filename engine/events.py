@@ -1,0 +1,306 @@
+"""Typed progress events, the sinks that receive them, and a follower for progress files.
+
+Everything that runs reports through one callback, `on_event(event)`. The engine
+never prints: the CLI attaches a progress-bar sink, every run appends to a JSON
+lines file (one per parent run, under `progress/` beside the store), and any
+other process (the TUI, `tail -f`) follows that file.
+
+On disk each event is one JSON object with a `type` field naming its class.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+
+@dataclass
+class Event:
+    t: float = field(default_factory=time.time, kw_only=True)
+
+    type: str = field(default="", init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.type = TYPE_OF[type(self)]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), default=_jsonable)
+
+
+@dataclass
+class RunStarted(Event):
+    """First line of a progress file: who runs it, so a dead run can be told from a live one."""
+
+    run_id: str
+    experiment: str
+    kind: str
+    trials: int
+    pid: int = field(default_factory=os.getpid)
+    host: str = field(default_factory=socket.gethostname)
+    tracking_uri: str = ""
+
+
+@dataclass
+class StageStarted(Event):
+    """A named stage begins: surrogate training, scoring, selection, retraining, evaluation."""
+
+    stage: str
+    detail: str = ""
+    trial: int | None = None
+    trials: int | None = None
+
+
+@dataclass
+class EpochEnd(Event):
+    """One training epoch finished, with its metrics."""
+
+    epoch: int
+    epochs: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    trial: int | None = None
+
+
+@dataclass
+class BatchProgress(Event):
+    """Progress inside an epoch (throttled by the sender to a few per second)."""
+
+    epoch: int
+    epochs: int
+    batch: int
+    batches: int
+    trial: int | None = None
+
+
+@dataclass
+class Metric(Event):
+    name: str
+    value: float
+    step: int | None = None
+    trial: int | None = None
+
+
+@dataclass
+class TrialFinished(Event):
+    trial: int
+    trials: int
+    status: str
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    message: str = ""
+    child_run_id: str = ""
+
+
+@dataclass
+class LogLine(Event):
+    message: str
+    level: str = "info"
+
+
+@dataclass
+class RunStatus(Event):
+    """The run's state changed: RUNNING, FINISHED, FAILED or KILLED."""
+
+    status: str
+    run_id: str = ""
+    message: str = ""
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    "run_started": RunStarted,
+    "stage": StageStarted,
+    "epoch": EpochEnd,
+    "batch": BatchProgress,
+    "metric": Metric,
+    "trial_finished": TrialFinished,
+    "log": LogLine,
+    "status": RunStatus,
+}
+TYPE_OF = {cls: name for name, cls in EVENT_TYPES.items()}
+
+EventCallback = Callable[[Event], None]
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    cls = EVENT_TYPES[data["type"]]
+    names = {f.name for f in fields(cls) if f.init}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def emit(on_event: EventCallback | None, event: Event) -> None:
+    if on_event is not None:
+        on_event(event)
+
+
+def fan_out(*callbacks: EventCallback | None) -> EventCallback:
+    """One callback that forwards each event to all the given ones."""
+    live = [c for c in callbacks if c is not None]
+
+    def forward(event: Event) -> None:
+        for callback in live:
+            callback(event)
+
+    return forward
+
+
+class JsonLinesSink:
+    """Appends events to a file, one JSON object per line, flushed so followers see them at once.
+
+    Batch progress is thinned to a few lines a second so the file stays small.
+    """
+
+    def __init__(self, path: str | Path, min_batch_interval: float = 0.5):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a", encoding="utf-8")
+        self._min_batch_interval = min_batch_interval
+        self._last_batch = 0.0
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, BatchProgress):
+            if event.t - self._last_batch < self._min_batch_interval and event.batch != event.batches:
+                return
+            self._last_batch = event.t
+        self._file.write(event.to_json() + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class ProgressFollower:
+    """Reads new events from a progress file each time it is polled (like `tail -f`)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._offset = 0
+        self._partial = ""
+
+    def poll(self) -> list[Event]:
+        try:
+            with open(self.path, "r", encoding="utf-8") as f:
+                f.seek(self._offset)
+                chunk = f.read()
+                self._offset = f.tell()
+        except FileNotFoundError:
+            return []
+        text = self._partial + chunk
+        lines = text.split("\n")
+        self._partial = lines.pop()  # an incomplete last line waits for the next poll
+        events = []
+        for line in lines:
+            if line.strip():
+                try:
+                    events.append(event_from_dict(json.loads(line)))
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue
+        return events
+
+
+def read_events(path: str | Path) -> list[Event]:
+    return ProgressFollower(path).poll()
+
+
+def iter_progress_files(progress_dir: str | Path) -> Iterator[Path]:
+    folder = Path(progress_dir)
+    if folder.is_dir():
+        yield from sorted(folder.glob("*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def process_alive(pid: int, host: str) -> bool | None:
+    """True or False for a process on this host; None when it runs elsewhere (unknown)."""
+    if host != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (killed, not yet reaped) is dead too
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().split(b") ")[-1][:1] != b"Z"
+    except OSError:
+        return True
+
+
+@dataclass
+class RunProgress:
+    """What a progress file says about one run, folded from its events."""
+
+    run_id: str = ""
+    experiment: str = ""
+    kind: str = ""
+    pid: int = 0
+    host: str = ""
+    status: str = "RUNNING"
+    trials: int = 0
+    trials_done: int = 0
+    stage: str = ""
+    stage_detail: str = ""
+    trial: int | None = None
+    epoch: int = 0
+    epochs: int = 0
+    batch: int = 0
+    batches: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+    started: float = 0.0
+    updated: float = 0.0
+    log: list[str] = field(default_factory=list)
+
+    def apply(self, event: Event) -> None:
+        self.updated = event.t
+        if isinstance(event, RunStarted):
+            self.run_id, self.experiment, self.kind = event.run_id, event.experiment, event.kind
+            self.pid, self.host, self.trials, self.started = event.pid, event.host, event.trials, event.t
+            self.status = "RUNNING"
+        elif isinstance(event, StageStarted):
+            self.stage, self.stage_detail = event.stage, event.detail
+            if event.trial is not None:
+                self.trial = event.trial
+            self.batch = self.batches = 0
+        elif isinstance(event, EpochEnd):
+            self.epoch, self.epochs = event.epoch, event.epochs
+            self.metrics.update(event.metrics)
+        elif isinstance(event, BatchProgress):
+            self.epoch, self.epochs, self.batch, self.batches = event.epoch, event.epochs, event.batch, event.batches
+        elif isinstance(event, TrialFinished):
+            self.trials_done += 1
+            self.trials = max(self.trials, event.trials)
+            self.log.append(f"trial {event.trial + 1}/{event.trials} {event.status} {event.message}".rstrip())
+        elif isinstance(event, LogLine):
+            self.log.append(event.message)
+        elif isinstance(event, RunStatus):
+            self.status = event.status
+            if event.message:
+                self.log.append(f"{event.status}: {event.message}")
+        del self.log[:-200]
+
+    @property
+    def alive(self) -> bool | None:
+        return process_alive(self.pid, self.host) if self.pid else None
+
+    @property
+    def effective_status(self) -> str:
+        """RUNNING only while the process lives: a run killed hard reads KILLED."""
+        if self.status == "RUNNING" and self.alive is False:
+            return "KILLED"
+        return self.status
+
+
+def fold(events: list[Event], progress: RunProgress | None = None) -> RunProgress:
+    progress = progress or RunProgress()
+    for event in events:
+        progress.apply(event)
+    return progress
