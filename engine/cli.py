@@ -174,6 +174,171 @@ def bench_train_command(dataset, model, batch_size, samples, data_dir, device, a
                    f"ratio {result['ratio']:.2f}x")
 
 
+# ---------------------------------------------------------------- experiments
+def _tracking_uri(ctx: click.Context) -> str | None:
+    return ctx.find_root().obj.get("tracking_uri") if ctx.find_root().obj else None
+
+
+@main.command("run")
+@click.argument("config_file", required=False, type=click.Path(dir_okay=False))
+@click.option("--preset", default=None, help="Start from a shipped preset (see `prunelab config list`).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config field, e.g. --set sweep.keep_ratios=[0.3,0.5] (repeatable).")
+@click.option("--resume", default=None, metavar="RUN_ID", help="Complete only the missing trials of this run.")
+@click.option("--detach", is_flag=True, help="Run in its own process session; print the run id and return.")
+@click.option("--executor", default="local", show_default=True, help="local or ray.")
+@click.option("--ray-address", default=None, help="Ray cluster address (with --executor ray).")
+@json_option
+@click.pass_context
+@handle_errors
+def run_command(ctx, config_file, preset, overrides, resume, detach, executor, ray_address, as_json):
+    """Run an experiment from a TOML file or a preset, and log it to MLflow."""
+    from . import api
+
+    tracking_uri = _tracking_uri(ctx)
+    if resume and (config_file or preset or overrides):
+        raise click.UsageError("--resume takes the config stored with the run; drop CONFIG, --preset and --set")
+    if config_file and preset:
+        raise click.UsageError("give a CONFIG file or --preset, not both")
+    config = None if resume else api.load_config(config_file or preset or "quick", list(overrides))
+    executor_options = {"address": ray_address} if ray_address else {}
+    if detach:
+        info = api.launch_detached(config, tracking_uri=tracking_uri, resume=resume, executor=executor,
+                                   executor_options=executor_options)
+        if as_json:
+            print_json(info)
+        else:
+            click.echo(info["run_id"])
+        return
+    with ProgressBars() as bars:
+        result = api.run(config, on_event=bars, tracking_uri=tracking_uri, resume=resume, executor=executor,
+                         executor_options=executor_options)
+    if as_json:
+        print_json({"run_id": result.run_id, "experiment": result.experiment, "status": result.status,
+                    "summary": result.summary, "artifacts": result.artifacts, "seconds": round(result.seconds, 2),
+                    "tracking_uri": result.tracking_uri, "progress_file": result.progress_file})
+    else:
+        print_summary(result.summary, title=f"{result.experiment} — run {result.run_id} {result.status}")
+        click.echo(f"run {result.run_id} {result.status} in {result.seconds:.0f} s; "
+                   f"browse: mlflow ui --backend-store-uri {result.tracking_uri}")
+    failed = [t for t in result.trials if t.status == "FAILED"]
+    if failed and len(failed) == len(result.trials):
+        sys.exit(EXIT_FAILED)
+
+
+def print_summary(rows: list[dict[str, Any]], title: str = "") -> None:
+    """The summary as a rich table on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title or None)
+    if not rows:
+        click.echo("no finished trials yet")
+        return
+    for key in rows[0]:
+        table.add_column(key, justify="right" if isinstance(rows[0][key], (int, float)) else "left")
+    for row in rows:
+        table.add_row(*[_cell(k, v) for k, v in row.items()])
+    Console().print(table)
+
+
+def _cell(key: str, value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.2%}" if "accuracy" in key else f"{value:.4g}"
+    return str(value)
+
+
+@main.command("runs")
+@click.option("--status", default=None, help="RUNNING, FINISHED, FAILED or KILLED.")
+@click.option("--kind", default=None, help="Experiment kind, e.g. prune.")
+@json_option
+@click.pass_context
+@handle_errors
+def runs_command(ctx, status, kind, as_json):
+    """List experiment runs (newest first); runs whose process died show as KILLED."""
+    from . import api
+
+    runs = api.list_runs(tracking_uri=_tracking_uri(ctx), status=status, kind=kind)
+    if as_json:
+        print_json([r.to_dict() for r in runs])
+        return
+    rows = [{"run_id": r.run_id, "experiment": r.experiment, "kind": r.kind, "status": r.status,
+             "dataset": r.dataset, "model": r.model,
+             "best": f"{r.best_accuracy:.2%}" if r.best_accuracy is not None else "-",
+             "trials": f"{r.trials_done}/{r.trials}",
+             "duration": f"{r.duration:.0f}s" if r.duration is not None else "-"} for r in runs]
+    print_summary(rows, title="prunelab runs")
+
+
+@main.command("show")
+@click.argument("run_id")
+@json_option
+@click.pass_context
+@handle_errors
+def show_command(ctx, run_id, as_json):
+    """Print a run's summary table."""
+    from . import api
+
+    report = api.show(run_id, tracking_uri=_tracking_uri(ctx))
+    if as_json:
+        print_json(report)
+        return
+    print_summary(report["summary"], title=f"{report['experiment']} — {report['kind']} run {run_id} {report['status']}")
+
+
+@main.command("export")
+@click.argument("run_id")
+@click.option("--csv", "as_csv", is_flag=True, required=True, help="Export the summary as CSV.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write to this file instead of stdout.")
+@click.pass_context
+@handle_errors
+def export_command(ctx, run_id, as_csv, out):
+    """Export a run's summary table."""
+    from . import api
+
+    text = api.export_csv(run_id, tracking_uri=_tracking_uri(ctx))
+    if out:
+        with open(out, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        click.echo(text, nl=False)
+
+
+@main.group("config")
+def config_group() -> None:
+    """Presets and config files."""
+
+
+@config_group.command("list")
+def config_list_command() -> None:
+    """List the shipped presets."""
+    from .config import preset_names
+
+    for name in preset_names():
+        click.echo(name)
+
+
+@config_group.command("show")
+@click.argument("name")
+@handle_errors
+def config_show_command(name):
+    """Print a preset (as TOML), to start a config file from."""
+    from .config import preset_text
+
+    click.echo(preset_text(name), nl=False)
+
+
+@config_group.command("check")
+@click.argument("config_file")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
+@handle_errors
+def config_check_command(config_file, overrides):
+    """Validate a config file (or preset) and print it resolved."""
+    from .config import load_config
+
+    click.echo(load_config(config_file, list(overrides)).to_toml(), nl=False)
+
+
 # ---------------------------------------------------------------- tui
 @main.command("tui")
 @click.pass_context

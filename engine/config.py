@@ -1,0 +1,256 @@
+"""Typed experiment config: TOML files and presets, `--set key=value` overrides, validation.
+
+A bad config becomes one `ConfigError` line that names the field and the fix.
+The registries (datasets, models, scorers, strategies, experiment kinds) are
+read here, so the CLI, the TUI's form and scripts all validate the same way.
+"""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError, PrunelabError
+from .train import TrainConfig
+
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    dataset: str = Field("mnist-mini", description="mnist-mini (embedded), mnist, cifar10 or npz:PATH")
+    data_dir: str | None = Field(None, description="folder in torchvision's layout; read-only")
+    train_size: int | None = Field(None, ge=10, description="class-stratified training subset size")
+    test_size: int | None = Field(None, ge=10, description="class-stratified test subset size")
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        from .data import check_dataset_name
+
+        check_dataset_name(name)
+        return name
+
+
+class SurrogateConfig(Section):
+    """The surrogate models whose checkpoints produce the scores."""
+
+    epochs: int = Field(2, ge=0, description="surrogate training budget in epochs")
+    inits: int = Field(1, ge=1, description="K independently initialised surrogates (EL2N averages over them)")
+    batch_size: int = Field(256, ge=1, description="scoring batch size")
+
+
+class SweepConfig(Section):
+    """The trial grid: method x strategy x keep ratio x seed x score epoch."""
+
+    methods: list[str] = Field(["random", "loss", "grad_norm"], min_length=1, description="scorers to compare")
+    strategies: list[str] = Field(["hardest"], min_length=1, description="selection strategies")
+    keep_ratios: list[float] = Field([0.5, 0.8], min_length=1, description="fractions of the data kept, in (0, 1]")
+    seeds: list[int] = Field([0, 1], min_length=1, description="retraining seeds (mean +- std over them)")
+    score_epochs: list[int] = Field([2], min_length=1, description="surrogate epochs t at which scores are taken")
+    budget: Literal["epochs", "steps"] = Field("epochs", description="retrain for the same epochs, or the same "
+                                                                      "optimizer steps as on the full data")
+    full_data: bool = Field(True, description="also train on all the data, the reference line")
+
+    @field_validator("keep_ratios")
+    @classmethod
+    def _ratios_in_range(cls, ratios: list[float]) -> list[float]:
+        for r in ratios:
+            if not 0 < r <= 1:
+                raise ValueError(f"keep ratio {r} is outside (0, 1]; use fractions such as 0.3 or 0.7")
+        return ratios
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, methods: list[str]) -> list[str]:
+        from .scoring import check_scorer
+
+        for m in methods:
+            check_scorer(m)
+        return methods
+
+    @field_validator("strategies")
+    @classmethod
+    def _known_strategies(cls, strategies: list[str]) -> list[str]:
+        from .selection import check_strategy
+
+        for s in strategies:
+            check_strategy(s, {})
+        return strategies
+
+    @field_validator("score_epochs")
+    @classmethod
+    def _nonnegative(cls, epochs: list[int]) -> list[int]:
+        if any(e < 0 for e in epochs):
+            raise ValueError("score epochs must be >= 0 (0 scores the untrained surrogate)")
+        return epochs
+
+
+class Config(Section):
+    """One experiment. `kind` picks the module in engine/experiments that runs it."""
+
+    name: str = Field("prunelab", min_length=1, description="the MLflow experiment name")
+    kind: str = Field("prune", description="prune, score-epochs, overlap, online, noise or study")
+    description: str = ""
+    seed: int = Field(0, description="seed of the surrogates and of every other random choice")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
+    model: str = Field("cnn", description="cnn, resnet18 or mlp")
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig(epochs=2)
+    surrogate: SurrogateConfig = SurrogateConfig()
+    sweep: SweepConfig = SweepConfig()
+    selection: dict[str, Any] = Field(default_factory=dict, description="strategy options (see `prunelab strategies`)")
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        from .experiments import check_kind
+
+        check_kind(kind)
+        return kind
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        from .models import check_model_name
+
+        check_model_name(name)
+        return name
+
+    @field_validator("selection")
+    @classmethod
+    def _known_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        from .selection import STRATEGIES
+
+        known = {opt for s in STRATEGIES.values() for opt in s.options}
+        for key in options:
+            if key not in known:
+                raise ValueError(f"unknown strategy option {key!r}; valid options: {', '.join(sorted(known))}")
+        return options
+
+    @model_validator(mode="after")
+    def _options_fit_strategies(self) -> "Config":
+        from .selection import check_strategy
+
+        for strategy in self.sweep.strategies:
+            check_strategy(strategy, self.strategy_options(strategy))
+        return self
+
+    @model_validator(mode="after")
+    def _epochs_within_budget(self) -> "Config":
+        too_late = [e for e in self.sweep.score_epochs if e > self.surrogate.epochs]
+        if too_late:
+            raise ValueError(f"sweep.score_epochs has epoch {max(too_late)} beyond the surrogate's budget of "
+                             f"{self.surrogate.epochs} epochs; raise surrogate.epochs or lower the score epoch")
+        return self
+
+    def strategy_options(self, strategy: str) -> dict[str, Any]:
+        """The [selection] options that `strategy` declares."""
+        from .selection import STRATEGIES
+
+        return {k: v for k, v in self.selection.items() if k in STRATEGIES[strategy].options}
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.model_dump(mode="json", exclude_none=True))
+
+
+# ---------------------------------------------------------------- errors
+def _field_name(loc: tuple) -> str:
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int):
+            parts[-1] += f"[{p}]"
+        elif not str(p).startswith("function-") and p not in ("after", "before"):
+            parts.append(str(p))
+    return ".".join(parts) or "config"
+
+
+def config_error(exc: ValidationError, source: str = "") -> ConfigError:
+    """The first pydantic error as one line: where, what is wrong, and the fix."""
+    err = exc.errors()[0]
+    field = _field_name(err["loc"])
+    where = f"{source}: " if source else ""
+    if err["type"] == "extra_forbidden":
+        section, _, key = field.rpartition(".")
+        return ConfigError(f"{where}unknown key {key!r}{f' in [{section}]' if section else ''}; "
+                           f"see `prunelab config show quick` for the valid keys")
+    ctx_error = (err.get("ctx") or {}).get("error")
+    if isinstance(ctx_error, PrunelabError):
+        return ConfigError(f"{where}{field}: {ctx_error}")
+    message = err["msg"].removeprefix("Value error, ")
+    got = err.get("input")
+    shown = f" (got {got!r})" if got is not None and not isinstance(got, (dict, list)) and "got" not in message else ""
+    return ConfigError(f"{where}{field}: {message}{shown}")
+
+
+# ---------------------------------------------------------------- loading
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
+
+
+def preset_text(name: str) -> str:
+    path = PRESETS_DIR / f"{name}.toml"
+    if not path.exists():
+        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(preset_names())}")
+    return path.read_text()
+
+
+def parse_value(text: str) -> Any:
+    """A `--set` value: any TOML value (numbers, booleans, lists, quoted strings), else a bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    key, sep, value = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, as in --set sweep.keep_ratios=[0.3,0.5]")
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {assignment!r}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = parse_value(value.strip())
+
+
+def config_from_dict(data: dict[str, Any], source: str = "") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise config_error(exc, source) from None
+    except PrunelabError as exc:
+        raise ConfigError(f"{source + ': ' if source else ''}{exc}") from None
+
+
+def load_config(path_or_preset: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None) -> Config:
+    """Load a TOML file or a preset by name, apply `key=value` overrides, and validate."""
+    if path_or_preset is None:
+        path_or_preset = "quick"
+    path = Path(path_or_preset)
+    if path.suffix == ".toml" or path.exists():
+        try:
+            text, source = path.read_text(), str(path)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+    else:
+        text, source = preset_text(str(path_or_preset)), f"preset {path_or_preset}"
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML ({exc})") from None
+    if isinstance(overrides, dict):
+        overrides = [f"{k}={tomli_w.dumps({'v': v})[4:].strip()}" for k, v in overrides.items()]
+    for assignment in overrides or []:
+        apply_override(data, assignment)
+    return config_from_dict(data, source)

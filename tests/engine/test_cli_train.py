@@ -1,0 +1,34 @@
+"""`prunelab train` and `prunelab bench train` from the command line."""
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from engine.cli import main
+
+
+def test_train_json_on_embedded_data():
+    result = CliRunner().invoke(main, ["train", "--model", "mlp", "--epochs", "1", "--train-size", "2000", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["test_accuracy"] > 0.6 and out["epochs"] == 1 and out["device"] == "cpu" and out["seconds"] > 0
+
+
+def test_train_bad_input_exits_2_with_one_line(tmp_path):
+    for args, message in [(["--dataset", "nope"], "unknown dataset 'nope'"),
+                          (["--dataset", "mnist", "--data-dir", str(tmp_path)], "file not found"),
+                          (["--model", "vit"], "unknown model 'vit'")]:
+        proc = subprocess.run([sys.executable, "-m", "engine.cli", "train", *args], capture_output=True, text=True)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0]
+
+
+def test_bench_train_reports_both_loops(shared_data):
+    result = CliRunner().invoke(main, ["bench", "train", "--data-dir", str(shared_data), "--samples", "2560", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["ours"]["samples_per_second"] > 0 and out["baseline"]["samples_per_second"] > 0
+    assert out["ratio"] == pytest.approx(out["ours"]["samples_per_second"] / out["baseline"]["samples_per_second"], abs=0.01)
