@@ -1,0 +1,183 @@
+"""Experiments end to end on real MNIST subsets: MLflow structure, cache, resume, kills, concurrency."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import engine
+from engine.events import EpochEnd, ProgressFollower, TrialFinished
+from engine.tracking import TRIAL_KEY, tracker
+
+
+def tiny(shared_data, **extra):
+    overrides = {
+        "data.dataset": "mnist", "data.data_dir": str(shared_data), "data.train_size": 1000, "data.test_size": 500,
+        "model": "mlp", "train.epochs": 1, "surrogate.epochs": 1, "sweep.score_epochs": [1],
+        "sweep.methods": ["random", "loss", "grad_norm"], "sweep.keep_ratios": [0.3, 0.6], "sweep.seeds": [0, 1],
+    }
+    overrides.update(extra)
+    return overrides
+
+
+def as_set_args(overrides):
+    args = []
+    for key, value in overrides.items():
+        args += ["--set", f"{key}={json.dumps(value)}"]
+    return args
+
+
+def test_prune_sweep_lands_in_mlflow_with_its_structure(in_tmp, shared_data):
+    events = []
+    cfg = engine.load_config("quick", tiny(shared_data, name="structure"))
+    result = engine.run(cfg, on_event=events.append)
+    assert result.status == "FINISHED" and len(result.trials) == 2 + 3 * 2 * 2
+    assert all(t.status == "FINISHED" for t in result.trials)
+
+    track = tracker(None, str(in_tmp))
+    parent = track.get_run(result.run_id)
+    assert parent.data.tags["prunelab.role"] == "parent" and parent.data.tags["prunelab.kind"] == "prune"
+    assert parent.data.params["sweep.keep_ratios"] == "[0.3, 0.6]"
+    assert parent.data.metrics["full_data_accuracy"] > 0.6
+    children = track.children(result.run_id)
+    assert len(children) == 14
+    keys = {c.data.tags[TRIAL_KEY] for c in children}
+    assert len(keys) == 14
+    loss_child = next(c for c in children if c.data.tags["method"] == "loss" and c.data.tags["ratio"] == "0.3")
+    assert {"strategy", "seed", "epoch"} <= set(loss_child.data.tags)
+    history = track.client.get_metric_history(loss_child.info.run_id, "test_accuracy")
+    assert [m.step for m in history] == [1]
+    kept = np.load(track.download(loss_child.info.run_id, "selection/kept_indices.npy", in_tmp / "dl"))
+    assert len(kept) == 300 and np.all(np.diff(kept) > 0)
+
+    artifacts = {a.path for a in track.client.list_artifacts(result.run_id)}
+    assert {"config.toml", "summary.csv", "summary.json", "plots", "scores"} <= artifacts
+    plots = {a.path for a in track.client.list_artifacts(result.run_id, "plots")}
+    assert "plots/accuracy_vs_ratio_e1.png" in plots
+    scores = {a.path for a in track.client.list_artifacts(result.run_id, "scores")}
+    assert {"scores/loss@e1.npy", "scores/grad_norm@e1.npy"} <= scores
+
+    rows = result.summary
+    assert [r["method"] for r in rows][0] == "full"
+    assert all(r["seeds"] == 2 for r in rows)
+    assert {(r["method"], r["ratio"]) for r in rows if r["method"] != "full"} == \
+        {(m, r) for m in ("random", "loss", "grad_norm") for r in (0.3, 0.6)}
+    assert all(r["mean_accuracy"] > 0.3 for r in rows)
+    assert any(isinstance(e, EpochEnd) and e.trial is None for e in events)  # the surrogate trained
+
+    # the same config again: the surrogate and its scores come from the cache
+    again = []
+    engine.run(cfg, on_event=again.append)
+    assert not any(isinstance(e, EpochEnd) and e.trial is None for e in again)
+
+    # the CLI reads it back
+    show = subprocess.run([sys.executable, "-m", "engine.cli", "show", result.run_id], capture_output=True, text=True)
+    assert show.returncode == 0 and "grad_norm" in show.stdout and "full" in show.stdout
+    csv = subprocess.run([sys.executable, "-m", "engine.cli", "export", result.run_id, "--csv"],
+                         capture_output=True, text=True)
+    assert csv.stdout.splitlines()[0].startswith("method,strategy,ratio,epoch,mean_accuracy")
+    assert len(csv.stdout.strip().splitlines()) == 1 + len(rows)
+
+
+def _start(args, cwd):
+    return subprocess.Popen([sys.executable, "-m", "engine.cli", "run", "--json", *args], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_trials(progress_dir, count, timeout=240):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        files = list(progress_dir.glob("*.jsonl")) if progress_dir.exists() else []
+        if files:
+            done = [e for e in ProgressFollower(files[0]).poll() if isinstance(e, TrialFinished)]
+            if len(done) >= count:
+                return files[0].stem
+        time.sleep(0.2)
+    raise AssertionError(f"no {count} finished trials within {timeout} s")
+
+
+def _finished_by_key(track, run_id):
+    counts = {}
+    for child in track.children(run_id):
+        if child.info.status == "FINISHED":
+            key = child.data.tags[TRIAL_KEY]
+            counts[key] = counts.get(key, []) + [child.info.run_id]
+    return counts
+
+
+def test_killed_hard_then_resumed_runs_every_trial_once(in_tmp, shared_data):
+    proc = _start(["--preset", "quick", *as_set_args(tiny(shared_data, name="resume"))], in_tmp)
+    run_id = _wait_for_trials(in_tmp / "mlruns" / "progress", 3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    runs = subprocess.run([sys.executable, "-m", "engine.cli", "runs", "--json"], cwd=in_tmp,
+                          capture_output=True, text=True, check=True)
+    assert {r["run_id"]: r["status"] for r in json.loads(runs.stdout)}[run_id] == "KILLED"
+    track = tracker(None, str(in_tmp))
+    before = _finished_by_key(track, run_id)
+    assert len(before) >= 3
+
+    resumed = subprocess.run([sys.executable, "-m", "engine.cli", "run", "--resume", run_id, "--json"], cwd=in_tmp,
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["status"] == "FINISHED"
+    after = _finished_by_key(track, run_id)
+    assert len(after) == 14 and all(len(ids) == 1 for ids in after.values())
+    assert all(after[k] == ids for k, ids in before.items())  # nothing finished was recomputed
+    assert track.get_run(run_id).info.status == "FINISHED"
+
+
+def test_ctrl_c_ends_the_run_killed(in_tmp, shared_data):
+    proc = _start(["--preset", "quick", *as_set_args(tiny(shared_data, name="interrupt"))], in_tmp)
+    run_id = _wait_for_trials(in_tmp / "mlruns" / "progress", 1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert tracker(None, str(in_tmp)).get_run(run_id).info.status == "KILLED"
+
+
+def test_two_experiments_share_one_store(in_tmp, shared_data):
+    small = tiny(shared_data, **{"sweep.methods": ["random", "loss"], "sweep.keep_ratios": [0.5]})
+    procs = [_start(["--preset", "quick", *as_set_args({**small, "name": f"concurrent-{i}"})], in_tmp) for i in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for proc, (out, err) in zip(procs, outs):
+        assert proc.returncode == 0, err
+        assert "database is locked" not in err
+    track = tracker(None, str(in_tmp))
+    for out, _ in outs:
+        run_id = json.loads(out)["run_id"]
+        assert track.get_run(run_id).info.status == "FINISHED"
+        assert len(_finished_by_key(track, run_id)) == 2 + 2 * 2
+
+
+def test_diverging_trials_fail_with_a_reason_and_the_sweep_goes_on(in_tmp, shared_data):
+    cfg = engine.load_config("quick", tiny(shared_data, **{
+        "name": "diverge", "sweep.methods": ["random"], "sweep.keep_ratios": [0.5], "sweep.seeds": [0],
+        "train.lr": 1e6, "train.schedule": "constant", "train.momentum": 0.0}))
+    result = engine.run(cfg)
+    assert result.status == "FINISHED" and len(result.trials) == 2
+    assert all(t.status == "FAILED" and "training loss became nan" in t.message for t in result.trials)
+    children = tracker(None, str(in_tmp)).children(result.run_id)
+    assert all(c.info.status == "FAILED" and "lower the learning rate" in c.data.tags["prunelab.error"]
+               for c in children)
+
+
+@pytest.mark.slow
+def test_detached_run_returns_at_once_and_finishes(in_tmp, shared_data):
+    small = tiny(shared_data, **{"name": "detached", "sweep.methods": ["loss"], "sweep.keep_ratios": [0.5],
+                                 "sweep.seeds": [0]})
+    start = time.time()
+    out = subprocess.run([sys.executable, "-m", "engine.cli", "run", "--preset", "quick", "--detach", "--json",
+                          *as_set_args(small)], cwd=in_tmp, capture_output=True, text=True, check=True)
+    assert time.time() - start < 30
+    info = json.loads(out.stdout)
+    track = tracker(None, str(in_tmp))
+    deadline = time.time() + 300
+    while track.get_run(info["run_id"]).info.status == "RUNNING" and time.time() < deadline:
+        time.sleep(0.5)
+    assert track.get_run(info["run_id"]).info.status == "FINISHED"
