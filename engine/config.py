@@ -19,6 +19,14 @@ from .train import TrainConfig
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 
 
+def checked(check, *args) -> None:
+    """Run a registry check inside a validator: its error becomes the field's message."""
+    try:
+        check(*args)
+    except PrunelabError as exc:
+        raise ValueError(str(exc)) from None
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -34,7 +42,7 @@ class DataConfig(Section):
     def _known_dataset(cls, name: str) -> str:
         from .data import check_dataset_name
 
-        check_dataset_name(name)
+        checked(check_dataset_name, name)
         return name
 
 
@@ -63,7 +71,7 @@ class SweepConfig(Section):
     def _ratios_in_range(cls, ratios: list[float]) -> list[float]:
         for r in ratios:
             if not 0 < r <= 1:
-                raise ValueError(f"keep ratio {r} is outside (0, 1]; use fractions such as 0.3 or 0.7")
+                raise ValueError(f"keep ratio {r:g} is outside (0, 1]; use fractions such as 0.3 or 0.7")
         return ratios
 
     @field_validator("methods")
@@ -72,7 +80,7 @@ class SweepConfig(Section):
         from .scoring import check_scorer
 
         for m in methods:
-            check_scorer(m)
+            checked(check_scorer, m)
         return methods
 
     @field_validator("strategies")
@@ -81,7 +89,7 @@ class SweepConfig(Section):
         from .selection import check_strategy
 
         for s in strategies:
-            check_strategy(s, {})
+            checked(check_strategy, s, {})
         return strategies
 
     @field_validator("score_epochs")
@@ -112,7 +120,7 @@ class Config(Section):
     def _known_kind(cls, kind: str) -> str:
         from .experiments import check_kind
 
-        check_kind(kind)
+        checked(check_kind, kind)
         return kind
 
     @field_validator("model")
@@ -120,7 +128,7 @@ class Config(Section):
     def _known_model(cls, name: str) -> str:
         from .models import check_model_name
 
-        check_model_name(name)
+        checked(check_model_name, name)
         return name
 
     @field_validator("selection")
@@ -136,10 +144,12 @@ class Config(Section):
 
     @model_validator(mode="after")
     def _options_fit_strategies(self) -> "Config":
-        from .selection import check_strategy
+        from .selection import STRATEGIES, check_strategy
 
-        for strategy in self.sweep.strategies:
-            check_strategy(strategy, self.strategy_options(strategy))
+        for strategy in STRATEGIES:  # every strategy that declares a given option checks its value
+            options = self.strategy_options(strategy)
+            if options or strategy in self.sweep.strategies:
+                checked(check_strategy, strategy, options)
         return self
 
     @model_validator(mode="after")
