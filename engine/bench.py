@@ -5,8 +5,13 @@ numbers on a shared machine are noisy.
 """
 from __future__ import annotations
 
+import gc
 import gzip
+import json
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,7 +23,7 @@ from torch import nn
 from .data import MNIST_FILES, load_dataset
 from .device import resolve_device
 from .models import build_model
-from .train import TrainConfig, make_optimizer, train
+from .train import TrainConfig, make_optimizer, to_model_layout, train
 
 
 def _torchvision_dataset(dataset: str, data_dir: str | None, folder: Path):
@@ -99,3 +104,195 @@ def bench_train(dataset: str = "mnist", model: str | None = None, batch_size: in
                      "pipeline": "torchvision dataset + DataLoader(shuffle=True) + ToTensor/Normalize"},
         "ratio": round(ours_sps / base_sps, 3),
     }
+
+
+# ---------------------------------------------------------------- bench scores
+SCORE_BENCH_SCORERS = ("random", "loss", "el2n", "grad_norm", "input_grad_norm", "forgetting")
+ONE_PASS = ("loss", "grad_norm", "input_grad_norm", "el2n")
+
+
+def _best_seconds(fn, repeats: int) -> float:
+    """The fastest of `repeats` runs: the least disturbed by other work on a shared machine."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _naive_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, wrt_input: bool) -> torch.Tensor:
+    """The textbook per-sample loop: one forward and backward per sample, norms from .grad."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    out = torch.empty(len(y))
+    for i in range(len(y)):
+        xi = x[i:i + 1].detach().requires_grad_(wrt_input)
+        loss = nn.functional.cross_entropy(model(xi), y[i:i + 1])
+        grads = torch.autograd.grad(loss, [xi] if wrt_input else params)
+        out[i] = torch.sqrt(sum(g.square().sum() for g in grads))
+    return out
+
+
+def _vmap_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, wrt_input: bool, chunk: int) -> torch.Tensor:
+    """torch.func's recipe: vmap(grad(loss of one sample)) over chunks of the batch."""
+    from torch.func import functional_call, grad, vmap
+
+    params = {k: p.detach() for k, p in model.named_parameters()}
+    buffers = {k: b.detach() for k, b in model.named_buffers()}
+
+    def loss(p, xi, yi):
+        logits = functional_call(model, (p, buffers), (xi.unsqueeze(0),))
+        return nn.functional.cross_entropy(logits, yi.unsqueeze(0))
+
+    per_sample = vmap(grad(loss, argnums=1 if wrt_input else 0), in_dims=(None, 0, 0))
+    out = []
+    for s in range(0, len(y), chunk):
+        grads = per_sample(params, x[s:s + chunk], y[s:s + chunk])
+        grads = [grads] if wrt_input else list(grads.values())
+        out.append(torch.sqrt(sum(g.flatten(1).square().sum(1) for g in grads)))
+    return torch.cat(out)
+
+
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"/proc/self/status has no {field}")
+
+
+def score_memory_probe(kind: str, dataset: str, data_dir: str | None, batch_size: int) -> dict:
+    """Peak memory growth of one cnn training step (kind='train') or one scoring batch (kind=scorer list).
+
+    On CUDA: torch.cuda.max_memory_allocated over the step, minus what was allocated
+    before. On the CPU: the process's peak RSS (VmHWM) over the step minus its RSS
+    before, after resetting the peak by writing 5 to /proc/self/clear_refs. Run it in
+    a fresh process with MALLOC_MMAP_THRESHOLD_ set low (as `bench_scores` does), so
+    freed tensors go back to the OS and RSS follows live memory; each kind runs once
+    before the measured run, so one-off library set-up is not counted.
+    """
+    from .scoring import score_model
+    from .train import prepare_model, to_model_layout
+
+    dev = resolve_device("auto")
+    ds = load_dataset(dataset, data_dir, dev, train_size=max(batch_size, 10))
+    ds = ds.subset(train_size=batch_size) if len(ds) > batch_size else ds
+    model = prepare_model(build_model("cnn", ds.input_shape, ds.num_classes, seed=0), dev)
+    optimizer = make_optimizer(model, TrainConfig())
+
+    def train_step() -> None:
+        x = to_model_layout(ds.normalize(ds.x_train[:batch_size]))
+        loss = nn.functional.cross_entropy(model(x), ds.y_train[:batch_size])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def scoring() -> None:
+        score_model(model, ds, kind.split(","), batch_size=batch_size)
+
+    step = train_step if kind == "train" else scoring
+    model.train()
+    step()
+    gc.collect()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        step()
+        torch.cuda.synchronize()
+        return {"peak_bytes": torch.cuda.max_memory_allocated() - before, "method": "cuda"}
+    before = _rss_kib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    step()
+    return {"peak_bytes": (_rss_kib("VmHWM") - before) * 1024, "method": "rss"}
+
+
+def _probe_in_subprocess(kind: str, dataset: str, data_dir: str | None, batch_size: int) -> dict:
+    code = ("import json, sys; from engine.bench import score_memory_probe as p; "
+            "print(json.dumps(p(*json.loads(sys.argv[1]))))")
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
+    done = subprocess.run([sys.executable, "-c", code, json.dumps([kind, dataset, data_dir, batch_size])],
+                          capture_output=True, text=True, env=env, cwd=str(Path(__file__).resolve().parents[1]))
+    if done.returncode != 0:
+        raise RuntimeError(f"memory probe {kind!r} failed: {done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_scores(data_dir: str | None = None, samples: int | None = None, device: str = "auto",
+                 batch_size: int = 256, naive_samples: int = 256, vmap_samples: int = 2048, repeats: int = 2,
+                 memory: bool = True) -> dict:
+    """Scoring cost per scorer on MNIST `cnn` (mnist-mini without `data_dir`), measured in one run.
+
+    - `epochs_equivalent`: scoring time over the time of one training epoch of the
+      same model, batch size and samples (engine.train's optimisation loop, no
+      evaluation); the model is the one that epoch trained. Best of `repeats` runs.
+    - `speedup_vs_naive` / `speedup_vs_vmap` (grad_norm, input_grad_norm): the time a
+      per-sample autograd loop (timed on `naive_samples` samples) and torch.func's
+      vmap(grad) in chunks of the batch size (on `vmap_samples`) would take for all
+      samples, extrapolated per sample, over prunelab's time.
+    - `peak_memory_vs_train_step`: peak memory growth of scoring one batch over that
+      of one training step, each in a fresh process (`score_memory_probe`).
+    - `forgetting`: the cost of counting during a training epoch, in epochs.
+    """
+    from .scoring import ForgettingCounter, random_scores, score_model
+
+    dev = resolve_device(device)
+    name = "mnist" if data_dir else "mnist-mini"
+    ds = load_dataset(name, data_dir, dev, train_size=samples)
+    n = len(ds)
+    cfg = TrainConfig(epochs=1, batch_size=batch_size, schedule="constant")
+    train("cnn", ds.subset(train_size=min(n, 4 * batch_size)), cfg, seed=1, evaluate_every_epoch=False)  # warm-up
+    epoch_seconds, model = float("inf"), None
+    for _ in range(repeats):
+        run = train("cnn", ds, cfg, seed=0, evaluate_every_epoch=False)
+        epoch_seconds, model = min(epoch_seconds, run.train_seconds), run.model
+    score_model(model, ds.subset(train_size=min(n, batch_size)), ONE_PASS, batch_size=batch_size)  # warm-up
+
+    def entry(seconds: float) -> dict:
+        return {"seconds": round(seconds, 3), "samples_per_second": round(n / seconds, 1),
+                "epochs_equivalent": round(seconds / epoch_seconds, 3)}
+
+    scorers: dict[str, dict] = {}
+    for scorer in SCORE_BENCH_SCORERS:
+        if scorer == "random":
+            scorers[scorer] = entry(_best_seconds(lambda: random_scores(n, 0), repeats))
+        elif scorer == "forgetting":
+            with_counter = min(train("cnn", ds, cfg, seed=0, evaluate_every_epoch=False,
+                                     observers=[ForgettingCounter(n, dev)]).train_seconds for _ in range(repeats))
+            scorers[scorer] = {**entry(max(with_counter - epoch_seconds, 1e-9)),
+                               "note": "extra training time of counting during one epoch"}
+        else:
+            scorers[scorer] = entry(_best_seconds(lambda: score_model(model, ds, [scorer], batch_size=batch_size),
+                                                  repeats))
+    all_seconds = _best_seconds(lambda: score_model(model, ds, ONE_PASS, batch_size=batch_size), repeats)
+
+    model.eval()
+    for scorer, wrt_input in (("grad_norm", False), ("input_grad_norm", True)):
+        m = min(n, naive_samples)
+        x = to_model_layout(ds.normalize(ds.x_train[:m]))
+        naive = _best_seconds(lambda: _naive_scores(model, x, ds.y_train[:m], wrt_input), 1) / m * n
+        m = min(n, vmap_samples)
+        x = to_model_layout(ds.normalize(ds.x_train[:m]))
+        _vmap_scores(model, x[:batch_size], ds.y_train[:batch_size], wrt_input, batch_size)  # warm-up
+        vmapped = _best_seconds(lambda: _vmap_scores(model, x, ds.y_train[:m], wrt_input, batch_size), 1) / m * n
+        ours = scorers[scorer]["seconds"]
+        scorers[scorer].update(naive_seconds=round(naive, 3), vmap_seconds=round(vmapped, 3),
+                               speedup_vs_naive=round(naive / ours, 2), speedup_vs_vmap=round(vmapped / ours, 2))
+
+    result = {"dataset": name, "model": "cnn", "samples": n, "batch_size": batch_size, "device": str(dev),
+              "torch_threads": torch.get_num_threads(), "train_epoch_seconds": round(epoch_seconds, 3),
+              "scorers": scorers, "all_scorers": list(ONE_PASS),
+              "all_scorers_seconds": round(all_seconds, 3),
+              "all_scorers_epochs_equivalent": round(all_seconds / epoch_seconds, 3)}
+    if memory:
+        train_peak = _probe_in_subprocess("train", name, data_dir, batch_size)
+        for scorer in ("loss", "el2n", "grad_norm", "input_grad_norm"):
+            peak = _probe_in_subprocess(scorer, name, data_dir, batch_size)["peak_bytes"]
+            scorers[scorer]["peak_memory_vs_train_step"] = round(peak / max(1, train_peak["peak_bytes"]), 3)
+        peak = _probe_in_subprocess(",".join(ONE_PASS), name, data_dir, batch_size)["peak_bytes"]
+        result.update(all_scorers_peak_memory_vs_train_step=round(peak / max(1, train_peak["peak_bytes"]), 3),
+                      train_step_peak_bytes=train_peak["peak_bytes"],
+                      memory_method=("torch.cuda.max_memory_allocated" if train_peak["method"] == "cuda" else
+                                     "peak RSS growth (VmHWM after clear_refs) in fresh processes"))
+    return result

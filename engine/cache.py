@@ -100,4 +100,7 @@ class Cache:
     def save_state(self, kind: str, key: str, state: dict[str, torch.Tensor]) -> None:
         if self.enabled:
             cpu = {k: v.detach().cpu() for k, v in state.items()}
-            self._write(self._path(kind, key, ".pt"), lambda tmp: torch.save(cpu, tmp))
+            def write(tmp: str) -> None:  # through a file object: torch.save rejects a dot-file name
+                with open(tmp, "wb") as f:
+                    torch.save(cpu, f)
+            self._write(self._path(kind, key, ".pt"), write)

@@ -144,6 +144,89 @@ def train_command(dataset, model, epochs, steps, batch_size, lr, schedule, seed,
                    f"{result.seconds:.1f} s on {result.device} ({result.samples_per_second:,.0f} samples/s)")
 
 
+# ---------------------------------------------------------------- score
+def _epoch_list(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
+    try:
+        epochs = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of epochs, such as 0,1,3") from None
+    if not epochs:
+        raise click.BadParameter("name at least one epoch, such as 1 or 0,1,3")
+    return epochs
+
+
+@main.command("score")
+@click.option("--dataset", default="mnist-mini", show_default=True, help="mnist-mini, mnist, cifar10 or npz:PATH.")
+@click.option("--model", default="cnn", show_default=True, help="cnn, resnet18 or mlp.")
+@click.option("--scorers", default="loss,el2n,grad_norm", show_default=True,
+              help="Comma-separated: random, loss, grad_norm, input_grad_norm, el2n, forgetting, or a registered one.")
+@click.option("--epochs", "score_epochs", default="1", show_default=True, callback=_epoch_list,
+              help="Surrogate epochs to score at, comma-separated (0 = the untrained surrogate).")
+@click.option("--surrogate-epochs", type=click.IntRange(min=0), default=None,
+              help="The surrogates' training budget in epochs (default: the largest of --epochs).")
+@click.option("--inits", default=10, show_default=True, type=int,
+              help="K surrogates that el2n and forgetting average over (others use the first).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--train-size", default=None, type=int, help="Score a class-stratified subset of this size.")
+@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1),
+              help="Surrogate training batch size.")
+@click.option("--score-batch-size", default=256, show_default=True, type=click.IntRange(min=1),
+              help="Scoring batch size (does not change the scores).")
+@click.option("--lr", default=0.05, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--embeddings", is_flag=True, help="Also save surrogate 0's penultimate features (embeddings@eT).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Reuse surrogates and scores cached in this folder (and add new ones).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Write an .npz: <scorer>@e<t> per scorer and epoch, predictions@e<t>, labels, indices.")
+@data_dir_option
+@device_option
+@json_option
+@handle_errors
+def score_command(dataset, model, scorers, score_epochs, surrogate_epochs, inits, seed, train_size, batch_size,
+                  score_batch_size, lr, embeddings, cache_dir, out, data_dir, device, as_json):
+    """Train surrogates and score every training sample at the given epochs."""
+    import numpy as np
+
+    from .cache import Cache
+    from .data import load_dataset
+    from .device import resolve_device
+    from .models import check_model_name
+    from .scoring import compute_scores, resolve_scorers
+    from .train import TrainConfig
+
+    chosen = [s.name for s in resolve_scorers(scorers)]  # bad names fail before any data is read
+    check_model_name(model)
+    budget = surrogate_epochs if surrogate_epochs is not None else max(max(score_epochs), 0)
+    cfg = TrainConfig(epochs=budget, batch_size=batch_size, lr=lr)
+    ds = load_dataset(dataset, data_dir, resolve_device(device), train_size=train_size)
+    with ProgressBars() as bars:
+        result = compute_scores(ds, model, chosen, epochs=score_epochs, inits=inits, train_cfg=cfg, seed=seed,
+                                on_event=bars, cache=Cache(cache_dir), batch_size=score_batch_size,
+                                embeddings=embeddings)
+    if out:
+        with open(out, "wb") as f:  # a file object: np.savez would append .npz to a bare name
+            np.savez(f, **result.arrays())
+    stats = {f"{name}@e{t}": {"mean": float(v.mean()), "std": float(v.std()), "min": float(v.min()),
+                              "max": float(v.max())}
+             for name, per_epoch in result.scores.items() for t, v in per_epoch.items()}
+    seconds = {k: round(v, 3) for k, v in result.seconds.items()}
+    summary = {"dataset": dataset, "model": model, "samples": len(result.labels), "epochs": result.epochs,
+               "surrogate_epochs": budget, "inits": result.inits, "seed": seed, "device": str(ds.device),
+               "surrogates_trained": result.surrogates_trained, "seconds": seconds, "scorers": stats, "out": out}
+    if as_json:
+        print_json(summary)
+        return
+    click.echo(f"{dataset} {model}: {summary['samples']} samples scored at epoch(s) "
+               f"{','.join(map(str, result.epochs))} of {budget}; {result.surrogates_trained} surrogate(s) trained "
+               f"in {seconds['training']:.1f} s, scoring {seconds['scoring']:.1f} s, total {seconds['total']:.1f} s "
+               f"on {ds.device}")
+    click.echo(f"{'scorer':<24} {'mean':>10} {'std':>10} {'min':>10} {'max':>10}")
+    for key, s in stats.items():
+        click.echo(f"{key:<24} {s['mean']:>10.4g} {s['std']:>10.4g} {s['min']:>10.4g} {s['max']:>10.4g}")
+    if out:
+        click.echo(f"wrote {out}")
+
+
 # ---------------------------------------------------------------- bench
 @main.group("bench")
 def bench_group() -> None:
@@ -172,6 +255,36 @@ def bench_train_command(dataset, model, batch_size, samples, data_dir, device, a
                    f"prunelab {result['ours']['samples_per_second']:,.0f} samples/s, "
                    f"DataLoader loop {result['baseline']['samples_per_second']:,.0f} samples/s, "
                    f"ratio {result['ratio']:.2f}x")
+
+
+@bench_group.command("scores")
+@click.option("--samples", default=None, type=click.IntRange(min=10),
+              help="Score a class-stratified subset of this many training samples (default: all).")
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
+@data_dir_option
+@device_option
+@json_option
+@handle_errors
+def bench_scores_command(samples, batch_size, data_dir, device, as_json):
+    """Scoring cost of each scorer on MNIST `cnn`, in training epochs, against naive and vmap peers."""
+    from .bench import bench_scores
+
+    result = bench_scores(data_dir=data_dir, samples=samples, device=device, batch_size=batch_size)
+    if as_json:
+        print_json(result)
+        return
+    click.echo(f"{result['dataset']} {result['model']}, {result['samples']} samples, batch {batch_size} on "
+               f"{result['device']}: one training epoch {result['train_epoch_seconds']:.2f} s")
+    click.echo(f"{'scorer':<16} {'samples/s':>10} {'epochs':>7} {'vs naive':>9} {'vs vmap':>8} {'memory':>7}")
+    for name, r in result["scorers"].items():
+        def cell(key: str, fmt: str, width: int) -> str:
+            return format(r[key], fmt).rjust(width) if r.get(key) is not None else "-".rjust(width)
+        click.echo(f"{name:<16} {cell('samples_per_second', ',.0f', 10)} {cell('epochs_equivalent', '.2f', 7)} "
+                   f"{cell('speedup_vs_naive', '.1f', 8)}x {cell('speedup_vs_vmap', '.1f', 7)}x "
+                   f"{cell('peak_memory_vs_train_step', '.2f', 6)}x")
+    click.echo(f"loss, grad_norm, input_grad_norm and el2n in one pass: "
+               f"{result['all_scorers_epochs_equivalent']:.2f} training epochs, peak memory "
+               f"{result['all_scorers_peak_memory_vs_train_step']:.2f}x a training step ({result['memory_method']})")
 
 
 # ---------------------------------------------------------------- experiments

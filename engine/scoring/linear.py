@@ -1,0 +1,77 @@
+"""Exact per-sample squared gradient norms of Linear layers, and the shared outer-product kernel.
+
+A Linear layer's per-sample weight gradient is a sum of outer products,
+G_n = Σ_p g_{n,p} a_{n,p}ᵀ over the positions p a sample spreads over (one
+position for 2-D inputs, T tokens for (N, T, d) inputs, the output pixels of a
+convolution after unfolding). Its squared Frobenius norm has two exact forms:
+
+- materialise G_n (C × D) and sum its squares: P·C·D multiply-adds per sample,
+  C·D numbers of workspace;
+- the ghost norm ‖G_n‖² = Σ_{p,q} (a_p·a_q)(g_p·g_q) from two P × P Gram
+  matrices: P²·(D + C) multiply-adds, P² numbers of workspace.
+
+`outer_sum_sqnorm` picks the cheaper one per layer and walks the batch in chunks
+so its workspace stays under a bound: the per-sample gradients of the whole model
+never exist at once, at most those of one layer for one chunk of samples.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def ghost_is_cheaper(positions: int, d_in: int, d_out: int) -> bool:
+    """True when the Gram (ghost-norm) form costs fewer multiply-adds than materialising G_n."""
+    return positions * positions * (d_in + d_out) < positions * d_in * d_out
+
+
+def chunk_size(n: int, per_sample: int, workspace: int) -> int:
+    """Samples per chunk so that chunk · per_sample numbers fit in `workspace` numbers (at least 1)."""
+    return max(1, min(n, workspace // max(1, per_sample)))
+
+
+def outer_sum_sqnorm(a: torch.Tensor, g: torch.Tensor, workspace: int) -> torch.Tensor:
+    """‖Σ_p g[n, p] ⊗ a[n, p]‖²_F for each n, exactly, from a (N, P, D) and g (N, P, C).
+
+    `workspace` bounds the temporary numbers held at once (per chunk of samples).
+    """
+    n, positions, d_in = a.shape
+    d_out = g.shape[2]
+    out = torch.empty(n, dtype=g.dtype, device=g.device)
+    if ghost_is_cheaper(positions, d_in, d_out):
+        step = chunk_size(n, 2 * positions * positions, workspace)
+        for s in range(0, n, step):
+            aa = torch.bmm(a[s:s + step], a[s:s + step].transpose(1, 2))
+            gg = torch.bmm(g[s:s + step], g[s:s + step].transpose(1, 2))
+            out[s:s + step] = (aa * gg).sum(dim=(1, 2))
+    else:
+        step = chunk_size(n, d_in * d_out, workspace)
+        for s in range(0, n, step):
+            grads = torch.bmm(g[s:s + step].transpose(1, 2), a[s:s + step])  # (n, C, D) per-sample gradients
+            out[s:s + step] = grads.square().sum(dim=(1, 2))
+    return out
+
+
+def linear_sqnorm(module: nn.Linear, a: torch.Tensor, g: torch.Tensor, trainable: frozenset[str],
+                  workspace: int) -> torch.Tensor:
+    """Per-sample ‖∂L/∂W‖² + ‖∂L/∂b‖² of a Linear layer from its input a and output gradient g.
+
+    `trainable` names the parameters that count ("weight", "bias"): scoring freezes
+    them all, so their own requires_grad no longer says.
+
+    2-D inputs use ‖g aᵀ‖² = ‖g‖²‖a‖² (no outer product at all); inputs with more
+    dimensions, (N, *, d), are flattened to (N, T, d) and go through `outer_sum_sqnorm`.
+    """
+    n = g.shape[0]
+    if g.ndim == 2:
+        g_sq = g.square().sum(1)
+        out = a.square().sum(1) * g_sq if "weight" in trainable else torch.zeros_like(g_sq)
+        if "bias" in trainable:
+            out = out + g_sq
+        return out
+    a3 = a.reshape(n, -1, a.shape[-1])
+    g3 = g.reshape(n, -1, g.shape[-1])
+    out = outer_sum_sqnorm(a3, g3, workspace) if "weight" in trainable else g.new_zeros(n)
+    if "bias" in trainable:
+        out = out + g3.sum(1).square().sum(1)
+    return out

@@ -1,0 +1,114 @@
+"""The scorer registry: a dict from name to a small `Scorer` object.
+
+A scorer is one of three kinds, by where its numbers come from:
+
+- ``batch``: a function of a trained surrogate and a batch, `fn(model, x, y, logits)`
+  returning one float per sample. `loss` and `el2n` are such functions; `grad_norm`
+  and `input_grad_norm` are computed by the scoring pass itself (they need the
+  pass's backward), so their `fn` is None and their flags say what they need.
+- ``random``: seeded uniform numbers, no model at all.
+- ``training``: counted while the surrogate trains (`forgetting`, a trainer observer).
+
+`average_inits` says whether the score is the mean over the K independently
+initialised surrogates (EL2N per Paul et al. 2021, forgetting) or comes from the
+first surrogate alone (every other scorer: one model's view of the sample).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Literal
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, UnknownNameError
+
+# fn(model, x, y, logits) -> per-sample tensor of shape (N,): x is the normalised batch in the
+# model's layout, y the labels, logits the model's outputs on x (all detached, on the device).
+ScoreFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Scorer:
+    name: str
+    description: str
+    kind: Literal["batch", "random", "training"] = "batch"
+    fn: ScoreFn | None = None
+    needs_param_grads: bool = False  # needs the per-sample gradient norm of all trainable parameters
+    needs_input_grad: bool = False  # needs dL/dx of the normalised input
+    average_inits: bool = False  # mean over the K surrogates, else from surrogate 0
+    version: str = ""  # part of the cache key: bump it when a custom scorer's function changes
+
+    @property
+    def needs_surrogate(self) -> bool:
+        return self.kind != "random"
+
+
+def loss_score(model: nn.Module, x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Per-sample cross-entropy of the surrogate (Jiang et al. 2019, "biggest losers")."""
+    return nn.functional.cross_entropy(logits, y, reduction="none")
+
+
+def el2n_score(model: nn.Module, x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """‖softmax(f(x)) − onehot(y)‖₂ of one surrogate; the registry's `el2n` averages it over K."""
+    error = torch.softmax(logits, dim=1)
+    error[torch.arange(len(y), device=y.device), y] -= 1
+    return torch.linalg.vector_norm(error, dim=1)
+
+
+SCORERS: dict[str, Scorer] = {}
+
+
+def register_scorer(name: str, fn: ScoreFn, description: str = "", *, average_inits: bool = False,
+                    version: str = "") -> Scorer:
+    """Add a scorer usable by name everywhere (`compute_scores`, the CLI, configs).
+
+    `fn(model, x, y, logits) -> (N,) tensor` is called once per batch of the scoring
+    pass with detached tensors, the model in eval mode and its parameters frozen
+    (grad mode is on, so `fn` may differentiate w.r.t. `x` on its own). With
+    `average_inits` the score is the mean over the K surrogates, else it comes from
+    surrogate 0. Cached scores are keyed by name, function and `version`: bump the
+    version when the function's behaviour changes. Registering a name again replaces it.
+    """
+    if not callable(fn):
+        raise ConfigError(f"scorer {name!r}: fn must be a function fn(model, x, y, logits) -> per-sample tensor")
+    if not description:
+        description = (fn.__doc__ or "").strip().split("\n")[0]
+    scorer = Scorer(name=name, description=description, kind="batch", fn=fn, average_inits=average_inits,
+                    version=version)
+    SCORERS[name] = scorer
+    return scorer
+
+
+for _scorer in (
+    Scorer("random", "seeded uniform numbers: the baseline", kind="random"),
+    Scorer("loss", "per-sample cross-entropy of surrogate 0 (Jiang et al. 2019)", fn=loss_score),
+    Scorer("grad_norm", "‖∇θ L(θ, x, y)‖₂ over all trainable parameters of surrogate 0 (GraNd), exact",
+           needs_param_grads=True),
+    Scorer("input_grad_norm", "‖∂L/∂x‖₂ w.r.t. the normalised input of surrogate 0 (High-Influence)",
+           needs_input_grad=True),
+    Scorer("el2n", "‖softmax(f(x)) − onehot(y)‖₂ averaged over the K surrogates (Paul et al. 2021)",
+           fn=el2n_score, average_inits=True),
+    Scorer("forgetting", "forgetting events while the K surrogates train, averaged over them (Toneva et al. "
+           "2019); a sample never learned counts as its run's maximum + 1", kind="training", average_inits=True),
+):
+    SCORERS[_scorer.name] = _scorer
+
+
+def check_scorer(name: str) -> Scorer:
+    """The registered scorer `name`, or UnknownNameError listing the known ones."""
+    if name not in SCORERS:
+        raise UnknownNameError("scorer", name, SCORERS)
+    return SCORERS[name]
+
+
+def resolve_scorers(names: Iterable[str] | str) -> list[Scorer]:
+    """Scorers for a list (or a comma-separated string) of names, duplicates dropped, order kept."""
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    out: dict[str, Scorer] = {}
+    for name in names:
+        out.setdefault(name, check_scorer(name))
+    if not out:
+        raise ConfigError("no scorer asked for; name at least one, e.g. loss,grad_norm")
+    return list(out.values())

@@ -1,0 +1,249 @@
+"""Surrogate runs: train K surrogates, score the data at checkpoint epochs, cache everything.
+
+Which surrogate a score comes from:
+- scorers that average over initialisations (`el2n`, `forgetting`) use all K
+  surrogates, trained from seeds derived from `seed`; EL2N is the mean of the K
+  single-model scores at epoch t (Paul et al. 2021), forgetting the mean of the
+  K runs' counts over epochs 1..t;
+- every other scorer, the predictions and the embeddings come from surrogate 0,
+  whose seed is `seed` itself (so it is the model `prunelab train --seed` trains).
+When no requested scorer averages, only surrogate 0 is trained, whatever K is.
+
+Caching (engine/cache.py): the surrogate's state at each checkpoint, its forgetting
+counts and its score arrays are stored under keys hashed from the data (content
+digest, name, subset), the model, the training config, the surrogate's seed, the
+epoch and (for scores) the scorer set. A repeated call loads them and trains
+nothing; a call with new scorers loads the cached states and only rescores.
+
+Training stops right after the last checkpoint it is needed for: the learning-rate
+schedule still follows the whole budget (`train_cfg`), so the model at epoch t is
+the same whether or not later epochs run.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from ..cache import Cache, cache_key
+from ..data import Dataset
+from ..errors import ConfigError
+from ..events import EventCallback, StageStarted, emit
+from ..models import build_model, check_model_name
+from ..train import TrainConfig, plan_budget, train
+from .batch import score_model
+from .forgetting import ForgettingCounter
+from .registry import Scorer, resolve_scorers
+
+
+@dataclass
+class ScoreResult:
+    """Per-sample scores aligned with the data set's training indices, per scorer and epoch."""
+
+    scores: dict[str, dict[int, np.ndarray]]  # scorer -> epoch -> (N,) float32
+    labels: np.ndarray  # (N,) int64
+    indices: np.ndarray  # (N,) positions in the source data (the subset's, when it is one)
+    predictions: dict[int, np.ndarray]  # epoch -> argmax of surrogate 0
+    embeddings: dict[int, np.ndarray] | None  # epoch -> (N, d) penultimate features of surrogate 0, when asked
+    epochs: list[int]
+    inits: int  # surrogates the averaged scorers used (1 when none averages)
+    seed: int
+    model: str
+    dataset: str
+    surrogates_trained: int = 0  # training runs this call made (0 when everything came from the cache)
+    seconds: dict[str, float] = field(default_factory=dict)  # training, scoring, total
+
+    def get(self, scorer: str, epoch: int | None = None) -> np.ndarray:
+        """The scores of `scorer` at `epoch` (default: the last score epoch)."""
+        if scorer not in self.scores:
+            raise ConfigError(f"scorer {scorer!r} was not computed; this result holds {', '.join(self.scores)}")
+        epoch = self.epochs[-1] if epoch is None else epoch
+        if epoch not in self.scores[scorer]:
+            raise ConfigError(f"no scores at epoch {epoch}; this result holds epochs {self.epochs}")
+        return self.scores[scorer][epoch]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Flat arrays for an .npz: `<scorer>@e<t>`, `predictions@e<t>`, `embeddings@e<t>`, labels, indices."""
+        out: dict[str, np.ndarray] = {}
+        for name, per_epoch in self.scores.items():
+            for epoch, values in per_epoch.items():
+                out[f"{name}@e{epoch}"] = values
+        for epoch, values in self.predictions.items():
+            out[f"predictions@e{epoch}"] = values
+        for epoch, values in (self.embeddings or {}).items():
+            out[f"embeddings@e{epoch}"] = values
+        out["labels"], out["indices"] = self.labels, self.indices
+        return out
+
+
+def surrogate_seed(seed: int, init: int) -> int:
+    """Seed of surrogate `init`: `seed` itself for 0, else a hash of (seed, init) so sweeps never share one."""
+    if init == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, init]).generate_state(1)[0] >> 1)
+
+
+def random_scores(n: int, seed: int) -> np.ndarray:
+    """The `random` baseline: uniform [0, 1) numbers from a generator seeded with `seed`."""
+    return np.random.default_rng(seed).random(n).astype(np.float32)
+
+
+class _StopTraining(Exception):
+    """Raised from a checkpoint callback once the last needed checkpoint is scored."""
+
+
+def _fingerprint(s: Scorer) -> str:
+    fn = s.fn
+    where = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', '')}" if fn is not None else ""
+    return f"{s.name}:{where}:{s.version}"
+
+
+def check_epochs(epochs: Iterable[int], budget_epochs: int) -> list[int]:
+    """Sorted distinct score epochs, each within 0..budget_epochs, or ConfigError."""
+    out = sorted({int(e) for e in epochs})
+    if not out:
+        raise ConfigError("no score epoch given; name at least one, e.g. epochs=[1] (0 scores the untrained model)")
+    if out[0] < 0:
+        raise ConfigError(f"score epoch {out[0]} is negative; use 0 (at initialisation) or later")
+    if out[-1] > budget_epochs:
+        raise ConfigError(f"score epoch {out[-1]} is beyond the surrogate's training budget of {budget_epochs} "
+                          f"epoch(s); lower the score epoch or raise the surrogate's epochs")
+    return out
+
+
+def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | str,
+                   epochs: Sequence[int] | None = None, inits: int = 10, train_cfg: TrainConfig | None = None,
+                   seed: int = 0, on_event: EventCallback | None = None, cache: Cache | None = None,
+                   batch_size: int = 256, embeddings: bool = False, workspace_mb: float = 128) -> ScoreResult:
+    """Train the surrogates, score every training sample at each epoch in `epochs`, return the arrays.
+
+    `train_cfg` is the surrogates' training (its budget must reach the last score
+    epoch; default: TrainConfig with epochs = max(epochs)). `inits` is K, the number
+    of surrogates that averaged scorers use (default 10, per Paul et al. 2021).
+    `batch_size` is the scoring batch (it does not change the scores). Progress goes
+    to `on_event`: StageStarted("surrogate"/"scoring"), BatchProgress, EpochEnd.
+    """
+    start = time.perf_counter()
+    chosen = resolve_scorers(scorers)
+    if isinstance(inits, bool) or not isinstance(inits, (int, np.integer)) or inits < 1:
+        raise ConfigError(f"inits (K, the number of surrogates) is {inits!r}; it must be an integer of at least 1")
+    check_model_name(model_name)
+    if train_cfg is None:
+        train_cfg = TrainConfig(epochs=max(epochs) if epochs else 1)
+    budget = plan_budget(train_cfg, len(dataset))
+    epochs = check_epochs(epochs if epochs is not None else [budget.epochs], budget.epochs)
+    cache = cache or Cache(None)
+
+    batch_scorers = [s for s in chosen if s.kind == "batch"]
+    wants_forgetting = any(s.kind == "training" for s in chosen)
+    needs_model = any(s.needs_surrogate for s in chosen) or embeddings
+    k_total = (int(inits) if any(s.average_inits for s in chosen) else 1) if needs_model else 0
+    n = len(dataset)
+    scores: dict[str, dict[int, np.ndarray]] = {s.name: {} for s in chosen}
+    sums: dict[str, dict[int, np.ndarray]] = {s.name: {} for s in chosen if s.average_inits}
+    predictions: dict[int, np.ndarray] = {}
+    emb: dict[int, np.ndarray] = {}
+    timing = {"training": 0.0, "scoring": 0.0}
+    trained = 0
+    digest = dataset.digest() if cache.enabled else ""
+    index = dataset.train_index if dataset.train_index is not None else np.arange(n)
+
+    for k in range(k_total):
+        init_seed = surrogate_seed(seed, k)
+        mine = [s for s in batch_scorers if k == 0 or s.average_inits]
+        forgetting = wants_forgetting
+        extras = k == 0  # predictions (and embeddings) come from surrogate 0
+        if not mine and not forgetting and not extras:
+            continue
+        base = dict(dataset=dataset.name, digest=digest, subset=index, model=model_name, train=train_cfg,
+                    seed=init_seed)
+        score_keys = {t: cache_key(**base, epoch=t, what="scores", scorers=[_fingerprint(s) for s in mine],
+                                   extras=extras, embeddings=embeddings and extras) for t in epochs}
+        forget_keys = {t: cache_key(**base, epoch=t, what="forgetting") for t in epochs}
+        state_keys = {t: cache_key(**base, epoch=t, what="state") for t in epochs}
+        got: dict[int, dict[str, np.ndarray]] = {}
+        for t in epochs:
+            arrays = cache.load_arrays("scores", score_keys[t])
+            if arrays is not None:
+                got[t] = arrays
+            if forgetting:
+                counts = cache.load_arrays("forgetting", forget_keys[t])
+                if counts is not None:
+                    got.setdefault(t, {})["forgetting"] = counts["forgetting"]
+        missing_scores = [t for t in epochs if "predictions" not in got.get(t, {})]
+        missing_forget = [t for t in epochs if forgetting and "forgetting" not in got.get(t, {})]
+
+        def score_now(t: int, model: torch.nn.Module) -> None:
+            emit(on_event, StageStarted("scoring", detail=f"epoch {t}, surrogate {k + 1}/{k_total}"))
+            t0 = time.perf_counter()
+            result = score_model(model, dataset, mine, batch_size=batch_size, embeddings=embeddings and extras,
+                                 on_event=on_event, workspace_mb=workspace_mb, epoch=t, epochs=epochs[-1])
+            timing["scoring"] += time.perf_counter() - t0
+            arrays = {name: v.astype(np.float32) for name, v in result.scores.items()}
+            arrays["predictions"] = result.predictions
+            if result.embeddings is not None:
+                arrays["embeddings"] = result.embeddings.astype(np.float32)
+            cache.save_arrays("scores", score_keys[t], arrays)
+            got.setdefault(t, {}).update(arrays)
+
+        states = {t: cache.load_state("surrogate", state_keys[t]) for t in missing_scores}
+        if missing_forget or any(state is None for state in states.values()):
+            emit(on_event, StageStarted("surrogate", detail=f"{model_name} {k + 1}/{k_total}, seed {init_seed}"))
+            counter = ForgettingCounter(n, dataset.device) if forgetting else None
+            needed = sorted(set(missing_scores) | set(missing_forget))
+
+            def on_checkpoint(t: int, model: torch.nn.Module) -> None:
+                cache.save_state("surrogate", state_keys[t], model.state_dict())
+                if t in missing_forget:
+                    counts = counter.scores() if t > 0 else np.zeros(n, dtype=np.float32)
+                    cache.save_arrays("forgetting", forget_keys[t], {"forgetting": counts})
+                    got.setdefault(t, {})["forgetting"] = counts
+                if t in missing_scores:
+                    score_now(t, model)
+                if t == needed[-1]:
+                    raise _StopTraining
+
+            t0, scoring_before = time.perf_counter(), timing["scoring"]
+            try:
+                train(model_name, dataset, train_cfg, seed=init_seed, on_event=on_event, checkpoint_epochs=needed,
+                      on_checkpoint=on_checkpoint, observers=[counter] if counter else [],
+                      evaluate_every_epoch=False)
+            except _StopTraining:
+                pass
+            trained += 1
+            timing["training"] += time.perf_counter() - t0 - (timing["scoring"] - scoring_before)
+        else:
+            for t in missing_scores:
+                model = build_model(model_name, dataset.input_shape, dataset.num_classes, seed=init_seed)
+                model.load_state_dict(states[t])
+                score_now(t, model.to(dataset.device))
+
+        for t in epochs:
+            arrays = got[t]
+            for s in chosen:
+                if s.kind == "random" or s.name not in arrays:
+                    continue
+                if s.average_inits:
+                    sums[s.name][t] = sums[s.name].get(t, 0) + arrays[s.name].astype(np.float64)
+                else:
+                    scores[s.name][t] = arrays[s.name]
+            if extras:
+                predictions[t] = arrays["predictions"]
+                if "embeddings" in arrays:
+                    emb[t] = arrays["embeddings"]
+
+    for name, per_epoch in sums.items():
+        for t, total in per_epoch.items():
+            scores[name][t] = (total / k_total).astype(np.float32)
+    for s in chosen:
+        if s.kind == "random":
+            values = random_scores(n, seed)
+            scores[s.name] = {t: values for t in epochs}
+    timing["total"] = time.perf_counter() - start
+    return ScoreResult(scores=scores, labels=dataset.y_train.cpu().numpy(), indices=np.asarray(index),
+                       predictions=predictions, embeddings=emb if embeddings else None, epochs=epochs,
+                       inits=max(1, k_total), seed=seed, model=model_name, dataset=dataset.name,
+                       surrogates_trained=trained, seconds=timing)

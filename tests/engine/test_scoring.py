@@ -1,0 +1,269 @@
+"""Scoring: exact per-sample norms against a slow loop, the scorers' definitions, surrogates, cache and CLI.
+
+Real data only (small MNIST subsets, a handful of CIFAR-10 images); float64 where
+exactness is checked, so rtol 1e-4 has room to spare.
+"""
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+import engine.scoring.conv as conv_module
+import engine.scoring.linear as linear_module
+from engine.cache import Cache
+from engine.cli import main
+from engine.data import load_dataset
+from engine.errors import ConfigError, UnknownNameError
+from engine.events import BatchProgress, StageStarted
+from engine.models import build_model
+from engine.scoring import (SCORERS, ForgettingCounter, compute_scores, register_scorer, score_model,
+                            surrogate_seed)
+from engine.scoring import surrogate as surrogate_module
+from engine.train import TrainConfig, to_model_layout, train
+
+
+@pytest.fixture(scope="module")
+def mnist(shared_data):
+    return load_dataset("mnist", shared_data, train_size=300, test_size=100)
+
+
+@pytest.fixture(scope="module")
+def cifar(cifar_npz):
+    return load_dataset(cifar_npz, train_size=20, test_size=10)
+
+
+def slow_norms(model: nn.Module, dataset, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The definition, one sample at a time: ‖∇θ L‖ over trainable parameters and ‖∂L/∂x‖."""
+    model.eval()
+    params = [p for p in model.parameters() if p.requires_grad]
+    x = to_model_layout(dataset.normalize(dataset.x_train[:n], torch.float64))
+    grad_norm, input_norm = [], []
+    for i in range(n):
+        xi = x[i:i + 1].clone().requires_grad_(True)
+        loss = nn.functional.cross_entropy(model(xi), dataset.y_train[i:i + 1])
+        *g_params, g_input = torch.autograd.grad(loss, params + [xi])
+        grad_norm.append(torch.sqrt(sum(g.square().sum() for g in g_params)).item())
+        input_norm.append(g_input.norm().item())
+    return np.array(grad_norm), np.array(input_norm)
+
+
+def assert_fast_matches_slow(model: nn.Module, dataset, n: int, batch_size: int = 7, **kwargs) -> None:
+    fast = score_model(model, dataset, ["grad_norm", "input_grad_norm"], batch_size=batch_size,
+                       indices=np.arange(n), **kwargs)
+    assert fast.scores["grad_norm"].dtype == np.float64
+    slow_grad, slow_input = slow_norms(model, dataset, n)
+    np.testing.assert_allclose(fast.scores["grad_norm"], slow_grad, rtol=1e-4)
+    np.testing.assert_allclose(fast.scores["input_grad_norm"], slow_input, rtol=1e-4)
+    alone = score_model(model, dataset, ["grad_norm"], batch_size=batch_size, indices=np.arange(n), **kwargs)
+    np.testing.assert_allclose(alone.scores["grad_norm"], slow_grad, rtol=1e-4)  # no input gradient asked
+
+
+# ---------------------------------------------------------------- exactness
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_grad_norms_match_per_sample_loop(mnist, name):
+    model = train(name, mnist, TrainConfig(steps=6, batch_size=50), seed=0).model.double()  # partly trained
+    assert_fast_matches_slow(model, mnist, 20)
+
+
+def test_grad_norms_match_on_resnet18_with_batchnorm_in_eval_mode(cifar):
+    model = build_model("resnet18", cifar.input_shape, cifar.num_classes, seed=0).double().train()
+    for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
+        bn.momentum = None  # running statistics = those of the next batch: eval-mode BN is not the identity
+    with torch.no_grad():
+        model(cifar.normalize(cifar.x_train[4:12], torch.float64))
+    bn = model.features[1]
+    assert not torch.allclose(bn.running_var, torch.ones_like(bn.running_var))
+    assert_fast_matches_slow(model, cifar, 4, batch_size=3)
+
+
+class Assorted(nn.Module):
+    """Every other path: reflect/'same' and circular padding, grouped and dilated convs, Conv1d,
+    GroupNorm and LayerNorm (generic), a Linear on 3-D input, a partly frozen layer, an own Parameter."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, padding="same", padding_mode="reflect")
+        self.gn = nn.GroupNorm(2, 8)
+        self.c2 = nn.Conv2d(8, 8, 3, stride=2, groups=4, dilation=2, padding=1, padding_mode="circular")
+        self.c1d = nn.Conv1d(8, 6, 3, padding=1)
+        self.ln = nn.LayerNorm(6)
+        self.tokens = nn.Linear(6, 5)
+        self.partly_frozen = nn.Linear(5, 5)
+        self.partly_frozen.weight.requires_grad_(False)
+        self.scale = nn.Parameter(torch.full((1,), 1.5))
+        self.head = nn.Linear(5, 10)
+
+    def forward(self, x):
+        h = torch.relu(self.gn(self.c1(x)))
+        h = self.c2(h).flatten(2)  # (N, 8, L)
+        h = self.tokens(self.ln(self.c1d(h).transpose(1, 2)))  # (N, L, 5)
+        return self.head(self.partly_frozen(h.mean(1)) * self.scale)
+
+
+@pytest.mark.parametrize("form", ["ghost", "materialise"])
+def test_every_layer_path_is_exact_in_both_forms_and_in_chunks(cifar, monkeypatch, form):
+    monkeypatch.setattr(linear_module, "ghost_is_cheaper", lambda *a: form == "ghost")
+    monkeypatch.setattr(conv_module, "ghost_is_cheaper", lambda *a: form == "ghost")
+    torch.manual_seed(0)
+    assert_fast_matches_slow(Assorted().double(), cifar, 10, batch_size=5, workspace_mb=0.01)
+
+
+def test_inplace_op_after_the_first_layer(mnist):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(4 * 26 * 26, 10))
+    assert_fast_matches_slow(model.double(), mnist, 6, batch_size=3)
+
+
+def test_reused_module_tied_weights_and_batch_statistics_are_refused(mnist):
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.flat, self.a, self.b = nn.Flatten(), nn.Linear(784, 784), nn.Linear(784, 10)
+
+        def forward(self, x):
+            return self.b(self.a(self.a(self.flat(x))))
+
+    with pytest.raises(ConfigError, match="called more than once"):
+        score_model(Twice(), mnist, ["grad_norm"], indices=np.arange(4))
+    tied = Twice()
+    tied.b.weight = nn.Parameter(torch.zeros(10, 784))
+    tied.a.bias = tied.b.bias = nn.Parameter(torch.zeros(784))
+    with pytest.raises(ConfigError, match="share a parameter"):
+        score_model(tied, mnist, ["grad_norm"], indices=np.arange(4))
+    batch_stats = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2, track_running_stats=False), nn.Flatten(),
+                                nn.Linear(2 * 26 * 26, 10))
+    with pytest.raises(ConfigError, match="track_running_stats"):
+        score_model(batch_stats, mnist, ["grad_norm"], indices=np.arange(4))
+
+
+# ---------------------------------------------------------------- the scorers' definitions
+def test_loss_el2n_predictions_and_embeddings_follow_their_formulas(mnist):
+    model = train("cnn", mnist, TrainConfig(steps=5, batch_size=50), seed=0).model
+    result = score_model(model, mnist, ["loss", "el2n"], batch_size=64, embeddings=True)
+    model.eval()
+    with torch.no_grad():
+        x = to_model_layout(mnist.normalize(mnist.x_train))
+        logits = model(x)
+        onehot = nn.functional.one_hot(mnist.y_train, 10).float()
+        el2n = (torch.softmax(logits, 1) - onehot).norm(dim=1)
+        loss = nn.functional.cross_entropy(logits, mnist.y_train, reduction="none")
+        features = model.embed(x)
+    np.testing.assert_allclose(result.scores["el2n"], el2n.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(result.scores["loss"], loss.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(result.predictions, logits.argmax(1).numpy())
+    np.testing.assert_allclose(result.embeddings, features.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_el2n_averages_over_k_surrogates(mnist):
+    cfg = TrainConfig(epochs=1, batch_size=100)
+    result = compute_scores(mnist, "mlp", ["el2n"], epochs=[1], inits=2, train_cfg=cfg, seed=5)
+    singles = [score_model(train("mlp", mnist, cfg, seed=surrogate_seed(5, k)).model, mnist, ["el2n"])
+               .scores["el2n"] for k in range(2)]
+    assert surrogate_seed(5, 0) == 5 and surrogate_seed(5, 1) not in (5, 6)
+    np.testing.assert_allclose(result.get("el2n", 1), (singles[0] + singles[1]) / 2, rtol=1e-5)
+
+
+def test_random_is_reproducible_per_seed(mnist):
+    a = compute_scores(mnist, "cnn", ["random"], epochs=[0, 1], seed=1)
+    b = compute_scores(mnist, "cnn", ["random"], epochs=[0, 1], seed=1)
+    c = compute_scores(mnist, "cnn", ["random"], epochs=[0, 1], seed=2)
+    assert a.surrogates_trained == 0  # needs no model
+    np.testing.assert_array_equal(a.get("random", 1), b.get("random", 1))
+    assert not np.allclose(a.get("random", 1), c.get("random", 1))
+    assert a.get("random").shape == (len(mnist),) and 0 <= a.get("random").min() < a.get("random").max() < 1
+
+
+def test_forgetting_counts_match_a_recount_of_the_recorded_sequence(mnist):
+    counter = ForgettingCounter(len(mnist), mnist.device)
+    record = []
+
+    def recorder(idx, logits, y):
+        record.append((idx.tolist(), (logits.argmax(1) == y).tolist()))
+
+    train("mlp", mnist, TrainConfig(epochs=4, batch_size=50, lr=0.2), seed=0, observers=[counter, recorder])
+    previous, counts, learned = {}, np.zeros(len(mnist)), np.zeros(len(mnist), bool)
+    for idx, correct in record:
+        for i, c in zip(idx, correct):
+            counts[i] += previous.get(i, False) and not c
+            previous[i] = c
+            learned[i] |= c
+    counts[~learned] = counts[learned].max() + 1
+    scores = counter.scores()
+    np.testing.assert_array_equal(scores, counts)
+    assert 0 < learned.mean() < 1 or learned.all()
+    assert counts[learned].max() <= 2  # 4 appearances allow at most 2 correct -> incorrect transitions
+    assert (scores[learned] > 0).any()  # a real run forgets some samples
+
+
+def test_custom_scorer_is_usable_by_name(mnist):
+    def margin(model, x, y, logits):
+        """Top-1 logit minus the true class's logit."""
+        return logits.max(1).values - logits.gather(1, y[:, None])[:, 0]
+
+    register_scorer("test_margin", margin)
+    try:
+        assert SCORERS["test_margin"].description.startswith("Top-1 logit")
+        result = compute_scores(mnist, "mlp", ["test_margin", "loss"], epochs=[0], inits=3, seed=0)
+        assert result.surrogates_trained == 1  # neither averages over inits: surrogate 0 only
+        assert (result.get("test_margin", 0) >= 0).all()
+    finally:
+        del SCORERS["test_margin"]
+
+
+# ---------------------------------------------------------------- errors
+def test_clear_errors_before_any_training(mnist):
+    cfg = TrainConfig(epochs=2)
+    with pytest.raises(UnknownNameError, match="unknown scorer 'gradnorm'.*grad_norm"):
+        compute_scores(mnist, "cnn", ["gradnorm"], epochs=[1], train_cfg=cfg)
+    with pytest.raises(ConfigError, match="score epoch 3 is beyond .* budget of 2"):
+        compute_scores(mnist, "cnn", ["loss"], epochs=[1, 3], train_cfg=cfg)
+    for k in (0, -1):
+        with pytest.raises(ConfigError, match="inits"):
+            compute_scores(mnist, "cnn", ["el2n"], epochs=[1], inits=k, train_cfg=cfg)
+    with pytest.raises(ConfigError, match="compute_scores"):
+        score_model(build_model("mlp", mnist.input_shape, 10), mnist, ["forgetting"])
+
+
+# ---------------------------------------------------------------- surrogates, events and the cache
+def test_second_call_trains_nothing_and_new_scorers_only_rescore(mnist, tmp_path, monkeypatch):
+    calls = []
+    real_train = surrogate_module.train
+    monkeypatch.setattr(surrogate_module, "train", lambda *a, **k: calls.append(1) or real_train(*a, **k))
+    cfg = TrainConfig(epochs=2, batch_size=100)
+    events = []
+    kwargs = dict(epochs=[0, 2], inits=2, train_cfg=cfg, seed=0, cache=Cache(tmp_path))
+    first = compute_scores(mnist, "mlp", ["loss", "el2n", "forgetting"], on_event=events.append, **kwargs)
+    assert len(calls) == 2 and first.surrogates_trained == 2
+    stages = [e.stage for e in events if isinstance(e, StageStarted)]
+    assert stages.count("surrogate") == 2 and stages.count("scoring") == 4
+    assert any(isinstance(e, BatchProgress) for e in events)
+
+    again = compute_scores(mnist, "mlp", ["loss", "el2n", "forgetting"], **kwargs)
+    assert len(calls) == 2 and again.surrogates_trained == 0
+    for key, value in first.arrays().items():
+        np.testing.assert_array_equal(again.arrays()[key], value)
+
+    more = compute_scores(mnist, "mlp", ["grad_norm", "loss"], **kwargs)  # new scorer: cached states, no training
+    assert len(calls) == 2 and more.surrogates_trained == 0
+    np.testing.assert_array_equal(more.get("loss", 2), first.get("loss", 2))
+    assert set(first.arrays()) >= {"loss@e0", "loss@e2", "el2n@e2", "forgetting@e2", "predictions@e2", "labels",
+                                   "indices"}
+
+
+# ---------------------------------------------------------------- CLI
+def test_cli_score_writes_the_npz_and_exits_2_on_bad_input(shared_data, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "scores.npz"
+    common = ["score", "--dataset", "mnist", "--data-dir", str(shared_data), "--train-size", "200", "--model", "mlp"]
+    result = runner.invoke(main, common + ["--scorers", "loss,grad_norm,random", "--epochs", "0,1", "--inits", "1",
+                                           "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    with np.load(out) as f:
+        assert set(f.files) == {"loss@e0", "loss@e1", "grad_norm@e0", "grad_norm@e1", "random@e0", "random@e1",
+                                "predictions@e0", "predictions@e1", "labels", "indices"}
+        assert f["grad_norm@e1"].shape == (200,) and f["labels"].shape == (200,)
+    for bad in (["--scorers", "nope"], ["--epochs", "1", "--surrogate-epochs", "0"], ["--inits", "0",
+                "--scorers", "el2n"], ["--epochs", "one"]):
+        result = runner.invoke(main, common + bad)
+        assert result.exit_code == 2, (bad, result.output)
