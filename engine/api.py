@@ -4,6 +4,7 @@ The CLI holds no logic of its own: every command is one call here.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from .events import EventCallback, RunStarted
 from .experiments.base import RunResult, create_parent_run, run_experiment, summary_to_csv
 from .tracking import KIND, tracker
 
-__all__ = ["load_config", "run", "launch_detached", "list_runs", "show", "export_csv"]
+__all__ = ["load_config", "run", "launch_detached", "list_runs", "show", "top_samples", "export_csv"]
 
 
 def _executor(name: str | Any, options: dict[str, Any] | None):
@@ -83,9 +84,56 @@ def show(run_id: str, tracking_uri: str | None = None) -> dict[str, Any]:
     track = tracker(tracking_uri, os.getcwd())
     run = track.get_run(run_id)
     experiment = track.client.get_experiment(run.info.experiment_id).name
-    return {"run_id": run_id, "experiment": experiment, "kind": run.data.tags.get(KIND, ""),
-            "status": reconcile(track, run), "summary": run_summary(track, run_id),
-            "metrics": dict(run.data.metrics)}
+    kind = run.data.tags.get(KIND, "")
+    report = {"run_id": run_id, "experiment": experiment, "kind": kind,
+              "status": reconcile(track, run), "summary": run_summary(track, run_id),
+              "metrics": dict(run.data.metrics)}
+    if kind in ("overlap", "study"):  # the methods x methods matrices of overlap.json, once it is written
+        text = track.load_text(run_id, "overlap.json")
+        report["overlap"] = json.loads(text) if text else None
+    return report
+
+
+def top_samples(run_id: str, method: str = "loss", epoch: int | None = None, n: int = 10, lowest: bool = False,
+                tracking_uri: str | None = None) -> list[dict[str, Any]]:
+    """The n highest (or lowest) scored training samples of a scored run, highest first.
+
+    Each is a dict: index, label (the one the scorers saw: noisy in a noise run),
+    predicted (surrogate 0's prediction, None if the run did not log them), score and
+    image (uint8, CHW). `epoch` defaults to the last surrogate epoch scored.
+    """
+    import tempfile
+
+    import numpy as np
+
+    from .data import load_dataset
+    from .errors import DataError, UserError
+    from .experiments.base import load_run_config
+    from .experiments.overlap import pick_samples
+
+    track = tracker(tracking_uri, os.getcwd())
+    config = load_run_config(run_id, tracking_uri)
+    stored = [a.path.rsplit("/", 1)[-1][:-len(".npy")] for a in track.client.list_artifacts(run_id, "scores")]
+    epochs = {int(name.rpartition("@e")[2]) for name in stored if name.rpartition("@e")[0] == method}
+    if not epochs:
+        methods = sorted({name.rpartition("@e")[0] for name in stored} - {"predictions"})
+        raise UserError(f"run {run_id} has no scores of {method!r}; "
+                        + (f"it has: {', '.join(methods)}" if methods else "it logged no scores (yet)"))
+    epoch = max(epochs) if epoch is None else epoch
+    if epoch not in epochs:
+        raise UserError(f"run {run_id} has {method} scores at epoch(s) {', '.join(map(str, sorted(epochs)))}, "
+                        f"not at epoch {epoch}")
+    with tempfile.TemporaryDirectory() as tmp:
+        scores = np.load(track.download(run_id, f"scores/{method}@e{epoch}.npy", tmp))
+        found = {name: track.download(run_id, path, tmp) for name, path in
+                 (("predictions", f"scores/predictions@e{epoch}.npy"), ("labels", "noise/labels.npy"))}
+        arrays = {name: np.load(path) for name, path in found.items() if path is not None}
+    ds = load_dataset(config.data.dataset, config.data.data_dir, "cpu", config.data.train_size, config.data.test_size)
+    if len(scores) != len(ds):
+        raise DataError(f"run {run_id} scored {len(scores)} samples but {config.data.dataset} now has {len(ds)}; "
+                        "the data set changed since the run")
+    labels = arrays.get("labels", ds.y_train.numpy())
+    return pick_samples(scores, labels, ds.x_train, arrays.get("predictions"), n, lowest)
 
 
 def export_csv(run_id: str, tracking_uri: str | None = None) -> str:

@@ -385,18 +385,80 @@ def runs_command(ctx, status, kind, as_json):
 
 @main.command("show")
 @click.argument("run_id")
+@click.option("--top", "top", type=int, default=None, metavar="N",
+              help="Also list the N highest-scored training samples (image, label, prediction, score).")
+@click.option("--method", default="loss", show_default=True, help="With --top: the scorer whose scores rank them.")
+@click.option("--epoch", type=int, default=None, help="With --top: the surrogate epoch (default: the last scored).")
+@click.option("--lowest", is_flag=True, help="With --top: the lowest-scored samples instead.")
 @json_option
 @click.pass_context
 @handle_errors
-def show_command(ctx, run_id, as_json):
-    """Print a run's summary table."""
+def show_command(ctx, run_id, top, method, epoch, lowest, as_json):
+    """Print a run's summary table (and an overlap run's matrices)."""
     from . import api
 
-    report = api.show(run_id, tracking_uri=_tracking_uri(ctx))
+    uri = _tracking_uri(ctx)
+    report = api.show(run_id, tracking_uri=uri)
+    samples = api.top_samples(run_id, method, epoch, top, lowest, tracking_uri=uri) if top else None
     if as_json:
+        if samples is not None:
+            report["top"] = [{k: v for k, v in s.items() if k != "image"} for s in samples]
         print_json(report)
         return
-    print_summary(report["summary"], title=f"{report['experiment']} — {report['kind']} run {run_id} {report['status']}")
+    title = f"{report['experiment']} — {report['kind']} run {run_id} {report['status']}"
+    if report.get("overlap"):
+        print_overlap(report["overlap"], title)
+    if report["kind"] != "overlap" or not report.get("overlap"):
+        print_summary(report["summary"], title=title)
+    if samples is not None:
+        print_samples(samples, f"the {len(samples)} {'lowest' if lowest else 'highest'} {method} scores")
+
+
+def print_overlap(overlap: dict[str, Any], title: str) -> None:
+    """The methods x methods matrices of an overlap run as tables."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console, methods, k = Console(), overlap["methods"], overlap["k"]
+    names = {"first": f"repetition rate of the top-{k} sets", "last": f"repetition rate of the bottom-{k} sets",
+             "spearman": "Spearman rank correlation"}
+    for key, name in names.items():
+        table = Table(title=f"{title}\n{name}, surrogate epoch {overlap.get('epoch', '?')}")
+        table.add_column("")
+        for m in methods:
+            table.add_column(m, justify="right")
+        for m, row in zip(methods, overlap[key]):
+            table.add_row(m, *[(f"{v:.2%}" if key != "spearman" else f"{v:.3f}") if v is not None else "-"
+                               for v in row])
+        console.print(table)
+
+
+def ascii_image(image, width: int = 14) -> str:
+    """A uint8 CHW image as text, darkest to brightest in ' .:-=+*#%@' (2 rows per line, as cells are tall)."""
+    import numpy as np
+
+    gray = np.asarray(image, dtype=np.float32).mean(axis=0)
+    h, w = gray.shape
+    step = max(1, w // width)
+    cells = gray[:h - h % (2 * step), :w - w % step].reshape(h // (2 * step), 2 * step, w // step, step).mean((1, 3))
+    ramp = " .:-=+*#%@"
+    return "\n".join("".join(ramp[int(v / 256 * len(ramp))] for v in row) for row in cells)
+
+
+def print_samples(samples: list[dict[str, Any]], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=True)
+    for col in ("rank", "index", "label", "predicted", "score", "image"):
+        table.add_column(col, justify="left" if col == "image" else "right")
+    for rank, s in enumerate(samples, 1):
+        predicted = "-" if s["predicted"] is None else str(s["predicted"])
+        if s["predicted"] is not None and s["predicted"] != s["label"]:
+            predicted = f"[red]{predicted}[/red]"
+        table.add_row(str(rank), str(s["index"]), str(s["label"]), predicted, f"{s['score']:.4g}",
+                      ascii_image(s["image"]))
+    Console().print(table)
 
 
 @main.command("export")

@@ -100,6 +100,101 @@ class SweepConfig(Section):
         return epochs
 
 
+def _scorer_names(methods: list[str], batch_only: bool = False) -> list[str]:
+    """Check scorer names; with batch_only, only those that score a batch with the current model (or random)."""
+    from .scoring import check_scorer
+
+    for m in methods:
+        checked(check_scorer, m)
+        if batch_only and check_scorer(m).kind == "training":
+            raise ValueError(f"scorer {m!r} is counted while a surrogate trains, so it cannot score a batch "
+                             "online; use random, loss, grad_norm, input_grad_norm or el2n")
+    return methods
+
+
+class OverlapConfig(Section):
+    """The `overlap` kind: how much two scorers agree on the k highest and k lowest scored samples."""
+
+    methods: list[str] = Field(["loss", "grad_norm", "el2n"], min_length=2, description="scorers compared pairwise")
+    k: int = Field(1000, ge=1, description="size of the top-k (\"first\") and bottom-k (\"last\") sets")
+    epoch: int | None = Field(None, ge=0, description="surrogate epoch whose scores are compared; "
+                                                      "default: the surrogate's last epoch")
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, methods: list[str]) -> list[str]:
+        return _scorer_names(methods)
+
+
+class OnlineConfig(Section):
+    """The `online` kind: each step draws B samples, scores them with the current model, backpropagates the top k."""
+
+    methods: list[str] = Field(["random", "loss", "grad_norm"], min_length=1,
+                               description="batch scorers: random, loss, grad_norm, input_grad_norm or el2n")
+    batch_size: int = Field(128, ge=2, description="B, the samples drawn and scored per step")
+    keep: int = Field(32, ge=1, description="k, the top-scored samples of each batch that are backpropagated")
+    seeds: list[int] = Field([0], min_length=1, description="training seeds, one trial per method and seed")
+    eval_every: int = Field(50, ge=1, description="evaluate on the test split every this many steps")
+    full_batch: bool = Field(True, description="also train on whole batches of B (the reference) with each seed")
+
+    @field_validator("methods")
+    @classmethod
+    def _batch_scorers(cls, methods: list[str]) -> list[str]:
+        return _scorer_names(methods, batch_only=True)
+
+    @model_validator(mode="after")
+    def _keep_within_batch(self) -> "OnlineConfig":
+        if self.keep > self.batch_size:
+            raise ValueError(f"keep={self.keep} is larger than batch_size={self.batch_size}; "
+                             "k must be at most B")
+        return self
+
+
+class NoiseConfig(Section):
+    """The `noise` kind: flip a fraction of the training labels and measure which scorer finds them."""
+
+    fraction: float = Field(0.1, gt=0, lt=1, description="fraction p of training labels flipped, each to another class")
+    seed: int = Field(0, description="seed of which labels flip and to what")
+    methods: list[str] = Field(["random", "loss", "grad_norm", "el2n"], min_length=1, description="scorers tested")
+    k: int | None = Field(None, ge=1, description="precision and recall at k; default: the number flipped")
+    retrain: bool = Field(False, description="also prune the top-scored samples and retrain (seeds from sweep.seeds)")
+    prune_fraction: float | None = Field(None, gt=0, lt=1, description="fraction pruned before retraining; "
+                                                                         "default: the flipped fraction")
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, methods: list[str]) -> list[str]:
+        return _scorer_names(methods)
+
+
+class StudyConfig(Section):
+    """The `study` kind: the seed study in one run (overlap, pruning-ratio sweep, pre-training epochs)."""
+
+    parts: list[Literal["overlap", "prune", "epochs"]] = Field(
+        ["overlap", "prune", "epochs"], min_length=1,
+        description="overlap uses [overlap]; prune uses [sweep]; epochs prunes at each study.score_epochs")
+    methods: list[str] = Field(["loss", "grad_norm", "el2n"], min_length=1,
+                               description="scorers of the epochs part")
+    keep_ratios: list[float] = Field([0.5], min_length=1, description="keep ratios of the epochs part")
+    score_epochs: list[int] = Field([0, 1, 2], min_length=1,
+                                    description="surrogate epochs at which the epochs part takes scores")
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, methods: list[str]) -> list[str]:
+        return _scorer_names(methods)
+
+    @field_validator("keep_ratios")
+    @classmethod
+    def _ratios_in_range(cls, ratios: list[float]) -> list[float]:
+        return SweepConfig._ratios_in_range(ratios)
+
+    @field_validator("score_epochs")
+    @classmethod
+    def _nonnegative(cls, epochs: list[int]) -> list[int]:
+        return SweepConfig._nonnegative(epochs)
+
+
 class Config(Section):
     """One experiment. `kind` picks the module in engine/experiments that runs it."""
 
@@ -113,6 +208,10 @@ class Config(Section):
     train: TrainConfig = TrainConfig(epochs=2)
     surrogate: SurrogateConfig = SurrogateConfig()
     sweep: SweepConfig = SweepConfig()
+    overlap: OverlapConfig = OverlapConfig()
+    online: OnlineConfig = OnlineConfig()
+    noise: NoiseConfig = NoiseConfig()
+    study: StudyConfig = StudyConfig()
     selection: dict[str, Any] = Field(default_factory=dict, description="strategy options (see `prunelab strategies`)")
 
     @field_validator("kind")
@@ -158,6 +257,19 @@ class Config(Section):
         if too_late:
             raise ValueError(f"sweep.score_epochs has epoch {max(too_late)} beyond the surrogate's budget of "
                              f"{self.surrogate.epochs} epochs; raise surrogate.epochs or lower the score epoch")
+        return self
+
+    @model_validator(mode="after")
+    def _analysis_epochs_within_budget(self) -> "Config":
+        """Only for the kinds that read these sections, so another kind's defaults never fail."""
+        epochs = [("overlap.epoch", self.overlap.epoch)] if self.kind in ("overlap", "study") else []
+        if self.kind == "study":
+            epochs += [("study.score_epochs", e) for e in self.study.score_epochs]
+        late = [(f, e) for f, e in epochs if e is not None and e > self.surrogate.epochs]
+        if late:
+            field, epoch = late[0]
+            raise ValueError(f"{field} has epoch {epoch} beyond the surrogate's budget of {self.surrogate.epochs} "
+                             f"epochs; raise surrogate.epochs or lower the epoch")
         return self
 
     def strategy_options(self, strategy: str) -> dict[str, Any]:

@@ -41,3 +41,94 @@ def accuracy_vs(rows: list[dict[str, Any]], x_key: str, xlabel: str, title: str)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def heatmap(matrix, labels: list[str], title: str, percent: bool = True):
+    """A methods x methods matrix with the value written in each cell (overlap rates, rank correlations)."""
+    import numpy as np
+
+    m = np.asarray(matrix, dtype=float)
+    size = 1.2 + 1.1 * len(labels)
+    fig, ax = plt.subplots(figsize=(size + 1.2, size), dpi=110)
+    image = ax.imshow(m, cmap="viridis", vmin=min(0.0, float(np.nanmin(m))), vmax=1.0)
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            value = m[i, j]
+            text = f"{value:.2%}" if percent else f"{value:.3f}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                    color="black" if value > 0.6 else "white")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def sample_grid(samples: list[dict[str, Any]], title: str, columns: int = 5):
+    """Images with their given label, predicted label and score (the top-scored samples)."""
+    import numpy as np
+
+    rows = max(1, -(-len(samples) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.9 * columns, 2.2 * rows + 0.4), dpi=110, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, s in zip(axes.flat, samples):
+        image = np.asarray(s["image"])
+        if image.ndim == 3 and image.shape[0] == 1:
+            ax.imshow(image[0], cmap="gray", vmin=0, vmax=255)
+        else:
+            ax.imshow(image.transpose(1, 2, 0) if image.ndim == 3 else image)
+        wrong = s.get("predicted") is not None and s["predicted"] != s["label"]
+        ax.set_title(f"#{s['index']}  y={s['label']} pred={s.get('predicted', '?')}\nscore {s['score']:.4g}",
+                     fontsize=7, color="crimson" if wrong else "black")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def online_curves(curves: dict[str, list[tuple[float, float, float]]], title: str):
+    """Test accuracy against examples backpropagated and against wall time, one line per method.
+
+    `curves[method]` holds (examples backpropagated, wall seconds, test accuracy) points.
+    """
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110, sharey=True)
+    for method, points in curves.items():
+        if not points:
+            continue
+        xs, ts, ys = zip(*sorted(points))
+        style = {"color": "black", "linestyle": "--"} if method == "full" else {"marker": "."}
+        left.plot(xs, ys, label=method, **style)
+        right.plot(ts, ys, label=method, **style)
+    left.set_xlabel("examples backpropagated")
+    right.set_xlabel("wall time (s, evaluation excluded)")
+    left.set_ylabel("test accuracy")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def detection_bars(rows: list[dict[str, Any]], title: str):
+    """Precision and recall at k of each scorer at finding the flipped labels, with the random-guess line."""
+    import numpy as np
+
+    rows = [r for r in rows if isinstance(r.get("precision"), float) and not np.isnan(r["precision"])
+            and r["method"] not in ("full", "oracle")]
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    x = np.arange(len(rows))
+    ax.bar(x - 0.2, [r["precision"] for r in rows], 0.4, label="precision at k")
+    ax.bar(x + 0.2, [r["recall"] for r in rows], 0.4, label="recall at k")
+    if rows:
+        ax.axhline(rows[0]["noise_fraction"], color="black", linestyle="--", linewidth=1,
+                   label=f"random guess ({rows[0]['noise_fraction']:.0%})")
+    ax.set_xticks(x, [r["method"] for r in rows])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("fraction")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

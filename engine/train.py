@@ -24,6 +24,9 @@ from .models import build_model
 
 # Called once per batch with (dataset indices, logits, targets), all on the device.
 BatchObserver = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
+# Online batch selection: called once per batch with (dataset indices, uint8 images after augmentation,
+# targets), returns the positions in the batch to backpropagate (a device tensor of indices).
+BatchSelector = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class TrainConfig(BaseModel):
@@ -153,11 +156,14 @@ def train(
     observers: Iterable[BatchObserver] = (),
     trial: int | None = None,
     evaluate_every_epoch: bool = True,
+    select_batch: BatchSelector | None = None,
 ) -> TrainResult:
     """Train `model` (a registry name or a module) on `dataset`'s training indices.
 
     `on_checkpoint(epoch, model)` is called at each epoch in `checkpoint_epochs`
-    (0 is the initial model). Same seed, same weights on the CPU.
+    (0 is the initial model). `select_batch` picks the part of each drawn batch that
+    is trained on (online batch selection); observers and counts see only that part.
+    Same seed, same weights on the CPU.
     """
     cfg = cfg or TrainConfig()
     device = dataset.device
@@ -210,6 +216,9 @@ def train(
             y = dataset.y_train[idx]
             if augment:
                 x = dataset.augment_batch(x, generator)
+            if select_batch is not None:
+                keep = select_batch(idx, x, y)
+                idx, x, y = idx[keep], x[keep], y[keep]
             x = to_model_layout(dataset.normalize(x))
             with autocast(device, cfg.amp):
                 logits = step_model(x)

@@ -32,4 +32,4 @@ def check_kind(name: str) -> None:
         raise UnknownNameError("experiment kind", name, EXPERIMENTS)
 
 
-from . import prune, score_epochs  # noqa: E402,F401  (each registers itself)
+from . import noise, online, overlap, prune, score_epochs, study  # noqa: E402,F401  (each registers itself)

@@ -33,13 +33,14 @@ def count_trials(config) -> int:
 
 
 def surrogate_scores(ctx: RunContext, methods: list[str], epochs: list[int], embeddings: bool = False):
-    """Scores of the sweep's surrogate(s) for every (method, epoch), and embeddings per epoch if asked."""
+    """Scores of the sweep's surrogate(s) for every (method, epoch), embeddings per epoch if asked, and
+    surrogate 0's predictions per epoch (for the top-scored samples)."""
     from ..scoring import compute_scores
 
     config = ctx.config
     scorers = [m for m in methods if m != RANDOM]
     if not scorers and not embeddings:
-        return {}, {}
+        return {}, {}, {}
     ctx.stage("surrogate", f"{config.surrogate.inits} x {config.model}, {config.surrogate.epochs} epochs, "
                            f"scores at epochs {', '.join(map(str, epochs))}")
     result = compute_scores(
@@ -49,7 +50,7 @@ def surrogate_scores(ctx: RunContext, methods: list[str], epochs: list[int], emb
         embeddings=embeddings)
     scores = {(m, e): result.scores[m][e] for m in scorers for e in epochs}
     embeds = {e: result.embeddings[e] for e in epochs} if embeddings else {}
-    return scores, embeds
+    return scores, embeds, {e: result.predictions[e] for e in epochs}
 
 
 def random_scores(n: int, seed: int) -> np.ndarray:
@@ -92,15 +93,27 @@ def log_scores(ctx: RunContext, scores: dict) -> None:
         ctx.log_numpy(np.asarray(array, dtype=np.float32), f"scores/{method}@e{epoch}.npy")
 
 
-def run_sweep(ctx: RunContext) -> list[dict[str, Any]]:
-    """Surrogate scores, then every trial of the grid; returns the summary rows."""
+def needs_embeddings(config) -> bool:
     from ..selection import STRATEGIES
 
+    return any(STRATEGIES[s].needs_embeddings for s in config.sweep.strategies)
+
+
+def run_sweep(ctx: RunContext, scored: tuple | None = None) -> list[dict[str, Any]]:
+    """Surrogate scores, then every trial of the grid; returns the summary rows.
+
+    `scored` is surrogate_scores' result for a superset of the sweep, computed and
+    logged by the caller (the study shares one scoring pass between its parts).
+    """
+    from .overlap import log_samples
+
     config = ctx.config
-    needs_embeddings = any(STRATEGIES[s].needs_embeddings for s in config.sweep.strategies)
-    scores, embeds = surrogate_scores(ctx, config.sweep.methods, config.sweep.score_epochs, needs_embeddings)
-    if not ctx.done:
-        log_scores(ctx, scores)
+    if scored is None:
+        scored = surrogate_scores(ctx, config.sweep.methods, config.sweep.score_epochs, needs_embeddings(config))
+        if not ctx.done:
+            log_scores(ctx, scored[0])
+            log_samples(ctx, scored[0], scored[2])
+    scores, embeds, _ = scored
     trials = plan(config)
     jobs = [(t, (lambda t=t: None if t.method == FULL else select_for(ctx, t, scores, embeds))) for t in trials]
     records = ctx.run_trials(jobs)
@@ -110,8 +123,8 @@ def run_sweep(ctx: RunContext) -> list[dict[str, Any]]:
     return rows
 
 
-def execute(ctx: RunContext) -> list[dict[str, Any]]:
-    rows = run_sweep(ctx)
+def execute(ctx: RunContext, scored: tuple | None = None) -> list[dict[str, Any]]:
+    rows = run_sweep(ctx, scored)
     for epoch in ctx.config.sweep.score_epochs:
         at_epoch = [r for r in rows if r["epoch"] == epoch or r["method"] == FULL]
         fig = accuracy_vs(at_epoch, "ratio", "keep ratio",
