@@ -11,7 +11,8 @@ Conventions every reader (CLI, TUI, scripts) relies on:
 - one child run per trial, tagged `mlflow.parentRunId`, `prunelab.role=trial`,
   `prunelab.trial_key`, and `method`, `strategy`, `ratio`, `seed`, `epoch`;
 - per-epoch metrics `train_loss`, `test_loss`, `test_accuracy` (step = epoch);
-- the parent's artifacts: `config.toml`, `summary.csv`, `summary.json`, `plots/*.png`, `scores/*.npy`.
+- the parent's artifacts: `config.toml`, `summary.csv`, `summary.json`, `plots/*.png`, `scores/*.npy`;
+- the data set as every run's input (`log_dataset_input`): name, digest, source, and the kept size as an input tag.
 """
 from __future__ import annotations
 
@@ -250,9 +251,54 @@ class Tracker:
             path = self.download(run_id, artifact_file, tmp)
             return path.read_text() if path and path.is_file() else None
 
+    def log_dataset_input(self, run_id: str, dataset, kept: int | None = None, context: str = "train") -> None:
+        """Record the data set as the run's input (MLflow's `log_input`), so the UI shows what it trained on.
+
+        MLflow keeps one dataset entity per (experiment, name, digest), so what
+        differs per trial, the size of the kept subset, goes in the input's tags
+        (`prunelab.kept`, `prunelab.keep_fraction`); the shared profile holds the
+        split sizes.
+        """
+        from mlflow.entities import Dataset as MlflowDataset, DatasetInput, InputTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+        n_train, n_test = len(dataset.y_train), len(dataset.y_test)
+        source_type, source = _dataset_source(dataset)
+        profile = {"train_samples": n_train, "test_samples": n_test, "classes": dataset.num_classes,
+                   "input_shape": list(dataset.input_shape)}
+        entity = MlflowDataset(name=dataset.name, digest=dataset.digest(), source_type=source_type,
+                               source=json.dumps(source), schema=_tensor_schema(dataset),
+                               profile=json.dumps(profile))
+        kept = n_train if kept is None else int(kept)
+        tags = [InputTag(MLFLOW_DATASET_CONTEXT, context), InputTag("prunelab.kept", str(kept)),
+                InputTag("prunelab.keep_fraction", f"{kept / max(1, n_train):.4g}")]
+        retry(self.client.log_inputs, run_id, datasets=[DatasetInput(entity, tags)])
+
 
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in name) or "experiment"
+
+
+def _dataset_source(dataset) -> tuple[str, dict[str, str]]:
+    """MLflow's (source_type, source) for a data set: a local file or folder when there is one, else code."""
+    source = dataset.source
+    if source == "package asset":  # the embedded mnist-mini: point at the file itself
+        from .data import ASSETS
+
+        source = str(ASSETS / f"{dataset.name}.npz")
+    if source and Path(source).exists():
+        return "local", {"uri": str(Path(source).resolve())}
+    return "code", {"description": source or dataset.name}
+
+
+def _tensor_schema(dataset) -> str:
+    """MLflow's TensorSpec schema (what `mlflow.data.from_numpy` writes): uint8 images, int64 labels."""
+    import numpy as np
+    from mlflow.types import Schema, TensorSpec
+
+    features = Schema([TensorSpec(np.dtype("uint8"), (-1, *dataset.input_shape))])
+    targets = Schema([TensorSpec(np.dtype("int64"), (-1,))])
+    return json.dumps({"mlflow_tensorspec": {"features": features.to_json(), "targets": targets.to_json()}})
 
 
 def _jsonable(v: Any) -> Any:

@@ -135,6 +135,7 @@ def execute_trial(job: TrialJob, on_event: EventCallback | None = None) -> Trial
                           config.data.train_size, config.data.test_size)
         cfg = retrain_budget(config, len(ds))
         kept = job.kept if job.kept is not None else np.arange(len(ds))
+        track.log_dataset_input(child, ds, kept=len(kept))
         track.log_params(child, {**trial.tags(), "kept": len(kept), "train.steps": cfg.steps, "train.epochs": cfg.epochs})
         result = train(config.model, ds, cfg, seed=trial.seed, indices=kept, on_event=on_event, trial=job.index)
         track.log_history(child, result.history)
@@ -207,6 +208,7 @@ class RunContext:
         self.device = resolve_device(config.device)
         self.dataset = load_dataset(config.data.dataset, config.data.data_dir, self.device,
                                     config.data.train_size, config.data.test_size)
+        tracker_.log_dataset_input(parent_id, self.dataset)  # here, not at creation: a detached launch loads no data
         self.cache = Cache(tracker_.store.cache_dir)
         self.artifacts: list[str] = []
         self.records: list[TrialRecord] = []

@@ -1,0 +1,133 @@
+"""The public API for scripts: cheap import, registries, one step at a time, user extensions, MLflow inputs."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import engine
+from engine.data import ASSETS
+from engine.models import MODELS
+from engine.scoring import SCORERS
+from engine.tracking import tracker
+
+TINY = {"model": "mlp", "train_size": 600, "test_size": 200, "device": "cpu"}
+
+
+@pytest.fixture
+def registries():
+    """Restore the model and scorer registries after a test registers its own."""
+    models, scorers = dict(MODELS), dict(SCORERS)
+    yield
+    MODELS.clear(), MODELS.update(models)
+    SCORERS.clear(), SCORERS.update(scorers)
+
+
+def test_import_is_cheap_and_every_public_name_resolves():
+    code = "import sys, engine; print(sorted(m for m in ('torch', 'mlflow', 'numpy') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    for name in engine.__all__:
+        assert getattr(engine, name) is not None, name
+    assert set(dir(engine)) >= set(engine.__all__)
+
+
+def test_api_names_win_over_submodules_of_the_same_name():
+    import engine.experiments  # noqa: F401  (the submodules are loaded; the package attributes stay the API's)
+    import engine.models  # noqa: F401
+    import engine.train  # noqa: F401
+
+    assert callable(engine.train) and engine.train.__module__ == "engine.api"
+    assert engine.models is MODELS and "prune" in engine.experiments
+
+
+def test_registries_list_what_exists():
+    assert {"mnist-mini", "mnist", "cifar10"} <= set(engine.datasets)
+    assert {"cnn", "resnet18", "mlp"} <= set(engine.models)
+    assert {"random", "loss", "grad_norm", "input_grad_norm", "el2n", "forgetting"} <= set(engine.scorers)
+    assert {"hardest", "easiest", "ccs", "kmeans_coverage"} <= set(engine.strategies)
+
+
+def test_score_select_train_one_step_at_a_time():
+    scores = engine.score("mnist-mini", scorers=["loss", "el2n", "random"], epochs=1, **TINY)
+    assert set(scores) == {"loss", "el2n", "random"}
+    assert all(s.shape == (600,) and np.isfinite(s).all() for s in scores.values())
+    ds = engine.as_dataset("mnist-mini", device="cpu", train_size=600, test_size=200)
+    kept = engine.select("easiest", scores["el2n"], 0.5, ds.y_train, seed=0)
+    assert len(kept) == engine.keep_count(0.5, 600) == 300 and np.all(np.diff(kept) > 0)
+    assert scores["el2n"][kept].max() <= np.sort(scores["el2n"])[300] + 1e-6  # the easiest half
+    result = engine.train(ds, "mlp", epochs=2, seed=0, indices=kept, lr=0.1)
+    assert result.test_accuracy > 0.5 and len(result.history) == 2  # 300 easy digits, 2 epochs
+
+    per_epoch = engine.score(ds, "mlp", "el2n", epochs=[0, 1], embeddings=True)
+    assert set(per_epoch) == {"el2n", "embeddings"} and set(per_epoch["el2n"]) == {0, 1}
+    assert per_epoch["embeddings"][1].shape == (600, 64)
+    assert np.allclose(per_epoch["el2n"][1], scores["el2n"])  # same seed, same surrogate, same scores
+
+
+def test_train_on_the_users_own_arrays():
+    with np.load(ASSETS / "mnist-mini.npz") as f:
+        arrays = (f["x_train"][::10], f["y_train"][::10], f["x_test"][::10], torch.from_numpy(f["y_test"][::10]))
+    result = engine.train(arrays, "mlp", epochs=2, device="cpu", lr=0.1)
+    assert result.test_accuracy > 0.6
+
+
+def test_bad_input_names_the_field():
+    with pytest.raises(engine.ConfigError, match="lr"):
+        engine.train("mnist-mini", "mlp", lr=-1.0, **{k: v for k, v in TINY.items() if k != "model"})
+    with pytest.raises(engine.ConfigError, match="unknown key 'learning_rate'"):
+        engine.score("mnist-mini", "mlp", learning_rate=0.1)
+    with pytest.raises(engine.DataError, match="x_train, y_train, x_test, y_test"):
+        engine.train(np.zeros((4, 28, 28), np.uint8))
+    with pytest.raises(engine.UserError, match="unknown scorer 'nope'"):
+        engine.score("mnist-mini", "mlp", ["nope"])
+
+
+def negative_margin(model, x, y, logits):
+    """Best other logit minus the true class's logit."""
+    true = logits.gather(1, y[:, None]).squeeze(1)
+    return logits.scatter(1, y[:, None], float("-inf")).max(dim=1).values - true
+
+
+def tiny_net(input_shape, num_classes):
+    """A user's model builder: (input_shape, num_classes) -> nn.Module."""
+    return engine.models["mlp"](input_shape, num_classes, hidden=32)
+
+
+def test_registered_model_and_scorer_work_in_configs_and_runs(in_tmp, registries):
+    with pytest.raises(engine.ConfigError, match="sweep.methods"):
+        engine.load_config("quick", {"sweep.methods": ["margin"]})
+    engine.register_scorer("margin", negative_margin)
+    engine.register_model("tiny", tiny_net)
+    assert "margin" in engine.scorers and "tiny" in engine.models
+
+    config = engine.load_config("quick", {
+        "name": "api-extensions", "model": "tiny", "data.train_size": 600, "data.test_size": 200,
+        "train.epochs": 1, "surrogate.epochs": 1, "sweep.score_epochs": [1], "sweep.methods": ["margin", "el2n"],
+        "sweep.keep_ratios": [0.5], "sweep.seeds": [0]})
+    result = engine.run(config)
+    assert result.status == "FINISHED" and all(t.status == "FINISHED" for t in result.trials)
+    assert {row["method"] for row in result.summary} == {"full", "margin", "el2n"}
+
+    # every run names its data set as an MLflow input: digest, source, and the kept size as an input tag
+    digest = engine.as_dataset("mnist-mini", device="cpu", train_size=600, test_size=200).digest()
+    track = tracker(None, str(in_tmp))
+    for run in [track.get_run(result.run_id), *track.children(result.run_id)]:
+        (inp,) = run.inputs.dataset_inputs
+        tags = {t.key: t.value for t in inp.tags}
+        assert (inp.dataset.name, inp.dataset.digest, inp.dataset.source_type) == ("mnist-mini", digest, "local")
+        assert "mnist-mini.npz" in inp.dataset.source and '"train_samples": 600' in inp.dataset.profile
+        expected = "300" if run.data.tags.get("method") in ("margin", "el2n") else "600"
+        assert tags["mlflow.data.context"] == "train" and tags["prunelab.kept"] == expected
+
+    # and the one-step API scores with the same registered scorer
+    scores = engine.score("mnist-mini", "tiny", ["margin"], epochs=1, device="cpu", train_size=600, test_size=200)
+    assert scores["margin"].shape == (600,)
+
+
+def test_a_script_can_use_its_model_instance():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    result = engine.train("mnist-mini", model, epochs=1, device="cpu", train_size=1000, test_size=200, lr=0.1)
+    assert result.model is model and result.test_accuracy > 0.6
