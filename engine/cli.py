@@ -301,10 +301,16 @@ def _tracking_uri(ctx: click.Context) -> str | None:
 @click.option("--detach", is_flag=True, help="Run in its own process session; print the run id and return.")
 @click.option("--executor", default="local", show_default=True, help="local or ray.")
 @click.option("--ray-address", default=None, help="Ray cluster address (with --executor ray).")
+@click.option("--ray-gpus-per-trial", type=float, default=None,
+              help="GPUs per trial with --executor ray; fractions share a GPU (default: 1 if the cluster has GPUs).")
+@click.option("--ray-cpus-per-trial", type=float, default=None, help="CPUs per trial with --executor ray (default 1).")
+@click.option("--ray-max-retries", type=int, default=None,
+              help="Times a trial whose Ray worker died is run again (default 2).")
 @json_option
 @click.pass_context
 @handle_errors
-def run_command(ctx, config_file, preset, overrides, resume, detach, executor, ray_address, as_json):
+def run_command(ctx, config_file, preset, overrides, resume, detach, executor, ray_address, ray_gpus_per_trial,
+                ray_cpus_per_trial, ray_max_retries, as_json):
     """Run an experiment from a TOML file or a preset, and log it to MLflow."""
     from . import api
 
@@ -314,7 +320,11 @@ def run_command(ctx, config_file, preset, overrides, resume, detach, executor, r
     if config_file and preset:
         raise click.UsageError("give a CONFIG file or --preset, not both")
     config = None if resume else api.load_config(config_file or preset or "quick", list(overrides))
-    executor_options = {"address": ray_address} if ray_address else {}
+    ray_options = {"address": ray_address, "gpus_per_trial": ray_gpus_per_trial,
+                   "cpus_per_trial": ray_cpus_per_trial, "max_retries": ray_max_retries}
+    executor_options = {k: v for k, v in ray_options.items() if v is not None}
+    if executor_options and executor != "ray":
+        raise click.UsageError("the --ray-* options need --executor ray")
     if detach:
         info = api.launch_detached(config, tracking_uri=tracking_uri, resume=resume, executor=executor,
                                    executor_options=executor_options)

@@ -1,0 +1,205 @@
+"""The Ray executor on a local 2-CPU Ray instance (started once for the module).
+
+Same results as the local executor, a worker killed mid-trial is retried, a
+shared `mlflow server` receives every run, and without Ray the CLI says how to
+install it.
+"""
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+
+import pytest
+from click.testing import CliRunner
+
+import engine
+from engine.cli import main
+from engine.errors import UserError
+from engine.events import EpochEnd, LogLine, TrialFinished, read_events
+from engine.executors import CRASH_ONCE_ENV, RayExecutor, RayNotInstalled, make_executor
+from engine.experiments.base import records_from_children
+from engine.tracking import TRIAL_KEY, tracker
+
+
+def tiny(name: str, **extra):
+    """Four trials (random and loss, two seeds) on 600 embedded MNIST digits, one epoch of an MLP."""
+    overrides = {"name": name, "model": "mlp", "data.train_size": 600, "data.test_size": 500, "train.epochs": 1,
+                 "surrogate.epochs": 1, "sweep.score_epochs": [1], "sweep.methods": ["random", "loss"],
+                 "sweep.keep_ratios": [0.5], "sweep.seeds": [0, 1], "sweep.full_data": False}
+    overrides.update(extra)
+    return engine.load_config("quick", overrides)
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = pytest.importorskip("ray")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_USAGE_STATS_ENABLED", "0")  # no reporting home from a test
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+        yield ray
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def store_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("ray-store")
+
+
+@pytest.fixture
+def store(store_dir, monkeypatch):
+    """One working directory (store and cache) for the module, so the surrogate trains once for all tests."""
+    monkeypatch.chdir(store_dir)
+    return store_dir
+
+
+def accuracies(result):
+    return {t.key: t.metrics["test_accuracy"] for t in result.trials}
+
+
+def test_ray_sweep_matches_the_local_executor(ray_local, store):
+    cfg = tiny("ray-vs-local")
+    local = engine.run(cfg)
+    events = []
+    result = engine.run(cfg, executor="ray", executor_options={"cpus_per_trial": 1}, on_event=events.append)
+    assert result.status == "FINISHED" and len(result.trials) == 4
+    assert all(t.status == "FINISHED" for t in result.trials)
+    assert accuracies(result) == accuracies(local)  # same seeds, same CPU results
+
+    children = tracker(None, str(store)).children(result.run_id)
+    assert sorted(c.data.tags[TRIAL_KEY] for c in children) == sorted(accuracies(local))
+    assert all(c.info.status == "FINISHED" for c in children)
+    # the surrogate and its scores came from the local run's cache; the trials' epochs came from the workers
+    assert not any(isinstance(e, EpochEnd) and e.trial is None for e in events)
+    on_disk = read_events(result.progress_file)
+    assert sorted(e.trial for e in on_disk if isinstance(e, TrialFinished)) == [0, 1, 2, 3]
+    assert {e.trial for e in on_disk if isinstance(e, EpochEnd) and e.trial is not None} == {0, 1, 2, 3}
+
+
+def test_a_worker_killed_mid_trial_is_retried(ray_local, store, tmp_path, monkeypatch):
+    marker = tmp_path / "crash-once"
+    marker.touch()  # the first worker to reach training deletes it and SIGKILLs itself
+    monkeypatch.setenv(CRASH_ONCE_ENV, str(marker))
+    events = []
+    result = engine.run(tiny("ray-retry"), executor="ray", executor_options={"max_retries": 1},
+                        on_event=events.append)
+    assert not marker.exists()
+    assert result.status == "FINISHED" and [t.status for t in result.trials] == ["FINISHED"] * 4
+    assert any(isinstance(e, LogLine) and "retry 1 of 1" in e.message for e in read_events(result.progress_file))
+
+    track = tracker(None, str(store))
+    children = track.children(result.run_id)
+    assert Counter(c.info.status for c in children) == {"FINISHED": 4, "KILLED": 1}
+    dead = next(c for c in children if c.info.status == "KILLED")
+    assert "worker died" in dead.data.tags["prunelab.error"]
+    done = records_from_children(track, result.run_id, mark_stale=False)
+    assert {k: r.child_run_id for k, r in done.items()} == {t.key: t.child_run_id for t in result.trials}
+
+    # a resume finds every trial done and runs none (no cluster needed)
+    resumed = engine.run(resume=result.run_id, executor="ray")
+    assert accuracies(resumed) == accuracies(result)
+    assert len(track.children(result.run_id)) == 5
+
+
+def test_a_trial_whose_worker_keeps_dying_fails_and_the_sweep_completes(ray_local, store, tmp_path, monkeypatch):
+    marker = tmp_path / "crash-once"
+    marker.touch()
+    monkeypatch.setenv(CRASH_ONCE_ENV, str(marker))
+    cfg = tiny("ray-give-up", **{"sweep.methods": ["random"], "sweep.seeds": [0]})
+    result = engine.run(cfg, executor="ray", executor_options={"max_retries": 0})
+    assert result.status == "FINISHED" and [t.status for t in result.trials] == ["FAILED"]
+    assert "gave up after 1 attempts" in result.trials[0].message
+    assert [c.info.status for c in tracker(None, str(store)).children(result.run_id)] == ["KILLED"]
+
+
+def test_asks_the_cluster_cannot_meet_are_refused_up_front(ray_local, in_tmp):
+    with pytest.raises(UserError, match="lower --ray-gpus-per-trial"):
+        RayExecutor(gpus_per_trial=0.5)  # a CPU-only cluster would queue such trials forever
+    result = CliRunner().invoke(main, ["run", "--preset", "quick", "--executor", "ray", "--ray-cpus-per-trial", "3"])
+    assert result.exit_code == 2 and "lower --ray-cpus-per-trial" in result.stderr
+    assert not (in_tmp / "mlruns").exists()  # refused before a run was created
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """`mlflow server` on a free loopback port, SQLite backend, proxied artifacts in a folder.
+
+    In its own process group (it starts uvicorn children), without the job
+    runner (a pool of consumers this test does not need on two cores).
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = tmp_path / "server"
+    root.mkdir()
+    log = open(root / "server.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                             "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+                             "--artifacts-destination", str(root / "artifacts"), "--workers", "1"],
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+                                 "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mlflow server did not come up: {(root / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.3)
+        yield url, root / "artifacts"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(15)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # children that outlived it
+        proc.wait()
+        log.close()
+
+
+def test_every_run_lands_on_a_shared_mlflow_server(ray_local, store, mlflow_server):
+    from mlflow import MlflowClient
+
+    url, artifacts = mlflow_server
+    result = engine.run(tiny("ray-server"), tracking_uri=url, executor="ray")
+    assert result.status == "FINISHED" and result.tracking_uri == url
+
+    client = MlflowClient(url)
+    experiment = client.get_experiment_by_name("ray-server")
+    assert experiment.artifact_location.startswith("mlflow-artifacts:")  # proxied through the server
+    runs = client.search_runs([experiment.experiment_id])
+    assert Counter(r.data.tags.get("prunelab.role") for r in runs) == {"parent": 1, "trial": 4}
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert {r.data.tags.get("mlflow.parentRunId") for r in runs if r.data.tags["prunelab.role"] == "trial"} == \
+        {result.run_id}
+    assert "summary.json" in {a.path for a in client.list_artifacts(result.run_id)}
+    assert len(list(artifacts.rglob("summary.json"))) == 1  # in the server's artifact store
+    assert len(list(artifacts.rglob("kept_indices.npy"))) == 4
+    assert tracker(None, str(store)).client.get_experiment_by_name("ray-server") is None  # none went local
+
+
+def test_without_ray_the_cli_says_how_to_install_it(in_tmp, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    with pytest.raises(RayNotInstalled):
+        make_executor("ray")
+    result = CliRunner().invoke(main, ["run", "--preset", "quick", "--executor", "ray", "--ray-gpus-per-trial", "1"])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install 'prunelab[ray]'" in lines[0]
+    assert not (in_tmp / "mlruns").exists()  # refused before a run was created
+
+
+def test_ray_options_need_the_ray_executor(in_tmp):
+    result = CliRunner().invoke(main, ["run", "--preset", "quick", "--ray-cpus-per-trial", "2"])
+    assert result.exit_code == 2 and "--executor ray" in result.stderr
