@@ -67,8 +67,9 @@ def launch_detached(config: Config | None, tracking_uri: str | None = None, resu
     if tracking_uri:
         cmd += ["--tracking-uri", tracking_uri]
     cmd += ["run", "--resume", run_id, "--executor", executor]
-    if executor_options and executor_options.get("address"):
-        cmd += ["--ray-address", executor_options["address"]]
+    for key, value in (executor_options or {}).items():  # e.g. address -> --ray-address
+        if value is not None:
+            cmd += [f"--ray-{key.replace('_', '-')}", str(value)]
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, cwd=os.getcwd(), env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -214,8 +215,11 @@ def score_result(dataset: DatasetLike = "mnist-mini", model: str = "cnn",
                  seed: int = 0, surrogate_epochs: int | None = None, batch_size: int = 256, embeddings: bool = False,
                  cache: "str | Path | Cache | None" = None, device: str = "auto", data_dir: str | Path | None = None,
                  train_size: int | None = None, test_size: int | None = None, on_event: EventCallback | None = None,
-                 **options: Any) -> "ScoreResult":
-    """`score`, but the whole ScoreResult (predictions, timings, surrogates trained), for the CLI and reports."""
+                 train_batch_size: int | None = None, **options: Any) -> "ScoreResult":
+    """`score`, but the whole ScoreResult (predictions, timings, surrogates trained), for the CLI and reports.
+
+    `batch_size` is the scoring batch; `train_batch_size` the surrogates' training batch.
+    """
     from .cache import Cache
     from .models import check_model_name
     from .scoring import compute_scores, resolve_scorers
@@ -224,6 +228,8 @@ def score_result(dataset: DatasetLike = "mnist-mini", model: str = "cnn",
     check_model_name(model)
     at = [int(epochs)] if isinstance(epochs, int) else [int(e) for e in epochs]
     budget = max(at, default=0) if surrogate_epochs is None else surrogate_epochs
+    if train_batch_size is not None:
+        options["batch_size"] = train_batch_size
     cfg = _train_config("engine.score", epochs=budget, **options)
     ds = as_dataset(dataset, data_dir=data_dir, device=device, train_size=train_size, test_size=test_size)
     return compute_scores(ds, model, names, epochs=at, inits=inits, train_cfg=cfg, seed=seed, on_event=on_event,

@@ -134,6 +134,7 @@ class Tracker:
     def __init__(self, tracking_uri: str | None = None, workdir: str | Path | None = None):
         self.store = resolve_store(tracking_uri, workdir)
         os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # keeps --json output clean
         if self.store.is_sqlite:
             _prepare_sqlite(self.store)
         from mlflow.tracking import MlflowClient

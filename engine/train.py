@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from .data import Dataset
-from .device import resolve_device
 from .errors import ConfigError, TrainingDiverged
 from .events import BatchProgress, EpochEnd, EventCallback, emit
 from .models import build_model
@@ -261,12 +260,3 @@ def train(
                        train_loss=train_loss, epochs=budget.epochs, steps=steps_done, samples=samples,
                        seconds=seconds, device=str(device), train_seconds=train_seconds)
 
-
-def load_and_train(dataset_name: str, model: str, cfg: TrainConfig, seed: int = 0, data_dir=None,
-                   device: str = "auto", train_size: int | None = None, test_size: int | None = None,
-                   on_event: EventCallback | None = None) -> TrainResult:
-    """Convenience for the CLI and scripts: load a data set by name and train one model."""
-    from .data import load_dataset
-
-    ds = load_dataset(dataset_name, data_dir, resolve_device(device), train_size=train_size, test_size=test_size)
-    return train(model, ds, cfg, seed=seed, on_event=on_event)

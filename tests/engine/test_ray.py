@@ -40,7 +40,8 @@ def ray_local():
     ray = pytest.importorskip("ray")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RAY_USAGE_STATS_ENABLED", "0")  # no reporting home from a test
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
+                 _node_ip_address="127.0.0.1")  # keep every connection on loopback
         yield ray
         ray.shutdown()
 
