@@ -1,0 +1,145 @@
+"""A backend with fixed data, for snapshot tests: no clock, no run ids or paths from a real run.
+
+The numbers are real: scores and predictions of a tiny prunelab run (mlp on
+mnist-mini, 600 samples, surrogate epoch 1) saved in fixtures/scores.npz, and
+the images come from the embedded mnist-mini through the engine's loader.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+
+from engine.events import RunProgress
+from engine.runs import RunInfo
+from tui.backend import RunDetail, SampleSet, TrialRow
+
+NOW = 1_800_000_000.0  # a fixed "now" (2027-01-15 08:00 UTC)
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def run(run_id, experiment, name, kind, status, dataset, model, best, done, trials, start, end) -> RunInfo:
+    return RunInfo(run_id=run_id, experiment=experiment, name=name, kind=kind, status=status, dataset=dataset,
+                   model=model, best_accuracy=best, trials_done=done, trials=trials, start_time=start, end_time=end)
+
+
+RUNS = [
+    run("a1b2c3d4e5f60718293a4b5c6d7e8f90", "quick", "prune mnist-mini mlp", "prune", "FINISHED", "mnist-mini",
+        "mlp", 0.6065, 3, 3, NOW - 3600, NOW - 3600 + 27),
+    run("b2c3d4e5f60718293a4b5c6d7e8f90a1", "quick-b", "prune mnist-mini mlp", "prune", "FINISHED",
+        "mnist-mini", "mlp", 0.5740, 3, 3, NOW - 1800, NOW - 1800 + 12),
+    run("c3d4e5f60718293a4b5c6d7e8f90a1b2", "seed-sweep", "prune mnist cnn", "prune", "RUNNING", "mnist", "cnn",
+        None, 4, 12, NOW - 300, None),
+    run("d4e5f60718293a4b5c6d7e8f90a1b2c3", "overlap-k", "overlap mnist-mini cnn", "overlap", "KILLED",
+        "mnist-mini", "cnn", None, 0, 0, NOW - 7200, NOW - 7100),
+]
+
+SUMMARIES = {
+    RUNS[0].run_id: [
+        {"method": "full", "strategy": "none", "ratio": 1.0, "epoch": 0, "mean_accuracy": 0.6065,
+         "std_accuracy": 0.0, "seeds": 1, "failed": 0},
+        {"method": "grad_norm", "strategy": "hardest", "ratio": 0.5, "epoch": 1, "mean_accuracy": 0.2825,
+         "std_accuracy": 0.021, "seeds": 2, "failed": 0},
+        {"method": "loss", "strategy": "hardest", "ratio": 0.5, "epoch": 1, "mean_accuracy": 0.2010,
+         "std_accuracy": 0.017, "seeds": 2, "failed": 0},
+        {"method": "grad_norm", "strategy": "hardest", "ratio": 0.8, "epoch": 1, "mean_accuracy": 0.5120,
+         "std_accuracy": 0.012, "seeds": 2, "failed": 0},
+        {"method": "loss", "strategy": "hardest", "ratio": 0.8, "epoch": 1, "mean_accuracy": 0.4630,
+         "std_accuracy": 0.025, "seeds": 2, "failed": 0},
+    ],
+    RUNS[1].run_id: [
+        {"method": "full", "strategy": "none", "ratio": 1.0, "epoch": 0, "mean_accuracy": 0.5740,
+         "std_accuracy": 0.0, "seeds": 1, "failed": 0},
+        {"method": "loss", "strategy": "easiest", "ratio": 0.5, "epoch": 1, "mean_accuracy": 0.5410,
+         "std_accuracy": 0.011, "seeds": 2, "failed": 0},
+        {"method": "loss", "strategy": "easiest", "ratio": 0.8, "epoch": 1, "mean_accuracy": 0.5630,
+         "std_accuracy": 0.008, "seeds": 2, "failed": 0},
+    ],
+}
+
+TRIALS = [
+    TrialRow("child-full-0", "full", "none", 1.0, 0, 0, "FINISHED", 0.6065),
+    TrialRow("child-gn-05-0", "grad_norm", "hardest", 0.5, 0, 1, "FINISHED", 0.2615),
+    TrialRow("child-loss-05-0", "loss", "hardest", 0.5, 0, 1, "FINISHED", 0.1840),
+]
+HISTORY = {"test_accuracy": [(1, 0.412), (2, 0.538), (3, 0.6065)], "train_loss": [(1, 1.9), (2, 1.2), (3, 0.9)],
+           "test_loss": [(1, 1.8), (2, 1.3), (3, 1.1)]}
+
+
+class FixedBackend:
+    """Same methods as tui.backend.Backend, answering from the constants above."""
+
+    uri = "sqlite:///mlruns/mlflow.db"
+
+    def __init__(self) -> None:
+        data = np.load(FIXTURES / "scores.npz")
+        self._scores = {"loss@e1": data["loss@e1"].astype(np.float64),
+                        "grad_norm@e1": data["grad_norm@e1"].astype(np.float64),
+                        "random@e1": np.random.default_rng(0).random(600)}
+        self._predictions = data["predictions@e1"]
+
+    def now(self) -> float:
+        return NOW
+
+    def warm_up(self) -> None:
+        pass
+
+    def list_runs(self) -> list[RunInfo]:
+        return list(RUNS)
+
+    def run_row(self, run_id: str) -> RunInfo:
+        return next(r for r in RUNS if r.run_id == run_id)
+
+    def run_detail(self, run_id: str) -> RunDetail:
+        return RunDetail(self.run_row(run_id), SUMMARIES.get(run_id, []), TRIALS if run_id == RUNS[0].run_id else [])
+
+    def history(self, child_run_id: str) -> dict:
+        return HISTORY
+
+    def live_curves(self, run_id: str) -> dict:
+        return {}
+
+    def score_names(self, run_id: str) -> list[str]:
+        return sorted(self._scores) if run_id == RUNS[0].run_id else []
+
+    def scores(self, run_id: str, name: str) -> np.ndarray:
+        return self._scores[name]
+
+    def overlap(self, run_id: str) -> dict | None:
+        return None
+
+    def predictions(self, run_id: str, epoch: int | None = None) -> np.ndarray:
+        return self._predictions
+
+    def samples(self, run_id: str) -> SampleSet:
+        from engine.data import load_dataset
+
+        ds = load_dataset("mnist-mini", None, "cpu", 600)
+        return SampleSet(ds.x_train.numpy(), ds.y_train.numpy(), list(ds.classes))
+
+    def progress(self) -> list[RunProgress]:
+        """One live run (this process stands in for its pid, so it reads RUNNING) and one that ended."""
+        live = RunProgress(run_id=RUNS[2].run_id, experiment="seed-sweep", kind="prune", pid=os.getpid(),
+                           host=socket.gethostname(), status="RUNNING", trials=12, trials_done=4,
+                           stage="retrain", stage_detail="loss / hardest / keep 0.5 / seed 1 / e1", trial=4,
+                           epoch=2, epochs=4, batch=120, batches=469,
+                           metrics={"train_loss": 0.4123, "test_accuracy": 0.9612},
+                           started=NOW - 300, updated=NOW - 1,
+                           log=["surrogate: 1 x cnn, 2 epochs, scores at epochs 2",
+                                "trial 1/12 FINISHED", "trial 2/12 FINISHED", "trial 3/12 FINISHED",
+                                "trial 4/12 FINISHED"])
+        ended = RunProgress(run_id=RUNS[0].run_id, experiment="quick", kind="prune", pid=0, host="",
+                            status="FINISHED", trials=3, trials_done=3, stage="retrain",
+                            stage_detail="full-data / seed 0", trial=2, epoch=1, epochs=1, batch=5, batches=5,
+                            metrics={"train_loss": 1.3347, "test_accuracy": 0.6065},
+                            started=NOW - 3600, updated=NOW - 3600 + 27,
+                            log=["trial 1/3 FINISHED", "trial 2/3 FINISHED", "trial 3/3 FINISHED", "FINISHED"])
+        return [live, ended]
+
+    def cancel(self, progress) -> str:
+        return "not cancelled (fixed data)"
+
+    def launch(self, config) -> dict:
+        raise RuntimeError("the fixed backend launches nothing")

@@ -1,0 +1,109 @@
+"""End to end: launch from the form, lose the TUI, re-attach, watch it finish, analyse it; and cancel."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable
+
+from engine.events import process_alive
+
+from tui_helpers import TINY, store_uri, wait_for
+
+pytestmark = pytest.mark.anyio
+
+HERE = Path(__file__).parent
+
+
+def start_tui_process(uri: str, cwd: Path) -> tuple[subprocess.Popen, dict]:
+    """A TUI in its own process and session (like a terminal), which fills the form and launches."""
+    driver = subprocess.Popen([sys.executable, str(HERE / "launch_driver.py"), uri], cwd=cwd,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                              start_new_session=True)
+    line = driver.stdout.readline()
+    if not line:
+        driver.kill()
+        pytest.fail("the TUI process exited before launching")
+    return driver, json.loads(line)
+
+
+@pytest.mark.slow
+async def test_launch_from_form_survives_tui_exit_then_analyse(tmp_path, monkeypatch):
+    from tui.app import PrunelabApp
+    from tui.widgets.heatmap import Heatmap
+    from tui.widgets.progress_panel import ProgressPanel
+    from tui.widgets.run_table import RunTable
+
+    monkeypatch.chdir(tmp_path)
+    uri = store_uri(tmp_path)
+    driver, launched = start_tui_process(uri, tmp_path)
+    run_id, pid = launched["run_id"], launched["pid"]
+    # the terminal goes away: hang up and kill the TUI's whole session
+    os.killpg(driver.pid, signal.SIGHUP)
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait(timeout=10)
+    time.sleep(0.5)
+    assert process_alive(pid, os.uname().nodename) is not False, "the detached run died with the TUI"
+
+    app = PrunelabApp(uri)  # a new TUI re-attaches: it only reads the progress files and the store
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("m")
+        await wait_for(pilot, lambda: any(p.run_id == run_id for p in app.screen.query(ProgressPanel)),
+                       what="the re-attached run on the monitor")
+        panel = next(p for p in app.screen.query(ProgressPanel) if p.run_id == run_id)
+        await wait_for(pilot, lambda: panel.status != "RUNNING", timeout=240, what="the run to finish")
+        assert panel.status == "FINISHED", panel.progress.log[-5:]
+        assert panel.progress.trials_done == panel.progress.trials == 3
+
+        await pilot.press("r")
+        table = app.screen.query_one(RunTable)
+        await wait_for(pilot, lambda: table.runs.get(run_id) and table.runs[run_id].status == "FINISHED",
+                       what="the finished row")
+        assert table.runs[run_id].experiment == "tui-e2e" and table.runs[run_id].model == "mlp"
+        table.move_cursor(row=table.get_row_index(run_id))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen.query_one("#summary", DataTable).row_count == 3,
+                       what="the summary")
+        plot = app.screen.query_one("#plot-ratio").plt.build()
+        assert "loss" in plot and "full data" in plot
+        await pilot.press("o")
+        heatmap = app.screen.query_one(Heatmap)
+        await wait_for(pilot, lambda: heatmap.display and len(heatmap.matrix) == 2, what="the overlap matrix")
+        assert heatmap.matrix[0][0] == heatmap.matrix[1][1] == 1.0
+    assert not process_alive(pid, os.uname().nodename)
+
+
+async def test_cancel_from_monitor_ends_run_killed(tmp_path, monkeypatch):
+    from engine.api import load_config
+    from engine.tracking import tracker
+
+    from tui.app import PrunelabApp
+    from tui.widgets.progress_panel import ProgressPanel
+
+    monkeypatch.chdir(tmp_path)
+    uri = store_uri(tmp_path)
+    app = PrunelabApp(uri)
+    # long enough to still be running when cancelled: many epochs of the tiny model
+    config = load_config("quick", TINY + ["name=to-cancel", "train.epochs=200", "sweep.full_data=true"])
+    info = app.backend.launch(config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("m")
+        await wait_for(pilot, lambda: app.screen.query(ProgressPanel), what="the panel")
+        panel = app.screen.query_one(ProgressPanel)
+        # wait for a stage: the run has installed its SIGTERM handler by then
+        await wait_for(pilot, lambda: panel.progress and panel.progress.stage, timeout=90, what="a stage")
+        await pilot.press("x")
+        assert app.screen.__class__.__name__ == "ConfirmScreen"
+        await pilot.press("y")
+        await wait_for(pilot, lambda: panel.status == "KILLED", timeout=60, what="KILLED")
+    track = tracker(uri, os.getcwd())
+    deadline = time.monotonic() + 30
+    while track.get_run(info["run_id"]).info.status != "KILLED" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert track.get_run(info["run_id"]).info.status == "KILLED"

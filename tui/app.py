@@ -1,0 +1,147 @@
+"""The prunelab Textual app: global keys, screen routing, and the entry point `run_app`.
+
+Three modes, each with its own screen stack: runs (with a run's plots, overlap
+and gallery pushed on top, and compare), monitor and new experiment. Only
+Textual loads before the first frame; the backend (engine, MLflow, torch) is
+warmed up by a thread worker after it, so startup stays under a second.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+
+from .screens.base import BaseScreen
+from .screens.runs import RunsScreen
+
+
+def _monitor() -> Any:
+    from .screens.monitor import MonitorScreen
+
+    return MonitorScreen()
+
+
+def _new() -> Any:
+    from .screens.new import NewExperimentScreen
+
+    return NewExperimentScreen()
+
+
+class PrunelabApp(App):
+    """Launch, watch and analyse prunelab experiments."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "prunelab"
+    MODES = {"runs": RunsScreen, "monitor": _monitor, "new": _new}  # the others load when first shown
+    DEFAULT_MODE = "runs"
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+        Binding("r", "switch_mode('runs')", "Runs"),
+        Binding("m", "switch_mode('monitor')", "Monitor"),
+        Binding("n", "switch_mode('new')", "New"),
+        Binding("escape", "back", "Back", show=False),
+    ]
+
+    def __init__(self, tracking_uri: str | None = None, backend: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if backend is None:
+            from .backend import Backend
+
+            backend = Backend(tracking_uri)
+        self.backend = backend
+        self.sub_title = backend.uri
+        self._first_frame_done = False
+        self._after_first_frame: list[Callable[[], Any]] = []
+
+    def now(self) -> float:
+        return self.backend.now()
+
+    def after_first_frame(self, callback: Callable[[], Any]) -> None:
+        """Run callback once the first frame is on screen (at once if it already is).
+
+        Why: a worker importing MLflow competes with the UI thread for the GIL on
+        a 2-core machine; started before the first frame, it delays that frame.
+        """
+        if self._first_frame_done:
+            callback()
+        else:
+            self._after_first_frame.append(callback)
+
+    def on_ready(self) -> None:
+        self._first_frame_done = True
+        self.warm_up()
+        for callback in self._after_first_frame:
+            callback()
+        self._after_first_frame.clear()
+
+    @work(thread=True, exit_on_error=False, group="warm-up")
+    def warm_up(self) -> None:
+        """Import MLflow and open the store after the first frame, not before it."""
+        try:
+            self.backend.warm_up()
+        except Exception as exc:
+            self.call_from_thread(self.notify, f"cannot open the store: {exc}", severity="error", timeout=10,
+                                  markup=False)
+
+    # ------------------------------------------------------------ routing
+    def open_run(self, run_id: str, view: str = "plots") -> None:
+        """Show one run's plots, overlap or gallery, on top of the runs screen (escape goes back)."""
+        from .screens.gallery import GalleryScreen
+        from .screens.overlap import OverlapScreen
+        from .screens.plots import PlotsScreen
+
+        screen_cls = {"plots": PlotsScreen, "overlap": OverlapScreen, "gallery": GalleryScreen}[view]
+        if self.current_mode != "runs":
+            self.switch_mode("runs")
+        if isinstance(self.screen, (PlotsScreen, OverlapScreen, GalleryScreen)):
+            self.switch_screen(screen_cls(run_id))
+        else:
+            self.push_screen(screen_cls(run_id))
+
+    def action_open_run_view(self, view: str) -> None:
+        run_id = getattr(self.screen, "run_id", None)
+        if run_id and getattr(self.screen, "view", "") != view:
+            self.open_run(run_id, view)
+
+    def action_back(self) -> None:
+        if len(self.screen_stack) > 1:
+            self.pop_screen()
+
+    def action_help(self) -> None:
+        from .screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    def confirm_cancel(self, run_id: str, label: str = "", progress: Any = None,
+                       after: Callable[[str], None] | None = None) -> None:
+        """Ask, then SIGTERM the run's process (the engine ends the run KILLED)."""
+        from .screens.help import ConfirmScreen
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.cancel_run(run_id, progress)
+
+        self.push_screen(ConfirmScreen(f"Cancel run {label or ''} {run_id[:8]}?\n"
+                                       "Its process gets SIGTERM and the run ends KILLED."), answered)
+
+    @work(thread=True, exit_on_error=False, group="cancel")
+    def cancel_run(self, run_id: str, progress: Any = None) -> None:
+        try:
+            if progress is None:
+                progress = next((p for p in self.backend.progress() if p.run_id == run_id), None)
+            message = self.backend.cancel(progress) if progress else "no progress file for this run"
+        except Exception as exc:
+            message = f"cannot cancel: {exc}"
+        self.call_from_thread(self.notify, message, timeout=6, markup=False)
+
+
+def run_app(tracking_uri: str | None = None) -> None:
+    """Open the TUI on a store (default: ./mlruns); `prunelab` and `prunelab tui` call this."""
+    PrunelabApp(tracking_uri).run()
+
+
+__all__ = ["PrunelabApp", "run_app", "BaseScreen"]

@@ -1,0 +1,86 @@
+"""Compare: the runs marked on the runs screen, their curves overlaid and their summaries side by side."""
+from __future__ import annotations
+
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+from textual_plotext import PlotextPlot
+
+from ..fmt import pct, short_id
+from ..widgets.table import Table
+from .base import BaseScreen
+from .plots import draw_accuracy_vs, empty, fill_summary
+
+
+def run_label(detail: Any, all_details: list[Any]) -> str:
+    """A short label that tells the runs apart: the experiment name, plus the id when names repeat."""
+    name = detail.run.experiment or detail.run.name
+    same = sum((d.run.experiment or d.run.name) == name for d in all_details)
+    return f"{name}:{short_id(detail.run.run_id)[:4]}" if same > 1 else name
+
+
+class CompareScreen(BaseScreen):
+    """Overlaid accuracy curves and one summary table for several runs."""
+
+    HELP = "Runs marked with space on the runs screen. 1, 2, 3 pick a tab."
+    BINDINGS = [
+        Binding("1", "tab('cmp-ratio')", "vs ratio", show=False),
+        Binding("2", "tab('cmp-epoch')", "vs score epoch", show=False),
+        Binding("3", "tab('cmp-summary')", "summary", show=False),
+    ]
+
+    def __init__(self, run_ids: list[str]) -> None:
+        super().__init__()
+        self.run_ids = list(run_ids)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(f"comparing {len(self.run_ids)} runs", id="compare-title", classes="run-title", markup=False)
+        with TabbedContent(initial="cmp-ratio", id="compare-tabs"):
+            with TabPane("1 vs keep ratio", id="cmp-ratio"):
+                yield PlotextPlot(id="cmp-plot-ratio")
+            with TabPane("2 vs score epoch", id="cmp-epoch"):
+                yield PlotextPlot(id="cmp-plot-epoch")
+            with TabPane("3 summary", id="cmp-summary"):
+                yield Table(id="cmp-table", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for plot_id in ("#cmp-plot-ratio", "#cmp-plot-epoch"):
+            empty(self.query_one(plot_id, PlotextPlot), "loading…")
+        self.load()
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one("#compare-tabs", TabbedContent).active = tab
+
+    @work(thread=True, exclusive=True, group="compare", exit_on_error=False)
+    def load(self) -> None:
+        details = []
+        for run_id in self.run_ids:
+            try:
+                details.append(self.backend.run_detail(run_id))
+            except Exception as exc:
+                self.fail(f"run {run_id[:8]}", exc)
+        self.deliver(self._show, details)
+
+    def _show(self, details: list[Any]) -> None:
+        labels = [run_label(d, details) for d in details]
+        title = " vs ".join(f"{label} ({pct(d.run.best_accuracy)})" for label, d in zip(labels, details))
+        self.query_one("#compare-title", Static).update(f"comparing: {title}")
+        for plot_id, x_key, xlabel in (("#cmp-plot-ratio", "ratio", "keep ratio"),
+                                       ("#cmp-plot-epoch", "epoch", "surrogate epoch of the scores")):
+            plot = self.query_one(plot_id, PlotextPlot)
+            plot.plt.clear_figure()
+            drawn = 0
+            for label, d in zip(labels, details):
+                drawn += draw_accuracy_vs(plot.plt, d.summary, x_key, xlabel, f"test accuracy vs {xlabel}",
+                                          prefix=f"{label}: ", clear=False, color_start=drawn)
+            if drawn:
+                plot.refresh()
+            else:
+                empty(plot, "no results in these runs")
+        rows = [(label, row) for label, d in zip(labels, details) for row in d.summary]
+        fill_summary(self.query_one("#cmp-table", DataTable), [r for _, r in rows], [label for label, _ in rows])

@@ -1,0 +1,159 @@
+"""The gallery: the top-N or bottom-N training samples by any of a run's scores, drawn in the terminal.
+
+Scores come from the run's scores/*.npy (aligned with the training subset its
+config names); images from the engine's own loader. Each tile shows the given
+label, the predicted label when the run logged predictions, and the score.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Footer, Header, Label, Select, Static
+
+from ..backend import split_name
+from ..widgets.image_grid import ImageGrid, Tile
+from .base import RunScreen
+
+N_DEFAULT, N_STEP, N_MAX = 12, 6, 96
+
+
+def pick(scores: np.ndarray, n: int, top: bool) -> np.ndarray:
+    """Indices of the n highest (or lowest) scores, best first; ties keep index order."""
+    order = np.argsort(-scores if top else scores, kind="stable")
+    return order[:n]
+
+
+def tiles_for(samples: Any, scores: np.ndarray, n: int, top: bool, predictions: np.ndarray | None) -> list[Tile]:
+    names = samples.classes
+    numeric = all(c.isdigit() for c in names)
+
+    def label(i: int) -> str:
+        return str(i) if numeric or i >= len(names) else names[i][:7]
+
+    tiles = []
+    for index in pick(scores, n, top):
+        given = int(samples.labels[index])
+        first = f"#{index} y={label(given)}"
+        wrong = False
+        if predictions is not None and index < len(predictions):
+            predicted = int(predictions[index])
+            wrong = predicted != given
+            first += f" ŷ={label(predicted)}"
+        tiles.append(Tile(samples.images[index], (first, f"s={scores[index]:.4g}"), emphasis=wrong))
+    return tiles
+
+
+class GalleryScreen(RunScreen):
+    """Top or bottom samples by a chosen score, as half-block images."""
+
+    HELP = "t: top or bottom; + and -: more or fewer; [ and ]: previous or next score."
+    view = "gallery"
+    AUTO_FOCUS = "#gallery-body"  # not the score select: letters are keys here
+    BINDINGS = RunScreen.BINDINGS + [
+        Binding("t", "toggle_top", "Top/bottom"),
+        Binding("plus,equals_sign", "n(1)", "More", key_display="+"),
+        Binding("minus", "n(-1)", "Fewer", key_display="-"),
+        Binding("left_square_bracket", "score(-1)", "Prev score", key_display="["),
+        Binding("right_square_bracket", "score(1)", "Next score", key_display="]"),
+    ]
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(run_id)
+        self.top = True
+        self.n = N_DEFAULT
+        self.names: list[str] = []
+        self.samples: Any = None
+        self.predictions: dict[int | None, Any] = {}  # per score epoch, None when not logged
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(self.title_text(), classes="run-title", markup=False)
+        with Horizontal(id="gallery-bar"):
+            yield Label("score", id="score-label")
+            yield Select([], id="score", allow_blank=True, prompt="loading…", compact=True)
+            yield Static("", id="gallery-info", markup=False)
+        with VerticalScroll(id="gallery-body"):
+            yield Static("loading scores and images…", id="gallery-state", markup=False)
+            yield ImageGrid(id="grid")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load()
+
+    @work(thread=True, exclusive=True, group="gallery-load", exit_on_error=False)
+    def load(self) -> None:
+        try:
+            self.deliver(self.set_run, self.backend.run_row(self.run_id))
+            names = self.backend.score_names(self.run_id)
+            samples = self.backend.samples(self.run_id) if names else None
+        except Exception as exc:
+            self.deliver(self._state, f"cannot load this run's samples: {exc}")
+            return
+        self.deliver(self._loaded, names, samples)
+
+    def _loaded(self, names: list[str], samples: Any) -> None:
+        self.names, self.samples = names, samples
+        if not names:
+            self._state("no per-sample scores in this run (scores/*.npy): nothing to rank. "
+                        "Runs that score with a surrogate (loss, grad_norm, el2n, …) log them.")
+            return
+        select = self.query_one("#score", Select)
+        select.set_options([(n, n) for n in names])
+        select.value = names[0]  # posts Changed, which draws
+
+    def _state(self, message: str) -> None:
+        state = self.query_one("#gallery-state", Static)
+        state.update(message)
+        state.display = True
+
+    @on(Select.Changed, "#score")
+    def _score_changed(self, event: Select.Changed) -> None:
+        if event.value is not Select.NULL:
+            self.draw()
+
+    def draw(self) -> None:
+        value = self.query_one("#score", Select).value
+        if value is Select.NULL or self.samples is None:
+            return
+        self.query_one("#gallery-info", Static).update(
+            f"{'top' if self.top else 'bottom'} {self.n} of {len(self.samples.labels)}, highest first"
+            if self.top else f"bottom {self.n} of {len(self.samples.labels)}, lowest first")
+        self.rank(str(value), self.n, self.top)
+
+    @work(thread=True, exclusive=True, group="gallery", exit_on_error=False)
+    def rank(self, name: str, n: int, top: bool) -> None:
+        try:
+            scores = self.backend.scores(self.run_id, name)
+            if len(scores) != len(self.samples.labels):
+                raise ValueError(f"{name} has {len(scores)} scores for {len(self.samples.labels)} samples")
+            epoch = split_name(name)[1]
+            if epoch not in self.predictions:
+                self.predictions[epoch] = self.backend.predictions(self.run_id, epoch)
+            tiles = tiles_for(self.samples, scores, n, top, self.predictions[epoch])
+        except Exception as exc:
+            self.deliver(self._state, f"cannot rank by {name}: {exc}")
+            return
+        self.deliver(self._tiles, tiles)
+
+    def _tiles(self, tiles: list[Tile]) -> None:
+        self.query_one("#gallery-state", Static).display = False
+        self.query_one(ImageGrid).tiles = tiles
+
+    def action_toggle_top(self) -> None:
+        self.top = not self.top
+        self.draw()
+
+    def action_n(self, step: int) -> None:
+        self.n = max(1, min(N_MAX, self.n + step * N_STEP))
+        self.draw()
+
+    def action_score(self, step: int) -> None:
+        if self.names:
+            select = self.query_one("#score", Select)
+            i = self.names.index(select.value) if select.value in self.names else 0
+            select.value = self.names[(i + step) % len(self.names)]

@@ -1,0 +1,291 @@
+"""A run's plots, live while it runs: accuracy vs keep ratio (error bars over seeds, full-data
+line), accuracy vs epoch of one trial, accuracy vs the surrogate epoch of the scores, and the
+summary table. Drawing is plotext inside textual-plotext; data comes from thread workers.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+from textual_plotext import PlotextPlot
+
+from ..fmt import pct
+from ..widgets.table import Table
+from .base import RunScreen
+
+LIVE_S = 2.0
+FULL = "full"
+# plotext's named terminal colours: the terminal's palette, so they suit its light or dark scheme
+COLORS = ("blue", "red", "green", "magenta", "cyan", "orange")
+
+
+# ---------------------------------------------------------------- drawing (shared with compare)
+def series(rows: list[dict[str, Any]], x_key: str, group: tuple[str, ...]) -> dict[str, list[tuple]]:
+    """Summary rows as (x, mean %, std %) points per label, the full-data rows left out."""
+    out: dict[str, list[tuple]] = defaultdict(list)
+    for row in rows:
+        if row.get("method") == FULL or row.get("mean_accuracy") is None or x_key not in row:
+            continue  # other kinds (overlap, noise, …) have rows of their own shape
+        mean = row["mean_accuracy"]
+        if mean != mean:  # NaN: every seed failed
+            continue
+        label = " ".join(str(row.get(k)) for k in group if row.get(k) not in (None, ""))
+        out[label].append((float(row[x_key]), mean * 100, (row.get("std_accuracy") or 0.0) * 100))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def varying(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> tuple[str, ...]:
+    """The keys whose value differs between rows (so a label only says what tells series apart)."""
+    rows = [r for r in rows if r.get("method") != FULL]
+    return tuple(k for k in keys if len({r.get(k) for r in rows}) > 1)
+
+
+def full_accuracy(rows: list[dict[str, Any]]) -> float | None:
+    full = [r["mean_accuracy"] for r in rows if r.get("method") == FULL and r.get("mean_accuracy") == r.get("mean_accuracy")]
+    return full[0] * 100 if full else None
+
+
+def draw_accuracy_vs(plt: Any, rows: list[dict[str, Any]], x_key: str, xlabel: str, title: str,
+                     prefix: str = "", clear: bool = True, color_start: int = 0) -> int:
+    """Mean test accuracy (error bars: std over seeds) per method against x_key, and the full-data
+    line; returns how many series it drew (0: nothing to draw)."""
+    if clear:
+        plt.clear_figure()
+    other = "epoch" if x_key == "ratio" else "ratio"
+    group = ("method",) + varying(rows, ("strategy", other))
+    drawn = 0
+    xs_all: list[float] = []
+    for label, points in series(rows, x_key, group).items():
+        xs, ys, es = (list(v) for v in zip(*points))
+        xs_all += xs
+        color = COLORS[(color_start + drawn) % len(COLORS)]
+        draw = plt.plot if len(xs) > 1 else plt.scatter  # plotext's legend skips error bars
+        draw(xs, ys, marker="braille", color=color, label=f"{prefix}{label}")
+        plt.error(xs, ys, yerr=es, color=color)
+        drawn += 1
+    full = full_accuracy(rows)
+    if full is not None:
+        lo, hi = (min(xs_all), max(xs_all)) if xs_all else (0.0, 1.0)
+        if x_key == "ratio":
+            hi = max(hi, 1.0)  # the full data is keep ratio 1
+        if lo == hi:
+            lo, hi = lo - 0.5, hi + 0.5
+        # alone, a neutral grey; overlaid with other runs (compare), a colour of its own
+        color = COLORS[(color_start + drawn) % len(COLORS)] if prefix else "gray"
+        plt.plot([lo, hi], [full, full], marker="dot", color=color, label=f"{prefix}full data {full:.1f}%")
+        drawn += 1
+    plt.title(title)
+    plt.xlabel(xlabel)
+    plt.ylabel("test accuracy %")
+    return drawn
+
+
+def draw_curve(plt: Any, curves: list[tuple[str, list[tuple[int, float]]]], title: str) -> bool:
+    """Accuracy (%) against epoch, one line per named curve."""
+    plt.clear_figure()
+    drawn = False
+    for i, (name, points) in enumerate(curves):
+        if not points:
+            continue
+        xs = [p[0] for p in points]
+        ys = [p[1] * 100 for p in points]
+        color = COLORS[i % len(COLORS)]
+        if len(xs) > 1:
+            plt.plot(xs, ys, marker="braille", color=color, label=name)
+        else:
+            plt.scatter(xs, ys, color=color, label=name)
+        drawn = True
+    plt.title(title)
+    plt.xlabel("epoch")
+    plt.ylabel("test accuracy %")
+    return drawn
+
+
+def empty(plot: PlotextPlot, message: str) -> None:
+    plot.plt.clear_figure()
+    plot.plt.title(message)
+    plot.refresh()
+
+
+SHORT = {"mean_accuracy": "mean acc", "std_accuracy": "std", "test_accuracy": "acc"}
+
+
+def summary_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """Every key the rows have, in first-seen order: each experiment kind has its own summary shape."""
+    return list(dict.fromkeys(k for row in rows for k in row))
+
+
+def summary_cell(key: str, value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        return "-" if value is None else str(value)
+    if isinstance(value, float):
+        text = pct(value, 2) if "accuracy" in key else f"{value:.4g}"
+        return Text(text, justify="right")
+    if isinstance(value, int):
+        return Text(str(value), justify="right")
+    return str(value)
+
+
+def fill_summary(table: DataTable, rows: list[dict[str, Any]], runs: list[str] | None = None) -> None:
+    """Rebuild a summary table (columns too, as they depend on the rows); `runs` adds a first column
+    naming each row's run (compare)."""
+    table.clear(columns=True)
+    columns = summary_columns(rows)
+    if runs is not None:
+        table.add_column("run", key="_run")
+    for key in columns:
+        table.add_column(SHORT.get(key, key), key=key)
+    for i, row in enumerate(rows):
+        cells = [summary_cell(k, row.get(k)) for k in columns]
+        table.add_row(*(([Text(runs[i], no_wrap=True)] if runs is not None else []) + cells))
+
+
+class PlotsScreen(RunScreen):
+    """Plots of one run; they refresh every few seconds while it runs."""
+
+    HELP = "One run's curves. 1-4 pick a tab; in trial curves, move in the list to pick a trial."
+    view = "plots"
+    BINDINGS = RunScreen.BINDINGS + [
+        Binding("1", "tab('tab-ratio')", "vs ratio", show=False),
+        Binding("2", "tab('tab-trial')", "trial curve", show=False),
+        Binding("3", "tab('tab-epoch')", "vs score epoch", show=False),
+        Binding("4", "tab('tab-summary')", "summary", show=False),
+    ]
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(run_id)
+        self.detail: Any = None
+        self.live: dict[int, Any] = {}
+        self.trial_key: str | None = None
+        self._timer = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(self.title_text(), classes="run-title", markup=False)
+        with TabbedContent(initial="tab-ratio", id="plot-tabs"):
+            with TabPane("1 vs keep ratio", id="tab-ratio"):
+                yield PlotextPlot(id="plot-ratio")
+            with TabPane("2 trial curve", id="tab-trial"):
+                with Horizontal():
+                    yield Table(id="trials", cursor_type="row")
+                    yield PlotextPlot(id="plot-trial")
+            with TabPane("3 vs score epoch", id="tab-epoch"):
+                yield PlotextPlot(id="plot-epoch")
+            with TabPane("4 summary", id="tab-summary"):
+                yield Table(id="summary", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#trials", DataTable).add_columns("trial", "status", "acc")
+        for plot_id in ("#plot-ratio", "#plot-trial", "#plot-epoch"):
+            empty(self.query_one(plot_id, PlotextPlot), "loading…")
+        self.load()
+        self._timer = self.set_interval(LIVE_S, self.load, pause=True)
+        self.app.theme_changed_signal.subscribe(self, self._theme_changed)
+
+    def _theme_changed(self, theme: Any) -> None:
+        if self.detail is not None:  # the trial list's status colours follow the theme
+            self._show(self.detail, self.live)
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one("#plot-tabs", TabbedContent).active = tab
+
+    # ------------------------------------------------------------ loading
+    @work(thread=True, exclusive=True, group="plots", exit_on_error=False)
+    def load(self) -> None:
+        try:
+            detail = self.backend.run_detail(self.run_id)
+            live = self.backend.live_curves(self.run_id) if detail.run.status == "RUNNING" else {}
+        except Exception as exc:
+            self.fail(f"run {self.run_id[:8]}", exc)
+            return
+        self.deliver(self._show, detail, live)
+
+    def _show(self, detail: Any, live: dict) -> None:
+        self.detail, self.live = detail, live
+        self.set_run(detail.run)
+        running = detail.run.status == "RUNNING"
+        if running:
+            self._timer.resume()
+        else:
+            self._timer.pause()
+        rows = detail.summary
+        note = " (live)" if running else ""
+        ratio = self.query_one("#plot-ratio", PlotextPlot)
+        if draw_accuracy_vs(ratio.plt, rows, "ratio", "keep ratio", f"test accuracy vs keep ratio{note}"):
+            ratio.refresh()
+        else:
+            empty(ratio, "no finished trials yet" if running else "no results in this run")
+        epoch = self.query_one("#plot-epoch", PlotextPlot)
+        if draw_accuracy_vs(epoch.plt, rows, "epoch", "surrogate epoch of the scores",
+                            f"test accuracy vs score epoch{note}"):
+            epoch.refresh()
+        else:
+            empty(epoch, "no finished trials yet" if running else "no results in this run")
+        self._fill_summary(rows)
+        self._fill_trials(detail.trials, live)
+
+    def _fill_summary(self, rows: list[dict[str, Any]]) -> None:
+        fill_summary(self.query_one("#summary", DataTable), rows)
+
+    def _fill_trials(self, trials: list[Any], live: dict) -> None:
+        table = self.query_one("#trials", DataTable)
+        keep = self.trial_key
+        table.clear()
+        theme = self.app.theme_variables
+        from ..fmt import status_text
+
+        for index, (name, points) in sorted(live.items()):
+            acc = points[-1][1].get("test_accuracy") if points else None
+            table.add_row(Text(name, no_wrap=True), status_text("RUNNING", theme), pct(acc), key=f"live:{index}")
+        for t in trials:
+            table.add_row(Text(t.label, no_wrap=True), status_text(t.status, theme), pct(t.accuracy), key=t.run_id)
+        if not table.row_count:
+            empty(self.query_one("#plot-trial", PlotextPlot), "no trials yet")
+            return
+        if keep in table.rows:
+            table.move_cursor(row=table.get_row_index(keep), animate=False)
+            self._draw_trial(keep)
+        else:
+            table.move_cursor(row=0, animate=False)
+            self._draw_trial(table.coordinate_to_cell_key((0, 0)).row_key.value)
+
+    @on(DataTable.RowHighlighted, "#trials")
+    def _trial_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        key = event.row_key.value if event.row_key else None
+        if key and key != self.trial_key:
+            self._draw_trial(key)
+
+    def _draw_trial(self, key: str | None) -> None:
+        self.trial_key = key
+        if not key:
+            return
+        if key.startswith("live:"):
+            name, points = self.live.get(int(key[5:]), (key, []))
+            curve = [(e, m["test_accuracy"]) for e, m in points if "test_accuracy" in m]
+            self._trial_curve(name + " (training)", {"test_accuracy": curve})
+        else:
+            self.load_history(key)
+
+    @work(thread=True, exclusive=True, group="history", exit_on_error=False)
+    def load_history(self, child_id: str) -> None:
+        try:
+            history = self.backend.history(child_id)
+        except Exception as exc:
+            self.fail("trial history", exc)
+            return
+        trial = next((t for t in (self.detail.trials if self.detail else []) if t.run_id == child_id), None)
+        self.deliver(self._trial_curve, trial.label if trial else child_id[:8], history)
+
+    def _trial_curve(self, name: str, history: dict[str, list]) -> None:
+        plot = self.query_one("#plot-trial", PlotextPlot)
+        if draw_curve(plot.plt, [(name, history.get("test_accuracy", []))], f"accuracy vs epoch: {name}"):
+            plot.refresh()
+        else:
+            empty(plot, f"{name}: no epochs logged")

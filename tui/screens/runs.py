@@ -1,0 +1,156 @@
+"""The runs screen: every experiment run in the store, live, filterable, sortable, markable."""
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from ..widgets.run_table import RunTable
+from .base import BaseScreen
+
+REFRESH_S = 3.0
+
+
+class RunsScreen(BaseScreen):
+    """Parent runs from MLflow, refreshed every few seconds by a thread worker."""
+
+    HELP = "Experiment runs in the store. Enter opens a run's plots; space marks runs for comparison."
+    BINDINGS = [
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("enter", "open('plots')", "Open", show=False),
+        Binding("p", "open('plots')", "Plots"),
+        Binding("o", "open('overlap')", "Overlap"),
+        Binding("g", "open('gallery')", "Gallery"),
+        Binding("c", "compare", "Compare"),
+        Binding("x", "cancel", "Cancel run", show=False),
+        Binding("f5", "reload", "Reload", show=False),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(placeholder="filter: words to match (status, name, kind, data, model, id)", id="filter")
+        yield RunTable(id="runs-table")
+        yield Static("loading runs…", id="runs-status", classes="status-line", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        table = self.query_one(RunTable)
+        table.now = self.now
+        table.focus()
+        self.loaded = False
+        self.app.after_first_frame(self._start)
+
+    def _start(self) -> None:
+        self.action_reload()
+        self.set_interval(REFRESH_S, self.action_reload)
+
+    def on_screen_resume(self) -> None:
+        if self.loaded:
+            self.action_reload()
+
+    @property
+    def table(self) -> RunTable:
+        return self.query_one(RunTable)
+
+    # ------------------------------------------------------------ loading
+    def action_reload(self) -> None:
+        self.load_runs()
+
+    @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
+    def load_runs(self) -> None:
+        try:
+            runs = self.backend.list_runs()
+        except Exception as exc:
+            self.deliver(self._show_error, exc)
+            return
+        self.deliver(self._show_runs, runs)
+
+    def _show_runs(self, runs) -> None:
+        self.loaded = True
+        self.table.set_runs(runs)
+        self._update_status()
+
+    def _show_error(self, exc: Exception) -> None:
+        self.query_one("#runs-status", Static).update(f"cannot read the store {self.backend.uri}: {exc}")
+
+    def _update_status(self) -> None:
+        table = self.table
+        shown, total = table.row_count, len(table.runs)
+        if not total:
+            text = f"No runs yet in {self.backend.uri}. Press n to start an experiment."
+        else:
+            running = sum(r.status == "RUNNING" for r in table.runs.values())
+            noun = "run" if total == 1 else "runs"
+            text = f"{shown} of {total} {noun}" if table.filter_text else f"{total} {noun}"
+            if running:
+                text += f", {running} running"
+            if table.marked:
+                text += f" · {len(table.marked)} marked (c compares)"
+        self.query_one("#runs-status", Static).update(text)
+
+    # ------------------------------------------------------------ filter
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.table.set_filter(event.value)
+        self._update_status()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self.table.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.value or box.display:
+            box.value = ""
+            box.display = False
+            self.table.set_filter("")
+            self.table.focus()
+            self._update_status()
+
+    def on_key(self, event) -> None:
+        if event.key == "escape" and self.query_one("#filter", Input).has_focus:
+            event.stop()
+            self.action_clear_filter()
+
+    # ------------------------------------------------------------ actions
+    @on(DataTable.RowSelected, "#runs-table")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open("plots")
+
+    @on(RunTable.MarksChanged)
+    def _marks_changed(self) -> None:
+        self._update_status()
+
+    def action_open(self, view: str) -> None:
+        run_id = self.table.current_run_id
+        if run_id:
+            self.app.open_run(run_id, view)
+
+    def action_compare(self) -> None:
+        marked = list(self.table.marked)
+        if len(marked) < 2:
+            current = self.table.current_run_id
+            if current and current not in marked:
+                marked.append(current)
+        if len(marked) < 2:
+            self.notify("Mark two or more runs with space, then press c", severity="warning")
+            return
+        from .compare import CompareScreen
+
+        self.app.push_screen(CompareScreen(marked))
+
+    def action_cancel(self) -> None:
+        run_id = self.table.current_run_id
+        run = self.table.runs.get(run_id or "")
+        if not run or run.status != "RUNNING":
+            self.notify("Only a running run can be cancelled", severity="warning")
+            return
+        self.app.confirm_cancel(run_id, run.experiment)

@@ -1,0 +1,88 @@
+"""One running (or just finished) experiment on the monitor: stage, bars, ETA, metrics and its log.
+
+Why our own ETA: Textual's ProgressBar estimates from what it saw since it was
+mounted, which is wrong after re-attaching to a run started hours ago; the
+progress file has the run's start time and finished trials, so use those.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Label, ProgressBar, RichLog, Static
+
+from ..fmt import duration, pct, short_id, status_text
+
+
+def eta_seconds(progress: Any, now: float) -> float | None:
+    """Time left from the run's pace so far: elapsed per finished trial times the trials left."""
+    done, total = progress.trials_done, progress.trials
+    if not progress.started or not total or done <= 0 or done >= total:
+        return None
+    elapsed = now - progress.started
+    return elapsed / done * (total - done)
+
+
+class ProgressPanel(Vertical, can_focus=True):
+    """Live view of one progress file (folded into an engine.events.RunProgress)."""
+
+    def __init__(self, run_id: str, **kwargs: Any) -> None:
+        super().__init__(id=f"panel-{run_id}", classes="progress-panel", **kwargs)
+        self.run_id = run_id
+        self.progress: Any = None
+        self.status = "RUNNING"
+        self._log_signature: tuple = ()
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="panel-title", classes="panel-title")
+        yield Static(id="panel-stage", classes="panel-stage")
+        for name in ("trials", "epoch", "batch"):
+            with Horizontal(classes="bar-row"):
+                yield Label(name, classes="bar-label")
+                yield ProgressBar(total=1, show_eta=False, show_percentage=False, id=f"bar-{name}")
+                yield Label("", id=f"count-{name}", classes="bar-count")
+        yield Static(id="panel-metrics", classes="panel-metrics", markup=False)
+        log = RichLog(id="panel-log", max_lines=500, wrap=True, markup=False, auto_scroll=True)
+        log.can_focus = False  # tab moves between runs, not into their logs
+        yield log
+
+    def update_progress(self, progress: Any, now: float) -> None:
+        self.progress = progress
+        self.status = progress.effective_status
+        theme = self.app.theme_variables
+        title = Text.assemble((progress.experiment or "experiment", "bold"), "  ", progress.kind or "", "  ",
+                              short_id(progress.run_id), "  ", status_text(self.status, theme))
+        self.query_one("#panel-title", Static).update(title)
+        trial = f"trial {progress.trial + 1} of {progress.trials}" if progress.trial is not None and progress.trials else ""
+        stage = " · ".join(x for x in (progress.stage or "starting", trial, progress.stage_detail) if x)
+        self.query_one("#panel-stage", Static).update(Text(stage, no_wrap=True, overflow="ellipsis"))
+        self._bar("trials", progress.trials_done, progress.trials)
+        self._bar("epoch", progress.epoch, progress.epochs)
+        self._bar("batch", progress.batch, progress.batches)
+        running = self.status == "RUNNING"
+        elapsed = ((now if running else progress.updated) - progress.started) if progress.started else None
+        eta = eta_seconds(progress, now) if running else None
+        metrics = progress.metrics
+        parts = [f"elapsed {duration(elapsed)}"]
+        if running:
+            parts.append(f"ETA {duration(eta)}" if eta is not None else "ETA estimating…")
+        if "train_loss" in metrics:
+            parts.append(f"loss {metrics['train_loss']:.4f}")
+        if "test_accuracy" in metrics:
+            parts.append(f"acc {pct(metrics['test_accuracy'], 2)}")
+        self.query_one("#panel-metrics", Static).update("   ".join(parts))
+        signature = (len(progress.log), progress.log[-1] if progress.log else "")
+        if signature != self._log_signature:
+            self._log_signature = signature
+            log = self.query_one("#panel-log", RichLog)
+            log.clear()
+            for line in progress.log[-100:]:
+                log.write(line)
+        self.set_class(not running, "ended")
+
+    def _bar(self, name: str, done: int, total: int) -> None:
+        bar = self.query_one(f"#bar-{name}", ProgressBar)
+        bar.update(total=total or 1, progress=min(done, total) if total else 0)  # never indeterminate: no animation
+        self.query_one(f"#count-{name}", Label).update(f"{done}/{total}" if total else "-")
