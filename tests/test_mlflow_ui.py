@@ -8,18 +8,14 @@ Artifacts tab down to a PNG plot that actually renders.
 """
 import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 import engine
 from engine.tracking import tracker
+from tests.conftest import running_mlflow_server
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -38,12 +34,6 @@ pytestmark = pytest.mark.skipif(chromium_binary() is None,
                                 reason="no Chromium binary (/usr/bin/chromium); run .ci/install-browser to install it")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def filled_store(tmp_path):
     """A tiny prune run (mlp, 600 samples, 1 epoch, random vs loss, keep 0.5, seed 0) in a fresh store."""
@@ -59,45 +49,10 @@ def filled_store(tmp_path):
 
 @pytest.fixture
 def mlflow_server(filled_store, tmp_path):
-    """`mlflow server` on a free local port over the store; always stopped, whole process group."""
+    """`mlflow server` on a free loopback port over the filled store."""
     uri, _ = filled_store
-    port = free_port()
-    log = open(tmp_path / "server.log", "wb")
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true",
-           "DO_NOT_TRACK": "true"}
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
-                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-
-    def stop():
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
-        except ProcessLookupError:
-            pass
-        log.close()
-
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"mlflow server exited: {(tmp_path / 'server.log').read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"mlflow server not up in 60 s: {(tmp_path / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield base
-    finally:
-        stop()
+    with running_mlflow_server(uri, tmp_path / "server") as url:
+        yield url
 
 
 @pytest.fixture

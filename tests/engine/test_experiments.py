@@ -1,6 +1,5 @@
 """Experiments end to end on real MNIST subsets: MLflow structure, cache, resume, kills, concurrency."""
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -4,14 +4,7 @@ Same results as the local executor, a worker killed mid-trial is retried, a
 shared `mlflow server` receives every run, and without Ray the CLI says how to
 install it.
 """
-import contextlib
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from collections import Counter
 
 import pytest
@@ -24,6 +17,7 @@ from engine.events import EpochEnd, LogLine, TrialFinished, read_events
 from engine.executors import CRASH_ONCE_ENV, RayExecutor, RayNotInstalled, make_executor
 from engine.experiments.base import records_from_children
 from engine.tracking import TRIAL_KEY, tracker
+from tests.conftest import running_mlflow_server
 
 
 def tiny(name: str, **extra):
@@ -127,46 +121,10 @@ def test_asks_the_cluster_cannot_meet_are_refused_up_front(ray_local, in_tmp):
 
 @pytest.fixture
 def mlflow_server(tmp_path):
-    """`mlflow server` on a free loopback port, SQLite backend, proxied artifacts in a folder.
-
-    In its own process group (it starts uvicorn children), without the job
-    runner (a pool of consumers this test does not need on two cores).
-    """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    """A server with a SQLite backend and proxied artifacts in a folder."""
     root = tmp_path / "server"
-    root.mkdir()
-    log = open(root / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                             "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-                             "--artifacts-destination", str(root / "artifacts"), "--workers", "1"],
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-                                 "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not come up: {(root / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.3)
+    with running_mlflow_server(f"sqlite:///{root / 'mlflow.db'}", root, root / "artifacts") as url:
         yield url, root / "artifacts"
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(15)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # children that outlived it
-        proc.wait()
-        log.close()
 
 
 def test_every_run_lands_on_a_shared_mlflow_server(ray_local, store, mlflow_server):
