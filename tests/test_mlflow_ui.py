@@ -8,7 +8,6 @@ Artifacts tab down to a PNG plot that actually renders.
 """
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
