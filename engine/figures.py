@@ -80,7 +80,9 @@ def sample_grid(samples: list[dict[str, Any]], title: str, columns: int = 5):
         else:
             ax.imshow(image.transpose(1, 2, 0) if image.ndim == 3 else image)
         wrong = s.get("predicted") is not None and s["predicted"] != s["label"]
-        ax.set_title(f"#{s['index']}  y={s['label']} pred={s.get('predicted', '?')}\nscore {s['score']:.4g}",
+        source = s.get("source_index", s["index"])
+        where = f"#{s['index']}" + (f" (source #{source})" if source != s["index"] else "")
+        ax.set_title(f"{where}  y={s['label']} pred={s.get('predicted', '?')}\nscore {s['score']:.4g}",
                      fontsize=7, color="crimson" if wrong else "black")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()

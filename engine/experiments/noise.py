@@ -80,7 +80,7 @@ def retrain(ctx: RunContext, scores: dict[str, np.ndarray], flipped: np.ndarray)
     from ..selection import keep_count, select
     from ..train import train
     from .online import run_inline
-    from .prune import summarize
+    from .prune import random_scores, summarize
 
     config, noisy_ds = ctx.config, ctx.dataset
     labels = noisy_ds.y_train.cpu().numpy()
@@ -93,11 +93,13 @@ def retrain(ctx: RunContext, scores: dict[str, np.ndarray], flipped: np.ndarray)
         if trial.method == ORACLE:  # the clean samples, trimmed to the same budget when more are pruned
             clean = np.setdiff1d(np.arange(n), flipped)
             return np.sort(np.random.default_rng(trial.seed).permutation(clean)[:keep_count(trial.ratio, n)])
-        return select("easiest", scores[trial.method], trial.ratio, labels, seed=trial.seed)
+        s = random_scores(n, trial.seed) if trial.method == RANDOM else scores[trial.method]  # as prune draws it
+        return select("easiest", s, trial.ratio, labels, seed=trial.seed)
 
     def work(trial: Trial, child: str, index: int, total: int) -> dict[str, float]:
         kept = kept_for(trial)
-        ctx.tracker.log_params(child, {**trial.tags(), "kept": len(kept), "flipped_kept": int(np.isin(flipped, kept).sum())})
+        flipped_kept = int(np.isin(flipped, kept).sum())
+        ctx.tracker.log_params(child, {**trial.tags(), "kept": len(kept), "flipped_kept": flipped_kept})
         result = train(config.model, noisy_ds, config.train, seed=trial.seed, indices=kept, on_event=ctx.on_event,
                        trial=index)
         ctx.tracker.log_history(child, result.history)

@@ -69,15 +69,18 @@ def pair_rows(matrices: dict[str, Any], epoch: int) -> list[dict[str, Any]]:
 
 
 def pick_samples(scores: np.ndarray, labels: np.ndarray, images, predictions: np.ndarray | None,
-                 n: int = 10, lowest: bool = False) -> list[dict[str, Any]]:
-    """The n highest (or lowest) scored samples as dicts: index, label, predicted, score, image (uint8 CHW).
+                 n: int = 10, lowest: bool = False, source_index: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """The n highest (or lowest) scored samples as dicts: index, source_index, label, predicted, score, image.
 
-    `images` is an array or a device tensor; only the chosen rows are copied.
+    `index` is the position in the run's data set (what scores align with);
+    `source_index` the position in the full source data, which differs for a subset.
+    `images` is an array or a device tensor (uint8 CHW); only the chosen rows are copied.
     """
     chosen = top_indices(scores, min(n, len(scores)), lowest)
     picked = images[chosen]
     picked = picked.cpu().numpy() if hasattr(picked, "cpu") else np.asarray(picked)
-    return [{"index": int(i), "label": int(labels[i]),
+    return [{"index": int(i), "source_index": int(source_index[i]) if source_index is not None else int(i),
+             "label": int(labels[i]),
              "predicted": int(predictions[i]) if predictions is not None else None,
              "score": float(scores[i]), "image": picked[j].astype(np.uint8)} for j, i in enumerate(chosen)]
 
@@ -99,7 +102,7 @@ def log_samples(ctx: RunContext, scores: dict[tuple[str, int], np.ndarray], pred
     for (method, epoch), s in scores.items():
         if epoch != last or method == RANDOM:
             continue
-        picked = pick_samples(s, labels, ds.x_train, predictions.get(epoch), n)
+        picked = pick_samples(s, labels, ds.x_train, predictions.get(epoch), n, source_index=ds.train_index)
         title = f"{ds.name}: the {len(picked)} highest {method} scores (surrogate epoch {epoch}); red: misclassified"
         ctx.log_figure(sample_grid(picked, title), f"plots/top_{method}.png")
 

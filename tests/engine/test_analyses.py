@@ -150,9 +150,12 @@ def test_loss_finds_flipped_labels_far_better_than_random(shared_data, store):
     assert np.array_equal(np.flatnonzero(noisy != clean.numpy()), flipped)
 
     cfg = tiny(shared_data, "noise", **{"data.train_size": 2000, "surrogate.epochs": 2,
-                                        "noise.methods": ["random", "loss"], "noise.fraction": 0.1})
+                                        "noise.methods": ["random", "loss"], "noise.fraction": 0.1,
+                                        "noise.retrain": True})
     run = engine.run(cfg, tracking_uri=store[1])
     rows = {r["method"]: r for r in run.summary}
+    assert len(run.trials) == 4 and all(t.status == "FINISHED" for t in run.trials)  # full, oracle, 2 methods
+    assert all(0.3 < rows[m]["mean_accuracy"] <= 1 for m in ("full", "oracle", "random", "loss"))
     assert rows["loss"]["k"] == 200 and rows["loss"]["flipped"] == 200
     assert rows["loss"]["precision"] > 0.5 and rows["loss"]["auroc"] > 0.9
     assert rows["random"]["precision"] < 0.2
