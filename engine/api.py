@@ -8,15 +8,27 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union, overload
+
+import numpy as np
 
 from .config import Config, load_config
 from .events import EventCallback, RunStarted
 from .experiments.base import RunResult, create_parent_run, run_experiment, summary_to_csv
 from .tracking import KIND, tracker
 
-__all__ = ["load_config", "run", "launch_detached", "list_runs", "show", "top_samples", "export_csv"]
+if TYPE_CHECKING:
+    from torch import nn
+
+    from .cache import Cache
+    from .data import Dataset
+    from .scoring import ScoreResult
+    from .train import TrainConfig, TrainResult
+
+__all__ = ["load_config", "run", "launch_detached", "list_runs", "show", "top_samples", "export_csv",
+           "as_dataset", "train", "score", "score_result"]
 
 
 def _executor(name: str | Any, options: dict[str, Any] | None):
@@ -55,8 +67,9 @@ def launch_detached(config: Config | None, tracking_uri: str | None = None, resu
     if tracking_uri:
         cmd += ["--tracking-uri", tracking_uri]
     cmd += ["run", "--resume", run_id, "--executor", executor]
-    if executor_options and executor_options.get("address"):
-        cmd += ["--ray-address", executor_options["address"]]
+    for key, value in (executor_options or {}).items():  # e.g. address -> --ray-address
+        if value is not None:
+            cmd += [f"--ray-{key.replace('_', '-')}", str(value)]
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, cwd=os.getcwd(), env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -133,8 +146,122 @@ def top_samples(run_id: str, method: str = "loss", epoch: int | None = None, n: 
         raise DataError(f"run {run_id} scored {len(scores)} samples but {config.data.dataset} now has {len(ds)}; "
                         "the data set changed since the run")
     labels = arrays.get("labels", ds.y_train.numpy())
-    return pick_samples(scores, labels, ds.x_train, arrays.get("predictions"), n, lowest)
+    return pick_samples(scores, labels, ds.x_train, arrays.get("predictions"), n, lowest, ds.train_index)
 
 
 def export_csv(run_id: str, tracking_uri: str | None = None) -> str:
     return summary_to_csv(show(run_id, tracking_uri)["summary"])
+
+
+# ---------------------------------------------------------------- one step at a time (scripts)
+# A data set argument is a registry name (or npz:PATH), an engine Dataset, or the
+# user's own (x_train, y_train, x_test, y_test) arrays or tensors.
+DatasetLike = Union[str, "Dataset", Sequence[Any]]
+
+
+def as_dataset(dataset: DatasetLike = "mnist-mini", *, data_dir: str | Path | None = None, device: str = "auto",
+               train_size: int | None = None, test_size: int | None = None) -> "Dataset":
+    """A Dataset on the compute device from a name, a Dataset or four arrays, so every step takes all three."""
+    from .data import Dataset, from_arrays, load_dataset
+    from .device import resolve_device
+    from .errors import DataError
+
+    target = resolve_device(device)
+    if isinstance(dataset, str):
+        return load_dataset(dataset, data_dir, target, train_size, test_size)
+    if isinstance(dataset, Dataset):
+        ds = dataset
+    elif isinstance(dataset, Sequence) and len(dataset) == 4:
+        ds = from_arrays(*dataset)
+    else:
+        raise DataError(f"dataset: expected a name such as 'mnist-mini', an engine Dataset or "
+                        f"(x_train, y_train, x_test, y_test), got {type(dataset).__name__}")
+    if train_size is not None or test_size is not None:
+        ds = ds.subset(train_size, test_size)
+    return ds.to(target)
+
+
+def _train_config(source: str, **options: Any) -> "TrainConfig":
+    from pydantic import ValidationError
+
+    from .config import config_error
+    from .train import TrainConfig
+
+    try:
+        return TrainConfig(**options)
+    except ValidationError as exc:
+        raise config_error(exc, source) from None
+
+
+def train(dataset: DatasetLike = "mnist-mini", model: "str | nn.Module" = "cnn", *, epochs: int = 1, seed: int = 0,
+          indices: Any = None, device: str = "auto", data_dir: str | Path | None = None,
+          train_size: int | None = None, test_size: int | None = None, on_event: EventCallback | None = None,
+          **options: Any) -> "TrainResult":
+    """Train one model (a registry name or your own nn.Module) on the data, or on the kept `indices` of it.
+
+    `options` are TrainConfig fields (lr, batch_size, steps, schedule, ...), checked
+    like a config file's [train] section. Returns the model, per-epoch history and
+    test accuracy; same seed, same result on the CPU.
+    """
+    from .train import train as run_training
+
+    cfg = _train_config("engine.train", epochs=epochs, **options)
+    ds = as_dataset(dataset, data_dir=data_dir, device=device, train_size=train_size, test_size=test_size)
+    return run_training(model, ds, cfg, seed=seed, indices=indices, on_event=on_event)
+
+
+def score_result(dataset: DatasetLike = "mnist-mini", model: str = "cnn",
+                 scorers: str | Sequence[str] = ("el2n",), *, epochs: int | Sequence[int] = 1, inits: int = 1,
+                 seed: int = 0, surrogate_epochs: int | None = None, batch_size: int = 256, embeddings: bool = False,
+                 cache: "str | Path | Cache | None" = None, device: str = "auto", data_dir: str | Path | None = None,
+                 train_size: int | None = None, test_size: int | None = None, on_event: EventCallback | None = None,
+                 train_batch_size: int | None = None, **options: Any) -> "ScoreResult":
+    """`score`, but the whole ScoreResult (predictions, timings, surrogates trained), for the CLI and reports.
+
+    `batch_size` is the scoring batch; `train_batch_size` the surrogates' training batch.
+    """
+    from .cache import Cache
+    from .models import check_model_name
+    from .scoring import compute_scores, resolve_scorers
+
+    names = [s.name for s in resolve_scorers(scorers)]  # bad names fail before any data is read
+    check_model_name(model)
+    at = [int(epochs)] if isinstance(epochs, int) else [int(e) for e in epochs]
+    budget = max(at, default=0) if surrogate_epochs is None else surrogate_epochs
+    if train_batch_size is not None:
+        options["batch_size"] = train_batch_size
+    cfg = _train_config("engine.score", epochs=budget, **options)
+    ds = as_dataset(dataset, data_dir=data_dir, device=device, train_size=train_size, test_size=test_size)
+    return compute_scores(ds, model, names, epochs=at, inits=inits, train_cfg=cfg, seed=seed, on_event=on_event,
+                          cache=cache if isinstance(cache, Cache) else Cache(cache), batch_size=batch_size,
+                          embeddings=embeddings)
+
+
+@overload
+def score(dataset: DatasetLike = ..., model: str = ..., scorers: str | Sequence[str] = ..., *, epochs: int = ...,
+          **kwargs: Any) -> dict[str, np.ndarray]: ...
+
+
+@overload
+def score(dataset: DatasetLike = ..., model: str = ..., scorers: str | Sequence[str] = ..., *,
+          epochs: Sequence[int], **kwargs: Any) -> dict[str, dict[int, np.ndarray]]: ...
+
+
+def score(dataset: DatasetLike = "mnist-mini", model: str = "cnn", scorers: str | Sequence[str] = ("el2n",), *,
+          epochs: int | Sequence[int] = 1, embeddings: bool = False, **kwargs: Any) -> dict[str, Any]:
+    """Per-sample scores of the training data, from `inits` surrogates trained with `seed`.
+
+    With `epochs` an int the result is `{scorer: array}`; with a list of epochs it is
+    `{scorer: {epoch: array}}`. Arrays are aligned with the dataset's training
+    indices. `embeddings=True` adds an `"embeddings"` entry, shaped like a scorer's,
+    of (n, d) penultimate features (for `kmeans_coverage`). Keywords: inits (K, default
+    1), seed, surrogate_epochs (default: the last score epoch), batch_size (scoring),
+    cache (a folder: reuse surrogates and scores across calls, as `engine.run` does),
+    device, data_dir, train_size, test_size, on_event, and TrainConfig fields for the
+    surrogates' training.
+    """
+    result = score_result(dataset, model, scorers, epochs=epochs, embeddings=embeddings, **kwargs)
+    out: dict[str, Any] = dict(result.scores)
+    if embeddings:
+        out["embeddings"] = result.embeddings
+    return {k: v[result.epochs[0]] for k, v in out.items()} if isinstance(epochs, int) else out

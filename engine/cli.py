@@ -54,6 +54,7 @@ class ProgressBars:
                                  console=console, transient=True, disable=not self.enabled)
         self.console = console
         self.tasks: dict[str, Any] = {}
+        self.finished = 0
 
     def __enter__(self) -> "ProgressBars":
         self.progress.__enter__()
@@ -72,8 +73,9 @@ class ProgressBars:
 
         if isinstance(event, ev.RunStarted):
             self._bar("trials", "trials", event.trials, 0)
-        elif isinstance(event, ev.TrialFinished):
-            self._bar("trials", "trials", event.trials, event.trial + 1, event.status.lower())
+        elif isinstance(event, ev.TrialFinished):  # trials finish out of order on Ray, and resume skips some
+            self.finished += 1
+            self._bar("trials", "trials", event.trials, self.finished, event.status.lower())
         elif isinstance(event, ev.StageStarted):
             self._bar("stage", event.stage, 1, 0, event.detail)
         elif isinstance(event, ev.EpochEnd):
@@ -127,12 +129,12 @@ def main(ctx: click.Context, tracking_uri: str | None) -> None:
 def train_command(dataset, model, epochs, steps, batch_size, lr, schedule, seed, train_size, compile_,
                   data_dir, device, as_json):
     """Train one model and report its test accuracy."""
-    from .train import TrainConfig, load_and_train
+    from . import api
 
-    cfg = TrainConfig(epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, schedule=schedule, compile=compile_)
     with ProgressBars() as bars:
-        result = load_and_train(dataset, model, cfg, seed=seed, data_dir=data_dir, device=device,
-                                train_size=train_size, on_event=bars)
+        result = api.train(dataset, model, epochs=epochs, steps=steps, batch_size=batch_size, lr=lr,
+                           schedule=schedule, compile=compile_, seed=seed, data_dir=data_dir, device=device,
+                           train_size=train_size, on_event=bars)
     summary = {"dataset": dataset, "model": model, "test_accuracy": result.test_accuracy,
                "test_loss": result.test_loss, "epochs": result.epochs, "steps": result.steps,
                "seconds": round(result.seconds, 3), "samples_per_second": round(result.samples_per_second, 1),
@@ -187,22 +189,16 @@ def score_command(dataset, model, scorers, score_epochs, surrogate_epochs, inits
     """Train surrogates and score every training sample at the given epochs."""
     import numpy as np
 
-    from .cache import Cache
-    from .data import load_dataset
+    from . import api
     from .device import resolve_device
-    from .models import check_model_name
-    from .scoring import compute_scores, resolve_scorers
-    from .train import TrainConfig
 
-    chosen = [s.name for s in resolve_scorers(scorers)]  # bad names fail before any data is read
-    check_model_name(model)
     budget = surrogate_epochs if surrogate_epochs is not None else max(max(score_epochs), 0)
-    cfg = TrainConfig(epochs=budget, batch_size=batch_size, lr=lr)
-    ds = load_dataset(dataset, data_dir, resolve_device(device), train_size=train_size)
     with ProgressBars() as bars:
-        result = compute_scores(ds, model, chosen, epochs=score_epochs, inits=inits, train_cfg=cfg, seed=seed,
-                                on_event=bars, cache=Cache(cache_dir), batch_size=score_batch_size,
-                                embeddings=embeddings)
+        result = api.score_result(dataset, model, scorers, epochs=score_epochs, inits=inits, seed=seed,
+                                  surrogate_epochs=budget, batch_size=score_batch_size, embeddings=embeddings,
+                                  cache=cache_dir, device=device, data_dir=data_dir, train_size=train_size,
+                                  on_event=bars, lr=lr, train_batch_size=batch_size)
+    where = str(resolve_device(device))
     if out:
         with open(out, "wb") as f:  # a file object: np.savez would append .npz to a bare name
             np.savez(f, **result.arrays())
@@ -211,7 +207,7 @@ def score_command(dataset, model, scorers, score_epochs, surrogate_epochs, inits
              for name, per_epoch in result.scores.items() for t, v in per_epoch.items()}
     seconds = {k: round(v, 3) for k, v in result.seconds.items()}
     summary = {"dataset": dataset, "model": model, "samples": len(result.labels), "epochs": result.epochs,
-               "surrogate_epochs": budget, "inits": result.inits, "seed": seed, "device": str(ds.device),
+               "surrogate_epochs": budget, "inits": result.inits, "seed": seed, "device": where,
                "surrogates_trained": result.surrogates_trained, "seconds": seconds, "scorers": stats, "out": out}
     if as_json:
         print_json(summary)
@@ -219,7 +215,7 @@ def score_command(dataset, model, scorers, score_epochs, surrogate_epochs, inits
     click.echo(f"{dataset} {model}: {summary['samples']} samples scored at epoch(s) "
                f"{','.join(map(str, result.epochs))} of {budget}; {result.surrogates_trained} surrogate(s) trained "
                f"in {seconds['training']:.1f} s, scoring {seconds['scoring']:.1f} s, total {seconds['total']:.1f} s "
-               f"on {ds.device}")
+               f"on {where}")
     click.echo(f"{'scorer':<24} {'mean':>10} {'std':>10} {'min':>10} {'max':>10}")
     for key, s in stats.items():
         click.echo(f"{key:<24} {s['mean']:>10.4g} {s['std']:>10.4g} {s['min']:>10.4g} {s['max']:>10.4g}")
@@ -301,10 +297,16 @@ def _tracking_uri(ctx: click.Context) -> str | None:
 @click.option("--detach", is_flag=True, help="Run in its own process session; print the run id and return.")
 @click.option("--executor", default="local", show_default=True, help="local or ray.")
 @click.option("--ray-address", default=None, help="Ray cluster address (with --executor ray).")
+@click.option("--ray-gpus-per-trial", type=float, default=None,
+              help="GPUs per trial with --executor ray; fractions share a GPU (default: 1 if the cluster has GPUs).")
+@click.option("--ray-cpus-per-trial", type=float, default=None, help="CPUs per trial with --executor ray (default 1).")
+@click.option("--ray-max-retries", type=int, default=None,
+              help="Times a trial whose Ray worker died is run again (default 2).")
 @json_option
 @click.pass_context
 @handle_errors
-def run_command(ctx, config_file, preset, overrides, resume, detach, executor, ray_address, as_json):
+def run_command(ctx, config_file, preset, overrides, resume, detach, executor, ray_address, ray_gpus_per_trial,
+                ray_cpus_per_trial, ray_max_retries, as_json):
     """Run an experiment from a TOML file or a preset, and log it to MLflow."""
     from . import api
 
@@ -314,7 +316,11 @@ def run_command(ctx, config_file, preset, overrides, resume, detach, executor, r
     if config_file and preset:
         raise click.UsageError("give a CONFIG file or --preset, not both")
     config = None if resume else api.load_config(config_file or preset or "quick", list(overrides))
-    executor_options = {"address": ray_address} if ray_address else {}
+    ray_options = {"address": ray_address, "gpus_per_trial": ray_gpus_per_trial,
+                   "cpus_per_trial": ray_cpus_per_trial, "max_retries": ray_max_retries}
+    executor_options = {k: v for k, v in ray_options.items() if v is not None}
+    if executor_options and executor != "ray":
+        raise click.UsageError("the --ray-* options need --executor ray")
     if detach:
         info = api.launch_detached(config, tracking_uri=tracking_uri, resume=resume, executor=executor,
                                    executor_options=executor_options)
@@ -450,14 +456,14 @@ def print_samples(samples: list[dict[str, Any]], title: str) -> None:
     from rich.table import Table
 
     table = Table(title=title, show_lines=True)
-    for col in ("rank", "index", "label", "predicted", "score", "image"):
+    for col in ("rank", "index", "source index", "label", "predicted", "score", "image"):
         table.add_column(col, justify="left" if col == "image" else "right")
     for rank, s in enumerate(samples, 1):
         predicted = "-" if s["predicted"] is None else str(s["predicted"])
         if s["predicted"] is not None and s["predicted"] != s["label"]:
             predicted = f"[red]{predicted}[/red]"
-        table.add_row(str(rank), str(s["index"]), str(s["label"]), predicted, f"{s['score']:.4g}",
-                      ascii_image(s["image"]))
+        table.add_row(str(rank), str(s["index"]), str(s["source_index"]), str(s["label"]), predicted,
+                      f"{s['score']:.4g}", ascii_image(s["image"]))
     Console().print(table)
 
 
