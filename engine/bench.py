@@ -110,14 +110,10 @@ SCORE_BENCH_SCORERS = ("random", "loss", "el2n", "grad_norm", "input_grad_norm",
 ONE_PASS = ("loss", "grad_norm", "input_grad_norm", "el2n")
 
 
-def _best_seconds(fn, repeats: int) -> float:
-    """The fastest of `repeats` runs: the least disturbed by other work on a shared machine."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+def _seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def _naive_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, wrt_input: bool) -> torch.Tensor:
@@ -219,21 +215,28 @@ def _probe_in_subprocess(kind: str, dataset: str, data_dir: str | None, batch_si
 
 
 def bench_scores(data_dir: str | None = None, samples: int | None = None, device: str = "auto",
-                 batch_size: int = 256, naive_samples: int = 256, vmap_samples: int = 2048, repeats: int = 2,
+                 batch_size: int = 256, naive_samples: int = 256, vmap_samples: int = 2048, rounds: int = 3,
                  memory: bool = True) -> dict:
     """Scoring cost per scorer on MNIST `cnn` (mnist-mini without `data_dir`), measured in one run.
 
-    - `epochs_equivalent`: scoring time over the time of one training epoch of the
-      same model, batch size and samples (engine.train's optimisation loop, no
-      evaluation); the model is the one that epoch trained. Best of `repeats` runs.
-    - `speedup_vs_naive` / `speedup_vs_vmap` (grad_norm, input_grad_norm): the time a
-      per-sample autograd loop (timed on `naive_samples` samples) and torch.func's
-      vmap(grad) in chunks of the batch size (on `vmap_samples`) would take for all
-      samples, extrapolated per sample, over prunelab's time.
+    Each of `rounds` rounds times, back to back: one training epoch (engine.train's
+    optimisation loop, no evaluation, same model, batch size and samples), each
+    scorer alone, the four one-pass scorers together, a training epoch with the
+    forgetting counter, a per-sample autograd loop on `naive_samples` samples and
+    torch.func's vmap(grad) in chunks of the batch size on `vmap_samples` samples
+    (both extrapolated per sample to all samples). Ratios are taken within a round
+    and the median over rounds is reported, so a shared machine's changing load
+    disturbs them far less than the absolute seconds (also reported, with the load
+    average).
+
+    - `epochs_equivalent`: scoring time over the training epoch's time.
+    - `speedup_vs_naive` / `speedup_vs_vmap` (grad_norm, input_grad_norm).
     - `peak_memory_vs_train_step`: peak memory growth of scoring one batch over that
       of one training step, each in a fresh process (`score_memory_probe`).
-    - `forgetting`: the cost of counting during a training epoch, in epochs.
+    - `forgetting`: the extra time of counting during a training epoch, in epochs.
     """
+    from statistics import median
+
     from .scoring import ForgettingCounter, random_scores, score_model
 
     dev = resolve_device(device)
@@ -241,49 +244,59 @@ def bench_scores(data_dir: str | None = None, samples: int | None = None, device
     ds = load_dataset(name, data_dir, dev, train_size=samples)
     n = len(ds)
     cfg = TrainConfig(epochs=1, batch_size=batch_size, schedule="constant")
+    load_before = os.getloadavg()[0]
     train("cnn", ds.subset(train_size=min(n, 4 * batch_size)), cfg, seed=1, evaluate_every_epoch=False)  # warm-up
-    epoch_seconds, model = float("inf"), None
-    for _ in range(repeats):
-        run = train("cnn", ds, cfg, seed=0, evaluate_every_epoch=False)
-        epoch_seconds, model = min(epoch_seconds, run.train_seconds), run.model
+    model = train("cnn", ds, cfg, seed=0, evaluate_every_epoch=False).model  # the model scored: 1 epoch trained
     score_model(model, ds.subset(train_size=min(n, batch_size)), ONE_PASS, batch_size=batch_size)  # warm-up
+    subsets = {peer: (to_model_layout(ds.normalize(ds.x_train[:m])), ds.y_train[:m])
+               for peer, m in (("naive", min(n, naive_samples)), ("vmap", min(n, vmap_samples)))}
+    _vmap_scores(model.eval(), subsets["vmap"][0][:batch_size], subsets["vmap"][1][:batch_size], False, batch_size)
 
-    def entry(seconds: float) -> dict:
-        return {"seconds": round(seconds, 3), "samples_per_second": round(n / seconds, 1),
-                "epochs_equivalent": round(seconds / epoch_seconds, 3)}
+    def time_scorer(scorer: str) -> float:
+        if scorer == "random":
+            return _seconds(lambda: random_scores(n, 0))
+        return _seconds(lambda: score_model(model, ds, [scorer], batch_size=batch_size))
+
+    samples_of: dict[str, list[dict[str, float]]] = {s: [] for s in SCORE_BENCH_SCORERS}
+    train_times, all_ratios = [], []
+    for _ in range(rounds):
+        epoch = train("cnn", ds, cfg, seed=0, evaluate_every_epoch=False).train_seconds
+        train_times.append(epoch)
+        for scorer in SCORE_BENCH_SCORERS:
+            if scorer == "forgetting":
+                counted = train("cnn", ds, cfg, seed=0, evaluate_every_epoch=False,
+                                observers=[ForgettingCounter(n, dev)]).train_seconds
+                samples_of[scorer].append({"seconds": max(counted - epoch, 0.0), "epoch": epoch})
+                continue
+            samples_of[scorer].append({"seconds": time_scorer(scorer), "epoch": epoch})
+        all_ratios.append(_seconds(lambda: score_model(model, ds, ONE_PASS, batch_size=batch_size)) / epoch)
+        model.eval()
+        for scorer, wrt_input in (("grad_norm", False), ("input_grad_norm", True)):
+            ours = samples_of[scorer][-1]["seconds"]
+            for peer, fn in (("naive", lambda x, y: _naive_scores(model, x, y, wrt_input)),
+                             ("vmap", lambda x, y: _vmap_scores(model, x, y, wrt_input, batch_size))):
+                x, y = subsets[peer]
+                extrapolated = _seconds(lambda: fn(x, y)) / len(y) * n
+                samples_of[scorer][-1][f"{peer}_seconds"] = extrapolated
+                samples_of[scorer][-1][f"speedup_vs_{peer}"] = extrapolated / ours
 
     scorers: dict[str, dict] = {}
-    for scorer in SCORE_BENCH_SCORERS:
-        if scorer == "random":
-            scorers[scorer] = entry(_best_seconds(lambda: random_scores(n, 0), repeats))
-        elif scorer == "forgetting":
-            with_counter = min(train("cnn", ds, cfg, seed=0, evaluate_every_epoch=False,
-                                     observers=[ForgettingCounter(n, dev)]).train_seconds for _ in range(repeats))
-            scorers[scorer] = {**entry(max(with_counter - epoch_seconds, 1e-9)),
-                               "note": "extra training time of counting during one epoch"}
-        else:
-            scorers[scorer] = entry(_best_seconds(lambda: score_model(model, ds, [scorer], batch_size=batch_size),
-                                                  repeats))
-    all_seconds = _best_seconds(lambda: score_model(model, ds, ONE_PASS, batch_size=batch_size), repeats)
-
-    model.eval()
-    for scorer, wrt_input in (("grad_norm", False), ("input_grad_norm", True)):
-        m = min(n, naive_samples)
-        x = to_model_layout(ds.normalize(ds.x_train[:m]))
-        naive = _best_seconds(lambda: _naive_scores(model, x, ds.y_train[:m], wrt_input), 1) / m * n
-        m = min(n, vmap_samples)
-        x = to_model_layout(ds.normalize(ds.x_train[:m]))
-        _vmap_scores(model, x[:batch_size], ds.y_train[:batch_size], wrt_input, batch_size)  # warm-up
-        vmapped = _best_seconds(lambda: _vmap_scores(model, x, ds.y_train[:m], wrt_input, batch_size), 1) / m * n
-        ours = scorers[scorer]["seconds"]
-        scorers[scorer].update(naive_seconds=round(naive, 3), vmap_seconds=round(vmapped, 3),
-                               speedup_vs_naive=round(naive / ours, 2), speedup_vs_vmap=round(vmapped / ours, 2))
-
+    for scorer, runs in samples_of.items():
+        seconds = median([r["seconds"] for r in runs])
+        entry = {"seconds": round(seconds, 3),
+                 "samples_per_second": round(n / seconds, 1) if seconds > 0 else None,
+                 "epochs_equivalent": round(median([r["seconds"] / r["epoch"] for r in runs]), 3)}
+        for key in ("naive_seconds", "vmap_seconds", "speedup_vs_naive", "speedup_vs_vmap"):
+            if key in runs[0]:
+                entry[key] = round(median([r[key] for r in runs]), 2)
+        if scorer == "forgetting":
+            entry["note"] = "extra time of counting during one training epoch"
+        scorers[scorer] = entry
     result = {"dataset": name, "model": "cnn", "samples": n, "batch_size": batch_size, "device": str(dev),
-              "torch_threads": torch.get_num_threads(), "train_epoch_seconds": round(epoch_seconds, 3),
-              "scorers": scorers, "all_scorers": list(ONE_PASS),
-              "all_scorers_seconds": round(all_seconds, 3),
-              "all_scorers_epochs_equivalent": round(all_seconds / epoch_seconds, 3)}
+              "torch_threads": torch.get_num_threads(), "rounds": rounds,
+              "train_epoch_seconds": round(median(train_times), 3), "scorers": scorers,
+              "all_scorers": list(ONE_PASS), "all_scorers_epochs_equivalent": round(median(all_ratios), 3),
+              "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
     if memory:
         train_peak = _probe_in_subprocess("train", name, data_dir, batch_size)
         for scorer in ("loss", "el2n", "grad_norm", "input_grad_norm"):

@@ -29,7 +29,8 @@ from ..data import Dataset
 from ..errors import ConfigError
 from ..events import BatchProgress, EventCallback
 from ..train import prepare_model, to_model_layout
-from .persample import PerSampleGradNorms, frozen_params
+from .conv import fold_input_grad_hook, input_grad_by_fold
+from .persample import DEFAULT_WORKSPACE_MB, PerSampleGradNorms, frozen_params
 from .registry import Scorer, resolve_scorers
 
 
@@ -82,7 +83,7 @@ class _Embeddings:
 
 def score_model(model: nn.Module, dataset: Dataset, scorers: Iterable[str | Scorer] | str,
                 batch_size: int = 256, indices: np.ndarray | torch.Tensor | None = None, embeddings: bool = False,
-                on_event: EventCallback | None = None, workspace_mb: float = 128, epoch: int = 0,
+                on_event: EventCallback | None = None, workspace_mb: float = DEFAULT_WORKSPACE_MB, epoch: int = 0,
                 epochs: int = 0) -> ModelScores:
     """Score the training samples `indices` (default: all) of `dataset` with one model, in one pass.
 
@@ -117,6 +118,9 @@ def score_model(model: nn.Module, dataset: Dataset, scorers: Iterable[str | Scor
     batches = max(1, -(-n // batch_size))
     start_time = last_report = time.perf_counter()
     norms = PerSampleGradNorms(model, workspace_mb) if need_params else frozen_params(model)
+    current = {"x": None}
+    folds = [m.register_forward_hook(fold_input_grad_hook(lambda: current["x"]), prepend=True)
+             for m in model.modules() if need_input and input_grad_by_fold(m)]
     try:
         with norms:
             for b, start in enumerate(range(0, n, batch_size)):
@@ -127,6 +131,7 @@ def score_model(model: nn.Module, dataset: Dataset, scorers: Iterable[str | Scor
                 if need_params or need_input:
                     if need_input:
                         x.requires_grad_(True)
+                        current["x"] = x
                     if need_params:
                         norms.begin(len(y), dtype, device)
                     with torch.enable_grad():
@@ -158,6 +163,8 @@ def score_model(model: nn.Module, dataset: Dataset, scorers: Iterable[str | Scor
                     last_report = now
                     on_event(BatchProgress(epoch=epoch, epochs=epochs, batch=b + 1, batches=batches))
     finally:
+        for hook in folds:
+            hook.remove()
         capture.close()
         model.train(was_training)
     result = ModelScores(scores={k: v.cpu().numpy() for k, v in out.items()}, predictions=predictions.cpu().numpy(),

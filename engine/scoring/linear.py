@@ -43,12 +43,12 @@ def outer_sum_sqnorm(a: torch.Tensor, g: torch.Tensor, workspace: int) -> torch.
         for s in range(0, n, step):
             aa = torch.bmm(a[s:s + step], a[s:s + step].transpose(1, 2))
             gg = torch.bmm(g[s:s + step], g[s:s + step].transpose(1, 2))
-            out[s:s + step] = (aa * gg).sum(dim=(1, 2))
+            out[s:s + step] = torch.linalg.vecdot(aa.flatten(1), gg.flatten(1))
     else:
         step = chunk_size(n, d_in * d_out, workspace)
         for s in range(0, n, step):
             grads = torch.bmm(g[s:s + step].transpose(1, 2), a[s:s + step])  # (n, C, D) per-sample gradients
-            out[s:s + step] = grads.square().sum(dim=(1, 2))
+            out[s:s + step] = torch.linalg.vector_norm(grads.flatten(1), dim=1).square()
     return out
 
 

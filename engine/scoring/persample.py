@@ -12,14 +12,23 @@ recomputation after the backward (generic.py). The per-layer squares add up to
 Why it is cheap: the parameters are frozen (requires_grad=False) while scoring,
 so the backward computes activation gradients only, never the batch's weight
 gradients; what it does compute per layer is about what a training step's
-weight-gradient would cost. No per-sample Python loop, and never the per-sample
-gradients of the whole model at once, at most one layer's for one chunk.
+weight-gradient would cost. Unless ‖∂L/∂x‖ is asked for too, the input does not
+require grad and the backward ends at the outputs of the first layers (a zero
+scalar is added to them to put them in the graph, at the cost of one add), so no
+input gradient is computed and no activation is kept for it. No per-sample Python
+loop, and never the per-sample gradients of the whole model at once, at most one
+layer's for one chunk of samples.
 
 Why it is exact: the model is in eval mode, so BatchNorm uses its running
 statistics and the gradient of the summed loss, split by sample, is each
 sample's own gradient. A module called twice in one forward (shared weights)
 would need the per-sample gradients of its uses added before squaring; it is
 refused with a clear error rather than answered wrongly.
+
+Tensor hooks registered before an in-place op on a layer's output receive the
+gradient w.r.t. the value the layer produced, so `ReLU(inplace=True)` after a
+layer is fine; a layer's input changed in place after the layer read it is
+detected (version counter) and refused.
 
 Parameters used outside their module's forward (e.g. `F.linear(x, self.a.weight)`
 in a parent's forward) are not seen by the hooks; such models are not supported.
@@ -32,6 +41,7 @@ from typing import Any, Iterator
 
 import torch
 from torch import nn
+from torch.autograd.graph import GradientEdge, get_gradient_edge
 
 from ..errors import ConfigError
 from .conv import conv_sqnorm
@@ -39,7 +49,12 @@ from .generic import generic_sqnorm
 from .linear import linear_sqnorm
 from .norm import BATCHNORMS, batchnorm_sqnorm, check_batchnorm
 
-# Closed forms by exact module type: a subclass may override forward, so it goes to the generic path.
+# Temporary memory one layer's per-sample computation may use, at least: the batch is cut into chunks to fit.
+# A layer may always use as much as its own output gradient takes (so large batches on a GPU are not cut
+# finely); with the default, scoring `cnn` at batch 256 peaks at well under twice a training step's memory.
+DEFAULT_WORKSPACE_MB = 16.0
+
+# Closed forms by exact module type (a subclass may override forward, so it takes the generic path).
 # Each is fn(module, input, output_grad, trainable parameter names, workspace) -> (N,) squared norms.
 CLOSED_FORMS = {
     nn.Linear: linear_sqnorm,
@@ -62,17 +77,6 @@ def frozen_params(model: nn.Module) -> Iterator[nn.Module]:
             p.requires_grad_(flag)
 
 
-def method_of(module: nn.Module) -> str:
-    """Which way a layer's per-sample norm is computed: 'linear', 'conv', 'batchnorm' or 'generic'."""
-    if type(module) is nn.Linear:
-        return "linear"
-    if type(module) in (nn.Conv1d, nn.Conv2d):
-        return "conv"
-    if type(module) in BATCHNORMS:
-        return "batchnorm"
-    return "generic"
-
-
 class PerSampleGradNorms:
     """Context manager: inside, each `begin(n)` … forward … backward … `finish()` gives (N,) squared norms.
 
@@ -80,7 +84,7 @@ class PerSampleGradNorms:
     one layer's per-sample computation (the batch is split into chunks to fit).
     """
 
-    def __init__(self, model: nn.Module, workspace_mb: float = 128):
+    def __init__(self, model: nn.Module, workspace_mb: float = DEFAULT_WORKSPACE_MB):
         self.model = model
         self.workspace_mb = workspace_mb
         self.layers: dict[nn.Module, str] = {}
@@ -103,13 +107,14 @@ class PerSampleGradNorms:
         self._frozen = None
         self.active = False
         self.sq: torch.Tensor | None = None
-        self.roots: list[torch.Tensor] = []
+        self.roots: list[GradientEdge] = []  # where the backward ends when the input needs no gradient
         self._called: set[nn.Module] = set()
         self._deferred: list[tuple[nn.Module, tuple, dict, torch.Tensor]] = []
         self._workspace = 0
+        self._probes: dict[tuple, torch.Tensor] = {}
 
     def __enter__(self) -> "PerSampleGradNorms":
-        if self.model.training:
+        if any(m.training for m in self.model.modules()):
             raise ConfigError("per-sample gradient norms need the model in eval mode (BatchNorm with running "
                               "statistics); call model.eval() first")
         self._frozen = frozen_params(self.model)
@@ -149,25 +154,31 @@ class PerSampleGradNorms:
             raise ConfigError(f"layer {name!r} returns {type(output).__name__}, not a tensor; per-sample gradient "
                               "norms support layers with parameters that return one tensor")
         replaced = None
-        if not output.requires_grad:  # nothing upstream needs a gradient: start the backward here
-            root = output.detach().requires_grad_()
-            self.roots.append(root)
-            output = replaced = root.clone()  # not a leaf, so in-place ops after the layer stay legal
+        if not output.requires_grad:  # nothing upstream needs a gradient: end the backward here
+            output = replaced = output + self._probe(output)  # a graph node that holds no activation
+            self.roots.append(get_gradient_edge(output))  # backward stops at it, and keeps nothing alive
         first = args[0] if args and isinstance(args[0], torch.Tensor) else None
         version = first._version if first is not None else 0
         output.register_hook(partial(self._on_grad, module, name, args, kwargs, first, version))
         return replaced
 
+    def _probe(self, like: torch.Tensor) -> torch.Tensor:
+        """A zero scalar that requires grad: adding it puts a layer output that needs no gradient into the graph."""
+        key = (like.dtype, like.device)
+        if key not in self._probes:
+            self._probes[key] = torch.zeros((), dtype=like.dtype, device=like.device, requires_grad=True)
+        return self._probes[key]
+
     def _on_grad(self, module: nn.Module, name: str, args: tuple, kwargs: dict, first: torch.Tensor | None,
                  version: int, g: torch.Tensor) -> None:
+        if first is not None and first._version != version:
+            raise ConfigError(f"the input of layer {name!r} was modified in place after the layer read it; "
+                              "per-sample gradient norms need it unchanged (use an out-of-place op)")
         closed = CLOSED_FORMS.get(type(module))
         if closed is None or first is None or kwargs:
             self._deferred.append((module, args, kwargs, g))
             return None
-        if first._version != version:
-            raise ConfigError(f"the input of layer {name!r} was modified in place after the layer read it; "
-                              "per-sample gradient norms need it unchanged (use an out-of-place op)")
-        self.sq += closed(module, first, g, self.trainable[module], self._workspace)
+        self.sq += closed(module, first, g, self.trainable[module], max(self._workspace, g.numel()))
         return None
 
     def finish(self) -> torch.Tensor:
@@ -175,7 +186,8 @@ class PerSampleGradNorms:
         self.active = False  # the generic recomputation runs module forwards: keep the hooks quiet
         with torch.no_grad():  # torch.func.grad differentiates inside regardless
             for module, args, kwargs, g in self._deferred:
-                self.sq += generic_sqnorm(module, args, kwargs, g, self.trainable[module], self._workspace)
+                self.sq += generic_sqnorm(module, args, kwargs, g, self.trainable[module],
+                                          max(self._workspace, g.numel()))
         self._deferred = []
         self.roots = []
         return self.sq

@@ -36,6 +36,7 @@ from ..models import build_model, check_model_name
 from ..train import TrainConfig, plan_budget, train
 from .batch import score_model
 from .forgetting import ForgettingCounter
+from .persample import DEFAULT_WORKSPACE_MB
 from .registry import Scorer, resolve_scorers
 
 
@@ -117,7 +118,8 @@ def check_epochs(epochs: Iterable[int], budget_epochs: int) -> list[int]:
 def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | str,
                    epochs: Sequence[int] | None = None, inits: int = 10, train_cfg: TrainConfig | None = None,
                    seed: int = 0, on_event: EventCallback | None = None, cache: Cache | None = None,
-                   batch_size: int = 256, embeddings: bool = False, workspace_mb: float = 128) -> ScoreResult:
+                   batch_size: int = 256, embeddings: bool = False,
+                   workspace_mb: float = DEFAULT_WORKSPACE_MB) -> ScoreResult:
     """Train the surrogates, score every training sample at each epoch in `epochs`, return the arrays.
 
     `train_cfg` is the surrogates' training (its budget must reach the last score
@@ -173,7 +175,8 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
                 counts = cache.load_arrays("forgetting", forget_keys[t])
                 if counts is not None:
                     got.setdefault(t, {})["forgetting"] = counts["forgetting"]
-        missing_scores = [t for t in epochs if "predictions" not in got.get(t, {})]
+        wants_pass = bool(mine) or extras  # surrogates k > 0 may be needed for forgetting alone
+        missing_scores = [t for t in epochs if wants_pass and "predictions" not in got.get(t, {})]
         missing_forget = [t for t in epochs if forgetting and "forgetting" not in got.get(t, {})]
 
         def score_now(t: int, model: torch.nn.Module) -> None:
