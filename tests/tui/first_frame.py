@@ -20,10 +20,10 @@ import termios
 import time
 from pathlib import Path
 
-MARKER = b" experiment "  # a column header of the runs table, drawn in the first frame
+MARKER = " experiment "  # a column header of the runs table, drawn in the first frame
 
 
-def first_frame(cwd: str, timeout: float = 20.0) -> float:
+def first_frame(cwd: str, timeout: float = 20.0, marker: str = MARKER) -> float:
     pid, fd = pty.fork()
     if pid == 0:  # the child: the real entry point, as a user starts it
         os.chdir(cwd)
@@ -41,7 +41,7 @@ def first_frame(cwd: str, timeout: float = 20.0) -> float:
                     seen += os.read(fd, 65536)
                 except OSError:
                     break
-                if MARKER in seen:
+                if marker.encode() in seen:
                     elapsed = time.perf_counter() - start
                     break
     finally:
@@ -55,10 +55,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--store", default=".", help="working folder whose mlruns/ the TUI opens")
+    parser.add_argument("--marker", default=MARKER,
+                        help="text to wait for (e.g. FINISHED: until the runs from MLflow are listed)")
     args = parser.parse_args()
     cwd = str(Path(args.store).resolve())
-    times = [first_frame(cwd) for _ in range(args.runs)]
-    print("first frame (s): " + ", ".join(f"{t:.3f}" for t in times))
+    times = [first_frame(cwd, marker=args.marker) for _ in range(args.runs)]
+    print(f"until {args.marker.strip()!r} (s): " + ", ".join(f"{t:.3f}" for t in times))
     print(f"median {statistics.median(times):.3f} s, max {max(times):.3f} s")
 
 

@@ -99,9 +99,16 @@ async def test_cancel_from_monitor_ends_run_killed(tmp_path, monkeypatch):
         # wait for a stage: the run has installed its SIGTERM handler by then
         await wait_for(pilot, lambda: panel.progress and panel.progress.stage, timeout=90, what="a stage")
         await pilot.press("x")
-        assert app.screen.__class__.__name__ == "ConfirmScreen"
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmScreen"
+                       and app.screen.query_one("#no").has_focus, what="the confirmation")
         await pilot.press("y")
-        await wait_for(pilot, lambda: panel.status == "KILLED", timeout=60, what="KILLED")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "MonitorScreen", what="the answer")
+        try:
+            await wait_for(pilot, lambda: panel.status == "KILLED", timeout=60, what="KILLED")
+        except AssertionError:
+            notices = [n.message for n in app._notifications]
+            log = Path(info["log_file"]).read_text()[-2000:]
+            pytest.fail(f"no KILLED; notices {notices}; progress {panel.progress}; run log:\n{log}")
     track = tracker(uri, os.getcwd())
     deadline = time.monotonic() + 30
     while track.get_run(info["run_id"]).info.status != "KILLED" and time.monotonic() < deadline:

@@ -262,9 +262,11 @@ async def test_monitor_follows_a_progress_file(tmp_path):
             f.write(TrialFinished(trial=1, trials=4, status="FINISHED").to_json() + "\n")
         await wait_for(pilot, lambda: panel.progress.trials_done == 2, what="the next trial")
         await pilot.press("x")  # cancel asks first; "n" keeps the run
-        assert app.screen.__class__.__name__ == "ConfirmScreen"
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmScreen"
+                       and app.screen.query_one("#no").has_focus, what="the confirmation")
         await pilot.press("n")
-        assert app.screen.__class__.__name__ == "MonitorScreen"
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "MonitorScreen", what="the answer")
+        assert panel.status == "RUNNING"
 
 
 async def test_help_lists_every_key(tiny_store):

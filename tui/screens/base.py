@@ -24,6 +24,17 @@ class BaseScreen(Screen):
     def now(self) -> float:
         return self.app.now()
 
+    def busy(self, group: str) -> bool:
+        """Whether this screen already has a worker of this group in flight.
+
+        Why: a timer that starts a query every few seconds must not pile up threads
+        when the store is slow (a remote tracking server timing out).
+        """
+        from textual.worker import WorkerState
+
+        return any(w.node is self and w.group == group and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
+                   for w in self.app.workers)
+
     def deliver(self, callback: Callable[..., Any], *args: Any) -> None:
         """From a thread worker: run callback(*args) on the UI thread if this screen is still there."""
         async def run() -> None:

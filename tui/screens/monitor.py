@@ -37,7 +37,15 @@ class MonitorScreen(BaseScreen):
 
     def on_mount(self) -> None:
         self.poll()
-        self.set_interval(POLL_S, self.poll)
+        self.set_interval(POLL_S, self._tick)
+
+    def _tick(self) -> None:
+        if self.is_current and not self.busy("monitor"):  # hidden behind another screen: no polling
+            self.poll()
+
+    def on_screen_resume(self) -> None:
+        if not self.busy("monitor"):
+            self.poll()
 
     @work(thread=True, exclusive=True, group="monitor", exit_on_error=False)
     def poll(self) -> None:

@@ -186,7 +186,7 @@ class PlotsScreen(RunScreen):
         for plot_id in ("#plot-ratio", "#plot-trial", "#plot-epoch"):
             empty(self.query_one(plot_id, PlotextPlot), "loading…")
         self.load()
-        self._timer = self.set_interval(LIVE_S, self.load, pause=True)
+        self._timer = self.set_interval(LIVE_S, self._tick, pause=True)
         self.app.theme_changed_signal.subscribe(self, self._theme_changed)
 
     def _theme_changed(self, theme: Any) -> None:
@@ -195,6 +195,10 @@ class PlotsScreen(RunScreen):
 
     def action_tab(self, tab: str) -> None:
         self.query_one("#plot-tabs", TabbedContent).active = tab
+
+    def _tick(self) -> None:
+        if self.is_current and not self.busy("plots"):
+            self.load()
 
     # ------------------------------------------------------------ loading
     @work(thread=True, exclusive=True, group="plots", exit_on_error=False)
@@ -221,15 +225,19 @@ class PlotsScreen(RunScreen):
         if draw_accuracy_vs(ratio.plt, rows, "ratio", "keep ratio", f"test accuracy vs keep ratio{note}"):
             ratio.refresh()
         else:
-            empty(ratio, "no finished trials yet" if running else "no results in this run")
+            empty(ratio, "no finished trials yet" if running else self._nothing("keep-ratio"))
         epoch = self.query_one("#plot-epoch", PlotextPlot)
         if draw_accuracy_vs(epoch.plt, rows, "epoch", "surrogate epoch of the scores",
                             f"test accuracy vs score epoch{note}"):
             epoch.refresh()
         else:
-            empty(epoch, "no finished trials yet" if running else "no results in this run")
+            empty(epoch, "no finished trials yet" if running else self._nothing("score-epoch"))
         self._fill_summary(rows)
         self._fill_trials(detail.trials, live)
+
+    def _nothing(self, what: str) -> str:
+        kind = self.run.kind if self.run is not None else ""
+        return f"no {what} results in this {kind} run (see its summary, tab 4)".replace("  ", " ")
 
     def _fill_summary(self, rows: list[dict[str, Any]]) -> None:
         fill_summary(self.query_one("#summary", DataTable), rows)

@@ -45,7 +45,11 @@ class RunsScreen(BaseScreen):
 
     def _start(self) -> None:
         self.action_reload()
-        self.set_interval(REFRESH_S, self.action_reload)
+        self.set_interval(REFRESH_S, self._tick)
+
+    def _tick(self) -> None:
+        if self.is_current and not self.busy("runs"):  # hidden behind another screen: no queries
+            self.load_runs()
 
     def on_screen_resume(self) -> None:
         if self.loaded:

@@ -65,12 +65,12 @@ class ImageGrid(Widget):
     COMPONENT_CLASSES = {"image-grid--caption", "image-grid--muted", "image-grid--wrong"}  # styled in app.tcss
     tiles: reactive[list[Tile]] = reactive(list, layout=True, always_update=True)
 
-    def __init__(self, *, pixel_width: int = 14, **kwargs) -> None:
+    def __init__(self, *, pixel_width: int = 16, **kwargs) -> None:
         super().__init__(**kwargs)
         self.pixel_width = pixel_width
 
     def _cell_width(self) -> int:
-        return max(self.pixel_width, 12) + 2
+        return max(self.pixel_width, 14) + 2
 
     def _per_row(self, width: int) -> int:
         return max(1, width // self._cell_width())

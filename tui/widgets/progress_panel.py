@@ -66,7 +66,7 @@ class ProgressPanel(Vertical, can_focus=True):
         eta = eta_seconds(progress, now) if running else None
         metrics = progress.metrics
         parts = [f"elapsed {duration(elapsed)}"]
-        if running:
+        if running and progress.trials:  # kinds without trials (overlap) have no pace to go by
             parts.append(f"ETA {duration(eta)}" if eta is not None else "ETA estimating…")
         if "train_loss" in metrics:
             parts.append(f"loss {metrics['train_loss']:.4f}")

@@ -1,0 +1,145 @@
+"""The TUI's plain logic, without an app: form fields, progress following, overlap files, drawing helpers."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from engine.config import Config, config_from_dict, load_config
+from engine.errors import ConfigError
+from engine.events import EpochEnd, RunStarted, RunStatus, StageStarted, TrialFinished
+from tui.backend import Backend, ProgressWatcher, parse_overlap_json, split_name
+from tui.config_fields import assign, error_target, field_specs, format_value, lookup, parse_text
+from tui.widgets.image_grid import half_block_lines, shrink
+from tui.widgets.progress_panel import eta_seconds
+
+
+def leaves(data: dict, prefix: str = "") -> set[str]:
+    out = set()
+    for key, value in data.items():
+        if isinstance(value, dict) and key != "selection":
+            out |= leaves(value, f"{prefix}{key}.")
+        else:
+            out.add(prefix + key)
+    return out
+
+
+def test_form_has_every_config_field_and_round_trips_a_preset():
+    specs = field_specs(Config)
+    values = load_config("quick").model_dump(mode="json")
+    assert {s.path for s in specs} == leaves(Config().model_dump(mode="json"))
+    data: dict = {}
+    for spec in specs:  # what the form shows, read back as the form would
+        shown = format_value(spec, lookup(values, spec.path)) if spec.kind not in ("bool", "choice") else None
+        value = lookup(values, spec.path) if shown is None else parse_text(spec, shown)
+        if value is not None:
+            assign(data, spec.path, value)
+    assert config_from_dict(data).model_dump(mode="json") == values
+    kinds = {s.path: s.kind for s in specs}
+    assert kinds["sweep.keep_ratios"] == "list" and kinds["train.schedule"] == "choice"
+    assert kinds["sweep.full_data"] == "bool" and kinds["selection"] == "dict"
+    assert "mlp" in next(s for s in specs if s.path == "model").suggestions
+
+
+@pytest.mark.parametrize("overrides, field", [
+    (["sweep.keep_ratios=[0.5, 1.5]"], "sweep.keep_ratios"),
+    (["surrogate.epochs=0"], "sweep.score_epochs"),  # a check across fields names the field in its text
+    (["train.epochs=-1"], "train.epochs"),
+    (["model=nope"], "model"),
+])
+def test_validation_messages_land_on_their_field(overrides, field):
+    paths = [s.path for s in field_specs(Config)]
+    with pytest.raises(ConfigError) as err:
+        load_config("quick", overrides)
+    assert error_target(str(err.value), paths)[0] == field
+
+
+def test_list_and_table_text():
+    specs = {s.path: s for s in field_specs(Config)}
+    assert parse_text(specs["sweep.methods"], "loss, grad_norm") == ["loss", "grad_norm"]
+    assert parse_text(specs["sweep.keep_ratios"], "[0.3, 0.7]") == [0.3, 0.7]
+    assert parse_text(specs["selection"], "beta = 0.5") == {"beta": 0.5}
+    assert parse_text(specs["data.train_size"], "") is None
+    assert format_value(specs["selection"], {"beta": 0.5}) == "{ beta = 0.5 }"
+
+
+def write(path, events):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.writelines(e.to_json() + "\n" for e in events)
+
+
+def test_watcher_follows_live_runs_and_skips_old_dead_ones(tmp_path):
+    host = socket.gethostname()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    folder = tmp_path / "progress"
+    write(folder / "live.jsonl", [RunStarted(run_id="live", experiment="e", kind="prune", trials=2, pid=os.getpid(),
+                                             host=host)])
+    write(folder / "done.jsonl", [RunStarted(run_id="done", experiment="e", kind="prune", trials=1, pid=dead.pid,
+                                             host=host), RunStatus(status="FINISHED")])
+    write(folder / "killed.jsonl", [RunStarted(run_id="killed", experiment="e", kind="prune", trials=1,
+                                               pid=dead.pid, host=host)])
+    write(folder / "old.jsonl", [RunStarted(run_id="old", experiment="e", kind="prune", trials=1, pid=dead.pid,
+                                            host=host, t=time.time() - 7200)])
+    old = time.time() - 7200
+    os.utime(folder / "old.jsonl", (old, old))
+    watcher = ProgressWatcher(folder)
+    runs = watcher.poll()
+    assert [p.run_id for p in runs][0] == "live"  # live first
+    status = {p.run_id: p.effective_status for p in runs}
+    assert status == {"live": "RUNNING", "done": "FINISHED", "killed": "KILLED"}
+    write(folder / "live.jsonl", [TrialFinished(trial=0, trials=2, status="FINISHED")])
+    assert next(p for p in watcher.poll() if p.run_id == "live").trials_done == 1
+
+
+def test_live_curves_of_trials_still_training(tmp_path):
+    backend = Backend(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}", tmp_path)
+    write(backend.store.progress_file("r1"), [
+        RunStarted(run_id="r1", experiment="e", kind="prune", trials=2),
+        StageStarted(stage="retrain", detail="full-data / seed 0", trial=0, trials=2),
+        EpochEnd(epoch=1, epochs=2, metrics={"test_accuracy": 0.5}, trial=0),
+        TrialFinished(trial=0, trials=2, status="FINISHED"),
+        StageStarted(stage="retrain", detail="loss / hardest / keep 0.5 / seed 0 / e1", trial=1, trials=2),
+        EpochEnd(epoch=1, epochs=2, metrics={"test_accuracy": 0.4}, trial=1),
+        EpochEnd(epoch=2, epochs=2, metrics={"test_accuracy": 0.6}, trial=1)])
+    curves = backend.live_curves("r1")
+    assert list(curves) == [1]
+    name, points = curves[1]
+    assert name.startswith("loss") and [e for e, _ in points] == [1, 2]
+
+
+def test_overlap_json_with_one_or_several_k():
+    m = [[1.0, 0.5], [0.5, 1.0]]
+    one = parse_overlap_json({"methods": ["a", "b"], "k": 10, "first": m, "last": m, "spearman": m, "epoch": 1})
+    assert list(one) == [10] and one[10]["methods"] == ["a", "b"]
+    keyed = parse_overlap_json({"methods": ["a", "b"], "first": {"10": m, "20": m}, "last": {"10": m, "20": m},
+                                "spearman": m})
+    assert sorted(keyed) == [10, 20] and keyed[20]["spearman"] == m
+    listed = parse_overlap_json({"methods": ["a", "b"], "k": [5, 6], "first": [m, m], "last": [m, m]})
+    assert sorted(listed) == [5, 6]
+    assert split_name("grad_norm@e12") == ("grad_norm", 12) and split_name("odd") == ("odd", None)
+
+
+def test_eta_from_the_runs_pace():
+    from engine.events import RunProgress
+
+    p = RunProgress(trials=10, trials_done=4, started=100.0)
+    assert eta_seconds(p, now=140.0) == pytest.approx(60.0)  # 10 s a trial, 6 to go
+    assert eta_seconds(RunProgress(trials=10, trials_done=0, started=100.0), now=140.0) is None
+
+
+def test_half_blocks_draw_two_pixel_rows_per_line():
+    from engine.data import load_dataset
+
+    image = load_dataset("mnist-mini", None, "cpu", 20).x_train[0].numpy()  # (1, 28, 28)
+    small = shrink(image, 16)
+    assert small.shape == (1, 14, 14)
+    lines = half_block_lines(small)
+    assert len(lines) == 7 and all(line.plain == "▀" * 14 for line in lines)
+    assert np.isclose(small.mean(), image.mean(), atol=2)
