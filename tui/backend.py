@@ -48,8 +48,9 @@ class TrialRow:
 
     @property
     def label(self) -> str:
+        """The engine's trial name (as progress events carry it), without its slashes, to fit narrow tables."""
         if self.method == "full":
-            return f"full data / seed {self.seed}"
+            return f"full-data seed {self.seed}"
         return f"{self.method} {self.strategy} keep {self.ratio:g} seed {self.seed} e{self.epoch}"
 
 
@@ -375,7 +376,7 @@ class Backend:
         finished: set[int] = set()
         for event in read_events(self.store.progress_file(run_id)):
             if isinstance(event, StageStarted) and event.trial is not None:
-                names[event.trial] = event.detail or f"trial {event.trial + 1}"
+                names[event.trial] = (event.detail or f"trial {event.trial + 1}").replace(" / ", " ")
                 curves[event.trial] = []
             elif isinstance(event, EpochEnd) and event.trial is not None:
                 curves.setdefault(event.trial, []).append((event.epoch, dict(event.metrics)))

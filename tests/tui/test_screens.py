@@ -30,6 +30,13 @@ async def open_runs(app, pilot, count: int = 2) -> RunTable:
     return runs_table(app)
 
 
+async def open_view(app, pilot, run_id: str, key: str) -> None:
+    """From the runs table, as a user: put the cursor on the run, press the view's key."""
+    table = await open_runs(app, pilot)
+    table.move_cursor(row=table.get_row_index(run_id))
+    await pilot.press(key)
+
+
 async def test_runs_screen_lists_filters_and_sorts(tiny_store):
     app = PrunelabApp(tiny_store.uri)
     async with app.run_test(size=(120, 30)) as pilot:
@@ -95,9 +102,7 @@ async def test_killed_run_shows_killed(tmp_path):
 async def test_plots_screen_draws_the_run(tiny_store):
     app = PrunelabApp(tiny_store.uri)
     async with app.run_test(size=(100, 30)) as pilot:
-        table = await open_runs(app, pilot)
-        table.move_cursor(row=table.get_row_index(tiny_store.run_id))
-        await pilot.press("enter")
+        await open_view(app, pilot, tiny_store.run_id, "enter")
         await wait_for(pilot, lambda: app.screen.query_one("#summary", DataTable).row_count == 3,
                        what="the summary table")
         screen = app.screen
@@ -124,9 +129,7 @@ async def test_overlap_screen_matches_the_scores(tiny_store):
               for m in ("loss", "grad_norm")}
     app = PrunelabApp(tiny_store.uri)
     async with app.run_test(size=(80, 24)) as pilot:
-        table = await open_runs(app, pilot)
-        table.move_cursor(row=table.get_row_index(tiny_store.run_id))
-        await pilot.press("o")
+        await open_view(app, pilot, tiny_store.run_id, "o")
         heatmap = app.screen.query_one(Heatmap)
         await wait_for(pilot, lambda: heatmap.display and heatmap.labels, what="the heatmap")
         screen = app.screen
@@ -160,9 +163,7 @@ async def test_overlap_screen_matches_the_scores(tiny_store):
 async def test_gallery_shows_top_and_bottom_samples(tiny_store):
     app = PrunelabApp(tiny_store.uri)
     async with app.run_test(size=(80, 24)) as pilot:
-        table = await open_runs(app, pilot)
-        table.move_cursor(row=table.get_row_index(tiny_store.run_id))
-        await pilot.press("g")
+        await open_view(app, pilot, tiny_store.run_id, "g")
         grid = app.screen.query_one(ImageGrid)
         await wait_for(pilot, lambda: len(grid.tiles) == 12, timeout=60, what="the tiles")
         screen = app.screen

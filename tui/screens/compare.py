@@ -73,12 +73,8 @@ class CompareScreen(BaseScreen):
         for plot_id, x_key, xlabel in (("#cmp-plot-ratio", "ratio", "keep ratio"),
                                        ("#cmp-plot-epoch", "epoch", "surrogate epoch of the scores")):
             plot = self.query_one(plot_id, PlotextPlot)
-            plot.plt.clear_figure()
-            drawn = 0
-            for label, d in zip(labels, details):
-                drawn += draw_accuracy_vs(plot.plt, d.summary, x_key, xlabel, f"test accuracy vs {xlabel}",
-                                          prefix=f"{label}: ", clear=False, color_start=drawn)
-            if drawn:
+            runs = [(f"{label}: ", d.summary) for label, d in zip(labels, details)]
+            if draw_accuracy_vs(plot.plt, runs, x_key, xlabel, f"test accuracy vs {xlabel}"):
                 plot.refresh()
             else:
                 empty(plot, "no results in these runs")

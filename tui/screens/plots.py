@@ -22,7 +22,7 @@ from .base import RunScreen
 LIVE_S = 2.0
 FULL = "full"
 # plotext's named terminal colours: the terminal's palette, so they suit its light or dark scheme
-COLORS = ("blue", "red", "green", "magenta", "cyan", "orange")
+COLORS = ("blue", "red", "green", "orange", "cyan", "magenta")
 
 
 # ---------------------------------------------------------------- drawing (shared with compare)
@@ -51,39 +51,51 @@ def full_accuracy(rows: list[dict[str, Any]]) -> float | None:
     return full[0] * 100 if full else None
 
 
-def draw_accuracy_vs(plt: Any, rows: list[dict[str, Any]], x_key: str, xlabel: str, title: str,
-                     prefix: str = "", clear: bool = True, color_start: int = 0) -> int:
-    """Mean test accuracy (error bars: std over seeds) per method against x_key, and the full-data
-    line; returns how many series it drew (0: nothing to draw)."""
-    if clear:
-        plt.clear_figure()
+def draw_accuracy_vs(plt: Any, runs: list[tuple[str, list[dict[str, Any]]]], x_key: str, xlabel: str,
+                     title: str) -> int:
+    """Mean test accuracy (error bars: std over seeds) per method against x_key, with each run's
+    full-data line; `runs` is (label prefix, summary rows) per run, one for a run's own plots and
+    several for compare. Returns how many series it drew (0: nothing to draw).
+
+    Full-data lines go first: plotext overwrites a cell with the last series drawn in it, and at
+    80 columns a method's curve often shares cells with the reference line.
+    """
+    plt.clear_figure()
     other = "epoch" if x_key == "ratio" else "ratio"
-    group = ("method",) + varying(rows, ("strategy", other))
-    drawn = 0
-    xs_all: list[float] = []
-    for label, points in series(rows, x_key, group).items():
-        xs, ys, es = (list(v) for v in zip(*points))
-        xs_all += xs
-        color = COLORS[(color_start + drawn) % len(COLORS)]
+    curves = []  # (label, xs, ys, errors)
+    fulls = []  # (label, accuracy)
+    for prefix, rows in runs:
+        group = ("method",) + varying(rows, ("strategy", other))
+        for label, points in series(rows, x_key, group).items():
+            curves.append((f"{prefix}{label}", *(list(v) for v in zip(*points))))
+        full = full_accuracy(rows)
+        if full is not None:
+            fulls.append((f"{prefix}full data {full:.1f}%", full))
+    xs_all = [x for _, xs, _, _ in curves for x in xs]
+    ys_all = [y + sign * e for _, _, ys, es in curves for y, e in zip(ys, es) for sign in (-1, 1)]
+    lo, hi = (min(xs_all), max(xs_all)) if xs_all else (0.0, 1.0)
+    if x_key == "ratio":
+        hi = max(hi, 1.0)  # the full data is keep ratio 1
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    for i, (label, full) in enumerate(fulls):
+        # one run: a neutral grey; several (compare): a colour of its own each, after the curves' colours
+        color = COLORS[(len(curves) + i) % len(COLORS)] if len(runs) > 1 else "gray"
+        plt.plot([lo, hi], [full, full], marker="dot", color=color, label=label)
+        ys_all.append(full)
+    for i, (label, xs, ys, es) in enumerate(curves):
+        color = COLORS[i % len(COLORS)]
         draw = plt.plot if len(xs) > 1 else plt.scatter  # plotext's legend skips error bars
-        draw(xs, ys, marker="braille", color=color, label=f"{prefix}{label}")
+        draw(xs, ys, marker="braille", color=color, label=label)
         plt.error(xs, ys, yerr=es, color=color)
-        drawn += 1
-    full = full_accuracy(rows)
-    if full is not None:
-        lo, hi = (min(xs_all), max(xs_all)) if xs_all else (0.0, 1.0)
-        if x_key == "ratio":
-            hi = max(hi, 1.0)  # the full data is keep ratio 1
-        if lo == hi:
-            lo, hi = lo - 0.5, hi + 0.5
-        # alone, a neutral grey; overlaid with other runs (compare), a colour of its own
-        color = COLORS[(color_start + drawn) % len(COLORS)] if prefix else "gray"
-        plt.plot([lo, hi], [full, full], marker="dot", color=color, label=f"{prefix}full data {full:.1f}%")
-        drawn += 1
+    if ys_all:  # plotext stretches a lone line over a silly range: keep the axis near the data
+        lo_y, hi_y = min(ys_all), max(ys_all)
+        pad = max(1.0, 0.1 * (hi_y - lo_y))
+        plt.ylim(max(0.0, lo_y - pad), min(100.0, hi_y + pad))
     plt.title(title)
     plt.xlabel(xlabel)
     plt.ylabel("test accuracy %")
-    return drawn
+    return len(curves) + len(fulls)
 
 
 def draw_curve(plt: Any, curves: list[tuple[str, list[tuple[int, float]]]], title: str) -> bool:
@@ -182,7 +194,7 @@ class PlotsScreen(RunScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#trials", DataTable).add_columns("trial", "status", "acc")
+        self.query_one("#trials", DataTable).add_columns("acc", "status", "trial")  # the long name last
         for plot_id in ("#plot-ratio", "#plot-trial", "#plot-epoch"):
             empty(self.query_one(plot_id, PlotextPlot), "loading…")
         self.load()
@@ -222,12 +234,12 @@ class PlotsScreen(RunScreen):
         rows = detail.summary
         note = " (live)" if running else ""
         ratio = self.query_one("#plot-ratio", PlotextPlot)
-        if draw_accuracy_vs(ratio.plt, rows, "ratio", "keep ratio", f"test accuracy vs keep ratio{note}"):
+        if draw_accuracy_vs(ratio.plt, [("", rows)], "ratio", "keep ratio", f"test accuracy vs keep ratio{note}"):
             ratio.refresh()
         else:
             empty(ratio, "no finished trials yet" if running else self._nothing("keep-ratio"))
         epoch = self.query_one("#plot-epoch", PlotextPlot)
-        if draw_accuracy_vs(epoch.plt, rows, "epoch", "surrogate epoch of the scores",
+        if draw_accuracy_vs(epoch.plt, [("", rows)], "epoch", "surrogate epoch of the scores",
                             f"test accuracy vs score epoch{note}"):
             epoch.refresh()
         else:
@@ -251,9 +263,14 @@ class PlotsScreen(RunScreen):
 
         for index, (name, points) in sorted(live.items()):
             acc = points[-1][1].get("test_accuracy") if points else None
-            table.add_row(Text(name, no_wrap=True), status_text("RUNNING", theme), pct(acc), key=f"live:{index}")
+            table.add_row(Text(pct(acc), justify="right"), status_text("RUNNING", theme), Text(name, no_wrap=True),
+                          key=f"live:{index}")
+        live_names = {name for name, _ in live.values()}
         for t in trials:
-            table.add_row(Text(t.label, no_wrap=True), status_text(t.status, theme), pct(t.accuracy), key=t.run_id)
+            if t.status == "RUNNING" and t.label in live_names:
+                continue  # the live row above shows this trial, with its epochs so far
+            table.add_row(Text(pct(t.accuracy), justify="right"), status_text(t.status, theme),
+                          Text(t.label, no_wrap=True), key=t.run_id)
         if not table.row_count:
             empty(self.query_one("#plot-trial", PlotextPlot), "no trials yet")
             return
@@ -277,7 +294,7 @@ class PlotsScreen(RunScreen):
         if key.startswith("live:"):
             name, points = self.live.get(int(key[5:]), (key, []))
             curve = [(e, m["test_accuracy"]) for e, m in points if "test_accuracy" in m]
-            self._trial_curve(name + " (training)", {"test_accuracy": curve})
+            self._trial_curve(name, {"test_accuracy": curve}, live=True)
         else:
             self.load_history(key)
 
@@ -291,9 +308,10 @@ class PlotsScreen(RunScreen):
         trial = next((t for t in (self.detail.trials if self.detail else []) if t.run_id == child_id), None)
         self.deliver(self._trial_curve, trial.label if trial else child_id[:8], history)
 
-    def _trial_curve(self, name: str, history: dict[str, list]) -> None:
+    def _trial_curve(self, name: str, history: dict[str, list], live: bool = False) -> None:
         plot = self.query_one("#plot-trial", PlotextPlot)
-        if draw_curve(plot.plt, [(name, history.get("test_accuracy", []))], f"accuracy vs epoch: {name}"):
+        title = "test accuracy vs epoch" + (" (training, live)" if live else "")
+        if draw_curve(plot.plt, [(name, history.get("test_accuracy", []))], title):
             plot.refresh()
         else:
             empty(plot, f"{name}: no epochs logged")
