@@ -284,3 +284,28 @@ async def test_help_lists_every_key(tiny_store):
         assert app.screen.__class__.__name__ == "RunsScreen"
         await pilot.press("q")
     assert app.return_code == 0
+
+
+async def test_overlap_screen_reads_an_overlap_runs_json():
+    """An overlap run's own matrices are shown for its k; another k is recomputed from its scores."""
+    from fixed_backend import RUNS, FixedBackend
+
+    from tui.backend import overlap_matrices
+
+    class OverlapRun(FixedBackend):
+        def overlap(self, run_id):
+            logged = overlap_matrices({m: self._scores[f"{m}@e1"] for m in ("loss", "grad_norm")}, 40)
+            return {**logged, "first": [[1.0, 0.123], [0.123, 1.0]], "epoch": 1}  # a value only the file has
+
+    app = PrunelabApp(backend=OverlapRun())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: runs_table(app).runs, what="the runs")
+        app.open_run(RUNS[0].run_id, "overlap")
+        await wait_for(pilot, lambda: app.screen.query_one(Heatmap).matrix, what="the heatmap")
+        screen, heatmap = app.screen, app.screen.query_one(Heatmap)
+        assert screen.k == 40 and heatmap.labels == ["loss", "grad_norm"] and heatmap.matrix[0][1] == 0.123
+        assert "overlap.json" in str(screen.query_one("#overlap-note").render())
+        await pilot.press("plus")
+        await wait_for(pilot, lambda: screen.result.get("k") == 70, what="k = 70")
+        assert heatmap.labels[:2] == ["loss", "grad_norm"]  # the file's order, with the run's other scores after
+        assert "recomputed" in str(screen.query_one("#overlap-note").render())

@@ -119,6 +119,8 @@ class OverlapScreen(RunScreen):
     def recompute(self, k: int, epoch: int | None) -> None:
         try:
             chosen = [x for x in self.names if split_name(x)[1] == epoch]
+            logged = next(iter(self.logged.values()), {}).get("methods") or []
+            chosen.sort(key=lambda x: (logged.index(split_name(x)[0]) if split_name(x)[0] in logged else len(logged), x))
             scores = {split_name(x)[0]: self.backend.scores(self.run_id, x) for x in chosen}
             result = overlap_matrices(scores, k)
         except Exception as exc:
