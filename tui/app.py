@@ -13,7 +13,6 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 
-from .screens.base import BaseScreen
 from .screens.runs import RunsScreen
 
 
@@ -39,7 +38,7 @@ class PrunelabApp(App):
     BINDINGS = [
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
-        Binding("r", "switch_mode('runs')", "Runs"),
+        Binding("r", "runs", "Runs"),
         Binding("m", "switch_mode('monitor')", "Monitor"),
         Binding("n", "switch_mode('new')", "New"),
         Binding("escape", "back", "Back", show=False),
@@ -101,6 +100,13 @@ class PrunelabApp(App):
         else:
             self.push_screen(screen_cls(run_id))
 
+    def action_runs(self) -> None:
+        """The runs list, from anywhere (a run's plots included)."""
+        if self.current_mode != "runs":
+            self.switch_mode("runs")
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+
     def action_open_run_view(self, view: str) -> None:
         run_id = getattr(self.screen, "run_id", None)
         if run_id and getattr(self.screen, "view", "") != view:
@@ -116,8 +122,7 @@ class PrunelabApp(App):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
 
-    def confirm_cancel(self, run_id: str, label: str = "", progress: Any = None,
-                       after: Callable[[str], None] | None = None) -> None:
+    def confirm_cancel(self, run_id: str, label: str = "", progress: Any = None) -> None:
         """Ask, then SIGTERM the run's process (the engine ends the run KILLED)."""
         from .screens.help import ConfirmScreen
 
@@ -144,4 +149,4 @@ def run_app(tracking_uri: str | None = None) -> None:
     PrunelabApp(tracking_uri).run()
 
 
-__all__ = ["PrunelabApp", "run_app", "BaseScreen"]
+__all__ = ["PrunelabApp", "run_app"]

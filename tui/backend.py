@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # numpy costs ~0.2 s at startup; the functions import it when they run
     import numpy as np
 
-PARENT_TAG = "mlflow.parentRunId"
 ACCURACY, TRAIN_LOSS, TEST_LOSS = "test_accuracy", "train_loss", "test_loss"
 RECENT_S = 15 * 60  # a finished run stays on the monitor this long
 PREDICTIONS = "predictions"  # scores/predictions@eN.npy: the surrogate's predicted labels, not a score
@@ -61,7 +60,6 @@ class RunDetail:
     run: Any  # engine.runs.RunInfo
     summary: list[dict[str, Any]]
     trials: list[TrialRow]
-    config_toml: str = ""
 
 
 @dataclass
@@ -106,36 +104,11 @@ def overlap_matrices(scores: dict[str, "np.ndarray"], k: int) -> dict[str, Any]:
 
 
 def parse_overlap_json(data: dict[str, Any]) -> dict[int, dict[str, Any]]:
-    """overlap.json as {k: {"methods", "first", "last", "spearman"}}, whether it holds one k or several.
-
-    The overlap kind logs matrices under "first"/"last"/"spearman"; with several k
-    they may be keyed by k (or a list of k with "by_k"). Anything unreadable is skipped.
-    """
-    methods = data.get("methods") or data.get("names") or []
-    ks = data.get("k", data.get("ks"))
-    out: dict[int, dict[str, Any]] = {}
-
-    def entry(first, last, rho, names):
-        return {"methods": list(names), "first": first, "last": last, "spearman": rho}
-
-    if isinstance(data.get("by_k"), dict):
-        for k, sub in data["by_k"].items():
-            out[_int(k)] = entry(sub.get("first"), sub.get("last"), sub.get("spearman", data.get("spearman")),
-                                 sub.get("methods", methods))
-        return out
-    first, last, rho = data.get("first"), data.get("last"), data.get("spearman")
-    if isinstance(first, dict):  # keyed by k
-        for k in first:
-            out[_int(k)] = entry(first.get(k), (last or {}).get(k) if isinstance(last, dict) else last,
-                                 rho.get(k) if isinstance(rho, dict) else rho, methods)
-        return out
-    if isinstance(ks, list) and first and isinstance(first[0][0], list):  # one matrix per k, in order
-        for i, k in enumerate(ks):
-            out[_int(k)] = entry(first[i], last[i] if last else None, rho, methods)
-        return out
-    if first is not None:
-        out[_int(ks[0] if isinstance(ks, list) else ks, 0)] = entry(first, last, rho, methods)
-    return out
+    """The overlap kind's overlap.json ({"methods", "k", "first", "last", "spearman", "epoch"}) as
+    {k: matrices}, so the screen can tell the k the run logged from one it must recompute."""
+    if not isinstance(data, dict) or data.get("first") is None or not data.get("methods"):
+        return {}
+    return {_int(data.get("k")): {key: data.get(key) for key in ("methods", "first", "last", "spearman")}}
 
 
 class ProgressWatcher:
@@ -271,7 +244,7 @@ class Backend:
             summary = run_summary(track, run_id)
         except Exception:  # a run with no summary yet and no finished trial
             summary = []
-        return RunDetail(row, summary, trials, track.load_text(run_id, "config.toml") or "")
+        return RunDetail(row, summary, trials)
 
     def history(self, child_run_id: str) -> dict[str, list[tuple[int, float]]]:
         """Per-epoch metrics of a trial (step = epoch)."""

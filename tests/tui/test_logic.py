@@ -114,15 +114,11 @@ def test_live_curves_of_trials_still_training(tmp_path):
     assert name.startswith("loss") and [e for e, _ in points] == [1, 2]
 
 
-def test_overlap_json_with_one_or_several_k():
+def test_overlap_json_and_score_names():
     m = [[1.0, 0.5], [0.5, 1.0]]
-    one = parse_overlap_json({"methods": ["a", "b"], "k": 10, "first": m, "last": m, "spearman": m, "epoch": 1})
-    assert list(one) == [10] and one[10]["methods"] == ["a", "b"]
-    keyed = parse_overlap_json({"methods": ["a", "b"], "first": {"10": m, "20": m}, "last": {"10": m, "20": m},
-                                "spearman": m})
-    assert sorted(keyed) == [10, 20] and keyed[20]["spearman"] == m
-    listed = parse_overlap_json({"methods": ["a", "b"], "k": [5, 6], "first": [m, m], "last": [m, m]})
-    assert sorted(listed) == [5, 6]
+    logged = parse_overlap_json({"methods": ["a", "b"], "k": 10, "first": m, "last": m, "spearman": m, "epoch": 1})
+    assert list(logged) == [10] and logged[10]["methods"] == ["a", "b"] and logged[10]["last"] == m
+    assert parse_overlap_json({"unrelated": 1}) == {}
     assert split_name("grad_norm@e12") == ("grad_norm", 12) and split_name("odd") == ("odd", None)
 
 

@@ -105,7 +105,8 @@ class NewExperimentScreen(BaseScreen):
         for spec in specs:
             if spec.section != section:
                 section = spec.section
-                rows.append(Static(f"[{section}]" if section else "experiment", classes="section-title", markup=False))
+                title = f"[{section}]" if section else "experiment"
+                rows.append(Static(title, classes="section-title", markup=False))
             rows.append(self._row(spec))
         await form.mount_all(rows)
         select = self.query_one("#preset", Select)

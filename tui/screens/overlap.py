@@ -120,7 +120,8 @@ class OverlapScreen(RunScreen):
         try:
             chosen = [x for x in self.names if split_name(x)[1] == epoch]
             logged = next(iter(self.logged.values()), {}).get("methods") or []
-            chosen.sort(key=lambda x: (logged.index(split_name(x)[0]) if split_name(x)[0] in logged else len(logged), x))
+            rank = {m: i for i, m in enumerate(logged)}
+            chosen.sort(key=lambda x: (rank.get(split_name(x)[0], len(rank)), x))
             scores = {split_name(x)[0]: self.backend.scores(self.run_id, x) for x in chosen}
             result = overlap_matrices(scores, k)
         except Exception as exc:

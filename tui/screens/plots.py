@@ -47,7 +47,8 @@ def varying(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> tuple[str, ...
 
 
 def full_accuracy(rows: list[dict[str, Any]]) -> float | None:
-    full = [r["mean_accuracy"] for r in rows if r.get("method") == FULL and r.get("mean_accuracy") == r.get("mean_accuracy")]
+    full = [r["mean_accuracy"] for r in rows
+            if r.get("method") == FULL and r.get("mean_accuracy") == r.get("mean_accuracy")]  # not NaN
     return full[0] * 100 if full else None
 
 

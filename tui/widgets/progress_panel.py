@@ -55,7 +55,8 @@ class ProgressPanel(Vertical, can_focus=True):
         title = Text.assemble((progress.experiment or "experiment", "bold"), "  ", progress.kind or "", "  ",
                               short_id(progress.run_id), "  ", status_text(self.status, theme))
         self.query_one("#panel-title", Static).update(title)
-        trial = f"trial {progress.trial + 1} of {progress.trials}" if progress.trial is not None and progress.trials else ""
+        has_trial = progress.trial is not None and progress.trials
+        trial = f"trial {progress.trial + 1} of {progress.trials}" if has_trial else ""
         stage = " · ".join(x for x in (progress.stage or "starting", trial, progress.stage_detail) if x)
         self.query_one("#panel-stage", Static).update(Text(stage, no_wrap=True, overflow="ellipsis"))
         self._bar("trials", progress.trials_done, progress.trials)

@@ -122,8 +122,8 @@ class RunTable(Table):
         mark = Text("●", style=theme.get("text-accent", "")) if r.run_id in self.marked else " "
         trials = f"{r.trials_done}/{r.trials}" if r.trials else (str(r.trials_done) if r.trials_done else "-")
         return [mark, status_text(r.status, theme), r.experiment, r.kind, Text(pct(r.best_accuracy), justify="right"),
-                Text(trials, justify="right"), Text(duration(run_duration(r, now)), justify="right"), clock(r.start_time),
-                r.dataset, r.model, short_id(r.run_id)]
+                Text(trials, justify="right"), Text(duration(run_duration(r, now)), justify="right"),
+                clock(r.start_time), r.dataset, r.model, short_id(r.run_id)]
 
     @property
     def current_run_id(self) -> str | None:
