@@ -283,6 +283,24 @@ def bench_scores_command(samples, batch_size, data_dir, device, as_json):
                f"{result['all_scorers_peak_memory_vs_train_step']:.2f}x a training step ({result['memory_method']})")
 
 
+@bench_group.command("tui")
+@click.option("--runs", default=5, show_default=True, type=int, help="Starts to time.")
+@click.option("--store", default=".", type=click.Path(file_okay=False), help="Folder whose mlruns/ the TUI opens.")
+@click.option("--marker", default=None, help="Text to wait for (default: the runs table's header).")
+@json_option
+@handle_errors
+def bench_tui_command(runs, store, marker, as_json):
+    """Time from starting `prunelab tui` to its first frame, in an 80x24 pseudo-terminal."""
+    from .bench import TUI_MARKER, bench_tui
+
+    result = bench_tui(runs=runs, store=store, marker=marker or TUI_MARKER)
+    if as_json:
+        print_json(result)
+    else:
+        click.echo(f"first frame of `prunelab tui` (s): {', '.join(map(str, result['seconds']))}; "
+                   f"median {result['median_seconds']} s, max {result['max_seconds']} s")
+
+
 # ---------------------------------------------------------------- experiments
 def _tracking_uri(ctx: click.Context) -> str | None:
     return ctx.find_root().obj.get("tracking_uri") if ctx.find_root().obj else None

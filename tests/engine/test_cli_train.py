@@ -32,3 +32,10 @@ def test_bench_train_reports_both_loops(shared_data):
     out = json.loads(result.stdout)
     assert out["ours"]["samples_per_second"] > 0 and out["baseline"]["samples_per_second"] > 0
     assert out["ratio"] == pytest.approx(out["ours"]["samples_per_second"] / out["baseline"]["samples_per_second"], abs=0.01)
+
+
+def test_bench_tui_times_the_real_first_frame(in_tmp):
+    result = CliRunner().invoke(main, ["bench", "tui", "--runs", "1", "--store", str(in_tmp), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert len(out["seconds"]) == 1 and 0 < out["median_seconds"] < 20  # NaN (no frame within 20 s) fails
