@@ -139,10 +139,11 @@ def score_model(model: nn.Module, dataset: Dataset, scorers: Iterable[str | Scor
                         loss = F.cross_entropy(logits, y, reduction="sum")
                         wrt = ([x] if need_input else []) + (norms.roots if need_params else [])
                         grads = torch.autograd.grad(loss, wrt) if wrt else ()
-                    if need_input:
-                        out["input_grad_norm"][start:stop] = torch.linalg.vector_norm(grads[0].flatten(1), dim=1)
-                    if need_params:
-                        out["grad_norm"][start:stop] = norms.finish().sqrt()
+                    input_norm = torch.linalg.vector_norm(grads[0].flatten(1), dim=1) if need_input else None
+                    param_norm = norms.finish().sqrt() if need_params else None
+                    for s in chosen:
+                        if s.fn is None:
+                            out[s.name][start:stop] = input_norm if s.needs_input_grad else param_norm
                     del grads, loss
                 else:
                     with torch.no_grad():

@@ -20,6 +20,7 @@ Padding (any mode, or "same") is applied with `F.pad` exactly as the layer does.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -113,9 +114,9 @@ class _InputGradByFold(torch.autograd.Function):
 
     oneDNN's backward-data kernel is pathologically slow for convolutions with one
     or three input channels on the CPU (20x its own forward for `cnn`'s first layer
-    here), and input_grad_norm needs exactly that gradient. Wᵀ·g followed by a fold
-    is the same sum, several times faster. The forward copies the output once, so
-    in-place ops after the layer stay legal.
+    here; the trainer never needs it), and input_grad_norm needs exactly that
+    gradient. Wᵀ·g followed by a fold is the same sum, several times faster. The
+    forward copies the output once, so in-place ops after the layer stay legal.
     """
 
     @staticmethod
@@ -138,10 +139,10 @@ def input_grad_by_fold(module: nn.Module) -> bool:
             and not isinstance(module.padding, str) and module.in_channels <= 4)
 
 
-def fold_input_grad_hook(x_of: "callable") -> "callable":
-    """A forward hook: when the layer's input is the batch `x_of()`, route the input gradient through a fold."""
-    def hook(module: nn.Conv2d, args: tuple, output: torch.Tensor):
-        if args and args[0] is x_of() and output.requires_grad:
+def fold_input_grad_hook(current_input: Callable[[], torch.Tensor | None]) -> Callable:
+    """A forward hook: on the CPU, when a layer's input is the batch itself, route its input gradient via a fold."""
+    def hook(module: nn.Conv2d, args: tuple, output: torch.Tensor) -> torch.Tensor | None:
+        if args and args[0] is current_input() and output.requires_grad and output.device.type == "cpu":
             return _InputGradByFold.apply(args[0], output.detach(), module.weight.detach(), module)
         return None
     return hook
