@@ -5,8 +5,8 @@ every output position p, so the per-sample weight gradient is Σ_p g_p ⊗ u_p a
 `linear.outer_sum_sqnorm` applies, choosing per layer between materialising it
 (cheap for the small early layers of `cnn` and ResNet: few input channels, many
 positions) and the ghost-norm Gram form (cheap for the late layers: few positions,
-wide channels). The patches are cut per chunk of samples, inside the kernel's
-workspace bound, never for the whole batch at once.
+wide channels). The patches are cut per chunk of samples, inside the workspace
+bound, never for the whole batch at once.
 
 The patches are a strided view of the (padded) input copied once into a matrix,
 in whichever of two orders gives the copy the longer contiguous runs: from NHWC
@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .linear import chunk_size, ghost_is_cheaper, outer_sum_sqnorm
+from .linear import Workspace, chunk_size, ghost_is_cheaper, outer_sum_sqnorm
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,11 @@ class Geometry:
                      zip((h, w), self.kernel, self.stride, self.dilation))  # type: ignore[return-value]
 
 
-def patches(geo: Geometry, a: torch.Tensor) -> torch.Tensor:
+def patches(geo: Geometry, a: torch.Tensor, ws: Workspace | None = None) -> torch.Tensor:
     """The im2col patches of a (N, C, H, W) input as (N, P, D), D = C·kh·kw (possibly a transposed view).
 
-    For groups > 1 the channel-major order (NCHW) is used, so D splits by group as (groups, D/groups).
+    Written into the front of `ws` when given (else freshly allocated). For groups > 1
+    the channel-major order (NCHW) is used, so D splits by group as (groups, D/groups).
     """
     if any(geo.pad):
         a = F.pad(a, geo.pad, mode=geo.pad_mode)
@@ -70,15 +71,22 @@ def patches(geo: Geometry, a: torch.Tensor) -> torch.Tensor:
         x = a.permute(0, 2, 3, 1).contiguous()  # free for channels_last input
         s_n, s_h, s_w, _ = x.stride()
         view = x.as_strided((n, ho, wo, kh, kw, c), (s_n, sh * s_h, sw * s_w, dh * s_h, dw * s_w, 1))
-        return view.reshape(n, ho * wo, kh * kw * c)
+        return _copy(view, ws).view(n, ho * wo, kh * kw * c)
     x = a.contiguous()
     s_n, s_c, s_h, _ = x.stride()
     view = x.as_strided((n, c, kh, kw, ho, wo), (s_n, s_c, dh * s_h, dw, sh * s_h, sw))
-    return view.reshape(n, c * kh * kw, ho * wo).transpose(1, 2)
+    return _copy(view, ws).view(n, c * kh * kw, ho * wo).transpose(1, 2)
+
+
+def _copy(view: torch.Tensor, ws: Workspace | None) -> torch.Tensor:
+    if ws is None:
+        return view.contiguous()
+    (out,) = ws.views(view, tuple(view.shape))
+    return out.copy_(view)
 
 
 def conv_sqnorm(module: nn.Conv1d | nn.Conv2d, a: torch.Tensor, g: torch.Tensor, trainable: frozenset[str],
-                workspace: int) -> torch.Tensor:
+                ws: Workspace) -> torch.Tensor:
     """Per-sample ‖∂L/∂W‖² + ‖∂L/∂b‖² of a convolution from its input a and output gradient g."""
     n, c_out = g.shape[:2]
     g_flat = g.reshape(n, c_out, -1)  # (N, Cout, P); a view for channels_last too
@@ -92,10 +100,11 @@ def conv_sqnorm(module: nn.Conv1d | nn.Conv2d, a: torch.Tensor, g: torch.Tensor,
     positions = g_flat.shape[2]
     d_in = module.weight[0].numel()  # Cin/groups · kernel positions
     c_group = c_out // groups
-    workspace_per_sample = 2 * positions * positions if ghost_is_cheaper(positions, d_in, c_group) else d_in * c_group
-    step = chunk_size(n, groups * (d_in * positions + workspace_per_sample), workspace)
+    kernel_per_sample = 2 * positions * positions if ghost_is_cheaper(positions, d_in, c_group) else d_in * c_group
+    step = chunk_size(n, groups * (d_in * positions + kernel_per_sample), ws.limit)
     for s in range(0, n, step):
-        u = patches(geo, a[s:s + step])  # (m, P, groups·D)
+        u = patches(geo, a[s:s + step], ws if groups == 1 else None)  # (m, P, groups·D), at the front of ws
+        skip = u.numel() if groups == 1 else 0
         g_chunk = g_flat[s:s + step].transpose(1, 2)  # (m, P, Cout)
         if groups > 1:
             m = u.shape[0]
@@ -103,9 +112,9 @@ def conv_sqnorm(module: nn.Conv1d | nn.Conv2d, a: torch.Tensor, g: torch.Tensor,
             u = u.transpose(1, 2)
             g_chunk = g_chunk.reshape(m, positions, groups, c_group).permute(0, 2, 1, 3).reshape(
                 m * groups, positions, c_group)
-            out[s:s + step] += outer_sum_sqnorm(u, g_chunk, workspace).view(m, groups).sum(1)
+            out[s:s + step] += outer_sum_sqnorm(u, g_chunk, ws).view(m, groups).sum(1)
         else:
-            out[s:s + step] += outer_sum_sqnorm(u, g_chunk, workspace)
+            out[s:s + step] += outer_sum_sqnorm(u, g_chunk, ws, skip)
     return out
 
 

@@ -23,7 +23,7 @@ from .linear import chunk_size
 
 
 def generic_sqnorm(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], g: torch.Tensor,
-                   trainable: frozenset[str], workspace: int) -> torch.Tensor:
+                   trainable: frozenset[str], limit: int) -> torch.Tensor:
     """Per-sample squared norm of the gradient of `module`'s own trainable parameters."""
     from torch.func import functional_call, grad, vmap
 
@@ -41,7 +41,7 @@ def generic_sqnorm(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, A
 
     per_sample = vmap(grad(inner), in_dims=(None, 0, *[0 if b else None for b in batched]))
     numel = sum(p.numel() for p in params.values())
-    step = chunk_size(n, numel, workspace)
+    step = chunk_size(n, numel, limit)
     out = g.new_zeros(n)
     for s in range(0, n, step):
         chunk = [v[s:s + step] if b else v for v, b in zip(inputs, batched)]

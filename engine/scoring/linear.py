@@ -16,8 +16,37 @@ never exist at once, at most those of one layer for one chunk of samples.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
+
+
+class Workspace:
+    """Scratch memory for the per-sample computations, reused across layers and batches.
+
+    `limit` is how many numbers one layer's temporaries may take at once (the batch
+    is chunked to fit). The memory itself is one flat buffer handed out as views:
+    layers run one after another in the backward, so one buffer serves them all, and
+    reusing it matters on the CPU, where a fresh allocation of tens of MB page-faults
+    on every batch and costs as much as the arithmetic done in it.
+    """
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._flat: torch.Tensor | None = None
+
+    def views(self, like: torch.Tensor, *shapes: tuple[int, ...]) -> list[torch.Tensor]:
+        """Uninitialised tensors of these shapes (dtype and device of `like`), valid until the next call."""
+        sizes = [math.prod(s) for s in shapes]
+        flat = self._flat
+        if flat is None or flat.numel() < sum(sizes) or flat.dtype != like.dtype or flat.device != like.device:
+            flat = self._flat = torch.empty(sum(sizes), dtype=like.dtype, device=like.device)
+        out, offset = [], 0
+        for shape, size in zip(shapes, sizes):
+            out.append(flat[offset:offset + size].view(shape))
+            offset += size
+        return out
 
 
 def ghost_is_cheaper(positions: int, d_in: int, d_out: int) -> bool:
@@ -30,30 +59,39 @@ def chunk_size(n: int, per_sample: int, workspace: int) -> int:
     return max(1, min(n, workspace // max(1, per_sample)))
 
 
-def outer_sum_sqnorm(a: torch.Tensor, g: torch.Tensor, workspace: int) -> torch.Tensor:
+def outer_sum_sqnorm(a: torch.Tensor, g: torch.Tensor, ws: Workspace, skip: int = 0) -> torch.Tensor:
     """‖Σ_p g[n, p] ⊗ a[n, p]‖²_F for each n, exactly, from a (N, P, D) and g (N, P, C).
 
-    `workspace` bounds the temporary numbers held at once (per chunk of samples).
+    Temporaries come from `ws` after its first `skip` numbers (which the caller is
+    using), at most `ws.limit` numbers at once, chunking the batch to fit.
     """
     n, positions, d_in = a.shape
     d_out = g.shape[2]
     out = torch.empty(n, dtype=g.dtype, device=g.device)
     if ghost_is_cheaper(positions, d_in, d_out):
-        step = chunk_size(n, 2 * positions * positions, workspace)
+        step = chunk_size(n, 2 * positions * positions, ws.limit)
         for s in range(0, n, step):
-            aa = torch.bmm(a[s:s + step], a[s:s + step].transpose(1, 2))
-            gg = torch.bmm(g[s:s + step], g[s:s + step].transpose(1, 2))
-            out[s:s + step] = torch.linalg.vecdot(aa.flatten(1), gg.flatten(1))
+            m = min(step, n - s)
+            _, aa, gg = ws.views(g, (skip,), (m, positions, positions), (m, positions, positions))
+            torch.bmm(a[s:s + m], a[s:s + m].transpose(1, 2), out=aa)
+            torch.bmm(g[s:s + m], g[s:s + m].transpose(1, 2), out=gg)
+            out[s:s + m] = torch.linalg.vecdot(aa.flatten(1), gg.flatten(1))
     else:
-        step = chunk_size(n, d_in * d_out, workspace)
+        step = chunk_size(n, d_in * d_out, ws.limit)
         for s in range(0, n, step):
-            grads = torch.bmm(g[s:s + step].transpose(1, 2), a[s:s + step])  # (n, C, D) per-sample gradients
-            out[s:s + step] = torch.linalg.vector_norm(grads.flatten(1), dim=1).square()
+            m = min(step, n - s)
+            if a[s:s + m].transpose(1, 2).is_contiguous():  # (D, P) rows: the faster orientation, G_nᵀ
+                _, grads = ws.views(g, (skip,), (m, d_in, d_out))
+                torch.bmm(a[s:s + m].transpose(1, 2), g[s:s + m], out=grads)
+            else:
+                _, grads = ws.views(g, (skip,), (m, d_out, d_in))
+                torch.bmm(g[s:s + m].transpose(1, 2), a[s:s + m], out=grads)  # per-sample gradients
+            out[s:s + m] = torch.linalg.vector_norm(grads.flatten(1), dim=1).square()
     return out
 
 
 def linear_sqnorm(module: nn.Linear, a: torch.Tensor, g: torch.Tensor, trainable: frozenset[str],
-                  workspace: int) -> torch.Tensor:
+                  ws: Workspace) -> torch.Tensor:
     """Per-sample ‖∂L/∂W‖² + ‖∂L/∂b‖² of a Linear layer from its input a and output gradient g.
 
     `trainable` names the parameters that count ("weight", "bias"): scoring freezes
@@ -71,7 +109,7 @@ def linear_sqnorm(module: nn.Linear, a: torch.Tensor, g: torch.Tensor, trainable
         return out
     a3 = a.reshape(n, -1, a.shape[-1])
     g3 = g.reshape(n, -1, g.shape[-1])
-    out = outer_sum_sqnorm(a3, g3, workspace) if "weight" in trainable else g.new_zeros(n)
+    out = outer_sum_sqnorm(a3, g3, ws) if "weight" in trainable else g.new_zeros(n)
     if "bias" in trainable:
         out = out + g3.sum(1).square().sum(1)
     return out

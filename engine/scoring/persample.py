@@ -13,9 +13,9 @@ Why it is cheap: the parameters are frozen (requires_grad=False) while scoring,
 so the backward computes activation gradients only, never the batch's weight
 gradients; what it does compute per layer is about what a training step's
 weight-gradient would cost. Unless ‖∂L/∂x‖ is asked for too, the input does not
-require grad and the backward ends at the outputs of the first layers (a zero
-scalar is added to them to put them in the graph, at the cost of one add), so no
-input gradient is computed and no activation is kept for it. No per-sample Python
+require grad and the backward ends at the outputs of the first layers (put into
+the graph as they are by a no-op autograd function), so no input gradient is
+computed and nothing is kept alive for it. No per-sample Python
 loop, and never the per-sample gradients of the whole model at once, at most one
 layer's for one chunk of samples.
 
@@ -46,16 +46,16 @@ from torch.autograd.graph import GradientEdge, get_gradient_edge
 from ..errors import ConfigError
 from .conv import conv_sqnorm
 from .generic import generic_sqnorm
-from .linear import linear_sqnorm
+from .linear import Workspace, linear_sqnorm
 from .norm import BATCHNORMS, batchnorm_sqnorm, check_batchnorm
 
 # Temporary memory one layer's per-sample computation may use, at least: the batch is cut into chunks to fit.
 # A layer may always use as much as its own output gradient takes (so large batches on a GPU are not cut
-# finely); with the default, scoring `cnn` at batch 256 peaks at well under twice a training step's memory.
+# finely); with the default, scoring `cnn` at batch 256 peaks at about 1.7x a training step's memory.
 DEFAULT_WORKSPACE_MB = 16.0
 
 # Closed forms by exact module type (a subclass may override forward, so it takes the generic path).
-# Each is fn(module, input, output_grad, trainable parameter names, workspace) -> (N,) squared norms.
+# Each is fn(module, input, output_grad, trainable parameter names, Workspace) -> (N,) squared norms.
 CLOSED_FORMS = {
     nn.Linear: linear_sqnorm,
     nn.Conv1d: conv_sqnorm,
@@ -75,6 +75,24 @@ def frozen_params(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for p, flag in saved:
             p.requires_grad_(flag)
+
+
+class _GraphStart(torch.autograd.Function):
+    """Puts a tensor that needs no gradient into the graph as it is: same tensor, no copy, no data touched.
+
+    The backward ends at its output (a gradient edge passed to autograd.grad), so its
+    own backward never runs. `mark_dirty` lets it return its input itself rather than
+    a view, so in-place ops after the layer stay legal.
+    """
+
+    @staticmethod
+    def forward(ctx, out: torch.Tensor, probe: torch.Tensor) -> torch.Tensor:
+        ctx.mark_dirty(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return None, None
 
 
 class PerSampleGradNorms:
@@ -110,7 +128,8 @@ class PerSampleGradNorms:
         self.roots: list[GradientEdge] = []  # where the backward ends when the input needs no gradient
         self._called: set[nn.Module] = set()
         self._deferred: list[tuple[nn.Module, tuple, dict, torch.Tensor]] = []
-        self._workspace = 0
+        self._workspace = 0  # numbers, from workspace_mb and the dtype
+        self._scratch = Workspace(0)
         self._probes: dict[tuple, torch.Tensor] = {}
 
     def __enter__(self) -> "PerSampleGradNorms":
@@ -155,7 +174,7 @@ class PerSampleGradNorms:
                               "norms support layers with parameters that return one tensor")
         replaced = None
         if not output.requires_grad:  # nothing upstream needs a gradient: end the backward here
-            output = replaced = output + self._probe(output)  # a graph node that holds no activation
+            output = replaced = _GraphStart.apply(output, self._probe(output))
             self.roots.append(get_gradient_edge(output))  # backward stops at it, and keeps nothing alive
         first = args[0] if args and isinstance(args[0], torch.Tensor) else None
         version = first._version if first is not None else 0
@@ -163,7 +182,7 @@ class PerSampleGradNorms:
         return replaced
 
     def _probe(self, like: torch.Tensor) -> torch.Tensor:
-        """A zero scalar that requires grad: adding it puts a layer output that needs no gradient into the graph."""
+        """A scalar that requires grad, so that `_GraphStart`'s output does."""
         key = (like.dtype, like.device)
         if key not in self._probes:
             self._probes[key] = torch.zeros((), dtype=like.dtype, device=like.device, requires_grad=True)
@@ -178,7 +197,8 @@ class PerSampleGradNorms:
         if closed is None or first is None or kwargs:
             self._deferred.append((module, args, kwargs, g))
             return None
-        self.sq += closed(module, first, g, self.trainable[module], max(self._workspace, g.numel()))
+        self._scratch.limit = max(self._workspace, g.numel())
+        self.sq += closed(module, first, g, self.trainable[module], self._scratch)
         return None
 
     def finish(self) -> torch.Tensor:
