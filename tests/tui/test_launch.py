@@ -1,6 +1,7 @@
 """End to end: launch from the form, lose the TUI, re-attach, watch it finish, analyse it; and cancel."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -76,7 +77,12 @@ async def test_launch_from_form_survives_tui_exit_then_analyse(tmp_path, monkeyp
         heatmap = app.screen.query_one(Heatmap)
         await wait_for(pilot, lambda: heatmap.display and len(heatmap.matrix) == 2, what="the overlap matrix")
         assert heatmap.matrix[0][0] == heatmap.matrix[1][1] == 1.0
-    assert not process_alive(pid, os.uname().nodename)
+    # FINISHED is written before the process has closed its store and exited: give it time to go
+    for _ in range(120):
+        if not process_alive(pid, os.uname().nodename):
+            break
+        await asyncio.sleep(0.25)
+    assert not process_alive(pid, os.uname().nodename), "the detached run did not exit after it finished"
 
 
 async def test_cancel_from_monitor_ends_run_killed(tmp_path, monkeypatch):
