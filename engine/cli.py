@@ -271,13 +271,14 @@ def bench_scores_command(samples, batch_size, data_dir, device, as_json):
         return
     click.echo(f"{result['dataset']} {result['model']}, {result['samples']} samples, batch {batch_size} on "
                f"{result['device']}: one training epoch {result['train_epoch_seconds']:.2f} s")
-    click.echo(f"{'scorer':<16} {'samples/s':>10} {'epochs':>7} {'vs naive':>9} {'vs vmap':>8} {'memory':>7}")
+    click.echo(f"{'scorer':<16} {'samples/s':>12} {'epochs':>7} {'vs naive':>9} {'vs vmap':>8} {'memory':>7}")
     for name, r in result["scorers"].items():
         def cell(key: str, fmt: str, width: int) -> str:
-            return format(r[key], fmt).rjust(width) if r.get(key) is not None else "-".rjust(width)
-        click.echo(f"{name:<16} {cell('samples_per_second', ',.0f', 10)} {cell('epochs_equivalent', '.2f', 7)} "
-                   f"{cell('speedup_vs_naive', '.1f', 8)}x {cell('speedup_vs_vmap', '.1f', 7)}x "
-                   f"{cell('peak_memory_vs_train_step', '.2f', 6)}x")
+            return (format(r[key], fmt) if r.get(key) is not None else "-").rjust(width)
+        click.echo(f"{name:<16} {cell('samples_per_second', ',.0f', 12)} {cell('epochs_equivalent', '.2f', 7)} "
+                   f"{cell('speedup_vs_naive', '.1f', 9)} {cell('speedup_vs_vmap', '.1f', 8)} "
+                   f"{cell('peak_memory_vs_train_step', '.2f', 7)}")
+    click.echo("epochs: scoring time in training epochs; vs naive/vmap: speedup; memory: peak over a training step")
     click.echo(f"loss, grad_norm, input_grad_norm and el2n in one pass: "
                f"{result['all_scorers_epochs_equivalent']:.2f} training epochs, peak memory "
                f"{result['all_scorers_peak_memory_vs_train_step']:.2f}x a training step ({result['memory_method']})")
