@@ -231,7 +231,8 @@ class RunContext:
             pending.append(TrialJob(self.config.model_dump(mode="json"), trial, i, total, kept(),
                                     self.tracker.store.uri, os.getcwd(), self.parent_id, self.config.name))
         if len(pending) < total:
-            self.log(f"resuming: {total - len(pending)} of {total} trials already done, {len(pending)} to run")
+            self.log(f"{total - len(pending)} of {total} trials already done (earlier, or shared with another "
+                     f"part of this run), {len(pending)} to run")
         for record in self.executor.run(pending, self.on_event):
             records[record.key] = record
         ordered = [records[t.key] for t, _ in jobs if t.key in records]
