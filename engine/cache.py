@@ -59,21 +59,28 @@ class Cache:
             if os.path.exists(tmp):
                 os.unlink(tmp)
 
-    def load_arrays(self, kind: str, key: str) -> dict[str, np.ndarray] | None:
+    def _read(self, kind: str, key: str, suffix: str, reader):
+        """The entry read by `reader`, or None on a miss; a damaged entry is a miss, rewritten later."""
         if not self.enabled:
             return None
-        path = self._path(kind, key, ".npz")
+        path = self._path(kind, key, suffix)
         if not path.exists():
             self.misses += 1
             return None
         try:
-            with np.load(path, allow_pickle=False) as f:
-                arrays = {k: f[k] for k in f.files}
-        except (OSError, ValueError):  # a damaged entry is a miss, rewritten later
+            value = reader(path)
+        except Exception:  # numpy and torch raise many types for a truncated file
             self.misses += 1
             return None
         self.hits += 1
-        return arrays
+        return value
+
+    def load_arrays(self, kind: str, key: str) -> dict[str, np.ndarray] | None:
+        def read(path: Path) -> dict[str, np.ndarray]:
+            with np.load(path, allow_pickle=False) as f:
+                return {k: f[k] for k in f.files}
+
+        return self._read(kind, key, ".npz", read)
 
     def save_arrays(self, kind: str, key: str, arrays: dict[str, np.ndarray]) -> None:
         if self.enabled:
@@ -83,19 +90,7 @@ class Cache:
             self._write(self._path(kind, key, ".npz"), write)
 
     def load_state(self, kind: str, key: str) -> dict[str, torch.Tensor] | None:
-        if not self.enabled:
-            return None
-        path = self._path(kind, key, ".pt")
-        if not path.exists():
-            self.misses += 1
-            return None
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:  # a damaged entry is a miss
-            self.misses += 1
-            return None
-        self.hits += 1
-        return state
+        return self._read(kind, key, ".pt", lambda path: torch.load(path, map_location="cpu", weights_only=True))
 
     def save_state(self, kind: str, key: str, state: dict[str, torch.Tensor]) -> None:
         if self.enabled:
