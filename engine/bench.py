@@ -156,8 +156,8 @@ def _rss_kib(field: str) -> int:
     raise OSError(f"/proc/self/status has no {field}")
 
 
-def score_memory_probe(kind: str, dataset: str, data_dir: str | None, batch_size: int) -> dict:
-    """Peak memory growth of one cnn training step (kind='train') or one scoring batch (kind=scorer list).
+def score_memory_probe(kind: str, dataset: str, data_dir: str | None, batch_size: int, model_name: str = "cnn") -> dict:
+    """Peak memory growth of one training step (kind='train') or one scoring batch (kind=scorer list).
 
     On CUDA: torch.cuda.max_memory_allocated over the step, minus what was allocated
     before. On the CPU: the process's peak RSS (VmHWM) over the step minus its RSS
@@ -172,7 +172,7 @@ def score_memory_probe(kind: str, dataset: str, data_dir: str | None, batch_size
     dev = resolve_device("auto")
     ds = load_dataset(dataset, data_dir, dev, train_size=max(batch_size, 10))
     ds = ds.subset(train_size=batch_size) if len(ds) > batch_size else ds
-    model = prepare_model(build_model("cnn", ds.input_shape, ds.num_classes, seed=0), dev)
+    model = prepare_model(build_model(model_name, ds.input_shape, ds.num_classes, seed=0), dev)
     optimizer = make_optimizer(model, TrainConfig())
 
     def train_step() -> None:
@@ -203,11 +203,11 @@ def score_memory_probe(kind: str, dataset: str, data_dir: str | None, batch_size
     return {"peak_bytes": (_rss_kib("VmHWM") - before) * 1024, "method": "rss"}
 
 
-def _probe_in_subprocess(kind: str, dataset: str, data_dir: str | None, batch_size: int) -> dict:
+def _probe_in_subprocess(kind: str, dataset: str, data_dir: str | None, batch_size: int, model_name: str) -> dict:
     code = ("import json, sys; from engine.bench import score_memory_probe as p; "
             "print(json.dumps(p(*json.loads(sys.argv[1]))))")
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
-    done = subprocess.run([sys.executable, "-c", code, json.dumps([kind, dataset, data_dir, batch_size])],
+    done = subprocess.run([sys.executable, "-c", code, json.dumps([kind, dataset, data_dir, batch_size, model_name])],
                           capture_output=True, text=True, env=env, cwd=str(Path(__file__).resolve().parents[1]))
     if done.returncode != 0:
         raise RuntimeError(f"memory probe {kind!r} failed: {done.stderr.strip()[-2000:]}")
@@ -216,8 +216,9 @@ def _probe_in_subprocess(kind: str, dataset: str, data_dir: str | None, batch_si
 
 def bench_scores(data_dir: str | None = None, samples: int | None = None, device: str = "auto",
                  batch_size: int = 256, naive_samples: int = 256, vmap_samples: int = 2048, rounds: int = 3,
-                 memory: bool = True) -> dict:
-    """Scoring cost per scorer on MNIST `cnn` (mnist-mini without `data_dir`), measured in one run.
+                 memory: bool = True, dataset: str | None = None, model: str | None = None) -> dict:
+    """Scoring cost per scorer, measured in one run: by default MNIST `cnn` (mnist-mini
+    without `data_dir`); `dataset`/`model` pick others (CIFAR-10 defaults to `resnet18`).
 
     Each of `rounds` rounds times, back to back: one training epoch (engine.train's
     optimisation loop, no evaluation, same model, batch size and samples), each
@@ -240,13 +241,14 @@ def bench_scores(data_dir: str | None = None, samples: int | None = None, device
     from .scoring import ForgettingCounter, random_scores, score_model
 
     dev = resolve_device(device)
-    name = "mnist" if data_dir else "mnist-mini"
+    name = dataset or ("mnist" if data_dir else "mnist-mini")
+    model_name = model or ("cnn" if name.startswith("mnist") else "resnet18")
     ds = load_dataset(name, data_dir, dev, train_size=samples)
     n = len(ds)
     cfg = TrainConfig(epochs=1, batch_size=batch_size, schedule="constant")
     load_before = os.getloadavg()[0]
-    train("cnn", ds.subset(train_size=min(n, 4 * batch_size)), cfg, seed=1, evaluate_every_epoch=False)  # warm-up
-    model = train("cnn", ds, cfg, seed=0, evaluate_every_epoch=False).model  # the model scored: 1 epoch trained
+    train(model_name, ds.subset(train_size=min(n, 4 * batch_size)), cfg, seed=1, evaluate_every_epoch=False)  # warm-up
+    model = train(model_name, ds, cfg, seed=0, evaluate_every_epoch=False).model  # the model scored: 1 epoch trained
     score_model(model, ds.subset(train_size=min(n, batch_size)), ONE_PASS, batch_size=batch_size)  # warm-up
     subsets = {peer: (to_model_layout(ds.normalize(ds.x_train[:m])), ds.y_train[:m])
                for peer, m in (("naive", min(n, naive_samples)), ("vmap", min(n, vmap_samples)))}
@@ -260,11 +262,11 @@ def bench_scores(data_dir: str | None = None, samples: int | None = None, device
     samples_of: dict[str, list[dict[str, float]]] = {s: [] for s in SCORE_BENCH_SCORERS}
     train_times, all_ratios = [], []
     for _ in range(rounds):
-        epoch = train("cnn", ds, cfg, seed=0, evaluate_every_epoch=False).train_seconds
+        epoch = train(model_name, ds, cfg, seed=0, evaluate_every_epoch=False).train_seconds
         train_times.append(epoch)
         for scorer in SCORE_BENCH_SCORERS:
             if scorer == "forgetting":
-                counted = train("cnn", ds, cfg, seed=0, evaluate_every_epoch=False,
+                counted = train(model_name, ds, cfg, seed=0, evaluate_every_epoch=False,
                                 observers=[ForgettingCounter(n, dev)]).train_seconds
                 samples_of[scorer].append({"seconds": max(counted - epoch, 0.0), "epoch": epoch})
                 continue
@@ -292,17 +294,17 @@ def bench_scores(data_dir: str | None = None, samples: int | None = None, device
         if scorer == "forgetting":
             entry["note"] = "extra time of counting during one training epoch"
         scorers[scorer] = entry
-    result = {"dataset": name, "model": "cnn", "samples": n, "batch_size": batch_size, "device": str(dev),
+    result = {"dataset": name, "model": model_name, "samples": n, "batch_size": batch_size, "device": str(dev),
               "torch_threads": torch.get_num_threads(), "rounds": rounds,
               "train_epoch_seconds": round(median(train_times), 3), "scorers": scorers,
               "all_scorers": list(ONE_PASS), "all_scorers_epochs_equivalent": round(median(all_ratios), 3),
               "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
     if memory:
-        train_peak = _probe_in_subprocess("train", name, data_dir, batch_size)
+        train_peak = _probe_in_subprocess("train", name, data_dir, batch_size, model_name)
         for scorer in ("loss", "el2n", "grad_norm", "input_grad_norm"):
-            peak = _probe_in_subprocess(scorer, name, data_dir, batch_size)["peak_bytes"]
+            peak = _probe_in_subprocess(scorer, name, data_dir, batch_size, model_name)["peak_bytes"]
             scorers[scorer]["peak_memory_vs_train_step"] = round(peak / max(1, train_peak["peak_bytes"]), 3)
-        peak = _probe_in_subprocess(",".join(ONE_PASS), name, data_dir, batch_size)["peak_bytes"]
+        peak = _probe_in_subprocess(",".join(ONE_PASS), name, data_dir, batch_size, model_name)["peak_bytes"]
         result.update(all_scorers_peak_memory_vs_train_step=round(peak / max(1, train_peak["peak_bytes"]), 3),
                       train_step_peak_bytes=train_peak["peak_bytes"],
                       memory_method=("torch.cuda.max_memory_allocated" if train_peak["method"] == "cuda" else

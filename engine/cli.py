@@ -254,6 +254,8 @@ def bench_train_command(dataset, model, batch_size, samples, data_dir, device, a
 
 
 @bench_group.command("scores")
+@click.option("--dataset", default=None, help="Default: mnist with --data-dir, else mnist-mini; or cifar10, npz:PATH.")
+@click.option("--model", default=None, help="Default: cnn for MNIST, resnet18 otherwise.")
 @click.option("--samples", default=None, type=click.IntRange(min=10),
               help="Score a class-stratified subset of this many training samples (default: all).")
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
@@ -261,11 +263,12 @@ def bench_train_command(dataset, model, batch_size, samples, data_dir, device, a
 @device_option
 @json_option
 @handle_errors
-def bench_scores_command(samples, batch_size, data_dir, device, as_json):
-    """Scoring cost of each scorer on MNIST `cnn`, in training epochs, against naive and vmap peers."""
+def bench_scores_command(dataset, model, samples, batch_size, data_dir, device, as_json):
+    """Scoring cost of each scorer (MNIST `cnn` by default), in training epochs, against naive and vmap peers."""
     from .bench import bench_scores
 
-    result = bench_scores(data_dir=data_dir, samples=samples, device=device, batch_size=batch_size)
+    result = bench_scores(data_dir=data_dir, samples=samples, device=device, batch_size=batch_size,
+                          dataset=dataset, model=model)
     if as_json:
         print_json(result)
         return

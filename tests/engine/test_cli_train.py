@@ -39,3 +39,16 @@ def test_bench_tui_times_the_real_first_frame(in_tmp):
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert len(out["seconds"]) == 1 and 0 < out["median_seconds"] < 20  # NaN (no frame within 20 s) fails
+
+
+def test_bench_scores_reports_every_scorer_against_its_peers():
+    result = CliRunner().invoke(main, ["bench", "scores", "--samples", "512", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["dataset"] == "mnist-mini" and out["model"] == "cnn" and out["samples"] == 512
+    assert set(out["scorers"]) == {"random", "loss", "grad_norm", "input_grad_norm", "el2n", "forgetting"}
+    for name in ("grad_norm", "input_grad_norm"):
+        entry = out["scorers"][name]
+        assert entry["epochs_equivalent"] > 0 and entry["speedup_vs_naive"] > 0 and entry["speedup_vs_vmap"] > 0
+        assert entry["peak_memory_vs_train_step"] > 0
+    assert out["all_scorers_epochs_equivalent"] > 0 and out["device"] == "cpu"
