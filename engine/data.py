@@ -52,6 +52,7 @@ class Dataset:
     source: str = ""  # where it was read from, for messages and MLflow
     train_index: np.ndarray | None = None  # positions in the full source data, if subset
     _norm: dict = field(default_factory=dict, repr=False)
+    _digest: str | None = field(default=None, repr=False)  # same content, same digest: computed once
 
     @property
     def num_classes(self) -> int:
@@ -73,7 +74,13 @@ class Dataset:
         if device == self.device:
             return self
         moved = {k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_test", "y_test")}
-        return Dataset(**{**self.__dict__, **moved, "_norm": {}})
+        copy = self.replace(**moved)
+        copy._digest = self._digest  # the same bytes on another device
+        return copy
+
+    def replace(self, **changes) -> "Dataset":
+        """A copy with some fields changed; derived state (normalisation constants, digest) is recomputed."""
+        return Dataset(**{**self.__dict__, **changes, "_norm": {}, "_digest": None})
 
     def normalize(self, x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """uint8 images to normalised floats, batched on the tensor's device."""
@@ -92,11 +99,13 @@ class Dataset:
         return x
 
     def digest(self) -> str:
-        """A content hash of the training and test data, for the cache and MLflow."""
-        h = hashlib.sha256()
-        for t in (self.x_train, self.y_train, self.x_test, self.y_test):
-            h.update(t.detach().cpu().contiguous().numpy().tobytes())
-        return h.hexdigest()[:16]
+        """A content hash of the training and test data, for the cache and MLflow (once per data set)."""
+        if self._digest is None:
+            h = hashlib.sha256()
+            for t in (self.x_train, self.y_train, self.x_test, self.y_test):
+                h.update(t.detach().cpu().contiguous().numpy().tobytes())
+            self._digest = h.hexdigest()[:16]
+        return self._digest
 
     def subset(self, train_size: int | None = None, test_size: int | None = None) -> "Dataset":
         """A class-stratified subset: the first n/C samples of each class, in order."""
@@ -108,8 +117,7 @@ class Dataset:
         if test_size is not None and test_size < len(y_te):
             keep = stratified_head(y_te.cpu().numpy(), test_size, self.num_classes)
             x_te, y_te = x_te[keep], y_te[keep]
-        return Dataset(**{**self.__dict__, "x_train": x_tr, "y_train": y_tr, "x_test": x_te,
-                          "y_test": y_te, "train_index": index, "_norm": {}})
+        return self.replace(x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te, train_index=index)
 
 
 def stratified_head(labels: np.ndarray, size: int, num_classes: int) -> np.ndarray:

@@ -41,7 +41,7 @@ def noisy_dataset(dataset, noisy: np.ndarray):
     import torch
 
     y = torch.as_tensor(noisy, dtype=dataset.y_train.dtype).to(dataset.device)
-    return type(dataset)(**{**dataset.__dict__, "y_train": y, "_norm": {}})
+    return dataset.replace(y_train=y)
 
 
 def detection(scores: np.ndarray, flipped: np.ndarray, k: int) -> dict[str, float]:
@@ -80,7 +80,8 @@ def retrain(ctx: RunContext, scores: dict[str, np.ndarray], flipped: np.ndarray)
     from ..selection import keep_count, select
     from ..train import train
     from .online import run_inline
-    from .prune import random_scores, summarize
+    from ..scoring import random_scores
+    from .prune import summarize
 
     config, noisy_ds = ctx.config, ctx.dataset
     labels = noisy_ds.y_train.cpu().numpy()

@@ -110,7 +110,8 @@ def log_samples(ctx: RunContext, scores: dict[tuple[str, int], np.ndarray], pred
 def scores_for(ctx: RunContext, methods: list[str], epoch: int, scored: tuple | None = None):
     """{method: scores} at one surrogate epoch (random drawn from the config seed), the surrogate's
     {(method, epoch): scores} and its predictions; `scored` is a superset computed by the caller."""
-    from .prune import random_scores, surrogate_scores
+    from ..scoring import random_scores
+    from .prune import surrogate_scores
 
     scored, _, predictions = scored or surrogate_scores(ctx, methods, [epoch])
     out = {m: (random_scores(len(ctx.dataset), ctx.config.seed) if m == RANDOM else scored[(m, epoch)])

@@ -53,13 +53,8 @@ def surrogate_scores(ctx: RunContext, methods: list[str], epochs: list[int], emb
     return scores, embeds, {e: result.predictions[e] for e in epochs}
 
 
-def random_scores(n: int, seed: int) -> np.ndarray:
-    from ..scoring import random_scores as draw
-
-    return draw(n, seed)
-
-
 def select_for(ctx: RunContext, trial: Trial, scores, embeds) -> np.ndarray:
+    from ..scoring import random_scores
     from ..selection import select
 
     labels = ctx.dataset.y_train.cpu().numpy()

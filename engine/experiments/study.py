@@ -13,7 +13,7 @@ import copy
 from typing import Any
 
 from . import ExperimentKind, register_kind
-from .base import FULL, RunContext, summary_to_csv
+from .base import RunContext, summary_to_csv
 
 OVERLAP, PRUNE, EPOCHS = "overlap", "prune", "epochs"
 

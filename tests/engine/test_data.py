@@ -135,3 +135,12 @@ def test_crop_flip_moves_pixels_and_keeps_content(cifar_npz):
                     for dy in range(9) for dx in range(9))
         assert found
     assert torch.equal(random_crop_flip(x, torch.Generator().manual_seed(0)), out)
+
+
+def test_digest_follows_content_through_copies():
+    ds = load_dataset("mnist-mini")
+    digest = ds.digest()
+    assert ds.to("cpu").digest() == digest
+    assert ds.subset(train_size=100).digest() != digest
+    flipped = ds.replace(y_train=(ds.y_train + 1) % 10)  # e.g. the noise experiment's relabelled copy
+    assert flipped.digest() != digest and ds.digest() == digest
