@@ -25,6 +25,9 @@ from .models import build_model
 from .train import TrainConfig, make_optimizer, to_model_layout, train
 
 
+NO_EVAL = {"evaluate_every_epoch": False, "evaluate_at_end": False}  # timed training runs skip the test set
+
+
 def _torchvision_dataset(dataset: str, data_dir: str | None, folder: Path):
     """The textbook input pipeline: a torchvision data set with ToTensor + Normalize (+ augmentation)."""
     import torchvision
@@ -44,13 +47,15 @@ def _torchvision_dataset(dataset: str, data_dir: str | None, folder: Path):
                 shutil.copy(src / stem, raw / stem)
         tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize(ds.mean, ds.std)])
         return torchvision.datasets.MNIST(str(folder), train=True, transform=tf)
-    tf = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
+    crop_flip = [transforms.RandomCrop(ds.input_shape[1], padding=4), transforms.RandomHorizontalFlip()]
+    tf = transforms.Compose([*(crop_flip if ds.augment == "crop_flip" else []),
                              transforms.ToTensor(), transforms.Normalize(ds.mean, ds.std)])
 
-    class Images(torch.utils.data.Dataset):  # CIFAR-10 images as PIL, as torchvision.datasets.CIFAR10 serves them
+    class Images(torch.utils.data.Dataset):  # images as PIL, as torchvision's data sets serve them
         def __init__(self):
             from PIL import Image
-            self.images = [Image.fromarray(a) for a in ds.x_train.permute(0, 2, 3, 1).numpy()]
+            hwc = ds.x_train.permute(0, 2, 3, 1).numpy()
+            self.images = [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in hwc]
             self.labels = ds.y_train.tolist()
 
         def __len__(self):
@@ -63,14 +68,19 @@ def _torchvision_dataset(dataset: str, data_dir: str | None, folder: Path):
 
 
 def bench_train(dataset: str = "mnist", model: str | None = None, batch_size: int = 128, samples: int = 30000,
-                data_dir: str | None = None, device: str = "auto") -> dict:
-    """Training samples/s of prunelab's trainer and of a DataLoader loop with the same model and optimizer."""
-    model = model or ("cnn" if dataset == "mnist" else "resnet18")
+                data_dir: str | None = None, device: str = "auto", compile: bool = False) -> dict:
+    """Training samples/s of prunelab's trainer and of a DataLoader loop with the same model and optimizer.
+
+    `compile` turns on torch.compile in prunelab's trainer (CUDA only); the warm-up
+    steps absorb the compilation, which is reported apart.
+    """
+    model = model or ("cnn" if dataset.startswith("mnist") else "resnet18")
     dev = resolve_device(device)
-    cfg = TrainConfig(batch_size=batch_size, steps=max(1, samples // batch_size), schedule="constant")
+    cfg = TrainConfig(batch_size=batch_size, steps=max(1, samples // batch_size), schedule="constant",
+                      compile=compile)
     ds = load_dataset(dataset, data_dir, dev)
-    train(model, ds, cfg.model_copy(update={"steps": 5}), seed=1, evaluate_every_epoch=False)  # warm-up
-    ours = train(model, ds, cfg, seed=0, evaluate_every_epoch=False)
+    warm_up = _seconds(lambda: train(model, ds, cfg.model_copy(update={"steps": 5}), seed=1, **NO_EVAL))
+    ours = train(model, ds, cfg, seed=0, **NO_EVAL)
 
     with tempfile.TemporaryDirectory() as tmp:
         tv = _torchvision_dataset(dataset, data_dir, Path(tmp))
@@ -96,9 +106,10 @@ def bench_train(dataset: str = "mnist", model: str | None = None, batch_size: in
     ours_sps = ours.samples_per_second
     base_sps = seen / base_seconds
     return {
-        "dataset": dataset, "model": model, "batch_size": batch_size, "device": str(dev),
+        "dataset": dataset, "model": model, "batch_size": batch_size, "device": device_label(dev),
         "torch_threads": torch.get_num_threads(),
-        "ours": {"samples": ours.samples, "seconds": round(ours.train_seconds, 3), "samples_per_second": round(ours_sps, 1)},
+        "ours": {"samples": ours.samples, "seconds": round(ours.train_seconds, 3), "samples_per_second": round(ours_sps, 1),
+                 "compile": compile and dev.type == "cuda", "warm_up_seconds": round(warm_up, 3)},
         "baseline": {"samples": seen, "seconds": round(base_seconds, 3), "samples_per_second": round(base_sps, 1),
                      "pipeline": "torchvision dataset + DataLoader(shuffle=True) + ToTensor/Normalize"},
         "ratio": round(ours_sps / base_sps, 3),
@@ -110,10 +121,39 @@ SCORE_BENCH_SCORERS = ("random", "loss", "el2n", "grad_norm", "input_grad_norm",
 ONE_PASS = ("loss", "grad_norm", "input_grad_norm", "el2n")
 
 
+def device_label(dev: torch.device) -> str:
+    """'cpu', or e.g. 'cuda:0 (NVIDIA H200)': figures are only comparable with the hardware named."""
+    if dev.type == "cuda":
+        return f"cuda:{dev.index or 0} ({torch.cuda.get_device_name(dev)})"
+    return str(dev)
+
+
+def _sync() -> None:
+    """Wait for queued GPU work: CUDA runs asynchronously, so a timer alone would stop before the work does."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def _seconds(fn) -> float:
+    _sync()
     start = time.perf_counter()
     fn()
+    _sync()
     return time.perf_counter() - start
+
+
+def tiled(ds, size: int):
+    """The training set repeated (in order) to `size` samples.
+
+    For throughput figures at a size the data on disk lacks (the H200 target is all
+    50,000 CIFAR-10 images; ../shared holds 10,000): time per sample does not depend
+    on which images are scored.
+    """
+    if size <= len(ds):
+        return ds.subset(train_size=size)
+    reps = -(-size // len(ds))
+    return ds.replace(x_train=ds.x_train.repeat(reps, 1, 1, 1)[:size], y_train=ds.y_train.repeat(reps)[:size],
+                      train_index=None)
 
 
 def _naive_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, wrt_input: bool) -> torch.Tensor:
@@ -156,7 +196,8 @@ def _rss_kib(field: str) -> int:
     raise OSError(f"/proc/self/status has no {field}")
 
 
-def score_memory_probe(kind: str, dataset: str, data_dir: str | None, batch_size: int, model_name: str = "cnn") -> dict:
+def score_memory_probe(kind: str, dataset: str, data_dir: str | None, batch_size: int, model_name: str = "cnn",
+                       device: str = "auto") -> dict:
     """Peak memory growth of one training step (kind='train') or one scoring batch (kind=scorer list).
 
     On CUDA: torch.cuda.max_memory_allocated over the step, minus what was allocated
@@ -167,17 +208,19 @@ def score_memory_probe(kind: str, dataset: str, data_dir: str | None, batch_size
     before the measured run, so one-off library set-up is not counted.
     """
     from .scoring import score_model
-    from .train import prepare_model, to_model_layout
+    from .train import autocast, prepare_model, to_model_layout
 
-    dev = resolve_device("auto")
-    ds = load_dataset(dataset, data_dir, dev, train_size=max(batch_size, 10))
-    ds = ds.subset(train_size=batch_size) if len(ds) > batch_size else ds
+    dev = resolve_device(device)
+    ds = load_dataset(dataset, data_dir)
+    ds = ds.subset(train_size=max(batch_size, ds.num_classes)).to(dev)  # one batch (a subset holds every class)
     model = prepare_model(build_model(model_name, ds.input_shape, ds.num_classes, seed=0), dev)
     optimizer = make_optimizer(model, TrainConfig())
 
-    def train_step() -> None:
+    def train_step() -> None:  # as the trainer takes it (bf16 autocast on CUDA)
         x = to_model_layout(ds.normalize(ds.x_train[:batch_size]))
-        loss = nn.functional.cross_entropy(model(x), ds.y_train[:batch_size])
+        with autocast(dev, TrainConfig().amp):
+            logits = model(x)
+        loss = nn.functional.cross_entropy(logits.float(), ds.y_train[:batch_size])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -203,11 +246,12 @@ def score_memory_probe(kind: str, dataset: str, data_dir: str | None, batch_size
     return {"peak_bytes": (_rss_kib("VmHWM") - before) * 1024, "method": "rss"}
 
 
-def _probe_in_subprocess(kind: str, dataset: str, data_dir: str | None, batch_size: int, model_name: str) -> dict:
+def _probe_in_subprocess(kind: str, dataset: str, data_dir: str | None, batch_size: int, model_name: str,
+                         device: str) -> dict:
     code = ("import json, sys; from engine.bench import score_memory_probe as p; "
             "print(json.dumps(p(*json.loads(sys.argv[1]))))")
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
-    done = subprocess.run([sys.executable, "-c", code, json.dumps([kind, dataset, data_dir, batch_size, model_name])],
+    done = subprocess.run([sys.executable, "-c", code, json.dumps([kind, dataset, data_dir, batch_size, model_name, device])],
                           capture_output=True, text=True, env=env, cwd=str(Path(__file__).resolve().parents[1]))
     if done.returncode != 0:
         raise RuntimeError(f"memory probe {kind!r} failed: {done.stderr.strip()[-2000:]}")
@@ -216,7 +260,8 @@ def _probe_in_subprocess(kind: str, dataset: str, data_dir: str | None, batch_si
 
 def bench_scores(data_dir: str | None = None, samples: int | None = None, device: str = "auto",
                  batch_size: int = 256, naive_samples: int = 256, vmap_samples: int = 2048, rounds: int = 3,
-                 memory: bool = True, dataset: str | None = None, model: str | None = None) -> dict:
+                 memory: bool = True, dataset: str | None = None, model: str | None = None,
+                 tile_to: int | None = None) -> dict:
     """Scoring cost per scorer, measured in one run: by default MNIST `cnn` (mnist-mini
     without `data_dir`); `dataset`/`model` pick others (CIFAR-10 defaults to `resnet18`).
 
@@ -235,6 +280,8 @@ def bench_scores(data_dir: str | None = None, samples: int | None = None, device
     - `peak_memory_vs_train_step`: peak memory growth of scoring one batch over that
       of one training step, each in a fresh process (`score_memory_probe`).
     - `forgetting`: the extra time of counting during a training epoch, in epochs.
+
+    `tile_to` repeats the training set to that many samples (see `tiled`).
     """
     from statistics import median
 
@@ -244,12 +291,17 @@ def bench_scores(data_dir: str | None = None, samples: int | None = None, device
     name = dataset or ("mnist" if data_dir else "mnist-mini")
     model_name = model or ("cnn" if name.startswith("mnist") else "resnet18")
     ds = load_dataset(name, data_dir, dev, train_size=samples)
+    tiled_from = None
+    if tile_to is not None:
+        tiled_from, ds = len(ds), tiled(ds, tile_to)
     n = len(ds)
     cfg = TrainConfig(epochs=1, batch_size=batch_size, schedule="constant")
     load_before = os.getloadavg()[0]
-    train(model_name, ds.subset(train_size=min(n, 4 * batch_size)), cfg, seed=1, evaluate_every_epoch=False)  # warm-up
-    model = train(model_name, ds, cfg, seed=0, evaluate_every_epoch=False).model  # the model scored: 1 epoch trained
-    score_model(model, ds.subset(train_size=min(n, batch_size)), ONE_PASS, batch_size=batch_size)  # warm-up
+    warm_up = ds.subset(train_size=min(n, max(4 * batch_size, ds.num_classes)))
+    train(model_name, warm_up, cfg, seed=1, **NO_EVAL)
+    model = train(model_name, ds, cfg, seed=0, **NO_EVAL).model  # the model scored: 1 epoch trained
+    score_model(model, ds.subset(train_size=min(n, max(batch_size, ds.num_classes))), ONE_PASS,
+                batch_size=batch_size)  # warm-up
     subsets = {peer: (to_model_layout(ds.normalize(ds.x_train[:m])), ds.y_train[:m])
                for peer, m in (("naive", min(n, naive_samples)), ("vmap", min(n, vmap_samples)))}
     _vmap_scores(model.eval(), subsets["vmap"][0][:batch_size], subsets["vmap"][1][:batch_size], False, batch_size)
@@ -262,11 +314,11 @@ def bench_scores(data_dir: str | None = None, samples: int | None = None, device
     samples_of: dict[str, list[dict[str, float]]] = {s: [] for s in SCORE_BENCH_SCORERS}
     train_times, all_ratios = [], []
     for _ in range(rounds):
-        epoch = train(model_name, ds, cfg, seed=0, evaluate_every_epoch=False).train_seconds
+        epoch = train(model_name, ds, cfg, seed=0, **NO_EVAL).train_seconds
         train_times.append(epoch)
         for scorer in SCORE_BENCH_SCORERS:
             if scorer == "forgetting":
-                counted = train(model_name, ds, cfg, seed=0, evaluate_every_epoch=False,
+                counted = train(model_name, ds, cfg, seed=0, **NO_EVAL,
                                 observers=[ForgettingCounter(n, dev)]).train_seconds
                 samples_of[scorer].append({"seconds": max(counted - epoch, 0.0), "epoch": epoch})
                 continue
@@ -294,17 +346,18 @@ def bench_scores(data_dir: str | None = None, samples: int | None = None, device
         if scorer == "forgetting":
             entry["note"] = "extra time of counting during one training epoch"
         scorers[scorer] = entry
-    result = {"dataset": name, "model": model_name, "samples": n, "batch_size": batch_size, "device": str(dev),
+    result = {"dataset": name, "model": model_name, "samples": n, "tiled_from": tiled_from,
+              "batch_size": batch_size, "device": device_label(dev),
               "torch_threads": torch.get_num_threads(), "rounds": rounds,
               "train_epoch_seconds": round(median(train_times), 3), "scorers": scorers,
               "all_scorers": list(ONE_PASS), "all_scorers_epochs_equivalent": round(median(all_ratios), 3),
               "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
     if memory:
-        train_peak = _probe_in_subprocess("train", name, data_dir, batch_size, model_name)
+        train_peak = _probe_in_subprocess("train", name, data_dir, batch_size, model_name, str(dev))
         for scorer in ("loss", "el2n", "grad_norm", "input_grad_norm"):
-            peak = _probe_in_subprocess(scorer, name, data_dir, batch_size, model_name)["peak_bytes"]
+            peak = _probe_in_subprocess(scorer, name, data_dir, batch_size, model_name, str(dev))["peak_bytes"]
             scorers[scorer]["peak_memory_vs_train_step"] = round(peak / max(1, train_peak["peak_bytes"]), 3)
-        peak = _probe_in_subprocess(",".join(ONE_PASS), name, data_dir, batch_size, model_name)["peak_bytes"]
+        peak = _probe_in_subprocess(",".join(ONE_PASS), name, data_dir, batch_size, model_name, str(dev))["peak_bytes"]
         result.update(all_scorers_peak_memory_vs_train_step=round(peak / max(1, train_peak["peak_bytes"]), 3),
                       train_step_peak_bytes=train_peak["peak_bytes"],
                       memory_method=("torch.cuda.max_memory_allocated" if train_peak["method"] == "cuda" else

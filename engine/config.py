@@ -213,6 +213,19 @@ class Config(Section):
     noise: NoiseConfig = NoiseConfig()
     study: StudyConfig = StudyConfig()
     selection: dict[str, Any] = Field(default_factory=dict, description="strategy options (see `prunelab strategies`)")
+    plugins: list[str] = Field(default_factory=list, description="modules or .py files imported first in every "
+                               "process that runs this config (your register_scorer/model/strategy calls)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _import_plugins_first(cls, data: Any) -> Any:
+        """The user's modules register names the other fields may use, so they load before any check."""
+        from .plugins import load_plugins
+
+        plugins = data.get("plugins") if isinstance(data, dict) else None
+        if isinstance(plugins, list) and plugins and all(isinstance(p, str) for p in plugins):
+            data = {**data, "plugins": load_plugins(plugins)}
+        return data
 
     @field_validator("kind")
     @classmethod

@@ -156,12 +156,16 @@ def train(
     trial: int | None = None,
     evaluate_every_epoch: bool = True,
     select_batch: BatchSelector | None = None,
+    evaluate_at_end: bool = True,
 ) -> TrainResult:
     """Train `model` (a registry name or a module) on `dataset`'s training indices.
 
     `on_checkpoint(epoch, model)` is called at each epoch in `checkpoint_epochs`
     (0 is the initial model). `select_batch` picks the part of each drawn batch that
     is trained on (online batch selection); observers and counts see only that part.
+    The test set is evaluated after every epoch, or with `evaluate_every_epoch=False`
+    only after the last; with `evaluate_at_end=False` too, never (test metrics NaN):
+    surrogates and benchmarks do not use them.
     Same seed, same weights on the CPU.
     """
     cfg = cfg or TrainConfig()
@@ -244,7 +248,7 @@ def train(
             raise TrainingDiverged(f"training loss became {train_loss} in epoch {epoch}; lower the learning rate")
         metrics = {"train_loss": train_loss, "train_accuracy": correct.item() / max(1, seen),
                    "lr": optimizer.param_groups[0]["lr"]}
-        if evaluate_every_epoch or epoch == budget.epochs:
+        if evaluate_every_epoch or (epoch == budget.epochs and evaluate_at_end):
             metrics["test_accuracy"], metrics["test_loss"] = evaluate(model, dataset, "test", cfg.eval_batch_size, cfg.amp)
         metrics["seconds"] = time.perf_counter() - start
         history.append({"epoch": epoch, **metrics})
@@ -254,8 +258,10 @@ def train(
     seconds = time.perf_counter() - start
     if history and "test_accuracy" in history[-1]:
         test_acc, test_loss = history[-1]["test_accuracy"], history[-1]["test_loss"]
-    else:
+    elif evaluate_at_end:
         test_acc, test_loss = evaluate(model, dataset, "test", cfg.eval_batch_size, cfg.amp)
+    else:
+        test_acc = test_loss = float("nan")
     return TrainResult(model=model, history=history, test_accuracy=test_acc, test_loss=test_loss,
                        train_loss=train_loss, epochs=budget.epochs, steps=steps_done, samples=samples,
                        seconds=seconds, device=str(device), train_seconds=train_seconds)

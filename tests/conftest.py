@@ -13,6 +13,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("PRUNELAB_SHARED_DATA", REPO.parent / "shared" / "data"))
+# Where the exactness tests put their data and models: "cpu" in CI; scripts/gpu_check.sh sets "cuda".
+TEST_DEVICE = os.environ.get("PRUNELAB_TEST_DEVICE", "cpu")
 
 
 @pytest.fixture(scope="session")

@@ -213,7 +213,7 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
             try:
                 train(model_name, dataset, train_cfg, seed=init_seed, on_event=on_event, checkpoint_epochs=needed,
                       on_checkpoint=on_checkpoint, observers=[counter] if counter else [],
-                      evaluate_every_epoch=False)
+                      evaluate_every_epoch=False, evaluate_at_end=False)
             except _StopTraining:
                 pass
             trained += 1

@@ -18,6 +18,7 @@ from engine.executors import CRASH_ONCE_ENV, RayExecutor, RayNotInstalled, make_
 from engine.experiments.base import records_from_children
 from engine.tracking import TRIAL_KEY, tracker
 from tests.conftest import running_mlflow_server
+from tests.engine.test_plugins import write_plugin
 
 
 def tiny(name: str, **extra):
@@ -73,6 +74,15 @@ def test_ray_sweep_matches_the_local_executor(ray_local, store):
     on_disk = read_events(result.progress_file)
     assert sorted(e.trial for e in on_disk if isinstance(e, TrialFinished)) == [0, 1, 2, 3]
     assert {e.trial for e in on_disk if isinstance(e, EpochEnd) and e.trial is not None} == {0, 1, 2, 3}
+
+
+def test_ray_workers_import_the_configs_plugins(ray_local, store):
+    """A worker validates the trial's config in its own process: the plugin's scorer must be known there too."""
+    plugin = write_plugin(store, "ray_margins", "plugin_margin_ray")
+    cfg = tiny("ray-plugins", plugins=[str(plugin)], **{"sweep.methods": ["plugin_margin_ray"], "sweep.seeds": [0]})
+    result = engine.run(cfg, executor="ray", executor_options={"cpus_per_trial": 1})
+    assert result.status == "FINISHED" and [t.status for t in result.trials] == ["FINISHED"]
+    assert 0 < result.trials[0].metrics["test_accuracy"] <= 1  # retrained in the worker on the plugin's selection
 
 
 def test_a_worker_killed_mid_trial_is_retried(ray_local, store, tmp_path, monkeypatch):

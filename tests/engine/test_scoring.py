@@ -21,16 +21,17 @@ from engine.scoring import (SCORERS, ForgettingCounter, compute_scores, register
                             surrogate_seed)
 from engine.scoring import surrogate as surrogate_module
 from engine.train import TrainConfig, to_model_layout, train
+from tests.conftest import TEST_DEVICE
 
 
 @pytest.fixture(scope="module")
 def mnist(shared_data):
-    return load_dataset("mnist", shared_data, train_size=300, test_size=100)
+    return load_dataset("mnist", shared_data, TEST_DEVICE, train_size=300, test_size=100)
 
 
 @pytest.fixture(scope="module")
 def cifar(cifar_npz):
-    return load_dataset(cifar_npz, train_size=20, test_size=10)
+    return load_dataset(cifar_npz, device=TEST_DEVICE, train_size=20, test_size=10)
 
 
 def slow_norms(model: nn.Module, dataset, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -49,6 +50,7 @@ def slow_norms(model: nn.Module, dataset, n: int) -> tuple[np.ndarray, np.ndarra
 
 
 def assert_fast_matches_slow(model: nn.Module, dataset, n: int, batch_size: int = 7, **kwargs) -> None:
+    model.to(dataset.device)
     fast = score_model(model, dataset, ["grad_norm", "input_grad_norm"], batch_size=batch_size,
                        indices=np.arange(n), **kwargs)
     assert fast.scores["grad_norm"].dtype == np.float64
@@ -67,7 +69,7 @@ def test_grad_norms_match_per_sample_loop(mnist, name):
 
 
 def test_grad_norms_match_on_resnet18_with_batchnorm_in_eval_mode(cifar):
-    model = build_model("resnet18", cifar.input_shape, cifar.num_classes, seed=0).double().train()
+    model = build_model("resnet18", cifar.input_shape, cifar.num_classes, seed=0).double().to(cifar.device).train()
     for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
         bn.momentum = None  # running statistics = those of the next batch: eval-mode BN is not the identity
     with torch.no_grad():

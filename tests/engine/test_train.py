@@ -1,4 +1,5 @@
 """The trainer and models: real accuracy, determinism, budgets, schedules, and no Textual in the engine."""
+import importlib
 import subprocess
 import sys
 
@@ -42,6 +43,24 @@ def test_subset_and_step_budget(mnist_small):
     assert result.steps == 7 and result.samples == 700 and result.epochs == 1
     result = train("mlp", mnist_small, TrainConfig(steps=25, batch_size=100), indices=idx)
     assert result.steps == 25 and result.epochs == 3  # 10 batches per epoch
+
+
+def test_test_set_evaluated_every_epoch_at_the_end_or_never(mnist_small, monkeypatch):
+    train_module = importlib.import_module("engine.train")  # the module: `engine.train` is the API function
+    calls = []
+    real = train_module.evaluate
+    monkeypatch.setattr(train_module, "evaluate", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    cfg = TrainConfig(epochs=2, batch_size=256)
+    every = train("mlp", mnist_small, cfg)
+    assert len(calls) == 2 and all("test_accuracy" in h for h in every.history)
+    calls.clear()
+    end = train("mlp", mnist_small, cfg, evaluate_every_epoch=False)
+    assert len(calls) == 1 and "test_accuracy" in end.history[-1] and "test_accuracy" not in end.history[0]
+    assert end.test_accuracy == pytest.approx(every.test_accuracy)  # same seed, same model
+    calls.clear()
+    never = train("mlp", mnist_small, cfg, evaluate_every_epoch=False, evaluate_at_end=False)
+    assert calls == [] and never.test_accuracy != never.test_accuracy  # NaN: nothing was measured
+    assert never.train_loss == pytest.approx(end.train_loss)
 
 
 def test_checkpoints_at_requested_epochs(mnist_small):
