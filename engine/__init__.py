@@ -42,6 +42,8 @@ _EXPORTS = {
     "show": "engine.api",
     "top_samples": "engine.api",
     "export_csv": "engine.api",
+    "cache_usage": "engine.api",
+    "clear_cache": "engine.api",
     # one step at a time
     "as_dataset": "engine.api",
     "train": "engine.api",
@@ -81,8 +83,8 @@ _HERE = Path(__file__).resolve().parent
 _SHADOWED = frozenset(n for n in __all__ if (_HERE / f"{n}.py").exists() or (_HERE / n).is_dir())
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; nothing of this loads at run time
-    from .api import (as_dataset, export_csv, launch_detached, list_runs, run, score, score_result, show, top_samples,
-                      train)
+    from .api import (as_dataset, cache_usage, clear_cache, export_csv, launch_detached, list_runs, run, score,
+                      score_result, show, top_samples, train)
     from .config import Config, load_config
     from .data import DATASETS as datasets, Dataset, from_arrays, load_dataset
     from .errors import ConfigError, DataError, PrunelabError, UserError

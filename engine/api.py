@@ -90,6 +90,28 @@ def list_runs(tracking_uri: str | None = None, status: str | None = None, kind: 
     return _list(tracker(tracking_uri, os.getcwd()), status=status, kind=kind)
 
 
+def cache_usage(tracking_uri: str | None = None) -> dict[str, Any]:
+    """The surrogate and score cache beside the store: its folder, and entries and bytes per kind."""
+    from .cache import usage
+    from .tracking import resolve_store
+
+    folder = resolve_store(tracking_uri, os.getcwd()).cache_dir
+    kinds = [vars(k) for k in usage(folder)]
+    return {"folder": str(folder), "kinds": kinds, "entries": sum(k["entries"] for k in kinds),
+            "bytes": sum(k["bytes"] for k in kinds)}
+
+
+def clear_cache(older_than_seconds: float = 0.0, kinds: Sequence[str] | None = None, dry_run: bool = False,
+                tracking_uri: str | None = None) -> dict[str, Any]:
+    """Delete cache entries unused for `older_than_seconds` (0: all), of some kinds or all; safe while runs go on."""
+    from .cache import remove_unused
+    from .tracking import resolve_store
+
+    folder = resolve_store(tracking_uri, os.getcwd()).cache_dir
+    removed, freed = remove_unused(folder, older_than_seconds, list(kinds) if kinds else None, dry_run)
+    return {"folder": str(folder), "removed": removed, "bytes": freed, "dry_run": dry_run}
+
+
 def show(run_id: str, tracking_uri: str | None = None) -> dict[str, Any]:
     """A run's status and summary rows (from summary.json, or folded from finished trials while it runs)."""
     from .runs import reconcile, run_summary

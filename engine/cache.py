@@ -4,6 +4,10 @@ A key is the hash of everything that determines the value (data set digest,
 subset, model, training config, seed, epoch …), so a sweep never trains the
 same surrogate twice and a resumed run reuses what it made before. Entries are
 written to a temporary name and renamed, so concurrent runs never read half a file.
+
+It only grows (a ResNet18 checkpoint is 45 MB), so `usage` reports it and
+`remove_unused` deletes what no run has read or written for a while: a hit
+refreshes an entry's modification time, which thus says when it was last used.
 """
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ import hashlib
 import json
 import os
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +79,10 @@ class Cache:
             self.misses += 1
             return None
         self.hits += 1
+        try:
+            os.utime(path)  # last used now: `remove_unused` keeps it
+        except OSError:  # a read-only cache still serves
+            pass
         return value
 
     def load_arrays(self, kind: str, key: str) -> dict[str, np.ndarray] | None:
@@ -99,3 +109,58 @@ class Cache:
                 with open(tmp, "wb") as f:
                     torch.save(cpu, f)
             self._write(self._path(kind, key, ".pt"), write)
+
+
+@dataclass
+class KindUsage:
+    """What one kind of entry (surrogate, scores, forgetting) takes."""
+
+    kind: str
+    entries: int
+    bytes: int
+    last_used: float | None  # newest modification time (seconds since the epoch), None when empty
+    first_used: float | None
+
+
+def _entries(root: Path, kinds: list[str] | None = None) -> list[tuple[str, Path, os.stat_result]]:
+    if not root.is_dir():
+        return []
+    out = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        if kinds is not None and folder.name not in kinds:
+            continue
+        for path in folder.glob("*/*"):
+            if path.is_file() and not path.name.startswith(".tmp-"):
+                out.append((folder.name, path, path.stat()))
+    return out
+
+
+def usage(root: str | Path) -> list[KindUsage]:
+    """Entries and bytes per kind of the cache under `root`."""
+    by_kind: dict[str, list[os.stat_result]] = {}
+    for kind, _, stat in _entries(Path(root)):
+        by_kind.setdefault(kind, []).append(stat)
+    return [KindUsage(kind, len(stats), sum(s.st_size for s in stats), max(s.st_mtime for s in stats),
+                      min(s.st_mtime for s in stats)) for kind, stats in sorted(by_kind.items())]
+
+
+def remove_unused(root: str | Path, older_than_seconds: float = 0.0, kinds: list[str] | None = None,
+                  dry_run: bool = False) -> tuple[int, int]:
+    """Delete entries not used for `older_than_seconds` (0: all); returns (entries, bytes) removed.
+
+    A run in progress re-creates what it still needs (a miss trains or scores again),
+    so removing is always safe, only possibly wasteful.
+    """
+    cutoff = time.time() - older_than_seconds
+    removed = freed = 0
+    for _, path, stat in _entries(Path(root), kinds):
+        if older_than_seconds and stat.st_mtime > cutoff:
+            continue
+        if not dry_run:
+            try:
+                path.unlink()
+            except FileNotFoundError:  # another process removed it first
+                continue
+        removed += 1
+        freed += stat.st_size
+    return removed, freed
