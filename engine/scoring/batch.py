@@ -13,12 +13,17 @@ exactness tests do). `input_grad_norm` is taken w.r.t. the normalised input tens
 the model sees, ((x/255 − mean)/std), not the raw pixels: that is the input of
 f_θ, and a per-channel rescaling of the raw-pixel gradient would only reweight
 channels of colour data sets.
+
+TF32 is off during the pass: PyTorch lets cuDNN round float32 convolutions to
+TF32 (10-bit mantissa) by default on Ampere and newer GPUs, which would make the
+exact norms exact only to about 1e-3. Training keeps its own settings.
 """
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -81,6 +86,24 @@ class _Embeddings:
             self.hook.remove()
 
 
+@contextmanager
+def ieee_float32() -> Iterator[None]:
+    """Full float32 in cuDNN convolutions and CUDA matmuls inside, the previous settings restored after."""
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is None or not hasattr(conv, "fp32_precision"):  # torch before 2.9: the legacy flags
+        flags, attr, strict = [torch.backends.cudnn, torch.backends.cuda.matmul], "allow_tf32", False
+    else:  # mixing the two APIs is an error in newer torch, so only the new one here
+        flags, attr, strict = [conv, torch.backends.cuda.matmul], "fp32_precision", "ieee"
+    saved = [getattr(f, attr) for f in flags]
+    for f in flags:
+        setattr(f, attr, strict)
+    try:
+        yield
+    finally:
+        for f, value in zip(flags, saved):
+            setattr(f, attr, value)
+
+
 def score_model(model: nn.Module, dataset: Dataset, scorers: Iterable[str | Scorer] | str,
                 batch_size: int = 256, indices: np.ndarray | torch.Tensor | None = None, embeddings: bool = False,
                 on_event: EventCallback | None = None, workspace_mb: float = DEFAULT_WORKSPACE_MB, epoch: int = 0,
@@ -122,7 +145,7 @@ def score_model(model: nn.Module, dataset: Dataset, scorers: Iterable[str | Scor
     folds = [m.register_forward_hook(fold_input_grad_hook(lambda: current["x"]), prepend=True)
              for m in model.modules() if need_input and input_grad_by_fold(m)]
     try:
-        with norms:
+        with norms, ieee_float32():
             for b, start in enumerate(range(0, n, batch_size)):
                 stop = min(n, start + batch_size)
                 idx = index[start:stop]

@@ -139,6 +139,39 @@ def test_reused_module_tied_weights_and_batch_statistics_are_refused(mnist):
         score_model(batch_stats, mnist, ["grad_norm"], indices=np.arange(4))
 
 
+def test_float32_scores_match_float64_closely(mnist):
+    """Float32 round-off only: TF32 (on a GPU) would be ~1e-3 off, far outside rtol 1e-4.
+
+    Not input_grad_norm: MNIST's flat background makes max-pool windows tie, and the
+    float32 and float64 kernels route a tie's gradient to different pixels. Both are
+    valid subgradients (each matches its own per-sample loop), with norms up to 2 %
+    apart; the parameter gradient does not depend on the choice.
+    """
+    model = train("cnn", mnist, TrainConfig(steps=6, batch_size=50), seed=0).model
+    single = score_model(model, mnist, ["grad_norm", "loss"], indices=np.arange(64))
+    double = score_model(model.double(), mnist, ["grad_norm", "loss"], indices=np.arange(64))
+    for name in ("grad_norm", "loss"):
+        assert single.scores[name].dtype == np.float32
+        np.testing.assert_allclose(single.scores[name], double.scores[name], rtol=1e-4, atol=1e-6)
+
+
+def test_the_pass_runs_in_full_float32_and_restores_the_settings(mnist):
+    """cuDNN may round float32 convolutions to TF32 by default: scoring turns that off, training keeps its choice."""
+    seen = []
+
+    def record(model, x, y, logits):
+        seen.append((torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision))
+        return logits[:, 0]
+
+    register_scorer("precision_probe", record)
+    before = (torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision)
+    score_model(build_model("mlp", mnist.input_shape, 10, seed=0), mnist, ["precision_probe", "grad_norm"],
+                indices=np.arange(20), batch_size=10)
+    assert seen == [("ieee", "ieee")] * 2
+    assert (torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision) == before
+    SCORERS.pop("precision_probe")
+
+
 # ---------------------------------------------------------------- the scorers' definitions
 def test_loss_el2n_predictions_and_embeddings_follow_their_formulas(mnist):
     model = train("cnn", mnist, TrainConfig(steps=5, batch_size=50), seed=0).model
