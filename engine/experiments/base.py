@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import socket
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -76,6 +77,20 @@ class TrialJob:
     workdir: str
     parent_id: str
     experiment: str
+    task: str = "retrain"  # the TRIAL_TASKS entry that trains it
+    name: str = ""  # the child run's name; default: the trial's
+
+
+# What a trial does, by name, so that a job names it and any process can run it:
+# task(job, config, tracker, child_run_id, on_event) -> the trial's metrics. It logs
+# what is its own to the child run; execute_trial does the rest (status, errors, events).
+TrialTask = Callable[[TrialJob, Config, Tracker, str, "EventCallback | None"], dict[str, float]]
+TRIAL_TASKS: dict[str, TrialTask] = {}
+
+
+def register_trial_task(name: str, task: TrialTask) -> TrialTask:
+    TRIAL_TASKS[name] = task
+    return task
 
 
 @dataclass
@@ -117,34 +132,52 @@ def retrain_budget(config: Config, n_full: int):
     return config.train
 
 
-def execute_trial(job: TrialJob, on_event: EventCallback | None = None) -> TrialRecord:
-    """Retrain from scratch on the kept subset, evaluate, and log the child run. Runs in any process."""
+def trial_dataset(config: Config):
+    """The run's data set, loaded (once per process) where the trial runs."""
     from ..data import load_dataset
     from ..device import resolve_device
+
+    return load_dataset(config.data.dataset, config.data.data_dir, resolve_device(config.device),
+                        config.data.train_size, config.data.test_size)
+
+
+def retrain(job: TrialJob, config: Config, track: Tracker, child: str,
+            on_event: EventCallback | None) -> dict[str, float]:
+    """The pruning trial: retrain from scratch on the kept subset and evaluate."""
     from ..train import train
 
-    config = config_from_dict(job.config)
+    trial = job.trial
+    ds = trial_dataset(config)
+    cfg = retrain_budget(config, len(ds))
+    kept = job.kept if job.kept is not None else np.arange(len(ds))
+    track.log_dataset_input(child, ds, kept=len(kept))
+    track.log_params(child, {**trial.tags(), "kept": len(kept), "train.steps": cfg.steps, "train.epochs": cfg.epochs})
+    result = train(config.model, ds, cfg, seed=trial.seed, indices=kept, on_event=on_event, trial=job.index)
+    track.log_history(child, result.history)
+    track.log_metrics(child, {"final_test_accuracy": result.test_accuracy, "train_seconds": result.train_seconds},
+                      step=result.epochs)
+    if trial.method != FULL:
+        track.log_numpy(child, kept.astype(np.int64), "selection/kept_indices.npy")
+    return {"test_accuracy": result.test_accuracy, "test_loss": result.test_loss,
+            "train_seconds": result.train_seconds, "kept": float(len(kept))}
+
+
+register_trial_task("retrain", retrain)
+
+
+def execute_trial(job: TrialJob, on_event: EventCallback | None = None) -> TrialRecord:
+    """Run the job's task and log its child run, start to end. Runs in any process (a Ray worker too)."""
+    config = config_from_dict(job.config)  # imports the config's plugins here first
     trial = job.trial
     track = tracker(job.tracking_uri, job.workdir)
-    tags = {ROLE: "trial", KIND: config.kind, TRIAL_KEY: trial.key, **trial.tags()}
-    child = track.start_run(job.experiment, trial.name, tags, parent_id=job.parent_id)
-    emit(on_event, StageStarted(stage="retrain", detail=trial.name, trial=job.index, trials=job.total))
+    tags = {ROLE: "trial", KIND: config.kind, TRIAL_KEY: trial.key, **trial.tags(),
+            "prunelab.host": socket.gethostname(), "prunelab.pid": os.getpid()}  # where it ran (Ray: which worker)
+    name = job.name or trial.name
+    child = track.start_run(job.experiment, name, tags, parent_id=job.parent_id)
+    emit(on_event, StageStarted(stage=job.task, detail=name, trial=job.index, trials=job.total))
     status, message, metrics = "FINISHED", "", {}
     try:
-        ds = load_dataset(config.data.dataset, config.data.data_dir, resolve_device(config.device),
-                          config.data.train_size, config.data.test_size)
-        cfg = retrain_budget(config, len(ds))
-        kept = job.kept if job.kept is not None else np.arange(len(ds))
-        track.log_dataset_input(child, ds, kept=len(kept))
-        track.log_params(child, {**trial.tags(), "kept": len(kept), "train.steps": cfg.steps, "train.epochs": cfg.epochs})
-        result = train(config.model, ds, cfg, seed=trial.seed, indices=kept, on_event=on_event, trial=job.index)
-        track.log_history(child, result.history)
-        metrics = {"test_accuracy": result.test_accuracy, "test_loss": result.test_loss,
-                   "train_seconds": result.train_seconds, "kept": float(len(kept))}
-        track.log_metrics(child, {"final_test_accuracy": result.test_accuracy, "train_seconds": result.train_seconds},
-                          step=result.epochs)
-        if trial.method != FULL:
-            track.log_numpy(child, kept.astype(np.int64), "selection/kept_indices.npy")
+        metrics = TRIAL_TASKS[job.task](job, config, track, child, on_event)
     except TrainingDiverged as exc:
         status, message = "FAILED", str(exc)
     except PrunelabError as exc:
@@ -219,8 +252,9 @@ class RunContext:
     def log(self, message: str) -> None:
         emit(self.on_event, LogLine(message=message))
 
-    def run_trials(self, jobs: list[tuple[Trial, Callable[[], np.ndarray | None]]]) -> list[TrialRecord]:
-        """Run the trials not done yet (selection happens here, training in the executor)."""
+    def run_trials(self, jobs: list[tuple[Trial, Callable[[], np.ndarray | None]]], task: str = "retrain",
+                   name_of: Callable[[Trial], str] | None = None) -> list[TrialRecord]:
+        """Run the trials not done yet: selection (`kept()`) happens here, the `task` in the executor."""
         total = len(jobs)
         records: dict[str, TrialRecord] = {}
         pending: list[TrialJob] = []
@@ -229,7 +263,8 @@ class RunContext:
                 records[trial.key] = self.done[trial.key]
                 continue
             pending.append(TrialJob(self.config.model_dump(mode="json"), trial, i, total, kept(),
-                                    self.tracker.store.uri, os.getcwd(), self.parent_id, self.config.name))
+                                    self.tracker.store.uri, os.getcwd(), self.parent_id, self.config.name,
+                                    task=task, name=name_of(trial) if name_of else ""))
         if len(pending) < total:
             self.log(f"{total - len(pending)} of {total} trials already done (earlier, or shared with another "
                      f"part of this run), {len(pending)} to run")

@@ -15,12 +15,13 @@ top-scored samples show the labels the scorers saw.
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 import numpy as np
 
 from . import ExperimentKind, register_kind
-from .base import FULL, RunContext, Trial, summary_to_csv
+from .base import FULL, RunContext, Trial, TrialJob, register_trial_task, summary_to_csv, trial_dataset
 
 RANDOM = "random"
 ORACLE = "oracle"  # retrain without exactly the flipped samples: the best any scorer could do
@@ -75,17 +76,15 @@ def count_trials(config) -> int:
 def retrain(ctx: RunContext, scores: dict[str, np.ndarray], flipped: np.ndarray) -> dict[str, dict]:
     """Prune each method's top-scored samples (keep the easiest), retrain on the noisy rest; accuracy per method.
 
-    `ctx.dataset` holds the noisy labels.
+    `ctx.dataset` holds the noisy labels. Selection happens here; each retraining is a
+    `noise-retrain` job for the executor, which re-draws the same noisy labels.
     """
-    from ..selection import keep_count, select
-    from ..train import train
-    from .online import run_inline
     from ..scoring import random_scores
+    from ..selection import keep_count, select
     from .prune import summarize
 
     config, noisy_ds = ctx.config, ctx.dataset
     labels = noisy_ds.y_train.cpu().numpy()
-    trials = plan(config, list(scores))
     n = len(noisy_ds)
 
     def kept_for(trial: Trial) -> np.ndarray:
@@ -97,20 +96,30 @@ def retrain(ctx: RunContext, scores: dict[str, np.ndarray], flipped: np.ndarray)
         s = random_scores(n, trial.seed) if trial.method == RANDOM else scores[trial.method]  # as prune draws it
         return select("easiest", s, trial.ratio, labels, seed=trial.seed)
 
-    def work(trial: Trial, child: str, index: int, total: int) -> dict[str, float]:
-        kept = kept_for(trial)
-        flipped_kept = int(np.isin(flipped, kept).sum())
-        ctx.tracker.log_params(child, {**trial.tags(), "kept": len(kept), "flipped_kept": flipped_kept})
-        result = train(config.model, noisy_ds, config.train, seed=trial.seed, indices=kept, on_event=ctx.on_event,
-                       trial=index)
-        ctx.tracker.log_history(child, result.history)
-        ctx.tracker.log_metrics(child, {"final_test_accuracy": result.test_accuracy}, step=result.epochs)
-        return {"test_accuracy": result.test_accuracy, "test_loss": result.test_loss, "kept": float(len(kept))}
-
     names = {FULL: "full noisy data", ORACLE: "oracle: flipped samples removed"}
-    records = run_inline(ctx, [(t, f"noise retrain: {names.get(t.method, t.method + ' pruned')} / seed {t.seed}")
-                               for t in trials], work)
+    records = ctx.run_trials([(t, functools.partial(kept_for, t)) for t in plan(config, list(scores))],
+                             task="noise-retrain",
+                             name_of=lambda t: f"noise retrain: {names.get(t.method, t.method + ' pruned')} / seed "
+                                               f"{t.seed}")
     return {r["method"]: r for r in summarize(records)}
+
+
+def retrain_on_noisy_labels(job: TrialJob, config, track, child: str, on_event) -> dict[str, float]:
+    """The `noise-retrain` trial task: the run's noisy labels, re-drawn from the seed, and the kept samples."""
+    from ..train import train
+
+    trial, ds = job.trial, trial_dataset(config)
+    noisy, flipped = flip_labels(ds.y_train.cpu().numpy(), config.noise.fraction, ds.num_classes, config.noise.seed)
+    kept = job.kept if job.kept is not None else np.arange(len(ds))
+    track.log_params(child, {**trial.tags(), "kept": len(kept), "flipped_kept": int(np.isin(flipped, kept).sum())})
+    result = train(config.model, noisy_dataset(ds, noisy), config.train, seed=trial.seed, indices=kept,
+                   on_event=on_event, trial=job.index)
+    track.log_history(child, result.history)
+    track.log_metrics(child, {"final_test_accuracy": result.test_accuracy}, step=result.epochs)
+    return {"test_accuracy": result.test_accuracy, "test_loss": result.test_loss, "kept": float(len(kept))}
+
+
+register_trial_task("noise-retrain", retrain_on_noisy_labels)
 
 
 def execute(ctx: RunContext) -> list[dict[str, Any]]:

@@ -8,64 +8,25 @@ every `eval_every` steps, so accuracy is reported against examples
 backpropagated and against wall time (scoring included, evaluation excluded),
 beside whole-batch training with the same seed.
 
-The trials run in this process (`run_inline`), not through the executor: the
-selection reads the live model at every step.
+Each trial is one job (the `online` trial task), so the executor runs it where
+it runs retraining trials, on Ray workers too: the model being trained and its
+selection live in that process.
 """
 from __future__ import annotations
 
 import dataclasses
 import time
-import traceback
 from collections import defaultdict
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
-from ..errors import PrunelabError
-from ..events import StageStarted, TrialFinished, emit
-from ..tracking import KIND, ROLE, TRIAL_KEY
 from . import ExperimentKind, register_kind
-from .base import FULL, RunContext, Trial, TrialRecord, summary_to_csv
+from .base import FULL, RunContext, Trial, TrialJob, TrialRecord, register_trial_task, summary_to_csv, trial_dataset
 
 RANDOM = "random"
 TOP_K = "top-k"  # the strategy tag of online trials
-
-
-def run_inline(ctx: RunContext, trials: list[tuple[Trial, str]],
-               work: Callable[[Trial, str, int, int], dict[str, float]]) -> list[TrialRecord]:
-    """Run trials here, one child run each, skipping those a resumed run already finished.
-
-    For work an executor cannot ship elsewhere (a live model's scores, this run's
-    flipped labels). `work(trial, child_run_id, index, total)` returns the metrics.
-    """
-    track, total, out = ctx.tracker, len(trials), []
-    for i, (trial, name) in enumerate(trials):
-        if trial.key in ctx.done:
-            out.append(ctx.done[trial.key])
-            continue
-        tags = {ROLE: "trial", KIND: ctx.config.kind, TRIAL_KEY: trial.key, **trial.tags()}
-        child = track.start_run(ctx.config.name, name, tags, parent_id=ctx.parent_id)
-        emit(ctx.on_event, StageStarted(stage="train", detail=name, trial=i, trials=total))
-        status, message, metrics = "FINISHED", "", {}
-        try:
-            metrics = work(trial, child, i, total)
-        except PrunelabError as exc:
-            status, message = "FAILED", str(exc)
-        except KeyboardInterrupt:
-            track.end_run(child, "KILLED")
-            raise
-        except Exception as exc:  # one trial's bug must not sink the others; the message says what it was
-            status, message = "FAILED", f"{type(exc).__name__}: {exc}"
-            track.set_tags(child, {"prunelab.traceback": traceback.format_exc()[-4000:]})
-        if message:
-            track.set_tags(child, {"prunelab.error": message})
-        track.end_run(child, status)
-        out.append(TrialRecord(trial.key, trial.tags(), status, metrics, child, message))
-        emit(ctx.on_event, TrialFinished(trial=i, trials=total, status=status, params=trial.tags(), metrics=metrics,
-                                         message=message, child_run_id=child))
-    ctx.records.extend(out)
-    return out
 
 
 # ---------------------------------------------------------------- the selection and the curve
@@ -125,32 +86,33 @@ class Curve:
                                 "test_accuracy": accuracy, "test_loss": loss})
 
 
-def train_online(ctx: RunContext, trial: Trial, child: str, index: int, total: int) -> dict[str, float]:
-    """One trial: train with top-k selection (or whole batches for FULL), log the curve to the child run."""
+def train_online(job: TrialJob, config, track, child: str, on_event) -> dict[str, float]:
+    """The `online` trial task: train with top-k selection (or whole batches for FULL), log the curve."""
     from ..models import build_model
     from ..train import train
 
-    config, ds = ctx.config, ctx.dataset
-    online = config.online
+    trial, ds, online = job.trial, trial_dataset(config), config.online
     cfg = config.train.model_copy(update={"batch_size": online.batch_size})
     model = build_model(config.model, ds.input_shape, ds.num_classes, seed=trial.seed).to(ds.device)
     selector = None if trial.method == FULL else TopK(model, ds, trial.method, online.batch_size, online.keep,
                                                       trial.seed)
-    ctx.tracker.log_params(child, {**trial.tags(), "batch_size": online.batch_size,
-                                   "keep": online.batch_size if selector is None else online.keep})
+    track.log_params(child, {**trial.tags(), "batch_size": online.batch_size,
+                             "keep": online.batch_size if selector is None else online.keep})
     curve = Curve(model, ds, online.eval_every, cfg.eval_batch_size, cfg.amp)  # the clock starts here
-    result = train(model, ds, cfg, seed=trial.seed, on_event=ctx.on_event, observers=[curve], trial=index,
+    result = train(model, ds, cfg, seed=trial.seed, on_event=on_event, observers=[curve], trial=job.index,
                    evaluate_every_epoch=False, select_batch=selector)
     final = {"step": curve.steps, "backpropagated": curve.backpropagated, "wall_seconds": curve.wall(),
              "test_accuracy": result.test_accuracy, "test_loss": result.test_loss}
     if not curve.points or curve.points[-1]["step"] != curve.steps:
         curve.points.append(final)
-    ctx.tracker.log_history(child, [{**p, "epoch": p["backpropagated"]} for p in curve.points])  # step = backprops
+    track.log_history(child, [{**p, "epoch": p["backpropagated"]} for p in curve.points])  # step = backprops
     drawn = selector.drawn if selector else curve.backpropagated
-    ctx.tracker.log_metrics(child, {"final_test_accuracy": result.test_accuracy, "drawn": drawn},
-                            step=curve.backpropagated)
+    track.log_metrics(child, {"final_test_accuracy": result.test_accuracy, "drawn": drawn}, step=curve.backpropagated)
     return {"test_accuracy": result.test_accuracy, "test_loss": result.test_loss, "steps": float(curve.steps),
             "backpropagated": float(curve.backpropagated), "drawn": float(drawn), "wall_seconds": curve.wall()}
+
+
+register_trial_task("online", train_online)
 
 
 # ---------------------------------------------------------------- the kind
@@ -206,8 +168,8 @@ def execute(ctx: RunContext) -> list[dict[str, Any]]:
     from ..figures import online_curves
 
     config = ctx.config
-    trials = [(t, trial_name(config, t)) for t in plan(config)]
-    records = run_inline(ctx, trials, lambda t, child, i, n: train_online(ctx, t, child, i, n))
+    records = ctx.run_trials([(t, lambda: None) for t in plan(config)], task="online",
+                             name_of=lambda t: trial_name(config, t))
     rows = summarize(config, records)
     ctx.log_text(summary_to_csv(rows), "summary.csv")
     ctx.log_artifact_json(rows, "summary.json")

@@ -85,6 +85,25 @@ def test_ray_workers_import_the_configs_plugins(ray_local, store):
     assert 0 < result.trials[0].metrics["test_accuracy"] <= 1  # retrained in the worker on the plugin's selection
 
 
+def test_online_and_noise_trials_run_on_the_workers(ray_local, store):
+    """Online selection trains its live model in the worker; noise retraining re-draws the noisy labels there."""
+    import os
+
+    online = tiny("ray-online", kind="online", **{"online.methods": ["loss"], "online.seeds": [0],
+                                                  "online.batch_size": 64, "online.keep": 16, "online.eval_every": 5})
+    noise = tiny("ray-noise", kind="noise", **{"noise.methods": ["loss"], "noise.fraction": 0.2, "noise.retrain": True,
+                                               "sweep.seeds": [0]})
+    for cfg, expected in ((online, {"full", "loss"}), (noise, {"full", "oracle", "loss"})):
+        result = engine.run(cfg, executor="ray", executor_options={"cpus_per_trial": 1})
+        assert result.status == "FINISHED", result
+        assert all(t.status == "FINISHED" for t in result.trials) and {t.tags["method"] for t in result.trials} == expected
+        children = tracker(None, str(store)).children(result.run_id)
+        assert {c.data.tags["prunelab.pid"] for c in children} and all(
+            c.data.tags["prunelab.pid"] != str(os.getpid()) for c in children)  # not in this (the driver's) process
+    local_noise = engine.run(noise.model_copy(update={"name": "local-noise"}))
+    assert accuracies(local_noise) == accuracies(result)  # the same noisy labels and selections, re-drawn in the workers
+
+
 def test_a_worker_killed_mid_trial_is_retried(ray_local, store, tmp_path, monkeypatch):
     marker = tmp_path / "crash-once"
     marker.touch()  # the first worker to reach training deletes it and SIGKILLs itself
