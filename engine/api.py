@@ -90,12 +90,17 @@ def list_runs(tracking_uri: str | None = None, status: str | None = None, kind: 
     return _list(tracker(tracking_uri, os.getcwd()), status=status, kind=kind)
 
 
+def _cache_dir(tracking_uri: str | None):
+    from .tracking import resolve_store
+
+    return resolve_store(tracking_uri, os.getcwd()).cache_dir
+
+
 def cache_usage(tracking_uri: str | None = None) -> dict[str, Any]:
     """The surrogate and score cache beside the store: its folder, and entries and bytes per kind."""
     from .cache import usage
-    from .tracking import resolve_store
 
-    folder = resolve_store(tracking_uri, os.getcwd()).cache_dir
+    folder = _cache_dir(tracking_uri)
     kinds = [vars(k) for k in usage(folder)]
     return {"folder": str(folder), "kinds": kinds, "entries": sum(k["entries"] for k in kinds),
             "bytes": sum(k["bytes"] for k in kinds)}
@@ -105,9 +110,8 @@ def clear_cache(older_than_seconds: float = 0.0, kinds: Sequence[str] | None = N
                 tracking_uri: str | None = None) -> dict[str, Any]:
     """Delete cache entries unused for `older_than_seconds` (0: all), of some kinds or all; safe while runs go on."""
     from .cache import remove_unused
-    from .tracking import resolve_store
 
-    folder = resolve_store(tracking_uri, os.getcwd()).cache_dir
+    folder = _cache_dir(tracking_uri)
     removed, freed = remove_unused(folder, older_than_seconds, list(kinds) if kinds else None, dry_run)
     return {"folder": str(folder), "removed": removed, "bytes": freed, "dry_run": dry_run}
 

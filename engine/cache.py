@@ -118,8 +118,8 @@ class KindUsage:
     kind: str
     entries: int
     bytes: int
-    last_used: float | None  # newest modification time (seconds since the epoch), None when empty
-    first_used: float | None
+    last_used: float  # newest modification time (seconds since the epoch)
+    first_used: float
 
 
 def _entries(root: Path, kinds: list[str] | None = None) -> list[tuple[str, Path, os.stat_result]]:
