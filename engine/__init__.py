@@ -4,7 +4,7 @@ Whole experiments, logged to MLflow:
 
     import engine
     cfg = engine.load_config("quick", overrides={"sweep.keep_ratios": [0.5]})
-    result = engine.run(cfg, on_event=print)          # RunResult: run_id, status, summary, artifacts
+    result = engine.run(cfg)                          # RunResult: run_id, status, summary, artifacts
     print(result.run_id, result.summary)
 
 One step at a time, on a registered data set or your own arrays:
@@ -14,112 +14,113 @@ One step at a time, on a registered data set or your own arrays:
     result = engine.train("mnist-mini", model="cnn", epochs=2, indices=kept)   # or (x_tr, y_tr, x_te, y_te)
 
 Registries (`engine.datasets`, `engine.models`, `engine.scorers`, `engine.strategies`,
-`engine.experiments`) list what exists; `engine.register_model(name, builder)` and
-`engine.register_scorer(name, fn)` add to them, and configs validate against them.
+`engine.experiments`) list what exists; `engine.register_model(name, builder)`,
+`engine.register_scorer(name, fn)`, `engine.register_strategy(...)` and
+`engine.register_norm_form(layer_class, fn)` add to them.
 
-Attributes are imported on first use, so `import engine` stays cheap (the TUI
-draws its first frame before torch or MLflow load). `engine.train`, `engine.models`
-and `engine.experiments` are the API's function and registries even though
-submodules of those names exist: import from the modules (`from engine.models
-import build_model`) rather than reaching through the package attribute.
+Every name here is imported on first use (PEP 562), so `import engine` loads
+neither torch nor MLflow; submodules import as usual (`import engine.kinds.noise`).
+No API name is also a submodule's name, so importing a submodule never changes
+what `engine.<name>` means.
 """
 from __future__ import annotations
 
 import importlib
-import sys
-import types
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# public name -> "module:attribute"
 _EXPORTS = {
     # whole experiments
-    "load_config": "engine.config",
-    "Config": "engine.config",
-    "run": "engine.api",
-    "RunResult": "engine.experiments.base",
-    "launch_detached": "engine.api",
-    "list_runs": "engine.api",
-    "show": "engine.api",
-    "top_samples": "engine.api",
-    "export_csv": "engine.api",
-    "cache_usage": "engine.api",
-    "clear_cache": "engine.api",
+    "load_config": "engine.config:load_config",
+    "Config": "engine.config:Config",
+    "TrainConfig": "engine.config:TrainConfig",
+    "run": "engine.api:run",
+    "RunResult": "engine.runner.trials:RunResult",
+    "launch_detached": "engine.api:launch_detached",
+    "list_runs": "engine.api:list_runs",
+    "show": "engine.api:show",
+    "top_samples": "engine.api:top_samples",
+    "export_csv": "engine.api:export_csv",
+    "cache_usage": "engine.api:cache_usage",
+    "clear_cache": "engine.api:clear_cache",
     # one step at a time
-    "as_dataset": "engine.api",
-    "train": "engine.api",
-    "score": "engine.api",
-    "score_result": "engine.api",
-    "select": "engine.selection",
-    "keep_count": "engine.selection",
-    "TrainConfig": "engine.train",
-    "TrainResult": "engine.train",
-    "ScoreResult": "engine.scoring",
-    "load_dataset": "engine.data",
-    "from_arrays": "engine.data",
-    "Dataset": "engine.data",
-    # extending the registries
-    "register_model": "engine.models",
-    "register_scorer": "engine.scoring",
-    "register_strategy": "engine.selection",
+    "as_dataset": "engine.api:as_dataset",
+    "train": "engine.api:train",
+    "score": "engine.api:score",
+    "score_result": "engine.api:score_result",
+    "select": "engine.selection.base:select",
+    "keep_count": "engine.selection.base:keep_count",
+    "TrainResult": "engine.trainer:TrainResult",
+    "ScoreResult": "engine.scoring.surrogate:ScoreResult",
+    "load_dataset": "engine.data.dataset:load_dataset",
+    "from_arrays": "engine.data.dataset:from_arrays",
+    "Dataset": "engine.data.dataset:Dataset",
+    # the registries, and extending them
+    "datasets": "engine.data.registry:DATASETS",
+    "models": "engine.nets:MODELS",
+    "scorers": "engine.scoring.registry:SCORERS",
+    "strategies": "engine.selection.registry:STRATEGIES",
+    "experiments": "engine.kinds:KINDS",
+    "register_dataset": "engine.data.registry:register_dataset",
+    "register_model": "engine.nets:register_model",
+    "register_scorer": "engine.scoring.registry:register_scorer",
+    "register_strategy": "engine.selection.registry:register_strategy",
+    "register_kind": "engine.kinds:register_kind",
+    "register_norm_form": "engine.scoring.gradnorm.forms:register_norm_form",
     # errors
-    "PrunelabError": "engine.errors",
-    "UserError": "engine.errors",
-    "ConfigError": "engine.errors",
-    "DataError": "engine.errors",
-}
-_REGISTRIES = {
-    "datasets": ("engine.data", "DATASETS"),
-    "models": ("engine.models", "MODELS"),
-    "strategies": ("engine.selection", "STRATEGIES"),
-    "scorers": ("engine.scoring", "SCORERS"),
-    "experiments": ("engine.experiments", "EXPERIMENTS"),
+    "PrunelabError": "engine.errors:PrunelabError",
+    "UserError": "engine.errors:UserError",
+    "ConfigError": "engine.errors:ConfigError",
+    "DataError": "engine.errors:DataError",
+    "UnknownNameError": "engine.errors:UnknownNameError",
 }
 
-__all__ = sorted([*_EXPORTS, *_REGISTRIES])
-
-# API names that are also submodules: importing the submodule sets the package
-# attribute to the module, so reads of these names are answered by _resolve.
-_HERE = Path(__file__).resolve().parent
-_SHADOWED = frozenset(n for n in __all__ if (_HERE / f"{n}.py").exists() or (_HERE / n).is_dir())
+__all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; nothing of this loads at run time
-    from .api import (as_dataset, cache_usage, clear_cache, export_csv, launch_detached, list_runs, run, score,
-                      score_result, show, top_samples, train)
-    from .config import Config, load_config
-    from .data import DATASETS as datasets, Dataset, from_arrays, load_dataset
-    from .errors import ConfigError, DataError, PrunelabError, UserError
-    from .experiments import EXPERIMENTS as experiments
-    from .experiments.base import RunResult
-    from .models import MODELS as models, register_model
-    from .scoring import SCORERS as scorers, ScoreResult, register_scorer
-    from .selection import STRATEGIES as strategies, keep_count, register_strategy, select
-    from .train import TrainConfig, TrainResult
-
-
-def _resolve(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    module, attr = _REGISTRIES[name]
-    return getattr(importlib.import_module(module), attr)
+    from .api import (
+        as_dataset,
+        cache_usage,
+        clear_cache,
+        export_csv,
+        launch_detached,
+        list_runs,
+        run,
+        score,
+        score_result,
+        show,
+        top_samples,
+        train,
+    )
+    from .config import Config, TrainConfig, load_config
+    from .data.dataset import Dataset, from_arrays, load_dataset
+    from .data.registry import DATASETS as datasets
+    from .data.registry import register_dataset
+    from .errors import ConfigError, DataError, PrunelabError, UnknownNameError, UserError
+    from .kinds import KINDS as experiments
+    from .kinds import register_kind
+    from .nets import MODELS as models
+    from .nets import register_model
+    from .runner.trials import RunResult
+    from .scoring.gradnorm.forms import register_norm_form
+    from .scoring.registry import SCORERS as scorers
+    from .scoring.registry import register_scorer
+    from .scoring.surrogate import ScoreResult
+    from .selection.base import keep_count, select
+    from .selection.registry import STRATEGIES as strategies
+    from .selection.registry import register_strategy
+    from .trainer import TrainResult
 
 
 def __getattr__(name: str) -> Any:
-    if name in _EXPORTS or name in _REGISTRIES:
-        return _resolve(name)
-    raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    try:
+        module, _, attr = _EXPORTS[name].partition(":")
+    except KeyError:
+        raise AttributeError(f"module 'engine' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value  # later reads skip __getattr__
+    return value
 
 
 def __dir__() -> list[str]:
     return sorted(__all__)
-
-
-class _Engine(types.ModuleType):
-    """The package's module type: keeps the shadowed names pointing at the API."""
-
-    def __getattribute__(self, name: str) -> Any:
-        if name in _SHADOWED:
-            return _resolve(name)
-        return super().__getattribute__(name)
-
-
-sys.modules[__name__].__class__ = _Engine

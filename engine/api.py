@@ -1,6 +1,9 @@
 """The engine's public API: what the CLI, the TUI and scripts call.
 
-The CLI holds no logic of its own: every command is one call here.
+The CLI holds no logic of its own: every command is one call here. Imports of
+the runner, the scorers and the trainer (torch) and of MLflow-backed readers
+happen inside the functions that need them, so `prunelab config check` and the
+TUI's first frame never wait for torch.
 """
 from __future__ import annotations
 
@@ -8,43 +11,49 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union, overload
 
 import numpy as np
+from pydantic import ValidationError
 
-from .config import Config, load_config
-from .events import EventCallback, RunStarted
-from .experiments.base import RunResult, create_parent_run, run_experiment, summary_to_csv
-from .tracking import KIND, tracker
+from . import names
+from .config import Config, TrainConfig, config_error, load_config
+from .errors import DataError, UserError
+from .store.events import EventCallback, RunStarted
+from .store.tracking import resolve_store, tracker
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from .cache import Cache
-    from .data import Dataset
-    from .scoring import ScoreResult
-    from .train import TrainConfig, TrainResult
+    from .data.dataset import Dataset
+    from .runner.trials import RunResult
+    from .scoring.surrogate import ScoreResult
+    from .store.cache import Cache
+    from .trainer import TrainResult
 
 __all__ = ["load_config", "run", "launch_detached", "list_runs", "show", "top_samples", "export_csv",
            "as_dataset", "train", "score", "score_result"]
 
 
 def _executor(name: str | Any, options: dict[str, Any] | None):
-    from .executors import make_executor
+    from .runner.executors import make_executor
 
     return make_executor(name, **(options or {})) if isinstance(name, str) else name
 
 
 def run(config: Config | str | Path | None = None, on_event: EventCallback | None = None,
         tracking_uri: str | None = None, resume: str | None = None, executor: str | Any = "local",
-        executor_options: dict[str, Any] | None = None) -> RunResult:
+        executor_options: dict[str, Any] | None = None) -> "RunResult":
     """Run an experiment (a Config, a TOML path or a preset name) or resume one by run id.
 
     Returns the run id, status, summary rows and artifact names. Ctrl-C ends the
     run KILLED and raises KeyboardInterrupt.
     """
+    from .runner.runner import run_experiment
+
     if resume is None and not isinstance(config, Config):
         config = load_config(config)
     return run_experiment(config, tracking_uri=tracking_uri, on_event=on_event, resume=resume,
@@ -58,6 +67,8 @@ def launch_detached(config: Config | None, tracking_uri: str | None = None, resu
     The parent run is created here, so the id is known before the child starts;
     the child picks it up with `--resume`. Closing the terminal does not stop it.
     """
+    from .runner.runner import create_parent_run
+
     track = tracker(tracking_uri, os.getcwd())
     run_id = resume or create_parent_run(config, tracking_uri)
     progress = track.store.progress_file(run_id)
@@ -74,31 +85,29 @@ def launch_detached(config: Config | None, tracking_uri: str | None = None, resu
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, cwd=os.getcwd(), env={**os.environ, "PYTHONUNBUFFERED": "1"})
     # a first line at once, so a follower sees the run (and its pid) before the child writes its own
-    name = config.name if config else track.get_run(run_id).data.tags.get("prunelab.config_name", "")
-    kind = config.kind if config else track.get_run(run_id).data.tags.get(KIND, "")
+    name = config.name if config else track.get_run(run_id).data.tags.get(names.CONFIG_NAME, "")
+    kind = config.kind if config else track.get_run(run_id).data.tags.get(names.KIND, "")
     with open(progress, "a", encoding="utf-8") as f:
         f.write(RunStarted(run_id=run_id, experiment=name, kind=kind, trials=0, pid=proc.pid,
                            tracking_uri=track.store.uri).to_json() + "\n")
-    return {"run_id": run_id, "pid": proc.pid, "status": "RUNNING", "progress_file": str(progress),
+    return {"run_id": run_id, "pid": proc.pid, "status": names.RUNNING, "progress_file": str(progress),
             "log_file": str(log_path), "tracking_uri": track.store.uri}
 
 
 def list_runs(tracking_uri: str | None = None, status: str | None = None, kind: str | None = None):
     """Parent runs, newest first; a run whose process died is marked KILLED."""
-    from .runs import list_runs as _list
+    from .store.runs import list_runs as _list
 
     return _list(tracker(tracking_uri, os.getcwd()), status=status, kind=kind)
 
 
 def _cache_dir(tracking_uri: str | None):
-    from .tracking import resolve_store
-
     return resolve_store(tracking_uri, os.getcwd()).cache_dir
 
 
 def cache_usage(tracking_uri: str | None = None) -> dict[str, Any]:
     """The surrogate and score cache beside the store: its folder, and entries and bytes per kind."""
-    from .cache import usage
+    from .store.cache import usage
 
     folder = _cache_dir(tracking_uri)
     kinds = [vars(k) for k in usage(folder)]
@@ -109,7 +118,7 @@ def cache_usage(tracking_uri: str | None = None) -> dict[str, Any]:
 def clear_cache(older_than_seconds: float = 0.0, kinds: Sequence[str] | None = None, dry_run: bool = False,
                 tracking_uri: str | None = None) -> dict[str, Any]:
     """Delete cache entries unused for `older_than_seconds` (0: all), of some kinds or all; safe while runs go on."""
-    from .cache import remove_unused
+    from .store.cache import remove_unused
 
     folder = _cache_dir(tracking_uri)
     removed, freed = remove_unused(folder, older_than_seconds, list(kinds) if kinds else None, dry_run)
@@ -118,17 +127,17 @@ def clear_cache(older_than_seconds: float = 0.0, kinds: Sequence[str] | None = N
 
 def show(run_id: str, tracking_uri: str | None = None) -> dict[str, Any]:
     """A run's status and summary rows (from summary.json, or folded from finished trials while it runs)."""
-    from .runs import reconcile, run_summary
+    from .store.runs import reconcile, run_summary
 
     track = tracker(tracking_uri, os.getcwd())
     run = track.get_run(run_id)
     experiment = track.client.get_experiment(run.info.experiment_id).name
-    kind = run.data.tags.get(KIND, "")
+    kind = run.data.tags.get(names.KIND, "")
     report = {"run_id": run_id, "experiment": experiment, "kind": kind,
               "status": reconcile(track, run), "summary": run_summary(track, run_id),
               "metrics": dict(run.data.metrics)}
     if kind in ("overlap", "study"):  # the methods x methods matrices of overlap.json, once it is written
-        text = track.load_text(run_id, "overlap.json")
+        text = track.load_text(run_id, names.OVERLAP_JSON)
         report["overlap"] = json.loads(text) if text else None
     return report
 
@@ -141,21 +150,16 @@ def top_samples(run_id: str, method: str = "loss", epoch: int | None = None, n: 
     predicted (surrogate 0's prediction, None if the run did not log them), score and
     image (uint8, CHW). `epoch` defaults to the last surrogate epoch scored.
     """
-    import tempfile
-
-    import numpy as np
-
-    from .data import load_dataset
-    from .errors import DataError, UserError
-    from .experiments.base import load_run_config
-    from .experiments.overlap import pick_samples
+    from .analysis import pick_samples
+    from .data.dataset import load_dataset
+    from .runner.runner import load_run_config
 
     track = tracker(tracking_uri, os.getcwd())
     config = load_run_config(run_id, tracking_uri)
-    stored = [a.path.rsplit("/", 1)[-1][:-len(".npy")] for a in track.client.list_artifacts(run_id, "scores")]
+    stored = [a.path.rsplit("/", 1)[-1][:-len(".npy")] for a in track.client.list_artifacts(run_id, names.SCORES_DIR)]
     epochs = {int(name.rpartition("@e")[2]) for name in stored if name.rpartition("@e")[0] == method}
     if not epochs:
-        methods = sorted({name.rpartition("@e")[0] for name in stored} - {"predictions"})
+        methods = sorted({name.rpartition("@e")[0] for name in stored} - {names.PREDICTIONS})
         raise UserError(f"run {run_id} has no scores of {method!r}; "
                         + (f"it has: {', '.join(methods)}" if methods else "it logged no scores (yet)"))
     epoch = max(epochs) if epoch is None else epoch
@@ -163,9 +167,9 @@ def top_samples(run_id: str, method: str = "loss", epoch: int | None = None, n: 
         raise UserError(f"run {run_id} has {method} scores at epoch(s) {', '.join(map(str, sorted(epochs)))}, "
                         f"not at epoch {epoch}")
     with tempfile.TemporaryDirectory() as tmp:
-        scores = np.load(track.download(run_id, f"scores/{method}@e{epoch}.npy", tmp))
+        scores = np.load(track.download(run_id, names.score_artifact(method, epoch), tmp))
         found = {name: track.download(run_id, path, tmp) for name, path in
-                 (("predictions", f"scores/predictions@e{epoch}.npy"), ("labels", "noise/labels.npy"))}
+                 (("predictions", names.predictions_artifact(epoch)), ("labels", names.NOISE_LABELS))}
         arrays = {name: np.load(path) for name, path in found.items() if path is not None}
     ds = load_dataset(config.data.dataset, config.data.data_dir, "cpu", config.data.train_size, config.data.test_size)
     if len(scores) != len(ds):
@@ -176,6 +180,8 @@ def top_samples(run_id: str, method: str = "loss", epoch: int | None = None, n: 
 
 
 def export_csv(run_id: str, tracking_uri: str | None = None) -> str:
+    from .runner.runner import summary_to_csv
+
     return summary_to_csv(show(run_id, tracking_uri)["summary"])
 
 
@@ -188,9 +194,8 @@ DatasetLike = Union[str, "Dataset", Sequence[Any]]
 def as_dataset(dataset: DatasetLike = "mnist-mini", *, data_dir: str | Path | None = None, device: str = "auto",
                train_size: int | None = None, test_size: int | None = None) -> "Dataset":
     """A Dataset on the compute device from a name, a Dataset or four arrays, so every step takes all three."""
-    from .data import Dataset, from_arrays, load_dataset
+    from .data.dataset import Dataset, from_arrays, load_dataset
     from .device import resolve_device
-    from .errors import DataError
 
     target = resolve_device(device)
     if isinstance(dataset, str):
@@ -207,12 +212,7 @@ def as_dataset(dataset: DatasetLike = "mnist-mini", *, data_dir: str | Path | No
     return ds.to(target)
 
 
-def _train_config(source: str, **options: Any) -> "TrainConfig":
-    from pydantic import ValidationError
-
-    from .config import config_error
-    from .train import TrainConfig
-
+def _train_config(source: str, **options: Any) -> TrainConfig:
     try:
         return TrainConfig(**options)
     except ValidationError as exc:
@@ -229,7 +229,7 @@ def train(dataset: DatasetLike = "mnist-mini", model: "str | nn.Module" = "cnn",
     like a config file's [train] section. Returns the model, per-epoch history and
     test accuracy; same seed, same result on the CPU.
     """
-    from .train import train as run_training
+    from .trainer import train as run_training
 
     cfg = _train_config("engine.train", epochs=epochs, **options)
     ds = as_dataset(dataset, data_dir=data_dir, device=device, train_size=train_size, test_size=test_size)
@@ -246,11 +246,12 @@ def score_result(dataset: DatasetLike = "mnist-mini", model: str = "cnn",
 
     `batch_size` is the scoring batch; `train_batch_size` the surrogates' training batch.
     """
-    from .cache import Cache
-    from .models import check_model_name
-    from .scoring import compute_scores, resolve_scorers
+    from .nets import check_model_name
+    from .scoring.registry import resolve_scorers
+    from .scoring.surrogate import compute_scores
+    from .store.cache import Cache
 
-    names = [s.name for s in resolve_scorers(scorers)]  # bad names fail before any data is read
+    scorer_names = [s.name for s in resolve_scorers(scorers)]  # bad names fail before any data is read
     check_model_name(model)
     at = [int(epochs)] if isinstance(epochs, int) else [int(e) for e in epochs]
     budget = max(at, default=0) if surrogate_epochs is None else surrogate_epochs
@@ -258,7 +259,7 @@ def score_result(dataset: DatasetLike = "mnist-mini", model: str = "cnn",
         options["batch_size"] = train_batch_size
     cfg = _train_config("engine.score", epochs=budget, **options)
     ds = as_dataset(dataset, data_dir=data_dir, device=device, train_size=train_size, test_size=test_size)
-    return compute_scores(ds, model, names, epochs=at, inits=inits, train_cfg=cfg, seed=seed, on_event=on_event,
+    return compute_scores(ds, model, scorer_names, epochs=at, inits=inits, train_cfg=cfg, seed=seed, on_event=on_event,
                           cache=cache if isinstance(cache, Cache) else Cache(cache), batch_size=batch_size,
                           embeddings=embeddings)
 

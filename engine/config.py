@@ -13,8 +13,13 @@ from typing import Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .data.registry import check_dataset_name
 from .errors import ConfigError, PrunelabError
-from .train import TrainConfig
+from .kinds import check_kind
+from .nets import check_model_name
+from .plugins import load_plugins
+from .scoring.registry import check_scorer
+from .selection.registry import STRATEGIES, check_strategy
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 
@@ -31,6 +36,29 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class TrainConfig(BaseModel):
+    """How to train one model. The budget is `epochs`, or `steps` optimizer steps when set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(1, ge=0, description="training epochs (the budget unless steps is set)")
+    steps: int | None = Field(None, ge=1, description="budget in optimizer steps; overrides epochs")
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(0.05, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = True
+    weight_decay: float = Field(5e-4, ge=0)
+    schedule: Literal["constant", "step", "cosine", "onecycle"] = "onecycle"
+    step_epochs: int = Field(1, ge=1, description="for schedule=step: epochs between decays")
+    gamma: float = Field(0.5, gt=0, le=1, description="for schedule=step: decay factor")
+    warmup: float = Field(0.15, ge=0, lt=1, description="for schedule=onecycle: fraction of steps warming up")
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    augment: bool = Field(True, description="apply the data set's augmentation (CIFAR-10: crop + flip)")
+    amp: bool = Field(True, description="bf16 autocast on CUDA")
+    compile: bool = Field(False, description="torch.compile the model (CUDA)")
+    eval_batch_size: int = Field(1024, ge=1)
+
+
 class DataConfig(Section):
     dataset: str = Field("mnist-mini", description="mnist-mini (embedded), mnist, cifar10 or npz:PATH")
     data_dir: str | None = Field(None, description="folder in torchvision's layout; read-only")
@@ -40,8 +68,6 @@ class DataConfig(Section):
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, name: str) -> str:
-        from .data import check_dataset_name
-
         checked(check_dataset_name, name)
         return name
 
@@ -77,8 +103,6 @@ class SweepConfig(Section):
     @field_validator("methods")
     @classmethod
     def _known_methods(cls, methods: list[str]) -> list[str]:
-        from .scoring import check_scorer
-
         for m in methods:
             checked(check_scorer, m)
         return methods
@@ -86,8 +110,6 @@ class SweepConfig(Section):
     @field_validator("strategies")
     @classmethod
     def _known_strategies(cls, strategies: list[str]) -> list[str]:
-        from .selection import check_strategy
-
         for s in strategies:
             checked(check_strategy, s, {})
         return strategies
@@ -102,8 +124,6 @@ class SweepConfig(Section):
 
 def _scorer_names(methods: list[str], batch_only: bool = False) -> list[str]:
     """Check scorer names; with batch_only, only those that score a batch with the current model (or random)."""
-    from .scoring import check_scorer
-
     for m in methods:
         checked(check_scorer, m)
         if batch_only and check_scorer(m).kind == "training":
@@ -196,7 +216,7 @@ class StudyConfig(Section):
 
 
 class Config(Section):
-    """One experiment. `kind` picks the module in engine/experiments that runs it."""
+    """One experiment. `kind` picks the module in engine/kinds that runs it."""
 
     name: str = Field("prunelab", min_length=1, description="the MLflow experiment name")
     kind: str = Field("prune", description="prune, score-epochs, overlap, online, noise or study")
@@ -220,8 +240,6 @@ class Config(Section):
     @classmethod
     def _import_plugins_first(cls, data: Any) -> Any:
         """The user's modules register names the other fields may use, so they load before any check."""
-        from .plugins import load_plugins
-
         plugins = data.get("plugins") if isinstance(data, dict) else None
         if isinstance(plugins, list) and plugins and all(isinstance(p, str) for p in plugins):
             data = {**data, "plugins": load_plugins(plugins)}
@@ -230,24 +248,18 @@ class Config(Section):
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, kind: str) -> str:
-        from .experiments import check_kind
-
         checked(check_kind, kind)
         return kind
 
     @field_validator("model")
     @classmethod
     def _known_model(cls, name: str) -> str:
-        from .models import check_model_name
-
         checked(check_model_name, name)
         return name
 
     @field_validator("selection")
     @classmethod
     def _known_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        from .selection import STRATEGIES
-
         known = {opt for s in STRATEGIES.values() for opt in s.options}
         for key in options:
             if key not in known:
@@ -256,8 +268,6 @@ class Config(Section):
 
     @model_validator(mode="after")
     def _options_fit_strategies(self) -> "Config":
-        from .selection import STRATEGIES, check_strategy
-
         for strategy in STRATEGIES:  # every strategy that declares a given option checks its value
             options = self.strategy_options(strategy)
             if options or strategy in self.sweep.strategies:
@@ -287,8 +297,6 @@ class Config(Section):
 
     def strategy_options(self, strategy: str) -> dict[str, Any]:
         """The [selection] options that `strategy` declares."""
-        from .selection import STRATEGIES
-
         return {k: v for k, v in self.selection.items() if k in STRATEGIES[strategy].options}
 
     def to_toml(self) -> str:

@@ -5,6 +5,9 @@ from collections import defaultdict
 from typing import Any
 
 import matplotlib
+import numpy as np
+
+from . import names
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -13,15 +16,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 def _series(rows: list[dict[str, Any]], x_key: str):
     series: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     for row in rows:
-        if row["method"] == "full":
+        if row["method"] == names.FULL:
             continue
-        label = row["method"] if row.get("strategy") in (None, "hardest") else f"{row['method']} ({row['strategy']})"
+        label = row["method"] if row.get("strategy") in (None, "hardest", row["method"]) else f"{row['method']} ({row['strategy']})"
         series[label].append((float(row[x_key]), row["mean_accuracy"], row["std_accuracy"]))
     return {k: sorted(v) for k, v in series.items()}
 
 
 def _full_line(ax, rows: list[dict[str, Any]]) -> None:
-    full = [r for r in rows if r["method"] == "full"]
+    full = [r for r in rows if r["method"] == names.FULL]
     if full:
         ax.axhline(full[0]["mean_accuracy"], color="black", linestyle="--", linewidth=1,
                    label=f"full data ({full[0]['mean_accuracy']:.2%})")
@@ -45,7 +48,6 @@ def accuracy_vs(rows: list[dict[str, Any]], x_key: str, xlabel: str, title: str)
 
 def heatmap(matrix, labels: list[str], title: str, percent: bool = True):
     """A methods x methods matrix with the value written in each cell (overlap rates, rank correlations)."""
-    import numpy as np
 
     m = np.asarray(matrix, dtype=float)
     size = 1.2 + 1.1 * len(labels)
@@ -67,7 +69,6 @@ def heatmap(matrix, labels: list[str], title: str, percent: bool = True):
 
 def sample_grid(samples: list[dict[str, Any]], title: str, columns: int = 5):
     """Images with their given label, predicted label and score (the top-scored samples)."""
-    import numpy as np
 
     rows = max(1, -(-len(samples) // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(1.9 * columns, 2.2 * rows + 0.4), dpi=110, squeeze=False)
@@ -99,7 +100,7 @@ def online_curves(curves: dict[str, list[tuple[float, float, float]]], title: st
         if not points:
             continue
         xs, ts, ys = zip(*sorted(points))
-        style = {"color": "black", "linestyle": "--"} if method == "full" else {"marker": "."}
+        style = {"color": "black", "linestyle": "--"} if method == names.FULL else {"marker": "."}
         left.plot(xs, ys, label=method, **style)
         right.plot(ts, ys, label=method, **style)
     left.set_xlabel("examples backpropagated")
@@ -115,10 +116,9 @@ def online_curves(curves: dict[str, list[tuple[float, float, float]]], title: st
 
 def detection_bars(rows: list[dict[str, Any]], title: str):
     """Precision and recall at k of each scorer at finding the flipped labels, with the random-guess line."""
-    import numpy as np
 
     rows = [r for r in rows if isinstance(r.get("precision"), float) and not np.isnan(r["precision"])
-            and r["method"] not in ("full", "oracle")]
+            and r["method"] not in (names.FULL, names.ORACLE)]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     x = np.arange(len(rows))
     ax.bar(x - 0.2, [r["precision"] for r in rows], 0.4, label="precision at k")

@@ -16,7 +16,7 @@ import sys
 import torch
 
 import engine
-from engine.events import TrialFinished
+from engine.store.events import TrialFinished
 
 
 def negative_margin(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:

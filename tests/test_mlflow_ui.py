@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import engine
-from engine.tracking import tracker
+from engine.store.tracking import tracker
 from tests.conftest import running_mlflow_server
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

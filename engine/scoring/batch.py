@@ -30,12 +30,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..data import Dataset
+from ..data.dataset import Dataset
 from ..errors import ConfigError
-from ..events import BatchProgress, EventCallback
-from ..train import prepare_model, to_model_layout
-from .conv import fold_input_grad_hook, input_grad_by_fold
-from .persample import DEFAULT_WORKSPACE_MB, PerSampleGradNorms, frozen_params
+from ..store.events import BatchProgress, EventCallback
+from ..trainer import prepare_model, to_model_layout
+from .gradnorm.conv import fold_input_grad_hook, input_grad_by_fold
+from .gradnorm.persample import DEFAULT_WORKSPACE_MB, PerSampleGradNorms, frozen_params
 from .registry import Scorer, resolve_scorers
 
 

@@ -1,4 +1,4 @@
-"""The scorer registry: a dict from name to a small `Scorer` object.
+"""The scorer registry: a dict from name to a small `Scorer` object (no torch: the config validator reads it).
 
 A scorer is one of three kinds, by where its numbers come from:
 
@@ -16,16 +16,19 @@ first surrogate alone (every other scorer: one model's view of the sample).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Literal
+from typing import TYPE_CHECKING, Callable, Iterable, Literal
 
-import torch
-from torch import nn
+from ..errors import ConfigError
+from ..registry import Ref, Registry, implementation
 
-from ..errors import ConfigError, UnknownNameError
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 # fn(model, x, y, logits) -> per-sample tensor of shape (N,): x is the normalised batch in the
 # model's layout, y the labels, logits the model's outputs on x (all detached, on the device).
-ScoreFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# Built-ins are "module:function" references (`Ref`), so this registry imports no torch.
+ScoreFn = Callable[["nn.Module", "torch.Tensor", "torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
 @dataclass(frozen=True)
@@ -44,22 +47,10 @@ class Scorer:
         return self.kind != "random"
 
 
-def loss_score(model: nn.Module, x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """Per-sample cross-entropy of the surrogate (Jiang et al. 2019, "biggest losers")."""
-    return nn.functional.cross_entropy(logits, y, reduction="none")
+SCORERS: Registry[Scorer] = Registry("scorer")
 
 
-def el2n_score(model: nn.Module, x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """‖softmax(f(x)) − onehot(y)‖₂ of one surrogate; the registry's `el2n` averages it over K."""
-    error = torch.softmax(logits, dim=1)
-    error[torch.arange(len(y), device=y.device), y] -= 1
-    return torch.linalg.vector_norm(error, dim=1)
-
-
-SCORERS: dict[str, Scorer] = {}
-
-
-def register_scorer(name: str, fn: ScoreFn, description: str = "", *, average_inits: bool = False,
+def register_scorer(name: str, fn: ScoreFn | str, description: str = "", *, average_inits: bool = False,
                     version: str = "") -> Scorer:
     """Add a scorer usable by name everywhere (`compute_scores`, the CLI, configs).
 
@@ -70,9 +61,10 @@ def register_scorer(name: str, fn: ScoreFn, description: str = "", *, average_in
     surrogate 0. Cached scores are keyed by name, function and `version`: bump the
     version when the function's behaviour changes. Registering a name again replaces it.
     """
-    if not callable(fn):
+    if not callable(fn) and not isinstance(fn, str):
         raise ConfigError(f"scorer {name!r}: fn must be a function fn(model, x, y, logits) -> per-sample tensor")
-    if not description:
+    fn = implementation(fn)
+    if not description and not isinstance(fn, Ref):
         description = (fn.__doc__ or "").strip().split("\n")[0]
     scorer = Scorer(name=name, description=description, kind="batch", fn=fn, average_inits=average_inits,
                     version=version)
@@ -82,13 +74,13 @@ def register_scorer(name: str, fn: ScoreFn, description: str = "", *, average_in
 
 for _scorer in (
     Scorer("random", "seeded uniform numbers: the baseline", kind="random"),
-    Scorer("loss", "per-sample cross-entropy of surrogate 0 (Jiang et al. 2019)", fn=loss_score),
+    Scorer("loss", "per-sample cross-entropy of surrogate 0 (Jiang et al. 2019)", fn=Ref("engine.scoring.formulas:loss_score")),
     Scorer("grad_norm", "‖∇θ L(θ, x, y)‖₂ over all trainable parameters of surrogate 0 (GraNd), exact",
            needs_param_grads=True),
     Scorer("input_grad_norm", "‖∂L/∂x‖₂ w.r.t. the normalised input of surrogate 0 (High-Influence)",
            needs_input_grad=True),
     Scorer("el2n", "‖softmax(f(x)) − onehot(y)‖₂ averaged over the K surrogates (Paul et al. 2021)",
-           fn=el2n_score, average_inits=True),
+           fn=Ref("engine.scoring.formulas:el2n_score"), average_inits=True),
     Scorer("forgetting", "forgetting events while the K surrogates train, averaged over them (Toneva et al. "
            "2019); a sample never learned counts as its run's maximum + 1", kind="training", average_inits=True),
 ):
@@ -97,9 +89,7 @@ for _scorer in (
 
 def check_scorer(name: str) -> Scorer:
     """The registered scorer `name`, or UnknownNameError listing the known ones."""
-    if name not in SCORERS:
-        raise UnknownNameError("scorer", name, SCORERS)
-    return SCORERS[name]
+    return SCORERS.check(name)
 
 
 def resolve_scorers(names: Iterable[str] | str) -> list[Scorer]:

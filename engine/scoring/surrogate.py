@@ -28,15 +28,18 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-from ..cache import Cache, cache_key
-from ..data import Dataset
+from ..architectures import build_model
+from ..config import TrainConfig
+from ..data.dataset import Dataset
 from ..errors import ConfigError
-from ..events import EventCallback, StageStarted, emit
-from ..models import build_model, check_model_name
-from ..train import TrainConfig, plan_budget, train
+from ..nets import check_model_name
+from ..registry import Ref
+from ..store.cache import Cache, cache_key
+from ..store.events import EventCallback, StageStarted, emit
+from ..trainer import plan_budget, train
 from .batch import score_model
 from .forgetting import ForgettingCounter
-from .persample import DEFAULT_WORKSPACE_MB
+from .gradnorm.persample import DEFAULT_WORKSPACE_MB
 from .registry import Scorer, resolve_scorers
 
 
@@ -97,7 +100,7 @@ class _StopTraining(Exception):
 
 
 def _fingerprint(s: Scorer) -> str:
-    fn = s.fn
+    fn = s.fn.load() if isinstance(s.fn, Ref) else s.fn
     where = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', '')}" if fn is not None else ""
     return f"{s.name}:{where}:{s.version}"
 

@@ -11,8 +11,8 @@ from scipy.stats import spearmanr
 import engine
 from engine.api import top_samples
 from engine.config import load_config
-from engine.events import StageStarted
-from engine.tracking import tracker
+from engine.store.events import StageStarted
+from engine.store.tracking import tracker
 
 
 def tiny(shared_data, kind, **extra):
@@ -70,7 +70,7 @@ def test_overlap_matrix_is_symmetric_with_ones_and_matches_direct_sets(overlap_r
 
 
 def test_overlap_matrices_pure_function_on_ties():
-    from engine.experiments.overlap import overlap_matrices
+    from engine.analysis import overlap_matrices
 
     counts = np.array([3, 1, 1, 0, 2, 1, 0, 0], dtype=np.float32)  # integer scores tie (forgetting)
     out = overlap_matrices({"a": counts, "b": -counts, "c": np.arange(8.0)}, k=3)
@@ -103,10 +103,11 @@ def test_show_prints_the_overlap_matrices_and_top_samples(overlap_run, store):
 
 
 def test_online_selection_backpropagates_exactly_k_of_every_b(shared_data, store):
-    from engine.data import load_dataset
-    from engine.experiments.online import TopK
-    from engine.models import build_model
-    from engine.train import TrainConfig, train
+    from engine.architectures import build_model
+    from engine.config import TrainConfig
+    from engine.data.dataset import load_dataset
+    from engine.runner.tasks import TopK
+    from engine.trainer import train
 
     ds = load_dataset("mnist", shared_data, "cpu", 512, 200)
     model = build_model("mlp", ds.input_shape, ds.num_classes, seed=0)
@@ -141,8 +142,8 @@ def test_online_selection_backpropagates_exactly_k_of_every_b(shared_data, store
 
 
 def test_loss_finds_flipped_labels_far_better_than_random(shared_data, store):
-    from engine.data import load_dataset
-    from engine.experiments.noise import flip_labels
+    from engine.data.dataset import load_dataset
+    from engine.data.noise import flip_labels
 
     clean = load_dataset("mnist", shared_data, "cpu", 2000, 300).y_train.clone()
     noisy, flipped = flip_labels(clean.numpy(), 0.1, 10, seed=0)
@@ -165,12 +166,34 @@ def test_loss_finds_flipped_labels_far_better_than_random(shared_data, store):
     assert "plots/noise_detection.png" in run.artifacts and "plots/top_loss.png" in run.artifacts
 
 
+def test_noise_retraining_honours_the_steps_budget_and_logs_like_a_prune_trial(shared_data, store):
+    """The noise kind retrains with the one `retrain` task: sweep.budget, dataset input and train_seconds hold."""
+    cfg = tiny(shared_data, "noise", **{"name": "noise-steps", "noise.methods": ["loss"], "noise.fraction": 0.1,
+                                        "noise.retrain": True, "noise.prune_fraction": 0.5, "sweep.budget": "steps",
+                                        "train.epochs": 2, "train.batch_size": 100})
+    run = engine.run(cfg, tracking_uri=store[1])
+    assert run.status == "FINISHED" and len(run.trials) == 3  # full noisy data, oracle, loss pruned
+    full_steps = 2 * 1000 // 100  # the full data's optimizer steps at batch 100, over 2 epochs
+    track = tracker(store[1])
+    for record in run.trials:
+        child = track.get_run(record.child_run_id)
+        assert int(child.data.params["train.steps"]) == full_steps == record.metrics["steps"]
+        assert child.data.metrics["train_seconds"] > 0
+        assert len(child.inputs.dataset_inputs) == 1  # the data set, with the kept count as an input tag
+        kept = 1000 if record.tags["method"] == "full" else 500
+        assert int(child.data.params["kept"]) == kept and "flipped_kept" in child.data.params
+    # half the data in the same number of steps: twice the epochs of the full-data trial
+    pruned = next(r for r in run.trials if r.tags["method"] == "loss")
+    history = track.client.get_metric_history(pruned.child_run_id, "test_accuracy")
+    assert [m.step for m in history] == [1, 2, 3, 4]
+
+
 def torch_equal(a, b) -> bool:
     return bool((a == b).all())
 
 
 def test_study_trains_the_surrogate_once_and_runs_each_trial_once(shared_data, store):
-    from engine.experiments import EXPERIMENTS
+    from engine.kinds import EXPERIMENTS
 
     cfg = tiny(shared_data, "study", **{
         "data.train_size": 600, "surrogate.epochs": 2, "sweep.score_epochs": [1],

@@ -1,6 +1,7 @@
 """The public API for scripts: cheap import, registries, one step at a time, user extensions, MLflow inputs."""
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,10 +9,10 @@ import torch
 from torch import nn
 
 import engine
-from engine.data import ASSETS
-from engine.models import MODELS
-from engine.scoring import SCORERS
-from engine.tracking import tracker
+from engine.data.formats import ASSETS
+from engine.nets import MODELS
+from engine.scoring.registry import SCORERS
+from engine.store.tracking import tracker
 
 TINY = {"model": "mlp", "train_size": 600, "test_size": 200, "device": "cpu"}
 
@@ -34,13 +35,19 @@ def test_import_is_cheap_and_every_public_name_resolves():
     assert set(dir(engine)) >= set(engine.__all__)
 
 
-def test_api_names_win_over_submodules_of_the_same_name():
-    import engine.experiments  # noqa: F401  (the submodules are loaded; the package attributes stay the API's)
-    import engine.models  # noqa: F401
-    import engine.train  # noqa: F401
+def test_submodules_import_normally_and_never_shadow_api_names():
+    import engine.kinds.noise as noise  # a plain import of a submodule, as any package allows
+    import engine.nets
+    import engine.trainer
 
+    assert noise.__name__ == "engine.kinds.noise" and engine.trainer.__name__ == "engine.trainer"
     assert callable(engine.train) and engine.train.__module__ == "engine.api"
     assert engine.models is MODELS and "prune" in engine.experiments
+    from engine import models
+    assert models is engine.nets.MODELS  # the registry, not a module
+    here = Path(engine.__file__).parent
+    submodules = {p.stem for p in here.glob("*.py")} | {p.name for p in here.iterdir() if (p / "__init__.py").exists()}
+    assert not submodules & set(engine.__all__), "an API name equal to a submodule's would change meaning on import"
 
 
 def test_registries_list_what_exists():

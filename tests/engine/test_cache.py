@@ -8,11 +8,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from engine.cache import Cache, cache_key, remove_unused, usage
+from engine.architectures import build_model
 from engine.cli import main
-from engine.data import load_dataset
-from engine.models import build_model
-from engine.train import TrainConfig
+from engine.config import TrainConfig
+from engine.data.dataset import load_dataset
+from engine.store.cache import Cache, cache_key, remove_unused, usage
 
 
 def test_keys_follow_content_not_order():

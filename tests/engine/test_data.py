@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.data import (DATASETS, load_dataset, random_crop_flip, read_idx)
+from engine.data.dataset import load_dataset, random_crop_flip
+from engine.data.formats import ASSETS, read_idx
 from engine.errors import DataError, UnknownNameError
 
 
@@ -18,7 +19,7 @@ def test_embedded_default_is_stratified_real_mnist(shared_data):
     assert np.bincount(ds.y_test.numpy()).tolist() == [200] * 10
     # pixel-exact copies of the originals, at the positions the asset records
     full = load_dataset("mnist", shared_data)
-    with np.load(DATASETS["mnist-mini"].load.__globals__["ASSETS"] / "mnist-mini.npz") as f:
+    with np.load(ASSETS / "mnist-mini.npz") as f:
         src = f["train_source_index"]
     assert torch.equal(full.x_train[src[:50]], ds.x_train[:50])
     assert torch.equal(full.y_train[src], ds.y_train)

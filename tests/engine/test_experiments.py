@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 import engine
-from engine.events import EpochEnd, ProgressFollower, TrialFinished
-from engine.tracking import TRIAL_KEY, tracker
+from engine.names import TRIAL_KEY
+from engine.store.events import EpochEnd, TrialFinished
+from engine.store.progress import ProgressFollower
+from engine.store.tracking import tracker
 
 
 def tiny(shared_data, **extra):

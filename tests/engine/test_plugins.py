@@ -9,8 +9,8 @@ import pytest
 
 from engine.config import load_config
 from engine.errors import ConfigError
-from engine.scoring import SCORERS
-from engine.tracking import tracker
+from engine.scoring.registry import SCORERS
+from engine.store.tracking import tracker
 from tests.engine.test_experiments import as_set_args, tiny
 
 MARGIN_PLUGIN = '''

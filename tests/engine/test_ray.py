@@ -13,10 +13,12 @@ from click.testing import CliRunner
 import engine
 from engine.cli import main
 from engine.errors import UserError
-from engine.events import EpochEnd, LogLine, TrialFinished, read_events
-from engine.executors import CRASH_ONCE_ENV, RayExecutor, RayNotInstalled, make_executor
-from engine.experiments.base import records_from_children
-from engine.tracking import TRIAL_KEY, tracker
+from engine.names import TRIAL_KEY
+from engine.runner.executors import CRASH_ONCE_ENV, RayExecutor, RayNotInstalled, make_executor
+from engine.store.events import EpochEnd, LogLine, TrialFinished
+from engine.store.progress import read_events
+from engine.store.runs import records_from_children
+from engine.store.tracking import tracker
 from tests.conftest import running_mlflow_server
 from tests.engine.test_plugins import write_plugin
 

@@ -9,18 +9,22 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-import engine.scoring.conv as conv_module
-import engine.scoring.linear as linear_module
-from engine.cache import Cache
+import engine
+import engine.scoring.gradnorm.conv as conv_module
+import engine.scoring.gradnorm.linear as linear_module
+from engine.architectures import build_model
 from engine.cli import main
-from engine.data import load_dataset
+from engine.config import TrainConfig
+from engine.data.dataset import load_dataset
 from engine.errors import ConfigError, UnknownNameError
-from engine.events import BatchProgress, StageStarted
-from engine.models import build_model
-from engine.scoring import (SCORERS, ForgettingCounter, compute_scores, register_scorer, score_model,
-                            surrogate_seed)
 from engine.scoring import surrogate as surrogate_module
-from engine.train import TrainConfig, to_model_layout, train
+from engine.scoring.batch import score_model
+from engine.scoring.forgetting import ForgettingCounter
+from engine.scoring.registry import SCORERS, register_scorer
+from engine.scoring.surrogate import compute_scores, surrogate_seed
+from engine.store.cache import Cache
+from engine.store.events import BatchProgress, StageStarted
+from engine.trainer import to_model_layout, train
 from tests.conftest import TEST_DEVICE
 
 
@@ -302,3 +306,62 @@ def test_cli_score_writes_the_npz_and_exits_2_on_bad_input(shared_data, tmp_path
                 "--scorers", "el2n"], ["--epochs", "one"]):
         result = runner.invoke(main, common + bad)
         assert result.exit_code == 2, (bad, result.output)
+
+
+# ---------------------------------------------------------------- a user's own layer
+class Scale(nn.Module):
+    """y = x * weight + bias per feature: a layer prunelab has no closed form for."""
+
+    def __init__(self, features: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.linspace(0.5, 1.5, features))
+        self.bias = nn.Parameter(torch.linspace(-0.1, 0.1, features))
+
+    def forward(self, x):
+        return x * self.weight + self.bias
+
+
+def test_a_registered_norm_form_is_used_for_a_custom_layer_and_is_exact(mnist, monkeypatch):
+    from torch.func import functional_call, grad, vmap
+
+    from engine.scoring.gradnorm import forms
+
+    calls = []
+
+    def scale_form(module, a, g, trainable, workspace):
+        calls.append(len(g))
+        out = g.new_zeros(len(g))
+        if "weight" in trainable:
+            out += (a * g).square().sum(1)
+        if "bias" in trainable:
+            out += g.square().sum(1)
+        return out
+
+    monkeypatch.setattr(forms, "NORM_FORMS", dict(forms.NORM_FORMS))  # registered for this test only
+    engine.register_norm_form(Scale, scale_form)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), Scale(32), nn.ReLU(), nn.Linear(32, 10)).double()
+    model.to(mnist.device)
+    n = 64
+    fast = score_model(model, mnist, ["grad_norm"], batch_size=16, indices=np.arange(n)).scores["grad_norm"]
+    assert calls == [16, 16, 16, 16]  # the form, not the generic fallback, handled the layer
+
+    params = {k: p.detach() for k, p in model.named_parameters()}
+    x = to_model_layout(mnist.normalize(mnist.x_train[:n], torch.float64))
+
+    def loss(p, xi, yi):
+        return nn.functional.cross_entropy(functional_call(model, p, (xi[None],)), yi[None])
+
+    per_sample = vmap(grad(loss), in_dims=(None, 0, 0))(params, x, mnist.y_train[:n])
+    reference = torch.sqrt(sum(g.flatten(1).square().sum(1) for g in per_sample.values())).cpu().numpy()
+    np.testing.assert_allclose(fast, reference, rtol=1e-10)
+
+    del forms.NORM_FORMS[Scale]  # without the form, the exact generic fallback gives the same numbers
+    generic = score_model(model, mnist, ["grad_norm"], batch_size=16, indices=np.arange(n)).scores["grad_norm"]
+    assert len(calls) == 4
+    np.testing.assert_allclose(generic, reference, rtol=1e-10)
+
+
+def test_register_norm_form_refuses_what_is_not_a_layer_class():
+    with pytest.raises(TypeError, match="nn.Module subclass"):
+        engine.register_norm_form("Linear", lambda *a: None)

@@ -5,11 +5,12 @@ import pytest
 import torch
 from torch import nn
 
-from engine.data import load_dataset
+from engine.config import TrainConfig
+from engine.data.dataset import load_dataset
 from engine.errors import ConfigError, DataError, UnknownNameError
-from engine.selection import (STRATEGIES, allocate, check_strategy, describe_strategies, keep_count,
-                              kmeans, kmeans_cells, score_strata, select)
-from engine.train import TrainConfig, train
+from engine.selection import STRATEGIES, allocate, check_strategy, describe_strategies, keep_count, score_strata, select
+from engine.selection.coverage import kmeans, kmeans_cells
+from engine.trainer import train
 
 RATIOS = [0.001, 0.1, 0.37, 0.5, 0.9, 1.0]
 

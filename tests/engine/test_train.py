@@ -1,16 +1,16 @@
 """The trainer and models: real accuracy, determinism, budgets, schedules, and no Textual in the engine."""
-import importlib
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from engine.data import load_dataset
+from engine.architectures import build_model
+from engine.config import TrainConfig
+from engine.data.dataset import load_dataset
 from engine.errors import ConfigError, TrainingDiverged, UnknownNameError
-from engine.events import BatchProgress, EpochEnd
-from engine.models import build_model
-from engine.train import TrainConfig, lr_factor, train
+from engine.store.events import BatchProgress, EpochEnd
+from engine.trainer import lr_factor, train
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_subset_and_step_budget(mnist_small):
 
 
 def test_test_set_evaluated_every_epoch_at_the_end_or_never(mnist_small, monkeypatch):
-    train_module = importlib.import_module("engine.train")  # the module: `engine.train` is the API function
+    import engine.trainer as train_module
     calls = []
     real = train_module.evaluate
     monkeypatch.setattr(train_module, "evaluate", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
@@ -114,6 +114,6 @@ def test_resnet18_trains_a_step_on_cifar(cifar_npz):
 
 
 def test_engine_imports_no_textual():
-    code = "import sys, engine, engine.cli, engine.train, engine.data; print(any(m.startswith('textual') for m in sys.modules))"
+    code = "import sys, engine, engine.cli, engine.trainer, engine.api, engine.runner.runner; print(any(m.startswith('textual') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -1,0 +1,231 @@
+"""`prunelab bench scores`: the cost of every scorer in training epochs, against a naive per-sample loop and
+torch.func vmap(grad), with peak memory measured in fresh subprocesses."""
+from __future__ import annotations
+
+import gc
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from statistics import median
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+from ..architectures import build_model
+from ..config import TrainConfig
+from ..data.dataset import load_dataset
+from ..device import resolve_device
+from ..scoring.batch import score_model
+from ..scoring.forgetting import ForgettingCounter
+from ..scoring.surrogate import random_scores
+from ..trainer import autocast, make_optimizer, prepare_model, to_model_layout, train
+from .common import NO_EVAL, device_label, tiled, timed_seconds
+
+SCORE_BENCH_SCORERS = ("random", "loss", "el2n", "grad_norm", "input_grad_norm", "forgetting")
+ONE_PASS = ("loss", "grad_norm", "input_grad_norm", "el2n")
+
+
+def _naive_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, wrt_input: bool) -> torch.Tensor:
+    """The textbook per-sample loop: one forward and backward per sample, norms from .grad."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    out = torch.empty(len(y))
+    for i in range(len(y)):
+        xi = x[i:i + 1].detach().requires_grad_(wrt_input)
+        loss = nn.functional.cross_entropy(model(xi), y[i:i + 1])
+        grads = torch.autograd.grad(loss, [xi] if wrt_input else params)
+        out[i] = torch.sqrt(sum(g.square().sum() for g in grads))
+    return out
+
+
+def _vmap_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, wrt_input: bool, chunk: int) -> torch.Tensor:
+    """torch.func's recipe: vmap(grad(loss of one sample)) over chunks of the batch."""
+
+    params = {k: p.detach() for k, p in model.named_parameters()}
+    buffers = {k: b.detach() for k, b in model.named_buffers()}
+
+    def loss(p, xi, yi):
+        logits = functional_call(model, (p, buffers), (xi.unsqueeze(0),))
+        return nn.functional.cross_entropy(logits, yi.unsqueeze(0))
+
+    per_sample = vmap(grad(loss, argnums=1 if wrt_input else 0), in_dims=(None, 0, 0))
+    out = []
+    for s in range(0, len(y), chunk):
+        grads = per_sample(params, x[s:s + chunk], y[s:s + chunk])
+        grads = [grads] if wrt_input else list(grads.values())
+        out.append(torch.sqrt(sum(g.flatten(1).square().sum(1) for g in grads)))
+    return torch.cat(out)
+
+
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"/proc/self/status has no {field}")
+
+
+def score_memory_probe(kind: str, dataset: str, data_dir: str | None, batch_size: int, model_name: str = "cnn",
+                       device: str = "auto") -> dict:
+    """Peak memory growth of one training step (kind='train') or one scoring batch (kind=scorer list).
+
+    On CUDA: torch.cuda.max_memory_allocated over the step, minus what was allocated
+    before. On the CPU: the process's peak RSS (VmHWM) over the step minus its RSS
+    before, after resetting the peak by writing 5 to /proc/self/clear_refs. Run it in
+    a fresh process with MALLOC_MMAP_THRESHOLD_ set low (as `bench_scores` does), so
+    freed tensors go back to the OS and RSS follows live memory; each kind runs once
+    before the measured run, so one-off library set-up is not counted.
+    """
+    dev = resolve_device(device)
+    ds = load_dataset(dataset, data_dir)
+    ds = ds.subset(train_size=max(batch_size, ds.num_classes)).to(dev)  # one batch (a subset holds every class)
+    model = prepare_model(build_model(model_name, ds.input_shape, ds.num_classes, seed=0), dev)
+    optimizer = make_optimizer(model, TrainConfig())
+
+    def train_step() -> None:  # as the trainer takes it (bf16 autocast on CUDA)
+        x = to_model_layout(ds.normalize(ds.x_train[:batch_size]))
+        with autocast(dev, TrainConfig().amp):
+            logits = model(x)
+        loss = nn.functional.cross_entropy(logits.float(), ds.y_train[:batch_size])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def scoring() -> None:
+        score_model(model, ds, kind.split(","), batch_size=batch_size)
+
+    step = train_step if kind == "train" else scoring
+    model.train()
+    step()
+    gc.collect()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        step()
+        torch.cuda.synchronize()
+        return {"peak_bytes": torch.cuda.max_memory_allocated() - before, "method": "cuda"}
+    before = _rss_kib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    step()
+    return {"peak_bytes": (_rss_kib("VmHWM") - before) * 1024, "method": "rss"}
+
+
+def _probe_in_subprocess(kind: str, dataset: str, data_dir: str | None, batch_size: int, model_name: str,
+                         device: str) -> dict:
+    code = ("import json, sys; from engine.bench.scores import score_memory_probe as p; "
+            "print(json.dumps(p(*json.loads(sys.argv[1]))))")
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
+    done = subprocess.run([sys.executable, "-c", code, json.dumps([kind, dataset, data_dir, batch_size, model_name, device])],
+                          capture_output=True, text=True, env=env, cwd=str(Path(__file__).resolve().parents[2]))
+    if done.returncode != 0:
+        raise RuntimeError(f"memory probe {kind!r} failed: {done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_scores(data_dir: str | None = None, samples: int | None = None, device: str = "auto",
+                 batch_size: int = 256, naive_samples: int = 256, vmap_samples: int = 2048, rounds: int = 3,
+                 memory: bool = True, dataset: str | None = None, model: str | None = None,
+                 tile_to: int | None = None) -> dict:
+    """Scoring cost per scorer, measured in one run: by default MNIST `cnn` (mnist-mini
+    without `data_dir`); `dataset`/`model` pick others (CIFAR-10 defaults to `resnet18`).
+
+    Each of `rounds` rounds times, back to back: one training epoch (engine.train's
+    optimisation loop, no evaluation, same model, batch size and samples), each
+    scorer alone, the four one-pass scorers together, a training epoch with the
+    forgetting counter, a per-sample autograd loop on `naive_samples` samples and
+    torch.func's vmap(grad) in chunks of the batch size on `vmap_samples` samples
+    (both extrapolated per sample to all samples). Ratios are taken within a round
+    and the median over rounds is reported, so a shared machine's changing load
+    disturbs them far less than the absolute seconds (also reported, with the load
+    average).
+
+    - `epochs_equivalent`: scoring time over the training epoch's time.
+    - `speedup_vs_naive` / `speedup_vs_vmap` (grad_norm, input_grad_norm).
+    - `peak_memory_vs_train_step`: peak memory growth of scoring one batch over that
+      of one training step, each in a fresh process (`score_memory_probe`).
+    - `forgetting`: the extra time of counting during a training epoch, in epochs.
+
+    `tile_to` repeats the training set to that many samples (see `tiled`).
+    """
+
+
+    dev = resolve_device(device)
+    name = dataset or ("mnist" if data_dir else "mnist-mini")
+    model_name = model or ("cnn" if name.startswith("mnist") else "resnet18")
+    ds = load_dataset(name, data_dir, dev, train_size=samples)
+    tiled_from = None
+    if tile_to is not None:
+        tiled_from, ds = len(ds), tiled(ds, tile_to)
+    n = len(ds)
+    cfg = TrainConfig(epochs=1, batch_size=batch_size, schedule="constant")
+    load_before = os.getloadavg()[0]
+    warm_up = ds.subset(train_size=min(n, max(4 * batch_size, ds.num_classes)))
+    train(model_name, warm_up, cfg, seed=1, **NO_EVAL)
+    model = train(model_name, ds, cfg, seed=0, **NO_EVAL).model  # the model scored: 1 epoch trained
+    score_model(model, ds.subset(train_size=min(n, max(batch_size, ds.num_classes))), ONE_PASS,
+                batch_size=batch_size)  # warm-up
+    subsets = {peer: (to_model_layout(ds.normalize(ds.x_train[:m])), ds.y_train[:m])
+               for peer, m in (("naive", min(n, naive_samples)), ("vmap", min(n, vmap_samples)))}
+    _vmap_scores(model.eval(), subsets["vmap"][0][:batch_size], subsets["vmap"][1][:batch_size], False, batch_size)
+
+    def time_scorer(scorer: str) -> float:
+        if scorer == "random":
+            return timed_seconds(lambda: random_scores(n, 0))
+        return timed_seconds(lambda: score_model(model, ds, [scorer], batch_size=batch_size))
+
+    samples_of: dict[str, list[dict[str, float]]] = {s: [] for s in SCORE_BENCH_SCORERS}
+    train_times, all_ratios = [], []
+    for _ in range(rounds):
+        epoch = train(model_name, ds, cfg, seed=0, **NO_EVAL).train_seconds
+        train_times.append(epoch)
+        for scorer in SCORE_BENCH_SCORERS:
+            if scorer == "forgetting":
+                counted = train(model_name, ds, cfg, seed=0, **NO_EVAL,
+                                observers=[ForgettingCounter(n, dev)]).train_seconds
+                samples_of[scorer].append({"seconds": max(counted - epoch, 0.0), "epoch": epoch})
+                continue
+            samples_of[scorer].append({"seconds": time_scorer(scorer), "epoch": epoch})
+        all_ratios.append(timed_seconds(lambda: score_model(model, ds, ONE_PASS, batch_size=batch_size)) / epoch)
+        model.eval()
+        for scorer, wrt_input in (("grad_norm", False), ("input_grad_norm", True)):
+            ours = samples_of[scorer][-1]["seconds"]
+            for peer, fn in (("naive", lambda x, y: _naive_scores(model, x, y, wrt_input)),
+                             ("vmap", lambda x, y: _vmap_scores(model, x, y, wrt_input, batch_size))):
+                x, y = subsets[peer]
+                extrapolated = timed_seconds(lambda: fn(x, y)) / len(y) * n
+                samples_of[scorer][-1][f"{peer}_seconds"] = extrapolated
+                samples_of[scorer][-1][f"speedup_vs_{peer}"] = extrapolated / ours
+
+    scorers: dict[str, dict] = {}
+    for scorer, runs in samples_of.items():
+        seconds = median([r["seconds"] for r in runs])
+        entry = {"seconds": round(seconds, 3),
+                 "samples_per_second": round(n / seconds, 1) if seconds > 0 else None,
+                 "epochs_equivalent": round(median([r["seconds"] / r["epoch"] for r in runs]), 3)}
+        for key in ("naive_seconds", "vmap_seconds", "speedup_vs_naive", "speedup_vs_vmap"):
+            if key in runs[0]:
+                entry[key] = round(median([r[key] for r in runs]), 2)
+        if scorer == "forgetting":
+            entry["note"] = "extra time of counting during one training epoch"
+        scorers[scorer] = entry
+    result = {"dataset": name, "model": model_name, "samples": n, "tiled_from": tiled_from,
+              "batch_size": batch_size, "device": device_label(dev),
+              "torch_threads": torch.get_num_threads(), "rounds": rounds,
+              "train_epoch_seconds": round(median(train_times), 3), "scorers": scorers,
+              "all_scorers": list(ONE_PASS), "all_scorers_epochs_equivalent": round(median(all_ratios), 3),
+              "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+    if memory:
+        train_peak = _probe_in_subprocess("train", name, data_dir, batch_size, model_name, str(dev))
+        for scorer in ("loss", "el2n", "grad_norm", "input_grad_norm"):
+            peak = _probe_in_subprocess(scorer, name, data_dir, batch_size, model_name, str(dev))["peak_bytes"]
+            scorers[scorer]["peak_memory_vs_train_step"] = round(peak / max(1, train_peak["peak_bytes"]), 3)
+        peak = _probe_in_subprocess(",".join(ONE_PASS), name, data_dir, batch_size, model_name, str(dev))["peak_bytes"]
+        result.update(all_scorers_peak_memory_vs_train_step=round(peak / max(1, train_peak["peak_bytes"]), 3),
+                      train_step_peak_bytes=train_peak["peak_bytes"],
+                      memory_method=("torch.cuda.max_memory_allocated" if train_peak["method"] == "cuda" else
+                                     "peak RSS growth (VmHWM after clear_refs) in fresh processes"))
+    return result

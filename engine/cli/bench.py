@@ -1,0 +1,96 @@
+"""`prunelab bench train|scores|tui`: the benchmarks, as ratios measured in one run."""
+from __future__ import annotations
+
+import click
+
+from .common import data_dir_option, device_option, handle_errors, json_option, main, print_json
+
+
+@main.group("bench")
+def bench_group() -> None:
+    """Measure prunelab's speed against textbook PyTorch on this machine."""
+
+
+@bench_group.command("train")
+@click.option("--dataset", default="mnist", show_default=True, help="mnist, mnist-mini, cifar10 or npz:PATH.")
+@click.option("--model", default=None, help="Default: cnn for MNIST, resnet18 otherwise.")
+@click.option("--batch-size", default=128, show_default=True, type=int)
+@click.option("--samples", default=30000, show_default=True, type=int, help="Training samples timed per trainer.")
+@click.option("--compile", "compile_model", is_flag=True, help="torch.compile prunelab's model (CUDA only).")
+@data_dir_option
+@device_option
+@json_option
+@handle_errors
+def bench_train_command(dataset, model, batch_size, samples, compile_model, data_dir, device, as_json):
+    """Training samples/s: prunelab's trainer against a DataLoader loop."""
+    from ..bench.train import bench_train
+
+    result = bench_train(dataset=dataset, model=model, batch_size=batch_size, samples=samples,
+                         data_dir=data_dir, device=device, compile=compile_model)
+    if as_json:
+        print_json(result)
+    else:
+        click.echo(f"{result['dataset']} {result['model']} batch {batch_size} on {result['device']}: "
+                   f"prunelab {result['ours']['samples_per_second']:,.0f} samples/s, "
+                   f"DataLoader loop {result['baseline']['samples_per_second']:,.0f} samples/s, "
+                   f"ratio {result['ratio']:.2f}x")
+
+
+@bench_group.command("scores")
+@click.option("--dataset", default=None, help="Default: mnist with --data-dir, else mnist-mini; or cifar10, npz:PATH.")
+@click.option("--model", default=None, help="Default: cnn for MNIST, resnet18 otherwise.")
+@click.option("--samples", default=None, type=click.IntRange(min=10),
+              help="Score a class-stratified subset of this many training samples (default: all).")
+@click.option("--tile-to", default=None, type=click.IntRange(min=10),
+              help="Repeat the training set to this many samples (e.g. 50000 from the 10,000-image CIFAR-10 subset).")
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Interleaved rounds; the median is reported.")
+@click.option("--memory/--no-memory", default=True, show_default=True,
+              help="Measure peak memory (fresh processes: adds a few seconds each).")
+@data_dir_option
+@device_option
+@json_option
+@handle_errors
+def bench_scores_command(dataset, model, samples, tile_to, batch_size, rounds, memory, data_dir, device, as_json):
+    """Scoring cost of each scorer (MNIST `cnn` by default), in training epochs, against naive and vmap peers."""
+    from ..bench.scores import bench_scores
+
+    result = bench_scores(data_dir=data_dir, samples=samples, device=device, batch_size=batch_size,
+                          dataset=dataset, model=model, tile_to=tile_to, rounds=rounds, memory=memory)
+    if as_json:
+        print_json(result)
+        return
+    tiled = f" (tiled from {result['tiled_from']})" if result["tiled_from"] else ""
+    click.echo(f"{result['dataset']} {result['model']}, {result['samples']} samples{tiled}, batch {batch_size} on "
+               f"{result['device']}: one training epoch {result['train_epoch_seconds']:.2f} s")
+    click.echo(f"{'scorer':<16} {'samples/s':>12} {'epochs':>7} {'vs naive':>9} {'vs vmap':>8} {'memory':>7}")
+    for name, r in result["scorers"].items():
+        def cell(key: str, fmt: str, width: int) -> str:
+            return (format(r[key], fmt) if r.get(key) is not None else "-").rjust(width)
+        click.echo(f"{name:<16} {cell('samples_per_second', ',.0f', 12)} {cell('epochs_equivalent', '.2f', 7)} "
+                   f"{cell('speedup_vs_naive', '.1f', 9)} {cell('speedup_vs_vmap', '.1f', 8)} "
+                   f"{cell('peak_memory_vs_train_step', '.2f', 7)}")
+    click.echo("epochs: scoring time in training epochs; vs naive/vmap: speedup; memory: peak over a training step")
+    memory = (f", peak memory {result['all_scorers_peak_memory_vs_train_step']:.2f}x a training step "
+              f"({result['memory_method']})" if "memory_method" in result else "")
+    click.echo(f"loss, grad_norm, input_grad_norm and el2n in one pass: "
+               f"{result['all_scorers_epochs_equivalent']:.2f} training epochs{memory}")
+
+
+@bench_group.command("tui")
+@click.option("--runs", default=5, show_default=True, type=int, help="Starts to time.")
+@click.option("--store", default=".", type=click.Path(file_okay=False), help="Folder whose mlruns/ the TUI opens.")
+@click.option("--marker", default=None, help="Text to wait for (default: the runs table's header).")
+@json_option
+@handle_errors
+def bench_tui_command(runs, store, marker, as_json):
+    """Time from starting `prunelab tui` to its first frame, in an 80x24 pseudo-terminal."""
+    from ..bench.tui import TUI_MARKER, bench_tui
+
+    result = bench_tui(runs=runs, store=store, marker=marker or TUI_MARKER)
+    if as_json:
+        print_json(result)
+    else:
+        click.echo(f"first frame of `prunelab tui` (s): {', '.join(map(str, result['seconds']))}; "
+                   f"median {result['median_seconds']} s, max {result['max_seconds']} s")

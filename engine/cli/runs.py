@@ -1,0 +1,192 @@
+"""`prunelab run`, `runs`, `show`, `export`: experiments, and reading them back as rich tables."""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from .common import (
+    EXIT_FAILED,
+    ProgressBars,
+    handle_errors,
+    json_option,
+    main,
+    print_json,
+    print_summary,
+    tracking_uri_of,
+)
+
+
+# ---------------------------------------------------------------- experiments
+@main.command("run")
+@click.argument("config_file", required=False, type=click.Path(dir_okay=False))
+@click.option("--preset", default=None, help="Start from a shipped preset (see `prunelab config list`).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config field, e.g. --set sweep.keep_ratios=[0.3,0.5] (repeatable).")
+@click.option("--resume", default=None, metavar="RUN_ID", help="Complete only the missing trials of this run.")
+@click.option("--detach", is_flag=True, help="Run in its own process session; print the run id and return.")
+@click.option("--executor", default="local", show_default=True, help="local or ray.")
+@click.option("--ray-address", default=None, help="Ray cluster address (with --executor ray).")
+@click.option("--ray-gpus-per-trial", type=float, default=None,
+              help="GPUs per trial with --executor ray; fractions share a GPU (default: 1 if the cluster has GPUs).")
+@click.option("--ray-cpus-per-trial", type=float, default=None, help="CPUs per trial with --executor ray (default 1).")
+@click.option("--ray-max-retries", type=int, default=None,
+              help="Times a trial whose Ray worker died is run again (default 2).")
+@json_option
+@click.pass_context
+@handle_errors
+def run_command(ctx, config_file, preset, overrides, resume, detach, executor, ray_address, ray_gpus_per_trial,
+                ray_cpus_per_trial, ray_max_retries, as_json):
+    """Run an experiment from a TOML file or a preset, and log it to MLflow."""
+    from .. import api
+
+    tracking_uri = tracking_uri_of(ctx)
+    if resume and (config_file or preset or overrides):
+        raise click.UsageError("--resume takes the config stored with the run; drop CONFIG, --preset and --set")
+    if config_file and preset:
+        raise click.UsageError("give a CONFIG file or --preset, not both")
+    config = None if resume else api.load_config(config_file or preset or "quick", list(overrides))
+    ray_options = {"address": ray_address, "gpus_per_trial": ray_gpus_per_trial,
+                   "cpus_per_trial": ray_cpus_per_trial, "max_retries": ray_max_retries}
+    executor_options = {k: v for k, v in ray_options.items() if v is not None}
+    if executor_options and executor != "ray":
+        raise click.UsageError("the --ray-* options need --executor ray")
+    if detach:
+        info = api.launch_detached(config, tracking_uri=tracking_uri, resume=resume, executor=executor,
+                                   executor_options=executor_options)
+        if as_json:
+            print_json(info)
+        else:
+            click.echo(info["run_id"])
+        return
+    with ProgressBars() as bars:
+        result = api.run(config, on_event=bars, tracking_uri=tracking_uri, resume=resume, executor=executor,
+                         executor_options=executor_options)
+    if as_json:
+        print_json({"run_id": result.run_id, "experiment": result.experiment, "status": result.status,
+                    "summary": result.summary, "artifacts": result.artifacts, "seconds": round(result.seconds, 2),
+                    "tracking_uri": result.tracking_uri, "progress_file": result.progress_file})
+    else:
+        print_summary(result.summary, title=f"{result.experiment} — run {result.run_id} {result.status}")
+        click.echo(f"run {result.run_id} {result.status} in {result.seconds:.0f} s; "
+                   f"browse: mlflow ui --backend-store-uri {result.tracking_uri}")
+    failed = [t for t in result.trials if t.status == names.FAILED]
+    if failed and len(failed) == len(result.trials):
+        sys.exit(EXIT_FAILED)
+
+
+@main.command("runs")
+@click.option("--status", default=None, help="RUNNING, FINISHED, FAILED or KILLED.")
+@click.option("--kind", default=None, help="Experiment kind, e.g. prune.")
+@json_option
+@click.pass_context
+@handle_errors
+def runs_command(ctx, status, kind, as_json):
+    """List experiment runs (newest first); runs whose process died show as KILLED."""
+    from .. import api
+
+    runs = api.list_runs(tracking_uri=tracking_uri_of(ctx), status=status, kind=kind)
+    if as_json:
+        print_json([r.to_dict() for r in runs])
+        return
+    rows = [{"run_id": r.run_id, "experiment": r.experiment, "kind": r.kind, "status": r.status,
+             "dataset": r.dataset, "model": r.model,
+             "best": f"{r.best_accuracy:.2%}" if r.best_accuracy is not None else "-",
+             "trials": f"{r.trials_done}/{r.trials}",
+             "duration": f"{r.duration:.0f}s" if r.duration is not None else "-"} for r in runs]
+    print_summary(rows, title="prunelab runs")
+
+
+@main.command("show")
+@click.argument("run_id")
+@click.option("--top", "top", type=int, default=None, metavar="N",
+              help="Also list the N highest-scored training samples (image, label, prediction, score).")
+@click.option("--method", default="loss", show_default=True, help="With --top: the scorer whose scores rank them.")
+@click.option("--epoch", type=int, default=None, help="With --top: the surrogate epoch (default: the last scored).")
+@click.option("--lowest", is_flag=True, help="With --top: the lowest-scored samples instead.")
+@json_option
+@click.pass_context
+@handle_errors
+def show_command(ctx, run_id, top, method, epoch, lowest, as_json):
+    """Print a run's summary table (and an overlap run's matrices)."""
+    from .. import api
+
+    uri = tracking_uri_of(ctx)
+    report = api.show(run_id, tracking_uri=uri)
+    samples = api.top_samples(run_id, method, epoch, top, lowest, tracking_uri=uri) if top else None
+    if as_json:
+        if samples is not None:
+            report["top"] = [{k: v for k, v in s.items() if k != "image"} for s in samples]
+        print_json(report)
+        return
+    title = f"{report['experiment']} — {report['kind']} run {run_id} {report['status']}"
+    if report.get("overlap"):
+        print_overlap(report["overlap"], title)
+    if report["kind"] != "overlap" or not report.get("overlap"):
+        print_summary(report["summary"], title=title)
+    if samples is not None:
+        print_samples(samples, f"the {len(samples)} {'lowest' if lowest else 'highest'} {method} scores")
+
+
+def print_overlap(overlap: dict[str, Any], title: str) -> None:
+    """The methods x methods matrices of an overlap run as tables."""
+
+    console, methods, k = Console(), overlap["methods"], overlap["k"]
+    names = {"first": f"repetition rate of the top-{k} sets", "last": f"repetition rate of the bottom-{k} sets",
+             "spearman": "Spearman rank correlation"}
+    for key, name in names.items():
+        table = Table(title=f"{title}\n{name}, surrogate epoch {overlap.get('epoch', '?')}")
+        table.add_column("")
+        for m in methods:
+            table.add_column(m, justify="right")
+        for m, row in zip(methods, overlap[key]):
+            table.add_row(m, *[(f"{v:.2%}" if key != "spearman" else f"{v:.3f}") if v is not None else "-"
+                               for v in row])
+        console.print(table)
+
+
+def ascii_image(image, width: int = 14) -> str:
+    """A uint8 CHW image as text, darkest to brightest in ' .:-=+*#%@' (2 rows per line, as cells are tall)."""
+
+    gray = np.asarray(image, dtype=np.float32).mean(axis=0)
+    h, w = gray.shape
+    step = max(1, w // width)
+    cells = gray[:h - h % (2 * step), :w - w % step].reshape(h // (2 * step), 2 * step, w // step, step).mean((1, 3))
+    ramp = " .:-=+*#%@"
+    return "\n".join("".join(ramp[int(v / 256 * len(ramp))] for v in row) for row in cells)
+
+
+def print_samples(samples: list[dict[str, Any]], title: str) -> None:
+
+    table = Table(title=title, show_lines=True)
+    for col in ("rank", "index", "source index", "label", "predicted", "score", "image"):
+        table.add_column(col, justify="left" if col == "image" else "right")
+    for rank, s in enumerate(samples, 1):
+        predicted = "-" if s["predicted"] is None else str(s["predicted"])
+        if s["predicted"] is not None and s["predicted"] != s["label"]:
+            predicted = f"[red]{predicted}[/red]"
+        table.add_row(str(rank), str(s["index"]), str(s["source_index"]), str(s["label"]), predicted,
+                      f"{s['score']:.4g}", ascii_image(s["image"]))
+    Console().print(table)
+
+
+@main.command("export")
+@click.argument("run_id")
+@click.option("--csv", "as_csv", is_flag=True, required=True, help="Export the summary as CSV.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write to this file instead of stdout.")
+@click.pass_context
+@handle_errors
+def export_command(ctx, run_id, as_csv, out):
+    """Export a run's summary table."""
+    from .. import api
+
+    text = api.export_csv(run_id, tracking_uri=tracking_uri_of(ctx))
+    if out:
+        with open(out, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        click.echo(text, nl=False)

@@ -1,0 +1,123 @@
+"""`prunelab train` and `prunelab score`: one step at a time, progress on stderr."""
+from __future__ import annotations
+
+import click
+import numpy as np
+
+from .common import ProgressBars, data_dir_option, device_option, handle_errors, json_option, main, print_json
+
+
+# ---------------------------------------------------------------- train
+@main.command("train")
+@click.option("--dataset", default="mnist-mini", show_default=True, help="mnist-mini, mnist, cifar10 or npz:PATH.")
+@click.option("--model", default="cnn", show_default=True, help="cnn, resnet18 or mlp.")
+@click.option("--epochs", default=1, show_default=True, type=int)
+@click.option("--steps", default=None, type=int, help="Budget in optimizer steps instead of epochs.")
+@click.option("--batch-size", default=128, show_default=True, type=int)
+@click.option("--lr", default=0.05, show_default=True, type=float)
+@click.option("--schedule", default="onecycle", show_default=True,
+              type=click.Choice(["constant", "step", "cosine", "onecycle"]))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--train-size", default=None, type=int, help="Train on a class-stratified subset of this size.")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (CUDA only).")
+@data_dir_option
+@device_option
+@json_option
+@handle_errors
+def train_command(dataset, model, epochs, steps, batch_size, lr, schedule, seed, train_size, compile_,
+                  data_dir, device, as_json):
+    """Train one model and report its test accuracy."""
+    from .. import api
+
+    with ProgressBars() as bars:
+        result = api.train(dataset, model, epochs=epochs, steps=steps, batch_size=batch_size, lr=lr,
+                           schedule=schedule, compile=compile_, seed=seed, data_dir=data_dir, device=device,
+                           train_size=train_size, on_event=bars)
+    summary = {"dataset": dataset, "model": model, "test_accuracy": result.test_accuracy,
+               "test_loss": result.test_loss, "epochs": result.epochs, "steps": result.steps,
+               "seconds": round(result.seconds, 3), "samples_per_second": round(result.samples_per_second, 1),
+               "device": result.device, "history": result.history}
+    if as_json:
+        print_json(summary)
+    else:
+        click.echo(f"{dataset} {model}: test accuracy {result.test_accuracy:.2%} after {result.epochs} epoch(s), "
+                   f"{result.seconds:.1f} s on {result.device} ({result.samples_per_second:,.0f} samples/s)")
+
+
+# ---------------------------------------------------------------- score
+def _epoch_list(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
+    try:
+        epochs = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of epochs, such as 0,1,3") from None
+    if not epochs:
+        raise click.BadParameter("name at least one epoch, such as 1 or 0,1,3")
+    return epochs
+
+
+@main.command("score")
+@click.option("--dataset", default="mnist-mini", show_default=True, help="mnist-mini, mnist, cifar10 or npz:PATH.")
+@click.option("--model", default="cnn", show_default=True, help="cnn, resnet18 or mlp.")
+@click.option("--scorers", default="loss,el2n,grad_norm", show_default=True,
+              help="Comma-separated: random, loss, grad_norm, input_grad_norm, el2n, forgetting, or a registered one.")
+@click.option("--epochs", "score_epochs", default="1", show_default=True, callback=_epoch_list,
+              help="Surrogate epochs to score at, comma-separated (0 = the untrained surrogate).")
+@click.option("--surrogate-epochs", type=click.IntRange(min=0), default=None,
+              help="The surrogates' training budget in epochs (default: the largest of --epochs).")
+@click.option("--inits", default=10, show_default=True, type=int,
+              help="K surrogates that el2n and forgetting average over (others use the first).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--train-size", default=None, type=int, help="Score a class-stratified subset of this size.")
+@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1),
+              help="Surrogate training batch size.")
+@click.option("--score-batch-size", default=256, show_default=True, type=click.IntRange(min=1),
+              help="Scoring batch size (does not change the scores).")
+@click.option("--lr", default=0.05, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--embeddings", is_flag=True, help="Also save surrogate 0's penultimate features (embeddings@eT).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Reuse surrogates and scores cached in this folder (and add new ones).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Write an .npz: <scorer>@e<t> per scorer and epoch, predictions@e<t>, labels, indices.")
+@data_dir_option
+@device_option
+@json_option
+@handle_errors
+def score_command(dataset, model, scorers, score_epochs, surrogate_epochs, inits, seed, train_size, batch_size,
+                  score_batch_size, lr, embeddings, cache_dir, out, data_dir, device, as_json):
+    """Train surrogates and score every training sample at the given epochs."""
+
+    from .. import api
+    from ..device import resolve_device
+
+    budget = surrogate_epochs if surrogate_epochs is not None else max(max(score_epochs), 0)
+    with ProgressBars() as bars:
+        result = api.score_result(dataset, model, scorers, epochs=score_epochs, inits=inits, seed=seed,
+                                  surrogate_epochs=budget, batch_size=score_batch_size, embeddings=embeddings,
+                                  cache=cache_dir, device=device, data_dir=data_dir, train_size=train_size,
+                                  on_event=bars, lr=lr, train_batch_size=batch_size)
+    where = str(resolve_device(device))
+    if out:
+        with open(out, "wb") as f:  # a file object: np.savez would append .npz to a bare name
+            np.savez(f, **result.arrays())
+    stats = {f"{name}@e{t}": {"mean": float(v.mean()), "std": float(v.std()), "min": float(v.min()),
+                              "max": float(v.max())}
+             for name, per_epoch in result.scores.items() for t, v in per_epoch.items()}
+    seconds = {k: round(v, 3) for k, v in result.seconds.items()}
+    summary = {"dataset": dataset, "model": model, "samples": len(result.labels), "epochs": result.epochs,
+               "surrogate_epochs": budget, "inits": result.inits, "seed": seed, "device": where,
+               "surrogates_trained": result.surrogates_trained, "seconds": seconds, "scorers": stats, "out": out}
+    if as_json:
+        print_json(summary)
+        return
+    click.echo(f"{dataset} {model}: {summary['samples']} samples scored at epoch(s) "
+               f"{','.join(map(str, result.epochs))} of {budget}; {result.surrogates_trained} surrogate(s) trained "
+               f"in {seconds['training']:.1f} s, scoring {seconds['scoring']:.1f} s, total {seconds['total']:.1f} s "
+               f"on {where}")
+    click.echo(f"{'scorer':<24} {'mean':>10} {'std':>10} {'min':>10} {'max':>10}")
+    for key, s in stats.items():
+        click.echo(f"{key:<24} {s['mean']:>10.4g} {s['std']:>10.4g} {s['min']:>10.4g} {s['max']:>10.4g}")
+    if out:
+        click.echo(f"wrote {out}")
+
+
+# ---------------------------------------------------------------- bench

@@ -1,0 +1,198 @@
+"""The on-device data set every other module uses, and `load_dataset` (by registry name) / `from_arrays`.
+
+Images live on the compute device as uint8 NCHW tensors. Normalisation and
+augmentation run batched on the device (`Dataset.prepare`), so the training
+loop never touches per-sample Python.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .formats import check_arrays, default_data_root, load_npz_arrays, pixel_stats
+from .registry import DATASETS, NPZ_PREFIX, DatasetSpec, check_dataset_name
+
+
+@dataclass
+class Dataset:
+    """A classification data set with both splits on one device."""
+
+    name: str
+    x_train: torch.Tensor  # uint8 (N, C, H, W)
+    y_train: torch.Tensor  # int64 (N,)
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    classes: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augment: str = "none"  # "none" or "crop_flip"
+    source: str = ""  # where it was read from, for messages and MLflow
+    train_index: np.ndarray | None = None  # positions in the full source data, if subset
+    _norm: dict = field(default_factory=dict, repr=False)
+    _digest: str | None = field(default=None, repr=False)  # same content, same digest: computed once
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def device(self) -> torch.device:
+        return self.x_train.device
+
+    def __len__(self) -> int:
+        return len(self.y_train)
+
+    def to(self, device: torch.device | str) -> "Dataset":
+        device = torch.device(device)
+        if device == self.device:
+            return self
+        moved = {k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_test", "y_test")}
+        copy = self.replace(**moved)
+        copy._digest = self._digest  # the same bytes on another device
+        return copy
+
+    def replace(self, **changes) -> "Dataset":
+        """A copy with some fields changed; derived state (normalisation constants, digest) is recomputed."""
+        return Dataset(**{**self.__dict__, **changes, "_norm": {}, "_digest": None})
+
+    def normalize(self, x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """uint8 images to normalised floats, batched on the tensor's device."""
+        key = (x.device, dtype)
+        if key not in self._norm:
+            mean = torch.tensor(self.mean, device=x.device, dtype=dtype).view(1, -1, 1, 1) * 255.0
+            std = torch.tensor(self.std, device=x.device, dtype=dtype).view(1, -1, 1, 1) * 255.0
+            self._norm[key] = (mean, 1.0 / std)
+        mean, inv_std = self._norm[key]
+        return (x.to(dtype) - mean) * inv_std
+
+    def augment_batch(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The data set's training augmentation on a uint8 batch, on its device."""
+        if self.augment == "crop_flip":
+            return random_crop_flip(x, generator, pad=4)
+        return x
+
+    def digest(self) -> str:
+        """A content hash of the training and test data, for the cache and MLflow (once per data set)."""
+        if self._digest is None:
+            h = hashlib.sha256()
+            for t in (self.x_train, self.y_train, self.x_test, self.y_test):
+                h.update(t.detach().cpu().contiguous().numpy().tobytes())
+            self._digest = h.hexdigest()[:16]
+        return self._digest
+
+    def subset(self, train_size: int | None = None, test_size: int | None = None) -> "Dataset":
+        """A class-stratified subset: the first n/C samples of each class, in order."""
+        x_tr, y_tr, x_te, y_te = self.x_train, self.y_train, self.x_test, self.y_test
+        index = self.train_index if self.train_index is not None else np.arange(len(y_tr))
+        if train_size is not None and train_size < len(y_tr):
+            keep = stratified_head(y_tr.cpu().numpy(), train_size, self.num_classes)
+            x_tr, y_tr, index = x_tr[keep], y_tr[keep], index[keep]
+        if test_size is not None and test_size < len(y_te):
+            keep = stratified_head(y_te.cpu().numpy(), test_size, self.num_classes)
+            x_te, y_te = x_te[keep], y_te[keep]
+        return self.replace(x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te, train_index=index)
+
+
+def stratified_head(labels: np.ndarray, size: int, num_classes: int) -> np.ndarray:
+    """Indices of the first size/C samples of each class (the remainder to the lowest classes)."""
+    if size < num_classes:
+        raise DataError(f"a subset of {size} samples cannot hold all {num_classes} classes; ask for at least {num_classes}")
+    base, extra = divmod(size, num_classes)
+    picks = []
+    for c in range(num_classes):
+        members = np.flatnonzero(labels == c)
+        picks.append(members[: base + (1 if c < extra else 0)])
+    return np.sort(np.concatenate(picks))
+
+
+def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random crop with zero padding and horizontal flip, for a whole batch at once."""
+    n, c, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), device=x.device, generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), device=x.device, generator=generator)
+    flip = torch.rand(n, device=x.device, generator=generator) < 0.5
+    rows = (dy[:, None] + torch.arange(h, device=x.device)).view(n, 1, h, 1)
+    cols = torch.arange(w, device=x.device).expand(n, w)
+    cols = torch.where(flip[:, None], cols.flip(1), cols) + dx[:, None]
+    batch = torch.arange(n, device=x.device).view(n, 1, 1, 1)
+    chan = torch.arange(c, device=x.device).view(1, c, 1, 1)
+    return padded[batch, chan, rows, cols.view(n, 1, 1, w)]
+
+
+_CACHE: dict[tuple, Dataset] = {}
+
+
+def load_dataset(
+    name: str,
+    data_dir: str | Path | None = None,
+    device: torch.device | str = "cpu",
+    train_size: int | None = None,
+    test_size: int | None = None,
+) -> Dataset:
+    """Load a data set by name (or `npz:PATH`) onto `device`, optionally a stratified subset.
+
+    Loaded arrays are kept for the life of the process, so a sweep reads its files once.
+    """
+    check_dataset_name(name)
+    data_dir = Path(data_dir).expanduser() if data_dir else None
+    key = (name, str(data_dir))
+    if key not in _CACHE:
+        _CACHE[key] = _read(name, data_dir)
+    ds = _CACHE[key]
+    if train_size is not None or test_size is not None:
+        ds = ds.subset(train_size, test_size)
+    return ds.to(device)
+
+
+def _read(name: str, data_dir: Path | None) -> Dataset:
+    if name.startswith(NPZ_PREFIX):
+        path = Path(name[len(NPZ_PREFIX):]).expanduser()
+        arrays = check_arrays(load_npz_arrays(path), str(path))
+        num_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
+        spec = DatasetSpec(name, lambda _d: arrays, pixel_stats(arrays["x_train"]),
+                           [str(i) for i in range(num_classes)], "none", str(path))
+        source = str(path)
+    else:
+        spec = DATASETS[name]
+        source = str(data_dir) if data_dir else ("package asset" if name == "mnist-mini" else str(default_data_root()))
+        arrays = check_arrays(spec.load(data_dir), f"{name} ({source})", len(spec.classes))
+    return Dataset(
+        name=name,
+        x_train=torch.from_numpy(arrays["x_train"]),
+        y_train=torch.from_numpy(arrays["y_train"]),
+        x_test=torch.from_numpy(arrays["x_test"]),
+        y_test=torch.from_numpy(arrays["y_test"]),
+        classes=list(spec.classes),
+        mean=tuple(spec.stats[0]),
+        std=tuple(spec.stats[1]),
+        augment=spec.augment,
+        source=source,
+    )
+
+
+def from_arrays(x_train, y_train, x_test, y_test, name: str = "arrays", augment: str = "none") -> Dataset:
+    """A Dataset from a user's own arrays or tensors (uint8 images, integer labels)."""
+    def as_np(a):
+        return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+
+    arrays = check_arrays({"x_train": as_np(x_train), "y_train": as_np(y_train),
+                           "x_test": as_np(x_test), "y_test": as_np(y_test)}, name)
+    num_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
+    mean, std = pixel_stats(arrays["x_train"])
+    return Dataset(
+        name=name,
+        x_train=torch.from_numpy(arrays["x_train"]), y_train=torch.from_numpy(arrays["y_train"]),
+        x_test=torch.from_numpy(arrays["x_test"]), y_test=torch.from_numpy(arrays["y_test"]),
+        classes=[str(i) for i in range(num_classes)],
+        mean=mean, std=std, augment=augment, source=name,
+    )

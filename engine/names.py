@@ -1,0 +1,72 @@
+"""The store's vocabulary: every tag key, status, artifact path and baseline name, in one place.
+
+Like MLflow's `mlflow_tags.py` and `RunStatus`: the engine, the TUI and the tests
+read and write runs through these constants, so a key is spelled once.
+"""
+from __future__ import annotations
+
+# ---------------------------------------------------------------- tag keys
+ROLE = "prunelab.role"  # PARENT_ROLE or TRIAL_ROLE
+KIND = "prunelab.kind"  # the experiment kind
+DATASET = "prunelab.dataset"
+MODEL = "prunelab.model"
+CONFIG_NAME = "prunelab.config_name"
+TRIAL_KEY = "prunelab.trial_key"  # a trial's identity in its grid; resume matches on it
+ERROR = "prunelab.error"  # why a run or trial failed or was killed (one line)
+TRACEBACK = "prunelab.traceback"  # the tail of an unexpected exception's traceback
+HOST = "prunelab.host"  # where a trial ran (a Ray worker's host)
+PID = "prunelab.pid"  # and in which process
+KEPT = "prunelab.kept"  # input tag on a trial's data set: samples kept
+KEEP_FRACTION = "prunelab.keep_fraction"
+PARENT = "mlflow.parentRunId"  # MLflow's own
+NOTE = "mlflow.note.content"  # MLflow's run description
+DATA_CONTEXT = "mlflow.data.context"  # MLflow's input tag: train / test
+
+# the grid's own tags on every trial (also its params), in display order
+TRIAL_TAGS = ("method", "strategy", "ratio", "seed", "epoch")
+
+PARENT_ROLE = "parent"
+TRIAL_ROLE = "trial"
+
+# ---------------------------------------------------------------- statuses (MLflow's RunStatus names)
+RUNNING = "RUNNING"
+SCHEDULED = "SCHEDULED"
+FINISHED = "FINISHED"
+FAILED = "FAILED"
+KILLED = "KILLED"
+TERMINAL = (FINISHED, FAILED, KILLED)
+STATUSES = (RUNNING, SCHEDULED, *TERMINAL)
+
+# ---------------------------------------------------------------- artifact paths
+CONFIG_TOML = "config.toml"
+SUMMARY_CSV = "summary.csv"
+SUMMARY_JSON = "summary.json"
+OVERLAP_JSON = "overlap.json"
+KEPT_INDICES = "selection/kept_indices.npy"
+NOISE_LABELS = "noise/labels.npy"
+NOISE_FLIPPED = "noise/flipped.npy"
+SCORES_DIR = "scores"
+PLOTS_DIR = "plots"
+PREDICTIONS = "predictions"  # scores/predictions@eN.npy: the surrogate's predicted labels, not a score
+
+
+def score_artifact(method: str, epoch: int) -> str:
+    """Where a run logs one scorer's scores taken at surrogate epoch `epoch`."""
+    return f"{SCORES_DIR}/{method}@e{epoch}.npy"
+
+
+def predictions_artifact(epoch: int) -> str:
+    return score_artifact(PREDICTIONS, epoch)
+
+
+def plot_artifact(name: str) -> str:
+    return f"{PLOTS_DIR}/{name}.png"
+
+
+# ---------------------------------------------------------------- baseline names (methods and strategies)
+FULL = "full"  # the method of the full-data reference trials
+RANDOM = "random"  # the scorer (and strategy) every method is compared with
+ORACLE = "oracle"  # noise: retrain without exactly the flipped samples
+NO_STRATEGY = "none"  # the strategy tag of trials that select nothing (full data)
+TOP_K = "top-k"  # the strategy tag of online trials
+CLEAN = "clean"  # the strategy tag of the noise oracle

@@ -1,0 +1,176 @@
+"""The runner: owns the parent MLflow run, the progress file, resume, signals and the run's status.
+
+An experiment kind only plans trials and says what each does; the runner
+logs its summary rows (summary.csv, summary.json) and headline metrics, for
+every kind alike. Ctrl-C or SIGTERM ends the run KILLED.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import signal
+import time
+import tomllib
+from typing import Any
+
+from .. import names
+from ..config import Config, config_from_dict
+from ..errors import PrunelabError
+from ..kinds import KINDS
+from ..store.events import EventCallback, RunStarted, RunStatus, fan_out
+from ..store.progress import JsonLinesSink, read_events
+from ..store.runs import records_from_children
+from ..store.tracking import Tracker, tracker
+from .context import RunContext
+from .executors import LocalExecutor
+from .trials import RunResult
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def summary_to_csv(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    buf = io.StringIO()
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    writer = csv.DictWriter(buf, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def log_summary(ctx: RunContext, rows: list[dict[str, Any]]) -> None:
+    """summary.csv and summary.json on the parent run, whatever the kind."""
+    ctx.log_text(summary_to_csv(rows), names.SUMMARY_CSV)
+    ctx.log_json(rows, names.SUMMARY_JSON)
+
+
+def log_headline_metrics(track: Tracker, parent: str, rows: list[dict[str, Any]]) -> None:
+    """best_test_accuracy and full_data_accuracy on the parent, for run lists and MLflow's table."""
+    accs = [r["mean_accuracy"] for r in rows if isinstance(r.get("mean_accuracy"), float)
+            and not math.isnan(r["mean_accuracy"])]
+    full = [r["mean_accuracy"] for r in rows if r.get("method") == names.FULL]
+    metrics = {}
+    if accs:
+        metrics["best_test_accuracy"] = max(accs)
+    if full:
+        metrics["full_data_accuracy"] = full[0]
+    track.log_metrics(parent, metrics)
+
+
+def parent_tags(config: Config) -> dict[str, Any]:
+    return {names.ROLE: names.PARENT_ROLE, names.KIND: config.kind, names.DATASET: config.data.dataset,
+            names.MODEL: config.model, names.CONFIG_NAME: config.name,
+            names.NOTE: config.description or f"prunelab {config.kind} experiment"}
+
+
+def create_parent_run(config: Config, tracking_uri: str | None = None) -> str:
+    """Create the parent run with its config and params, so a detached process can pick it up."""
+    track = tracker(tracking_uri, os.getcwd())
+    run_name = f"{config.kind} {config.data.dataset} {config.model}"
+    parent = track.start_run(config.name, run_name, parent_tags(config))
+    track.log_text(parent, config.to_toml(), names.CONFIG_TOML)
+    track.log_params(parent, flatten(config.model_dump(mode="json")))
+    return parent
+
+
+def load_run_config(run_id: str, tracking_uri: str | None = None) -> Config:
+    track = tracker(tracking_uri, os.getcwd())
+    run = track.get_run(run_id)
+    if run.data.tags.get(names.ROLE) != names.PARENT_ROLE:
+        raise PrunelabError(f"run {run_id} is not a prunelab experiment (parent) run; pass the parent's id")
+    text = track.load_text(run_id, names.CONFIG_TOML)
+    if text is None:
+        raise PrunelabError(f"run {run_id} has no config.toml artifact, so it cannot be resumed")
+    return config_from_dict(tomllib.loads(text), f"run {run_id} {names.CONFIG_TOML}")
+
+
+def ran_before(progress_file) -> bool:
+    """Whether a runner already worked on this run: its progress file holds a status line.
+
+    A detached launch writes only the RunStarted line before its process starts, so
+    its first `--resume` is a start, not a resume.
+    """
+    return progress_file.exists() and any(isinstance(e, RunStatus) for e in read_events(progress_file))
+
+
+def run_experiment(config: Config | None, tracking_uri: str | None = None, on_event: EventCallback | None = None,
+                   resume: str | None = None, executor=None) -> RunResult:
+    """Run (or resume) an experiment: the parent run, its trials, summary and figures.
+
+    Ctrl-C ends the run KILLED and re-raises KeyboardInterrupt; an unexpected
+    error ends it FAILED and re-raises.
+    """
+    start = time.time()
+    track = tracker(tracking_uri, os.getcwd())
+    executor = executor or LocalExecutor()
+    if resume:
+        parent = resume
+        config = load_run_config(resume, tracking_uri)
+        done = records_from_children(track, parent)
+        track.set_status(parent, names.RUNNING)
+    else:
+        parent = create_parent_run(config, tracking_uri)
+        done = {}
+    kind = KINDS.check(config.kind)
+    progress = track.store.progress_file(parent)
+    resumed = bool(resume) and ran_before(progress)
+    sink = JsonLinesSink(progress)
+    events = fan_out(sink, on_event)
+    planned = kind.count_trials(config)
+    track.log_metrics(parent, {"trials": planned})
+    events(RunStarted(run_id=parent, experiment=config.name, kind=config.kind, trials=planned,
+                      tracking_uri=track.store.uri))
+    events(RunStatus(status=names.RUNNING, run_id=parent, message="resumed" if resumed else "started"))
+    previous_sigterm = _sigterm_as_interrupt()
+    try:
+        ctx = RunContext(config, track, parent, events, executor, done)
+        summary = kind.execute(ctx)
+        log_summary(ctx, summary)
+        records = ctx.records
+        failed = [r for r in records if r.status == names.FAILED]
+        message = f"{len(failed)} of {len(records)} trials failed" if failed else ""
+        log_headline_metrics(track, parent, summary)
+        track.end_run(parent, names.FINISHED)
+        events(RunStatus(status=names.FINISHED, run_id=parent, message=message))
+        return RunResult(parent, config.name, names.FINISHED, summary, ctx.artifacts, records, track.store.uri,
+                         str(progress), time.time() - start)
+    except KeyboardInterrupt:
+        track.end_run(parent, names.KILLED)
+        events(RunStatus(status=names.KILLED, run_id=parent, message="interrupted"))
+        raise
+    except BaseException as exc:
+        track.set_tags(parent, {names.ERROR: f"{type(exc).__name__}: {exc}"[:5000]})
+        track.end_run(parent, names.FAILED)
+        events(RunStatus(status=names.FAILED, run_id=parent, message=f"{type(exc).__name__}: {exc}"))
+        raise
+    finally:
+        _restore_sigterm(previous_sigterm)
+        sink.close()
+
+
+def _sigterm_as_interrupt():
+    """SIGTERM (a cancel from the TUI) ends the run like Ctrl-C: KILLED, with its state recorded."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        return None
+
+
+def _restore_sigterm(previous) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)

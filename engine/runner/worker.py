@@ -1,0 +1,50 @@
+"""The worker side of a trial: run its task and log its child run from start to end, in any process."""
+from __future__ import annotations
+
+import os
+import socket
+import traceback
+
+from .. import names
+from ..config import config_from_dict
+from ..errors import PrunelabError
+from ..store.events import EventCallback, StageStarted, TrialFinished, emit
+from ..store.runs import TrialRecord
+from ..store.tracking import tracker
+from .tasks import TRIAL_TASKS
+from .trials import TrialJob
+
+
+def execute_trial(job: TrialJob, on_event: EventCallback | None = None) -> TrialRecord:
+    """Run the job's task and log its child run, start to end. Runs in any process (a Ray worker too).
+
+    A trial that fails (a PrunelabError such as a diverged loss, or a bug) ends FAILED with
+    its reason and the sweep goes on; Ctrl-C ends it KILLED and propagates.
+    """
+    config = config_from_dict(job.config)  # imports the config's plugins here first
+    trial = job.trial
+    track = tracker(job.tracking_uri, job.workdir)
+    tags = {names.ROLE: names.TRIAL_ROLE, names.KIND: config.kind, names.TRIAL_KEY: trial.key, **trial.tags(),
+            names.HOST: socket.gethostname(), names.PID: os.getpid()}  # where it ran (Ray: which worker)
+    name = job.run_name
+    child = track.start_run(job.experiment, name, tags, parent_id=job.parent_id)
+    emit(on_event, StageStarted(stage=job.task, detail=name, trial=job.index, trials=job.total))
+    status, message, metrics = names.FINISHED, "", {}
+    try:
+        metrics = TRIAL_TASKS[job.task](job, config, track, child, on_event)
+    except PrunelabError as exc:
+        status, message = names.FAILED, str(exc)
+    except KeyboardInterrupt:
+        track.set_tags(child, {names.ERROR: "interrupted"})
+        track.end_run(child, names.KILLED)
+        raise
+    except Exception as exc:  # a bug in one trial must not sink the sweep; the message says what it was
+        status, message = names.FAILED, f"{type(exc).__name__}: {exc}"
+        track.set_tags(child, {names.TRACEBACK: traceback.format_exc()[-4000:]})
+    if message:
+        track.set_tags(child, {names.ERROR: message})
+    track.end_run(child, status)
+    record = TrialRecord(trial.key, trial.tags(), status, metrics, child, message)
+    emit(on_event, TrialFinished(trial=job.index, trials=job.total, status=status, params=trial.tags(),
+                                 metrics=metrics, message=message, child_run_id=child, name=name))
+    return record

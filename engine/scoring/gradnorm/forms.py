@@ -1,0 +1,46 @@
+"""The norm-form registry: a layer class -> the closed form of its per-sample squared gradient norm.
+
+Like opacus' grad samplers, one signature for every layer family:
+`fn(module, input, output_grad, trainable, workspace) -> (N,) squared norms`, where
+`input` is the layer's input and `output_grad` ∂L/∂output for the whole batch,
+`trainable` the names of the module's own parameters that count, and `workspace`
+scratch memory (`linear.Workspace`) a form may use to bound its temporaries.
+Forms match the exact class (a subclass may override forward, so it takes the
+exact torch.func fallback in generic.py unless registered itself).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from .linear import Workspace
+
+NormForm = Callable[[nn.Module, torch.Tensor, torch.Tensor, frozenset[str], "Workspace"], torch.Tensor]
+NORM_FORMS: dict[type[nn.Module], NormForm] = {}
+
+
+def register_norm_form(layer_class: type[nn.Module], fn: NormForm | None = None):
+    """Use `fn` for every layer of exactly `layer_class` (also as a decorator: `@register_norm_form(MyLayer)`).
+
+    The form must return each sample's squared norm of the gradient w.r.t. the
+    layer's own trainable parameters, exactly; anything else makes the scores wrong,
+    so test it against `torch.func` (tests/engine/test_scoring.py shows how).
+    """
+    if not (isinstance(layer_class, type) and issubclass(layer_class, nn.Module)):
+        raise TypeError(f"register_norm_form needs an nn.Module subclass, got {layer_class!r}")
+
+    def add(form: NormForm) -> NormForm:
+        if not callable(form):
+            raise TypeError(f"the norm form for {layer_class.__name__} must be callable")
+        NORM_FORMS[layer_class] = form
+        return form
+
+    return add if fn is None else add(fn)
+
+
+def norm_form(module: nn.Module) -> NormForm | None:
+    """The registered form of this module's exact class, or None (the generic fallback)."""
+    return NORM_FORMS.get(type(module))

@@ -1,0 +1,191 @@
+"""Progress files: every run appends its events as JSON lines, one file per parent run, and any process follows it.
+
+The file names the run's pid and host (`RunStarted`), so a reader can tell a run
+killed hard from a live one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from .. import names
+from .events import (
+    BatchProgress,
+    EpochEnd,
+    Event,
+    LogLine,
+    RunStarted,
+    RunStatus,
+    StageStarted,
+    TrialFinished,
+    event_from_dict,
+)
+
+
+class JsonLinesSink:
+    """Appends events to a file, one JSON object per line, flushed so followers see them at once.
+
+    Batch progress is thinned to a few lines a second so the file stays small.
+    """
+
+    def __init__(self, path: str | Path, min_batch_interval: float = 0.5):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a", encoding="utf-8")
+        self._min_batch_interval = min_batch_interval
+        self._last_batch = 0.0
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, BatchProgress):
+            if event.t - self._last_batch < self._min_batch_interval and event.batch != event.batches:
+                return
+            self._last_batch = event.t
+        self._file.write(event.to_json() + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class ProgressFollower:
+    """Reads new events from a progress file each time it is polled (like `tail -f`)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._offset = 0
+        self._partial = ""
+
+    def poll(self) -> list[Event]:
+        try:
+            with open(self.path, "r", encoding="utf-8") as f:
+                f.seek(self._offset)
+                chunk = f.read()
+                self._offset = f.tell()
+        except FileNotFoundError:
+            return []
+        text = self._partial + chunk
+        lines = text.split("\n")
+        self._partial = lines.pop()  # an incomplete last line waits for the next poll
+        events = []
+        for line in lines:
+            if line.strip():
+                try:
+                    events.append(event_from_dict(json.loads(line)))
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue
+        return events
+
+
+def read_events(path: str | Path) -> list[Event]:
+    return ProgressFollower(path).poll()
+
+
+def iter_progress_files(progress_dir: str | Path) -> Iterator[Path]:
+    folder = Path(progress_dir)
+    if folder.is_dir():
+        yield from sorted(folder.glob("*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def process_alive(pid: int, host: str) -> bool | None:
+    """True or False for a process on this host; None when it runs elsewhere (unknown)."""
+    if host != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (killed, not yet reaped) is dead too
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().split(b") ")[-1][:1] != b"Z"
+    except OSError:
+        return True
+
+
+@dataclass
+class RunProgress:
+    """What a progress file says about one run, folded from its events."""
+
+    run_id: str = ""
+    experiment: str = ""
+    kind: str = ""
+    pid: int = 0
+    host: str = ""
+    status: str = names.RUNNING
+    trials: int = 0
+    trials_done: int = 0
+    stage: str = ""
+    stage_detail: str = ""
+    trial: int | None = None
+    epoch: int = 0
+    epochs: int = 0
+    batch: int = 0
+    batches: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+    started: float = 0.0
+    updated: float = 0.0
+    log: list[str] = field(default_factory=list)
+
+    def apply(self, event: Event) -> None:
+        self.updated = event.t
+        if isinstance(event, RunStarted):
+            self.run_id, self.experiment, self.kind = event.run_id, event.experiment, event.kind
+            self.pid, self.host, self.trials, self.started = event.pid, event.host, event.trials, event.t
+            self.status = names.RUNNING
+        elif isinstance(event, StageStarted):
+            self.stage, self.stage_detail = event.stage, event.detail
+            if event.trial is not None:
+                self.trial = event.trial
+            self.batch = self.batches = 0
+        elif isinstance(event, EpochEnd):
+            self.epoch, self.epochs = event.epoch, event.epochs
+            self.metrics.update(event.metrics)
+        elif isinstance(event, BatchProgress):
+            self.epoch, self.epochs, self.batch, self.batches = event.epoch, event.epochs, event.batch, event.batches
+        elif isinstance(event, TrialFinished):
+            self.trials_done += 1
+            self.trials = max(self.trials, event.trials)
+            self.log.append(trial_line(event))
+        elif isinstance(event, LogLine):
+            self.log.append(event.message)
+        elif isinstance(event, RunStatus):
+            self.status = event.status
+            if event.message:
+                self.log.append(f"{event.status}: {event.message}")
+        del self.log[:-200]
+
+    @property
+    def alive(self) -> bool | None:
+        return process_alive(self.pid, self.host) if self.pid else None
+
+    @property
+    def effective_status(self) -> str:
+        """RUNNING only while the process lives: a run killed hard reads KILLED."""
+        if self.status == names.RUNNING and self.alive is False:
+            return names.KILLED
+        return self.status
+
+
+def trial_line(event: TrialFinished) -> str:
+    """"trial 3/14 FINISHED  el2n / hardest / keep 0.5 / seed 0 / e2  acc 97.31 %", or the failure's reason."""
+    line = f"trial {event.trial + 1}/{event.trials} {event.status}"
+    if event.name:
+        line += f"  {event.name}"
+    accuracy = event.metrics.get("test_accuracy")
+    if event.status == names.FINISHED and isinstance(accuracy, (int, float)):
+        line += f"  acc {100 * accuracy:.2f} %"
+    if event.message:
+        line += f"  {event.message}"
+    return line
+
+
+def fold(events: list[Event], progress: RunProgress | None = None) -> RunProgress:
+    progress = progress or RunProgress()
+    for event in events:
+        progress.apply(event)
+    return progress

@@ -1,0 +1,132 @@
+"""Reading runs back: the list of experiments' parent runs, their summaries, and dead-run detection.
+
+A process killed with SIGKILL leaves its MLflow run RUNNING. The progress file
+records the pid and host; when that process is gone, the run is marked KILLED
+here, so the CLI, the TUI and MLflow's UI all show it as such.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .. import names
+from ..analysis import summarize_seeds
+from .progress import RunProgress, fold, read_events
+from .tracking import Tracker
+
+
+@dataclass
+class TrialRecord:
+    """A trial's outcome, as its child run holds it."""
+
+    key: str
+    tags: dict[str, Any]
+    status: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    child_run_id: str = ""
+    message: str = ""
+
+
+@dataclass
+class RunInfo:
+    run_id: str
+    experiment: str
+    name: str
+    kind: str
+    status: str
+    dataset: str
+    model: str
+    best_accuracy: float | None
+    trials_done: int
+    trials: int
+    start_time: float  # seconds since the epoch
+    end_time: float | None
+
+    @property
+    def duration(self) -> float | None:
+        end = self.end_time or (time.time() if self.status == names.RUNNING else None)
+        return end - self.start_time if end else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "duration": self.duration}
+
+
+def progress_of(track: Tracker, run_id: str) -> RunProgress | None:
+    path = track.store.progress_file(run_id)
+    return fold(read_events(path)) if path.exists() else None
+
+
+def reconcile(track: Tracker, run) -> str:
+    """The run's status, after marking it KILLED if it says RUNNING but its process is dead."""
+    status = run.info.status
+    if status != names.RUNNING:
+        return status
+    progress = progress_of(track, run.info.run_id)
+    if progress is not None and progress.pid and progress.alive is False:
+        track.end_run(run.info.run_id, names.KILLED)
+        track.set_tags(run.info.run_id, {names.ERROR: f"process {progress.pid} on {progress.host} died"})
+        return names.KILLED
+    return status
+
+
+def list_runs(track: Tracker, status: str | None = None, kind: str | None = None) -> list[RunInfo]:
+    """Parent runs, newest first, with live status and trial counts."""
+    experiments = {e.experiment_id: e.name for e in track.client.search_experiments()}
+    parents = track.search(list(experiments), filter_string=f"tags.`{names.ROLE}` = '{names.PARENT_ROLE}'")
+    children = track.search(list(experiments), filter_string=f"tags.`{names.ROLE}` = '{names.TRIAL_ROLE}'")
+    done: dict[str, int] = {}
+    for child in children:
+        if child.info.status in (names.FINISHED, names.FAILED):
+            parent = child.data.tags.get(names.PARENT, "")
+            done[parent] = done.get(parent, 0) + 1
+    out = []
+    for run in parents:
+        run_status = reconcile(track, run)
+        run_kind = run.data.tags.get(names.KIND, "")
+        if (status and run_status != status.upper()) or (kind and run_kind != kind):
+            continue
+        progress = progress_of(track, run.info.run_id) if run_status == names.RUNNING else None
+        trials = int(run.data.metrics.get("trials", 0)) or (progress.trials if progress else 0)
+        out.append(RunInfo(
+            run_id=run.info.run_id, experiment=experiments.get(run.info.experiment_id, ""),
+            name=run.info.run_name or "", kind=run_kind, status=run_status,
+            dataset=run.data.tags.get(names.DATASET, ""), model=run.data.tags.get(names.MODEL, ""),
+            best_accuracy=run.data.metrics.get("best_test_accuracy"),
+            trials_done=done.get(run.info.run_id, 0), trials=trials,
+            start_time=run.info.start_time / 1000, end_time=run.info.end_time / 1000 if run.info.end_time else None))
+    return out
+
+
+def run_summary(track: Tracker, run_id: str) -> list[dict[str, Any]]:
+    """The summary rows of a run: its summary.json, or, while it runs, folded from finished trials."""
+    text = track.load_text(run_id, names.SUMMARY_JSON)
+    if text:
+        return json.loads(text)
+    return summarize_seeds(list(records_from_children(track, run_id, mark_stale=False).values()))
+
+
+def records_from_children(track: Tracker, parent_id: str, mark_stale: bool = True) -> dict[str, TrialRecord]:
+    """The finished trials of a parent run, by trial key (the newest child wins).
+
+    With mark_stale, children left RUNNING (by a process that died) are ended KILLED.
+    """
+    done: dict[str, TrialRecord] = {}
+    for run in reversed(track.children(parent_id)):  # oldest first, so newer ones overwrite
+        key = run.data.tags.get(names.TRIAL_KEY)
+        if not key:
+            continue
+        status = run.info.status
+        if status == names.RUNNING:
+            if mark_stale:  # left behind by a killed process
+                track.end_run(run.info.run_id, names.KILLED)
+            continue
+        if status not in (names.FINISHED, names.FAILED):
+            continue
+        metrics = dict(run.data.metrics)
+        if "final_test_accuracy" in metrics:
+            metrics["test_accuracy"] = metrics["final_test_accuracy"]
+        tags = {k: run.data.tags.get(k) for k in names.TRIAL_TAGS}
+        done[key] = TrialRecord(key, tags, status, metrics, run.info.run_id, run.data.tags.get(names.ERROR, ""))
+    return done

@@ -1,0 +1,312 @@
+"""MLflow: where the store is, parent and child runs, artifacts, and retries.
+
+The default store is SQLite, `sqlite:///mlruns/mlflow.db` under the working
+directory, with artifacts in `mlruns/artifacts/`. `--tracking-uri` (or
+MLFLOW_TRACKING_URI) picks another store or a tracking server. SQLite is shared
+by concurrent runs: WAL mode, a busy timeout, and a retry on "database is locked".
+
+Conventions every reader (CLI, TUI, scripts) relies on:
+- one MLflow experiment per config `name`; one parent run per experiment run,
+  tagged `prunelab.role=parent`, `prunelab.kind`, `prunelab.dataset`, `prunelab.model`;
+- one child run per trial, tagged `mlflow.parentRunId`, `prunelab.role=trial`,
+  `prunelab.trial_key`, and `method`, `strategy`, `ratio`, `seed`, `epoch`;
+- per-epoch metrics `train_loss`, `test_loss`, `test_accuracy` (step = epoch);
+- the parent's artifacts: `config.toml`, `summary.csv`, `summary.json`, `plots/*.png`, `scores/*.npy`;
+- the data set as every run's input (`log_dataset_input`): name, digest, source, and the kept size as an input tag.
+
+MLflow is imported inside the methods that use it: it takes seconds to load, and
+run lists, progress files and `config check` must not wait for it.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import json
+import os
+import random
+import sqlite3
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, TypeVar
+
+import numpy as np
+
+from .. import names
+from ..data.formats import ASSETS
+from ..errors import PrunelabError
+
+DEFAULT_STORE_DIR = "mlruns"
+
+T = TypeVar("T")
+
+
+class TrackingError(PrunelabError):
+    pass
+
+
+@dataclass(frozen=True)
+class Store:
+    """A tracking URI and the local folder beside it (progress files, cache)."""
+
+    uri: str
+    root: Path  # folder for progress/ and cache/
+    artifact_root: str | None  # artifact location for new experiments, None = the server's default
+
+    @property
+    def progress_dir(self) -> Path:
+        return self.root / "progress"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    def progress_file(self, run_id: str) -> Path:
+        return self.progress_dir / f"{run_id}.jsonl"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.uri.startswith("sqlite:///")
+
+
+def resolve_store(tracking_uri: str | None = None, workdir: str | Path | None = None) -> Store:
+    """The store for a URI, MLFLOW_TRACKING_URI, or the default SQLite file in ./mlruns."""
+    workdir = Path(workdir or os.getcwd()).resolve()
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or ""
+    if not uri:
+        root = workdir / DEFAULT_STORE_DIR
+        return Store(f"sqlite:///{root / 'mlflow.db'}", root, (root / "artifacts").as_uri())
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):])
+        db = db if db.is_absolute() else workdir / db
+        return Store(f"sqlite:///{db}", db.parent, (db.parent / "artifacts").as_uri())
+    if "://" not in uri or uri.startswith("file:"):
+        raise TrackingError(f"tracking URI {uri!r} is a file store, which MLflow 3 refuses; "
+                            "use sqlite:///PATH/mlflow.db or http://HOST:PORT")
+    return Store(uri, workdir / DEFAULT_STORE_DIR, None)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _locked_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "database is locked" in text or "database is busy" in text or "unable to open database" in text
+
+
+def retry(fn: Callable[..., T], *args, attempts: int = 12, **kwargs) -> T:
+    """Call fn, retrying with jittered backoff while SQLite says the database is locked."""
+    delay = 0.05
+    for attempt in range(attempts):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # MLflow wraps SQLAlchemy's OperationalError in several types
+            if attempt == attempts - 1 or not _locked_error(exc):
+                raise
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 2.0)
+    raise AssertionError("unreachable")
+
+
+def _prepare_sqlite(store: Store) -> None:
+    """Create the store once (under a file lock, as MLflow migrates a new file) and set WAL mode."""
+    db = Path(store.uri[len("sqlite:///"):])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with _file_lock(db.parent / ".init.lock"):
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(store.uri).search_experiments(max_results=1)  # creates and migrates the schema
+        with sqlite3.connect(db, timeout=30) as con:
+            mode = con.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode.lower() != "wal":
+                con.execute("PRAGMA journal_mode=WAL")
+
+
+class Tracker:
+    """A thin, retrying layer over MlflowClient with prunelab's conventions."""
+
+    def __init__(self, tracking_uri: str | None = None, workdir: str | Path | None = None):
+        self.store = resolve_store(tracking_uri, workdir)
+        os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # keeps --json output clean
+        if self.store.is_sqlite:
+            _prepare_sqlite(self.store)
+        from mlflow.tracking import MlflowClient
+
+        self.client = MlflowClient(self.store.uri)
+
+    # ------------------------------------------------------------ experiments and runs
+    def experiment_id(self, name: str) -> str:
+        exp = retry(self.client.get_experiment_by_name, name)
+        if exp is not None:
+            return exp.experiment_id
+        try:
+            kwargs = {"artifact_location": f"{self.store.artifact_root}/{_slug(name)}"} if self.store.artifact_root else {}
+            return retry(self.client.create_experiment, name, **kwargs)
+        except Exception:  # another process created it first
+            exp = retry(self.client.get_experiment_by_name, name)
+            if exp is None:
+                raise
+            return exp.experiment_id
+
+    def start_run(self, experiment: str, run_name: str, tags: dict[str, Any], parent_id: str | None = None) -> str:
+        tags = {k: str(v) for k, v in tags.items()}
+        if parent_id:
+            tags[names.PARENT] = parent_id
+        run = retry(self.client.create_run, self.experiment_id(experiment), tags=tags, run_name=run_name)
+        return run.info.run_id
+
+    def end_run(self, run_id: str, status: str) -> None:
+        retry(self.client.set_terminated, run_id, status)
+
+    def set_status(self, run_id: str, status: str) -> None:
+        retry(self.client.update_run, run_id, status=status)
+
+    def get_run(self, run_id: str):
+        try:
+            return retry(self.client.get_run, run_id)
+        except Exception as exc:
+            if "not found" in str(exc).lower() or "RESOURCE_DOES_NOT_EXIST" in str(exc):
+                raise TrackingError(f"run {run_id!r} not found in {self.store.uri}; list runs with `prunelab runs`") from None
+            raise
+
+    def children(self, parent_id: str) -> list:
+        run = self.get_run(parent_id)
+        return self.search(experiment_ids=[run.info.experiment_id], filter_string=f"tags.`{names.PARENT}` = '{parent_id}'")
+
+    def search(self, experiment_ids: list[str] | None = None, filter_string: str = "", max_results: int = 5000) -> list:
+        if experiment_ids is None:
+            experiment_ids = [e.experiment_id for e in retry(self.client.search_experiments)]
+        if not experiment_ids:
+            return []
+        return list(retry(self.client.search_runs, experiment_ids, filter_string=filter_string,
+                          max_results=max_results, order_by=["attributes.start_time DESC"]))
+
+    # ------------------------------------------------------------ logging
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            retry(self.client.log_batch, run_id, params=items[i:i + 100])
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
+        if items:
+            retry(self.client.log_batch, run_id, metrics=items)
+
+    def log_history(self, run_id: str, history: Iterable[dict[str, float]]) -> None:
+        """Per-epoch metrics, each at step = epoch."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, int(row["epoch"])) for row in history for k, v in row.items()
+                 if k != "epoch" and v is not None]
+        for i in range(0, len(items), 900):
+            retry(self.client.log_batch, run_id, metrics=items[i:i + 900])
+
+    def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        retry(self.client.log_batch, run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_artifact_file(self, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
+        retry(self.client.log_artifact, run_id, str(path), artifact_path)
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        retry(self.client.log_text, run_id, text, artifact_file)
+
+    def log_json(self, run_id: str, obj: Any, artifact_file: str) -> None:
+        self.log_text(run_id, json.dumps(obj, indent=2, default=_jsonable), artifact_file)
+
+    def log_figure(self, run_id: str, figure, artifact_file: str) -> None:
+        retry(self.client.log_figure, run_id, figure, artifact_file)
+
+    def log_numpy(self, run_id: str, array, artifact_file: str) -> None:
+        folder, _, name = artifact_file.rpartition("/")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            np.save(path, array)
+            self.log_artifact_file(run_id, path, folder or None)
+
+    def download(self, run_id: str, artifact_path: str, dst: str | Path) -> Path | None:
+        """Fetch an artifact file or folder into dst; None when the run has no such artifact."""
+        try:
+            return Path(retry(self.client.download_artifacts, run_id, artifact_path, str(dst)))
+        except Exception:
+            return None
+
+    def load_text(self, run_id: str, artifact_file: str) -> str | None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = self.download(run_id, artifact_file, tmp)
+            return path.read_text() if path and path.is_file() else None
+
+    def log_dataset_input(self, run_id: str, dataset, kept: int | None = None, context: str = "train") -> None:
+        """Record the data set as the run's input (MLflow's `log_input`), so the UI shows what it trained on.
+
+        MLflow keeps one dataset entity per (experiment, name, digest), so what
+        differs per trial, the size of the kept subset, goes in the input's tags
+        (`prunelab.kept`, `prunelab.keep_fraction`); the shared profile holds the
+        split sizes.
+        """
+        from mlflow.entities import Dataset as MlflowDataset
+        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+        n_train, n_test = len(dataset.y_train), len(dataset.y_test)
+        source_type, source = _dataset_source(dataset)
+        profile = {"train_samples": n_train, "test_samples": n_test, "classes": dataset.num_classes,
+                   "input_shape": list(dataset.input_shape)}
+        entity = MlflowDataset(name=dataset.name, digest=dataset.digest(), source_type=source_type,
+                               source=json.dumps(source), schema=_tensor_schema(dataset),
+                               profile=json.dumps(profile))
+        kept = n_train if kept is None else int(kept)
+        tags = [InputTag(MLFLOW_DATASET_CONTEXT, context), InputTag(names.KEPT, str(kept)),
+                InputTag(names.KEEP_FRACTION, f"{kept / max(1, n_train):.4g}")]
+        retry(self.client.log_inputs, run_id, datasets=[DatasetInput(entity, tags)])
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name) or "experiment"
+
+
+def _dataset_source(dataset) -> tuple[str, dict[str, str]]:
+    """MLflow's (source_type, source) for a data set: a local file or folder when there is one, else code."""
+    source = dataset.source
+    if source == "package asset":  # the embedded mnist-mini: point at the file itself
+        source = str(ASSETS / f"{dataset.name}.npz")
+    if source and Path(source).exists():
+        return "local", {"uri": str(Path(source).resolve())}
+    return "code", {"description": source or dataset.name}
+
+
+def _tensor_schema(dataset) -> str:
+    """MLflow's TensorSpec schema (what `mlflow.data.from_numpy` writes): uint8 images, int64 labels."""
+    from mlflow.types import Schema, TensorSpec
+
+    features = Schema([TensorSpec(np.dtype("uint8"), (-1, *dataset.input_shape))])
+    targets = Schema([TensorSpec(np.dtype("int64"), (-1,))])
+    return json.dumps({"mlflow_tensorspec": {"features": features.to_json(), "targets": targets.to_json()}})
+
+
+def _jsonable(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else str(v)
+
+
+@functools.lru_cache(maxsize=8)
+def tracker(tracking_uri: str | None = None, workdir: str | None = None) -> Tracker:
+    """A shared Tracker per (URI, working directory) in this process."""
+    return Tracker(tracking_uri, workdir)
