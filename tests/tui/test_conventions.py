@@ -49,7 +49,7 @@ def test_every_binding_has_an_id_and_a_tooltip():
         assert len(ids) == len(set(ids)), owner.__name__
     # every Binding( in the sources names an id (a screen not listed above would show here)
     for path in TUI.rglob("*.py"):
-        for call in re.findall(r'Binding\("(.*?)\),?\n', path.read_text(), re.S):
+        for call in re.findall(r'Binding\("(.*?)\),?\n', path.read_text(), re.DOTALL):
             assert "id=" in call, (path.name, call)
 
 
