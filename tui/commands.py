@@ -6,9 +6,9 @@ with its tooltip as help, without a second list to keep in step.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from collections.abc import Callable
 from typing import Any
 
 from textual.binding import Binding
