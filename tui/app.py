@@ -7,13 +7,18 @@ warmed up by a thread worker after it, so startup stays under a second.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from textual import work
 from textual.app import App
 from textual.binding import Binding
 
+from .commands import PrunelabCommands
+from .messages import CancelSent, WorkerErrors
 from .screens.runs import RunsScreen
+
+if TYPE_CHECKING:
+    from .backend import BackendProtocol
 
 
 def _monitor() -> Any:
@@ -28,30 +33,34 @@ def _new() -> Any:
     return NewExperimentScreen()
 
 
-class PrunelabApp(App):
+class PrunelabApp(WorkerErrors, App):
     """Launch, watch and analyse prunelab experiments."""
 
     CSS_PATH = "app.tcss"
     TITLE = "prunelab"
     MODES = {"runs": RunsScreen, "monitor": _monitor, "new": _new}  # the others load when first shown
     DEFAULT_MODE = "runs"
+    COMMANDS = App.COMMANDS | {PrunelabCommands}
     BINDINGS = [
-        Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("q", "quit", "Quit"),
-        Binding("r", "runs", "Runs"),
-        Binding("m", "switch_mode('monitor')", "Monitor"),
-        Binding("n", "switch_mode('new')", "New"),
-        Binding("escape", "back", "Back", show=False),
+        Binding("question_mark", "help", "Help", key_display="?", id="app.help", tooltip="Every key of every screen"),
+        Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit (launched experiments keep running)"),
+        Binding("r", "runs", "Runs", id="app.runs", tooltip="The list of experiment runs"),
+        Binding("m", "switch_mode('monitor')", "Monitor", id="app.monitor",
+                tooltip="Live progress of the running experiments"),
+        Binding("n", "switch_mode('new')", "New", id="app.new", tooltip="Set up and launch a new experiment"),
+        Binding("escape", "back", "Back", show=False, id="app.back", tooltip="Back to the previous screen"),
     ]
 
-    def __init__(self, tracking_uri: str | None = None, backend: Any = None, **kwargs: Any) -> None:
+    def __init__(self, tracking_uri: str | None = None, backend: BackendProtocol | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if backend is None:
             from .backend import Backend
 
             backend = Backend(tracking_uri)
-        self.backend = backend
+        self.backend: BackendProtocol = backend
         self.sub_title = backend.uri
+        self.recent_runs: list[Any] | None = None  # the runs screen's last list, for the command palette
         self._first_frame_done = False
         self._after_first_frame: list[Callable[[], Any]] = []
 
@@ -76,14 +85,10 @@ class PrunelabApp(App):
             callback()
         self._after_first_frame.clear()
 
-    @work(thread=True, exit_on_error=False, group="warm-up")
+    @work(thread=True, exit_on_error=False, group="warm-up", description="cannot open the store")
     def warm_up(self) -> None:
         """Import MLflow and open the store after the first frame, not before it."""
-        try:
-            self.backend.warm_up()
-        except Exception as exc:
-            self.call_from_thread(self.notify, f"cannot open the store: {exc}", severity="error", timeout=10,
-                                  markup=False)
+        self.backend.warm_up()
 
     # ------------------------------------------------------------ routing
     def open_run(self, run_id: str, view: str = "plots") -> None:
@@ -133,15 +138,14 @@ class PrunelabApp(App):
         self.push_screen(ConfirmScreen(f"Cancel run {label or ''} {run_id[:8]}?\n"
                                        "Its process gets SIGTERM and the run ends KILLED."), answered)
 
-    @work(thread=True, exit_on_error=False, group="cancel")
+    @work(thread=True, exit_on_error=False, group="cancel", description="cannot cancel")
     def cancel_run(self, run_id: str, progress: Any = None) -> None:
-        try:
-            if progress is None:
-                progress = next((p for p in self.backend.progress() if p.run_id == run_id), None)
-            message = self.backend.cancel(progress) if progress else "no progress file for this run"
-        except Exception as exc:
-            message = f"cannot cancel: {exc}"
-        self.call_from_thread(self.notify, message, timeout=6, markup=False)
+        if progress is None:
+            progress = next((p for p in self.backend.progress() if p.run_id == run_id), None)
+        self.post_message(CancelSent(self.backend.cancel(progress) if progress else "no progress file for this run"))
+
+    def on_cancel_sent(self, message: CancelSent) -> None:
+        self.notify(message.message, timeout=6, markup=False)
 
 
 def run_app(tracking_uri: str | None = None) -> None:

@@ -16,10 +16,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-if TYPE_CHECKING:  # numpy costs ~0.2 s at startup; the functions import it when they run
+if TYPE_CHECKING:  # numpy costs ~0.2 s at startup, the engine more; the functions import them when they run
     import numpy as np
+
+    from engine.config import Config
+    from engine.events import RunProgress
+    from engine.runs import RunInfo
 
 ACCURACY, TRAIN_LOSS, TEST_LOSS = "test_accuracy", "train_loss", "test_loss"
 RECENT_S = 15 * 60  # a finished run stays on the monitor this long
@@ -128,7 +132,9 @@ class ProgressWatcher:
 
     def poll(self, now: float | None = None) -> list[Any]:
         """The runs that are live or ended lately, live ones first, newest first."""
-        from engine.events import ProgressFollower, RunProgress, iter_progress_files
+        from engine.events import ProgressFollower, RunProgress, TrialFinished, iter_progress_files
+
+        from .fmt import trial_line
 
         now = time.time() if now is None else now
         with self._lock:
@@ -144,7 +150,10 @@ class ProgressWatcher:
                     self._progress[path] = RunProgress()
                 events = self._followers[path].poll()
                 for event in events:
-                    self._progress[path].apply(event)
+                    progress = self._progress[path]
+                    progress.apply(event)
+                    if isinstance(event, TrialFinished) and progress.log:  # name the trial, give its accuracy
+                        progress.log[-1] = trial_line(event)
             runs = []
             for path, progress in self._progress.items():
                 status = progress.effective_status
@@ -167,6 +176,49 @@ class ProgressWatcher:
         except (OSError, ValueError, KeyError, TypeError):
             return False
         return isinstance(event, RunStarted) and process_alive(event.pid, event.host) is True
+
+
+@runtime_checkable
+class BackendProtocol(Protocol):
+    """Every call the screens make on `app.backend`; the real `Backend` and the tests' fixed one implement it.
+
+    All but `uri` and `now` block (MLflow, files, the engine), so screens call them in thread workers.
+    """
+
+    @property
+    def uri(self) -> str: ...
+
+    def now(self) -> float:
+        """The clock the screens use for durations (fixed in snapshot tests)."""
+        ...
+
+    def warm_up(self) -> None: ...
+
+    def list_runs(self) -> list[RunInfo]: ...
+
+    def run_row(self, run_id: str) -> RunInfo: ...
+
+    def run_detail(self, run_id: str) -> RunDetail: ...
+
+    def history(self, child_run_id: str) -> dict[str, list[tuple[int, float]]]: ...
+
+    def live_curves(self, run_id: str) -> dict[int, tuple[str, list[tuple[int, dict[str, float]]]]]: ...
+
+    def score_names(self, run_id: str) -> list[str]: ...
+
+    def scores(self, run_id: str, name: str) -> np.ndarray: ...
+
+    def overlap(self, run_id: str) -> dict[str, Any] | None: ...
+
+    def predictions(self, run_id: str, epoch: int | None = None) -> np.ndarray | None: ...
+
+    def samples(self, run_id: str) -> SampleSet: ...
+
+    def progress(self) -> list[RunProgress]: ...
+
+    def cancel(self, progress: RunProgress) -> str: ...
+
+    def launch(self, config: Config) -> dict[str, Any]: ...
 
 
 class Backend:
@@ -202,13 +254,13 @@ class Backend:
         return tracker(self.store.uri, self.workdir)
 
     # ------------------------------------------------------------ runs
-    def list_runs(self) -> list[Any]:
+    def list_runs(self) -> list[RunInfo]:
         """Parent runs (engine.runs.RunInfo), newest first; runs whose process died come back KILLED."""
         from engine.runs import list_runs
 
         return list_runs(self._track())
 
-    def run_row(self, run_id: str) -> Any:
+    def run_row(self, run_id: str) -> RunInfo:
         """One parent run as a RunInfo (trials_done is not counted here: the run screens do not show it)."""
         from engine.runs import RunInfo, reconcile
 
@@ -357,10 +409,10 @@ class Backend:
                 finished.add(event.trial)
         return {i: (names.get(i, f"trial {i + 1}"), c) for i, c in curves.items() if i not in finished}
 
-    def progress(self) -> list[Any]:
+    def progress(self) -> list[RunProgress]:
         return self.watcher.poll(self.now())
 
-    def cancel(self, progress: Any) -> str:
+    def cancel(self, progress: RunProgress) -> str:
         """SIGTERM the run's process: the engine turns it into KILLED. Returns what happened, in words."""
         import socket
 
@@ -374,7 +426,7 @@ class Backend:
             return f"process {progress.pid} already ended"
         return f"sent SIGTERM to process {progress.pid}"
 
-    def launch(self, config: Any) -> dict[str, Any]:
+    def launch(self, config: Config) -> dict[str, Any]:
         """Start a detached run (its own process session): closing the TUI does not stop it."""
         from engine.api import launch_detached
 

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.events import RunProgress
+from engine.events import RunProgress, TrialFinished
 from engine.runs import RunInfo
 from tui.backend import RunDetail, SampleSet, TrialRow
+from tui.fmt import trial_line
 
 NOW = 1_800_000_000.0  # a fixed "now" (2027-01-15 08:00 UTC)
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -68,8 +69,22 @@ HISTORY = {"test_accuracy": [(1, 0.412), (2, 0.538), (3, 0.6065)], "train_loss":
            "test_loss": [(1, 1.8), (2, 1.3), (3, 1.1)]}
 
 
+def trial_lines(trials: int, done: list[tuple]) -> list[str]:
+    """The monitor's log lines for finished trials, as the real backend writes them (tui.fmt.trial_line);
+    a trial with no accuracy failed."""
+    lines = []
+    for i, (method, strategy, ratio, seed, epoch, acc) in enumerate(done):
+        params = {"method": method, "strategy": strategy, "ratio": f"{ratio:g}", "seed": seed, "epoch": epoch}
+        event = TrialFinished(trial=i, trials=trials, status="FINISHED" if acc is not None else "FAILED",
+                              params=params, metrics={"test_accuracy": acc} if acc is not None else {},
+                              message="" if acc is not None else "TrainingDiverged: loss is nan at epoch 1")
+        lines.append(trial_line(event))
+    return lines
+
+
 class FixedBackend:
-    """Same methods as tui.backend.Backend, answering from the constants above."""
+    """Same methods as tui.backend.Backend (it satisfies tui.backend.BackendProtocol), answering from
+    the constants above."""
 
     uri = "sqlite:///mlruns/mlflow.db"
 
@@ -127,15 +142,16 @@ class FixedBackend:
                            epoch=2, epochs=4, batch=120, batches=469,
                            metrics={"train_loss": 0.4123, "test_accuracy": 0.9612},
                            started=NOW - 300, updated=NOW - 1,
-                           log=["surrogate: 1 x cnn, 2 epochs, scores at epochs 2",
-                                "trial 1/12 FINISHED", "trial 2/12 FINISHED", "trial 3/12 FINISHED",
-                                "trial 4/12 FINISHED"])
+                           log=["surrogate: 1 x cnn, 2 epochs, scores at epochs 2"] + trial_lines(12, [
+                               ("full", "none", 1.0, 0, 0, 0.9905), ("loss", "hardest", 0.5, 0, 1, 0.9731),
+                               ("el2n", "hardest", 0.5, 0, 1, 0.9748), ("grad_norm", "hardest", 0.5, 0, 1, None)]))
         ended = RunProgress(run_id=RUNS[0].run_id, experiment="quick", kind="prune", pid=0, host="",
                             status="FINISHED", trials=3, trials_done=3, stage="retrain",
                             stage_detail="full-data / seed 0", trial=2, epoch=1, epochs=1, batch=5, batches=5,
                             metrics={"train_loss": 1.3347, "test_accuracy": 0.6065},
                             started=NOW - 3600, updated=NOW - 3600 + 27,
-                            log=["trial 1/3 FINISHED", "trial 2/3 FINISHED", "trial 3/3 FINISHED", "FINISHED"])
+                            log=trial_lines(3, [(t.method, t.strategy, t.ratio, t.seed, t.epoch, t.accuracy)
+                                                for t in TRIALS]) + ["FINISHED"])
         return [live, ended]
 
     def cancel(self, progress) -> str:

@@ -20,13 +20,20 @@ from tui_helpers import TINY, store_uri, wait_for
 pytestmark = pytest.mark.anyio
 
 HERE = Path(__file__).parent
+ROOT = HERE.parent.parent  # this checkout: the TUI process and the runs it launches import its code
+
+
+def checkout_env() -> dict[str, str]:
+    """The environment, with this checkout first on the path (the venv may be installed from another one)."""
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": str(ROOT) + (os.pathsep + path if path else "")}
 
 
 def start_tui_process(uri: str, cwd: Path) -> tuple[subprocess.Popen, dict]:
     """A TUI in its own process and session (like a terminal), which fills the form and launches."""
     driver = subprocess.Popen([sys.executable, str(HERE / "launch_driver.py"), uri], cwd=cwd,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                              start_new_session=True)
+                              start_new_session=True, env=checkout_env())
     line = driver.stdout.readline()
     if not line:
         driver.kill()
@@ -93,6 +100,7 @@ async def test_cancel_from_monitor_ends_run_killed(tmp_path, monkeypatch):
     from tui.widgets.progress_panel import ProgressPanel
 
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", checkout_env()["PYTHONPATH"])  # the launched run imports this checkout
     uri = store_uri(tmp_path)
     app = PrunelabApp(uri)
     # long enough to still be running when cancelled: many epochs of the tiny model

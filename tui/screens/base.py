@@ -1,24 +1,32 @@
-"""What every prunelab screen shares: the backend, and handing thread results back to the UI safely.
+"""What every prunelab screen shares: the typed backend, the one worker-error handler, and run titles.
 
-Why: every query runs in a thread worker; by the time it returns, the user may
-have left the screen or quit. `deliver` drops results for a screen no longer
-mounted instead of crashing, and `fail` turns an error into a notice, not an exit.
+Why: every query runs in a thread worker that posts its result as a typed
+Message (tui.messages) and lets errors raise; the screen handles results in
+`on_<message>` methods and `WorkerErrors` reports every failure the same way.
+A screen no longer mounted never reads its messages, so late results are dropped.
 """
 from __future__ import annotations
 
-import inspect
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
+from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
+from textual.worker import get_current_worker
+
+from ..messages import RunLoaded, WorkerErrors
+
+if TYPE_CHECKING:
+    from ..backend import BackendProtocol
 
 
-class BaseScreen(Screen):
+class BaseScreen(WorkerErrors, Screen):
     """A screen that reads the store through `self.backend`, off the UI thread."""
 
     HELP = ""  # one line shown at the top of this screen's section in the help
 
     @property
-    def backend(self) -> Any:
+    def backend(self) -> BackendProtocol:
         return self.app.backend
 
     def now(self) -> float:
@@ -35,41 +43,22 @@ class BaseScreen(Screen):
         return any(w.node is self and w.group == group and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
                    for w in self.app.workers)
 
-    def deliver(self, callback: Callable[..., Any], *args: Any) -> None:
-        """From a thread worker: run callback(*args) on the UI thread if this screen is still there."""
-        async def run() -> None:
-            if not self.is_mounted:
-                return
-            try:
-                result = callback(*args)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception as exc:  # a bug in drawing: say so, keep the app up
-                self.log.error(f"{callback!r} failed: {exc!r}")
-                self.app.notify(f"display error: {type(exc).__name__}: {exc}", severity="error", timeout=8,
-                                markup=False)
-
-        try:
-            self.app.call_from_thread(run)
-        except RuntimeError:  # the app is shutting down
-            pass
-
-    def fail(self, what: str, exc: BaseException) -> None:
-        """From a thread worker: report an error as a notice (the UI stays up)."""
-        message = f"{what}: {exc}" if str(exc) else f"{what}: {type(exc).__name__}"
-        try:
-            self.app.call_from_thread(self.app.notify, message, severity="error", timeout=8, markup=False)
-        except RuntimeError:
-            pass
+    def post_result(self, message: Message) -> None:
+        """From a thread worker: post its result, unless a newer worker of its group replaced it (exclusive)
+        or the screen is closing (a thread cannot be stopped, only told it was cancelled)."""
+        if not get_current_worker().is_cancelled:
+            self.post_message(message)
 
 
 class RunScreen(BaseScreen):
     """A screen about one run: a title line, and p/o/g to switch between its views."""
 
     BINDINGS = [
-        ("p", "app.open_run_view('plots')", "Plots"),
-        ("o", "app.open_run_view('overlap')", "Overlap"),
-        ("g", "app.open_run_view('gallery')", "Gallery"),
+        Binding("p", "app.open_run_view('plots')", "Plots", id="run.plots", tooltip="Show this run's plots"),
+        Binding("o", "app.open_run_view('overlap')", "Overlap", id="run.overlap",
+                tooltip="Show how much this run's scorers agree"),
+        Binding("g", "app.open_run_view('gallery')", "Gallery", id="run.gallery",
+                tooltip="Show the top or bottom samples by a score"),
     ]
     view = ""
 
@@ -94,3 +83,6 @@ class RunScreen(BaseScreen):
         self.run = run
         for title in self.query(".run-title").results(Static):
             title.update(self.title_text())
+
+    def on_run_loaded(self, message: RunLoaded) -> None:
+        self.set_run(message.run)

@@ -10,6 +10,7 @@ from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, Ta
 from textual_plotext import PlotextPlot
 
 from ..fmt import pct, short_id
+from ..messages import DetailsLoaded
 from ..widgets.table import Table
 from .base import BaseScreen
 from .plots import draw_accuracy_vs, empty, fill_summary
@@ -27,9 +28,12 @@ class CompareScreen(BaseScreen):
 
     HELP = "Runs marked with space on the runs screen. 1, 2, 3 pick a tab."
     BINDINGS = [
-        Binding("1", "tab('cmp-ratio')", "vs ratio", show=False),
-        Binding("2", "tab('cmp-epoch')", "vs score epoch", show=False),
-        Binding("3", "tab('cmp-summary')", "summary", show=False),
+        Binding("1", "tab('cmp-ratio')", "vs ratio", show=False, id="compare.tab-ratio",
+                tooltip="Accuracy against the keep ratio"),
+        Binding("2", "tab('cmp-epoch')", "vs score epoch", show=False, id="compare.tab-epoch",
+                tooltip="Accuracy against the surrogate epoch of the scores"),
+        Binding("3", "tab('cmp-summary')", "summary", show=False, id="compare.tab-summary",
+                tooltip="The runs' summaries in one table"),
     ]
 
     def __init__(self, run_ids: list[str]) -> None:
@@ -56,17 +60,21 @@ class CompareScreen(BaseScreen):
     def action_tab(self, tab: str) -> None:
         self.query_one("#compare-tabs", TabbedContent).active = tab
 
-    @work(thread=True, exclusive=True, group="compare", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="compare", exit_on_error=False, description="compare")
     def load(self) -> None:
-        details = []
+        """Compare the runs that can be read, then fail naming the others (so one bad run hides nothing)."""
+        details, failed = [], []
         for run_id in self.run_ids:
             try:
                 details.append(self.backend.run_detail(run_id))
             except Exception as exc:
-                self.fail(f"run {run_id[:8]}", exc)
-        self.deliver(self._show, details)
+                failed.append(f"{run_id[:8]} ({exc or type(exc).__name__})")
+        self.post_result(DetailsLoaded(details))
+        if failed:
+            raise LookupError(f"cannot read run {', '.join(failed)}")
 
-    def _show(self, details: list[Any]) -> None:
+    def on_details_loaded(self, message: DetailsLoaded) -> None:
+        details = message.details
         labels = [run_label(d, details) for d in details]
         title = " vs ".join(f"{label} ({pct(d.run.best_accuracy)})" for label, d in zip(labels, details))
         self.query_one("#compare-title", Static).update(f"comparing: {title}")

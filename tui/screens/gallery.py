@@ -14,8 +14,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Header, Label, Select, Static
+from textual.worker import Worker
 
 from ..backend import split_name
+from ..messages import RunLoaded, SamplesLoaded, TilesRanked
 from ..widgets.image_grid import ImageGrid, Tile
 from .base import RunScreen
 
@@ -55,11 +57,14 @@ class GalleryScreen(RunScreen):
     view = "gallery"
     AUTO_FOCUS = "#gallery-body"  # not the score select: letters are keys here
     BINDINGS = RunScreen.BINDINGS + [
-        Binding("t", "toggle_top", "Top/bottom"),
-        Binding("plus,equals_sign", "n(1)", "More", key_display="+"),
-        Binding("minus", "n(-1)", "Fewer", key_display="-"),
-        Binding("left_square_bracket", "score(-1)", "Prev score", key_display="["),
-        Binding("right_square_bracket", "score(1)", "Next score", key_display="]"),
+        Binding("t", "toggle_top", "Top/bottom", id="gallery.top-bottom",
+                tooltip="Switch between the highest and the lowest scores"),
+        Binding("plus,equals_sign", "n(1)", "More", key_display="+", id="gallery.more", tooltip="Show more samples"),
+        Binding("minus", "n(-1)", "Fewer", key_display="-", id="gallery.fewer", tooltip="Show fewer samples"),
+        Binding("left_square_bracket", "score(-1)", "Prev score", key_display="[", id="gallery.previous-score",
+                tooltip="Rank by the previous score"),
+        Binding("right_square_bracket", "score(1)", "Next score", key_display="]", id="gallery.next-score",
+                tooltip="Rank by the next score"),
     ]
 
     def __init__(self, run_id: str) -> None:
@@ -85,18 +90,19 @@ class GalleryScreen(RunScreen):
     def on_mount(self) -> None:
         self.load()
 
-    @work(thread=True, exclusive=True, group="gallery-load", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="gallery-load", exit_on_error=False,
+          description="cannot load this run's samples")
     def load(self) -> None:
-        try:
-            self.deliver(self.set_run, self.backend.run_row(self.run_id))
-            names = self.backend.score_names(self.run_id)
-            samples = self.backend.samples(self.run_id) if names else None
-        except Exception as exc:
-            self.deliver(self._state, f"cannot load this run's samples: {exc}")
-            return
-        self.deliver(self._loaded, names, samples)
+        self.post_result(RunLoaded(self.backend.run_row(self.run_id)))
+        names = self.backend.score_names(self.run_id)
+        self.post_result(SamplesLoaded(names, self.backend.samples(self.run_id) if names else None))
 
-    def _loaded(self, names: list[str], samples: Any) -> None:
+    def worker_failed(self, worker: Worker) -> None:
+        if worker.group in ("gallery-load", "gallery"):
+            self._state(f"{worker.description}: {worker.error}")
+
+    def on_samples_loaded(self, message: SamplesLoaded) -> None:
+        names, samples = message.names, message.samples
         self.names, self.samples = names, samples
         if not names:
             self._state("no per-sample scores in this run (scores/*.npy): nothing to rank. "
@@ -125,24 +131,19 @@ class GalleryScreen(RunScreen):
             if self.top else f"bottom {self.n} of {len(self.samples.labels)}, lowest first")
         self.rank(str(value), self.n, self.top)
 
-    @work(thread=True, exclusive=True, group="gallery", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="gallery", exit_on_error=False, description="cannot rank the samples")
     def rank(self, name: str, n: int, top: bool) -> None:
-        try:
-            scores = self.backend.scores(self.run_id, name)
-            if len(scores) != len(self.samples.labels):
-                raise ValueError(f"{name} has {len(scores)} scores for {len(self.samples.labels)} samples")
-            epoch = split_name(name)[1]
-            if epoch not in self.predictions:
-                self.predictions[epoch] = self.backend.predictions(self.run_id, epoch)
-            tiles = tiles_for(self.samples, scores, n, top, self.predictions[epoch])
-        except Exception as exc:
-            self.deliver(self._state, f"cannot rank by {name}: {exc}")
-            return
-        self.deliver(self._tiles, tiles)
+        scores = self.backend.scores(self.run_id, name)
+        if len(scores) != len(self.samples.labels):
+            raise ValueError(f"{name} has {len(scores)} scores for {len(self.samples.labels)} samples")
+        epoch = split_name(name)[1]
+        if epoch not in self.predictions:
+            self.predictions[epoch] = self.backend.predictions(self.run_id, epoch)
+        self.post_result(TilesRanked(tiles_for(self.samples, scores, n, top, self.predictions[epoch])))
 
-    def _tiles(self, tiles: list[Tile]) -> None:
+    def on_tiles_ranked(self, message: TilesRanked) -> None:
         self.query_one("#gallery-state", Static).display = False
-        self.query_one(ImageGrid).tiles = tiles
+        self.query_one(ImageGrid).tiles = message.tiles
 
     def action_toggle_top(self) -> None:
         self.top = not self.top

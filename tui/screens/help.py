@@ -21,7 +21,7 @@ KEY_NAMES = {"question_mark": "?", "slash": "/", "space": "space", "escape": "es
 
 # keys that widgets handle themselves, worth a line
 WIDGET_KEYS = [("↑ ↓ pgup pgdn", "move in tables and lists"), ("tab / shift+tab", "next / previous field"),
-               ("ctrl+p", "command palette (themes: light and dark)"), ("mouse", "click rows, headers, tabs, buttons")]
+               ("ctrl+p", "command palette: screens, actions, recent runs, themes"), ("mouse", "click rows, headers, tabs, buttons")]
 
 
 def _key(binding: Binding) -> str:
@@ -67,7 +67,8 @@ def help_sections(current: Screen | None = None) -> list[tuple[str, str, list[tu
 class HelpScreen(ModalScreen[None]):
     """Every key of every screen; the screen you came from comes first."""
 
-    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close help")]
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close help", id="help.close",
+                        tooltip="Close the help and go back")]
 
     def __init__(self, current: Screen | None = None) -> None:
         super().__init__()
@@ -95,7 +96,8 @@ class HelpScreen(ModalScreen[None]):
 class ConfirmScreen(ModalScreen[bool]):
     """A yes/no question; y or enter says yes, n or escape says no."""
 
-    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
+    BINDINGS = [Binding("y", "answer(True)", "Yes", id="confirm.yes", tooltip="Yes, do it"),
+                Binding("n,escape", "answer(False)", "No", id="confirm.no", tooltip="No, leave things as they are")]
 
     def __init__(self, question: str) -> None:
         super().__init__()

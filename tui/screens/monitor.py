@@ -12,6 +12,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Header, Static
 
+from ..messages import ProgressPolled
 from ..widgets.progress_panel import ProgressPanel
 from .base import BaseScreen
 
@@ -23,10 +24,11 @@ class MonitorScreen(BaseScreen):
 
     HELP = "Live experiments, whoever started them. Tab moves between runs."
     BINDINGS = [
-        Binding("x", "cancel", "Cancel run"),
-        Binding("enter", "open", "Open plots"),
-        Binding("down,j", "focus_panel(1)", "Next run", show=False),
-        Binding("up,k", "focus_panel(-1)", "Previous run", show=False),
+        Binding("x", "cancel", "Cancel run", id="monitor.cancel", tooltip="Cancel the selected run (asks first)"),
+        Binding("enter", "open", "Open plots", id="monitor.open", tooltip="Open the selected run's plots"),
+        Binding("down,j", "focus_panel(1)", "Next run", show=False, id="monitor.next", tooltip="Select the next run"),
+        Binding("up,k", "focus_panel(-1)", "Previous run", show=False, id="monitor.previous",
+                tooltip="Select the previous run"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -47,16 +49,13 @@ class MonitorScreen(BaseScreen):
         if not self.busy("monitor"):
             self.poll()
 
-    @work(thread=True, exclusive=True, group="monitor", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="monitor", exit_on_error=False,
+          description="cannot read progress files")
     def poll(self) -> None:
-        try:
-            runs = self.backend.progress()
-        except Exception as exc:
-            self.fail("cannot read progress files", exc)
-            return
-        self.deliver(self._show, runs, self.now())
+        self.post_result(ProgressPolled(self.backend.progress(), self.now()))
 
-    def _show(self, runs, now: float) -> None:
+    def on_progress_polled(self, message: ProgressPolled) -> None:
+        runs, now = message.runs, message.now
         container = self.query_one("#panels", VerticalScroll)
         panels = {p.run_id: p for p in container.query(ProgressPanel)}
         wanted = [p.run_id for p in runs if p.run_id]

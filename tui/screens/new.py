@@ -15,8 +15,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.suggester import Suggester
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static, Switch
+from textual.worker import Worker
 
 from ..config_fields import FieldSpec, assign, error_target, field_specs, format_value, lookup, parse_text
+from ..messages import ConfigValidated, PresetLoaded, RunLaunched, SchemaLoaded
 from .base import BaseScreen
 
 VALIDATE_DELAY_S = 0.25
@@ -45,8 +47,9 @@ class NewExperimentScreen(BaseScreen):
 
     HELP = "Pick a preset, edit any field (errors show under the field), then launch."
     BINDINGS = [
-        Binding("ctrl+l", "launch", "Launch", priority=True),
-        Binding("ctrl+r", "reset", "Reset to preset"),
+        Binding("ctrl+l", "launch", "Launch", priority=True, id="new.launch",
+                tooltip="Launch the experiment in the background (it survives quitting)"),
+        Binding("ctrl+r", "reset", "Reset to preset", id="new.reset", tooltip="Put the preset's values back"),
     ]
 
     def __init__(self, **kwargs: Any) -> None:
@@ -71,19 +74,15 @@ class NewExperimentScreen(BaseScreen):
         self.load_schema()
 
     # ------------------------------------------------------------ building the form
-    @work(thread=True, exclusive=True, group="schema", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="schema", exit_on_error=False,
+          description="cannot read the config schema")
     def load_schema(self) -> None:
-        try:
-            from engine.config import Config, preset_names
+        from engine.config import Config, preset_names
 
-            specs = field_specs(Config)
-            presets = preset_names()
-            start = "quick" if "quick" in presets else (presets[0] if presets else None)
-            values = self._preset_values(start)
-        except Exception as exc:
-            self.fail("cannot read the config schema", exc)
-            return
-        self.deliver(self._build, specs, presets, start, values)
+        specs = field_specs(Config)
+        presets = preset_names()
+        start = "quick" if "quick" in presets else (presets[0] if presets else None)
+        self.post_result(SchemaLoaded(specs, presets, start, self._preset_values(start)))
 
     @staticmethod
     def _preset_values(name: str | None) -> dict[str, Any]:
@@ -96,7 +95,8 @@ class NewExperimentScreen(BaseScreen):
             return Config().model_dump(mode="json")
         return config_from_dict(tomllib.loads(preset_text(name))).model_dump(mode="json")
 
-    async def _build(self, specs: list[FieldSpec], presets: list[str], start: str | None, values: dict) -> None:
+    async def on_schema_loaded(self, message: SchemaLoaded) -> None:
+        specs, presets, start, values = message.specs, message.presets, message.start, message.values
         self.specs = specs
         form = self.query_one("#form", VerticalScroll)
         form.query_one("#form-loading").remove()
@@ -193,7 +193,7 @@ class NewExperimentScreen(BaseScreen):
         if self.specs:
             self.validate(self.form_data())
 
-    @work(thread=True, exclusive=True, group="validate", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="validate", exit_on_error=False, description="validation")
     def validate(self, data: dict[str, Any]) -> None:
         from engine.config import config_from_dict
         from engine.errors import PrunelabError
@@ -204,9 +204,10 @@ class NewExperimentScreen(BaseScreen):
             config, error = None, str(exc)
         except Exception as exc:  # a validator that raised something unexpected: still one line
             config, error = None, f"{type(exc).__name__}: {exc}"
-        self.deliver(self._validated, config, error)
+        self.post_result(ConfigValidated(config, error))
 
-    def _validated(self, config: Any, error: str | None) -> None:
+    def on_config_validated(self, message: ConfigValidated) -> None:
+        config, error = message.config, message.error
         self.config, self.error = config, error
         for widget in self.query(".field-error"):
             widget.display = False
@@ -229,14 +230,12 @@ class NewExperimentScreen(BaseScreen):
         self.query_one("#launch", Button).disabled = error is not None
 
     # ------------------------------------------------------------ presets, launch
-    @work(thread=True, exclusive=True, group="preset", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="preset", exit_on_error=False, description="cannot read the preset")
     def load_preset(self, name: str) -> None:
-        try:
-            values = self._preset_values(name)
-        except Exception as exc:
-            self.fail(f"preset {name}", exc)
-            return
-        self.deliver(self._fill, values)
+        self.post_result(PresetLoaded(self._preset_values(name)))
+
+    def on_preset_loaded(self, message: PresetLoaded) -> None:
+        self._fill(message.values)
 
     def action_reset(self) -> None:
         select = self.query_one("#preset", Select)
@@ -255,7 +254,7 @@ class NewExperimentScreen(BaseScreen):
         self.query_one("#launch", Button).disabled = True
         self.launch(self.form_data())
 
-    @work(thread=True, exclusive=True, group="launch", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="launch", exit_on_error=False, description="launch failed")
     def launch(self, data: dict[str, Any]) -> None:
         from engine.config import config_from_dict
         from engine.errors import PrunelabError
@@ -263,17 +262,16 @@ class NewExperimentScreen(BaseScreen):
         try:
             config = config_from_dict(data)
         except PrunelabError as exc:
-            self.deliver(self._validated, None, str(exc))
+            self.post_result(ConfigValidated(None, str(exc)))
             return
-        try:
-            info = self.backend.launch(config)
-        except Exception as exc:
-            self.fail("launch failed", exc)
-            self.deliver(self._validated, config, None)
-            return
-        self.deliver(self._launched, info)
+        self.post_result(RunLaunched(self.backend.launch(config)))
 
-    def _launched(self, info: dict[str, Any]) -> None:
+    def worker_failed(self, worker: Worker) -> None:
+        if worker.group == "launch":
+            self.query_one("#launch", Button).disabled = self.error is not None  # the form is as valid as it was
+
+    def on_run_launched(self, message: RunLaunched) -> None:
+        info = message.info
         self.query_one("#launch", Button).disabled = False
         self.app.notify(f"launched run {info['run_id'][:8]} (pid {info['pid']}); it keeps running if you quit",
                         timeout=6)

@@ -14,8 +14,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Header, Input, Label, Static
+from textual.worker import Worker
 
 from ..backend import overlap_matrices, parse_overlap_json, split_name
+from ..messages import OverlapComputed, RunLoaded, ScoresListed
 from ..widgets.heatmap import Heatmap
 from .base import RunScreen
 
@@ -30,12 +32,13 @@ class OverlapScreen(RunScreen):
     view = "overlap"
     AUTO_FOCUS = "#overlap-body"  # not the k box: letters are keys here
     BINDINGS = RunScreen.BINDINGS + [
-        Binding("f", "mode('first')", "Top-k"),
-        Binding("l", "mode('last')", "Bottom-k"),
-        Binding("s", "mode('spearman')", "Spearman"),
-        Binding("plus,equals_sign", "k(1)", "k+", key_display="+"),
-        Binding("minus", "k(-1)", "k-", key_display="-"),
-        Binding("e", "next_epoch", "Epoch"),
+        Binding("f", "mode('first')", "Top-k", id="overlap.top-k", tooltip="Overlap of the top-k samples"),
+        Binding("l", "mode('last')", "Bottom-k", id="overlap.bottom-k", tooltip="Overlap of the bottom-k samples"),
+        Binding("s", "mode('spearman')", "Spearman", id="overlap.spearman",
+                tooltip="Spearman rank correlation of all the scores"),
+        Binding("plus,equals_sign", "k(1)", "k+", key_display="+", id="overlap.k-up", tooltip="A larger k"),
+        Binding("minus", "k(-1)", "k-", key_display="-", id="overlap.k-down", tooltip="A smaller k"),
+        Binding("e", "next_epoch", "Epoch", id="overlap.epoch", tooltip="Scores of the next surrogate epoch"),
     ]
 
     def __init__(self, run_id: str) -> None:
@@ -67,22 +70,22 @@ class OverlapScreen(RunScreen):
         self.load()
 
     # ------------------------------------------------------------ loading
-    @work(thread=True, exclusive=True, group="overlap-load", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="overlap-load", exit_on_error=False,
+          description="cannot read this run's scores")
     def load(self) -> None:
-        try:
-            run = self.backend.run_row(self.run_id)
-            self.deliver(self.set_run, run)
-            names = self.backend.score_names(self.run_id)
-            logged = self.backend.overlap(self.run_id)
-            n = len(self.backend.scores(self.run_id, names[0])) if names else 0
-        except Exception as exc:
-            self.fail(f"overlap of {self.run_id[:8]}", exc)
-            self.deliver(self._state, f"cannot read this run's scores: {exc}")
-            return
-        self.deliver(self._loaded, names, parse_overlap_json(logged) if logged else {}, n)
+        self.post_result(RunLoaded(self.backend.run_row(self.run_id)))
+        names = self.backend.score_names(self.run_id)
+        logged = self.backend.overlap(self.run_id)
+        n = len(self.backend.scores(self.run_id, names[0])) if names else 0
+        self.post_result(ScoresListed(names, parse_overlap_json(logged) if logged else {}, n))
 
-    def _loaded(self, names: list[str], logged: dict[int, dict[str, Any]], n: int) -> None:
-        self.names, self.logged, self.n = names, logged, n
+    def worker_failed(self, worker: Worker) -> None:
+        if worker.group == "overlap-load":
+            self._state(f"cannot read this run's scores: {worker.error}")
+
+    def on_scores_listed(self, message: ScoresListed) -> None:
+        names, logged = message.names, message.logged
+        self.names, self.logged, self.n = names, logged, message.n
         self.epochs = sorted({split_name(x)[1] for x in names}, key=lambda e: -1 if e is None else e)
         self.epoch = self.epochs[-1] if self.epochs else None
         methods = {split_name(x)[0] for x in names}
@@ -91,7 +94,7 @@ class OverlapScreen(RunScreen):
                         + (f"it logged only {', '.join(sorted(methods))}." if methods else "it logged none.")
                         + " Run an overlap experiment, or a prune sweep with several scoring methods.")
             return
-        self.k = min(logged) if logged else max(1, round(0.1 * n))
+        self.k = min(logged) if logged else max(1, round(0.1 * self.n))
         self.query_one("#k-input", Input).value = str(self.k)
         self.compute()
 
@@ -115,20 +118,19 @@ class OverlapScreen(RunScreen):
             return
         self.recompute(self.k, self.epoch)
 
-    @work(thread=True, exclusive=True, group="overlap", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="overlap", exit_on_error=False, description="overlap")
     def recompute(self, k: int, epoch: int | None) -> None:
-        try:
-            chosen = [x for x in self.names if split_name(x)[1] == epoch]
-            logged = next(iter(self.logged.values()), {}).get("methods") or []
-            rank = {m: i for i, m in enumerate(logged)}
-            chosen.sort(key=lambda x: (rank.get(split_name(x)[0], len(rank)), x))
-            scores = {split_name(x)[0]: self.backend.scores(self.run_id, x) for x in chosen}
-            result = overlap_matrices(scores, k)
-        except Exception as exc:
-            self.fail("overlap", exc)
-            return
+        chosen = [x for x in self.names if split_name(x)[1] == epoch]
+        logged = next(iter(self.logged.values()), {}).get("methods") or []
+        rank = {m: i for i, m in enumerate(logged)}
+        chosen.sort(key=lambda x: (rank.get(split_name(x)[0], len(rank)), x))
+        scores = {split_name(x)[0]: self.backend.scores(self.run_id, x) for x in chosen}
+        result = overlap_matrices(scores, k)
         result["source"] = "recomputed from scores/*.npy"
-        self.deliver(self._show, result)
+        self.post_result(OverlapComputed(result))
+
+    def on_overlap_computed(self, message: OverlapComputed) -> None:
+        self._show(message.result)
 
     def _show(self, result: dict[str, Any]) -> None:
         self.result = result

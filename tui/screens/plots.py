@@ -16,6 +16,7 @@ from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, Ta
 from textual_plotext import PlotextPlot
 
 from ..fmt import pct
+from ..messages import DetailLoaded, HistoryLoaded
 from ..widgets.table import Table
 from .base import RunScreen
 
@@ -165,10 +166,14 @@ class PlotsScreen(RunScreen):
     HELP = "One run's curves. 1-4 pick a tab; in trial curves, move in the list to pick a trial."
     view = "plots"
     BINDINGS = RunScreen.BINDINGS + [
-        Binding("1", "tab('tab-ratio')", "vs ratio", show=False),
-        Binding("2", "tab('tab-trial')", "trial curve", show=False),
-        Binding("3", "tab('tab-epoch')", "vs score epoch", show=False),
-        Binding("4", "tab('tab-summary')", "summary", show=False),
+        Binding("1", "tab('tab-ratio')", "vs ratio", show=False, id="plots.tab-ratio",
+                tooltip="Accuracy against the keep ratio"),
+        Binding("2", "tab('tab-trial')", "trial curve", show=False, id="plots.tab-trial",
+                tooltip="One trial's accuracy, epoch by epoch"),
+        Binding("3", "tab('tab-epoch')", "vs score epoch", show=False, id="plots.tab-epoch",
+                tooltip="Accuracy against the surrogate epoch of the scores"),
+        Binding("4", "tab('tab-summary')", "summary", show=False, id="plots.tab-summary",
+                tooltip="The run's summary table"),
     ]
 
     def __init__(self, run_id: str) -> None:
@@ -214,15 +219,14 @@ class PlotsScreen(RunScreen):
             self.load()
 
     # ------------------------------------------------------------ loading
-    @work(thread=True, exclusive=True, group="plots", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="plots", exit_on_error=False, description="cannot read the run")
     def load(self) -> None:
-        try:
-            detail = self.backend.run_detail(self.run_id)
-            live = self.backend.live_curves(self.run_id) if detail.run.status == "RUNNING" else {}
-        except Exception as exc:
-            self.fail(f"run {self.run_id[:8]}", exc)
-            return
-        self.deliver(self._show, detail, live)
+        detail = self.backend.run_detail(self.run_id)
+        live = self.backend.live_curves(self.run_id) if detail.run.status == "RUNNING" else {}
+        self.post_result(DetailLoaded(detail, live))
+
+    def on_detail_loaded(self, message: DetailLoaded) -> None:
+        self._show(message.detail, message.live)
 
     def _show(self, detail: Any, live: dict) -> None:
         self.detail, self.live = detail, live
@@ -299,15 +303,14 @@ class PlotsScreen(RunScreen):
         else:
             self.load_history(key)
 
-    @work(thread=True, exclusive=True, group="history", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="history", exit_on_error=False, description="trial history")
     def load_history(self, child_id: str) -> None:
-        try:
-            history = self.backend.history(child_id)
-        except Exception as exc:
-            self.fail("trial history", exc)
-            return
+        history = self.backend.history(child_id)
         trial = next((t for t in (self.detail.trials if self.detail else []) if t.run_id == child_id), None)
-        self.deliver(self._trial_curve, trial.label if trial else child_id[:8], history)
+        self.post_result(HistoryLoaded(trial.label if trial else child_id[:8], history))
+
+    def on_history_loaded(self, message: HistoryLoaded) -> None:
+        self._trial_curve(message.name, message.history)
 
     def _trial_curve(self, name: str, history: dict[str, list], live: bool = False) -> None:
         plot = self.query_one("#plot-trial", PlotextPlot)

@@ -5,7 +5,9 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.worker import Worker
 
+from ..messages import RunsLoaded
 from ..widgets.run_table import RunTable
 from .base import BaseScreen
 
@@ -17,15 +19,18 @@ class RunsScreen(BaseScreen):
 
     HELP = "Experiment runs in the store. Enter opens a run's plots; space marks runs for comparison."
     BINDINGS = [
-        Binding("slash", "filter", "Filter", key_display="/"),
-        Binding("enter", "open('plots')", "Open", show=False),
-        Binding("p", "open('plots')", "Plots"),
-        Binding("o", "open('overlap')", "Overlap"),
-        Binding("g", "open('gallery')", "Gallery"),
-        Binding("c", "compare", "Compare"),
-        Binding("x", "cancel", "Cancel run", show=False),
-        Binding("f5", "reload", "Reload", show=False),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("slash", "filter", "Filter", key_display="/", id="runs.filter",
+                tooltip="Show only the runs matching some words"),
+        Binding("enter", "open('plots')", "Open", show=False, id="runs.open", tooltip="Open the run's plots"),
+        Binding("p", "open('plots')", "Plots", id="runs.plots", tooltip="Show the run's plots"),
+        Binding("o", "open('overlap')", "Overlap", id="runs.overlap", tooltip="Show how much the run's scorers agree"),
+        Binding("g", "open('gallery')", "Gallery", id="runs.gallery",
+                tooltip="Show the run's top or bottom samples by a score"),
+        Binding("c", "compare", "Compare", id="runs.compare", tooltip="Compare the marked runs (or two runs)"),
+        Binding("x", "cancel", "Cancel run", show=False, id="runs.cancel", tooltip="Cancel the running run"),
+        Binding("f5", "reload", "Reload", show=False, id="runs.reload", tooltip="Read the runs from the store again"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="runs.clear-filter",
+                tooltip="Clear the filter and show every run"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -63,22 +68,19 @@ class RunsScreen(BaseScreen):
     def action_reload(self) -> None:
         self.load_runs()
 
-    @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="runs", exit_on_error=False, description="cannot read the runs")
     def load_runs(self) -> None:
-        try:
-            runs = self.backend.list_runs()
-        except Exception as exc:
-            self.deliver(self._show_error, exc)
-            return
-        self.deliver(self._show_runs, runs)
+        self.post_result(RunsLoaded(self.backend.list_runs()))
 
-    def _show_runs(self, runs) -> None:
+    def on_runs_loaded(self, message: RunsLoaded) -> None:
         self.loaded = True
-        self.table.set_runs(runs)
+        self.app.recent_runs = message.runs  # what the command palette offers
+        self.table.set_runs(message.runs)
         self._update_status()
 
-    def _show_error(self, exc: Exception) -> None:
-        self.query_one("#runs-status", Static).update(f"cannot read the store {self.backend.uri}: {exc}")
+    def worker_failed(self, worker: Worker) -> None:
+        if worker.group == "runs":
+            self.query_one("#runs-status", Static).update(f"cannot read the store {self.backend.uri}: {worker.error}")
 
     def _update_status(self) -> None:
         table = self.table

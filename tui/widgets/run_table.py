@@ -43,9 +43,9 @@ class RunTable(Table):
     """Parent runs with status, kind, data, model, best accuracy, duration and start time."""
 
     BINDINGS = [
-        Binding("space", "toggle_mark", "Mark", tooltip="Mark the run for comparison"),
-        Binding("s", "next_sort", "Sort", tooltip="Sort by the next column"),
-        Binding("S", "reverse_sort", "Reverse", show=False, tooltip="Reverse the sort order"),
+        Binding("space", "toggle_mark", "Mark", id="runs.mark", tooltip="Mark the run for comparison"),
+        Binding("s", "next_sort", "Sort", id="runs.sort", tooltip="Sort by the next column"),
+        Binding("S", "reverse_sort", "Reverse", show=False, id="runs.reverse-sort", tooltip="Reverse the sort order"),
     ]
 
     class MarksChanged(Message):

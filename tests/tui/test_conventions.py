@@ -1,0 +1,190 @@
+"""The TUI's Textual conventions: bindings with ids and tooltips, the command palette, typed workers
+with one error handler, the backend Protocol, and the monitor's trial log lines. On fixed data."""
+from __future__ import annotations
+
+import inspect
+import re
+import socket
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from fixed_backend import RUNS, FixedBackend
+from textual.binding import Binding
+from textual.command import CommandList
+from tui_helpers import wait_for
+
+from engine.events import RunStarted, TrialFinished
+from tui.app import PrunelabApp
+from tui.backend import Backend, BackendProtocol, ProgressWatcher
+from tui.fmt import trial_line
+
+pytestmark = pytest.mark.anyio
+
+TUI = Path(__file__).parents[2] / "tui"
+
+
+def binding_owners() -> list[type]:
+    from tui.screens.compare import CompareScreen
+    from tui.screens.gallery import GalleryScreen
+    from tui.screens.help import ConfirmScreen, HelpScreen
+    from tui.screens.monitor import MonitorScreen
+    from tui.screens.new import NewExperimentScreen
+    from tui.screens.overlap import OverlapScreen
+    from tui.screens.plots import PlotsScreen
+    from tui.screens.runs import RunsScreen
+    from tui.widgets.run_table import RunTable
+
+    return [PrunelabApp, RunsScreen, RunTable, MonitorScreen, NewExperimentScreen, PlotsScreen, OverlapScreen,
+            GalleryScreen, CompareScreen, HelpScreen, ConfirmScreen]
+
+
+def test_every_binding_has_an_id_and_a_tooltip():
+    for owner in binding_owners():
+        ids = []
+        for binding in owner.BINDINGS:
+            assert isinstance(binding, Binding), (owner.__name__, binding)
+            assert binding.id and binding.tooltip, (owner.__name__, binding.key)
+            ids.append(binding.id)
+        assert len(ids) == len(set(ids)), owner.__name__
+    # every Binding( in the sources names an id (a screen not listed above would show here)
+    for path in TUI.rglob("*.py"):
+        for call in re.findall(r'Binding\("(.*?)\),?\n', path.read_text(), re.DOTALL):
+            assert "id=" in call, (path.name, call)
+
+
+# ---------------------------------------------------------------- the backend Protocol
+def protocol_members() -> list[str]:
+    return [name for name in vars(BackendProtocol) if not name.startswith("_")]
+
+
+def test_both_backends_implement_the_protocol():
+    members = protocol_members()
+    assert {"list_runs", "run_detail", "progress", "cancel", "launch", "uri"} <= set(members)
+    assert isinstance(FixedBackend(), BackendProtocol)
+    for cls in (Backend, FixedBackend):
+        for name in members:
+            assert hasattr(cls, name), (cls.__name__, name)
+            wanted = getattr(BackendProtocol, name)
+            if callable(wanted):
+                expected = list(inspect.signature(wanted).parameters)
+                assert list(inspect.signature(getattr(cls, name)).parameters) == expected, (cls.__name__, name)
+
+
+def test_the_protocol_lists_every_backend_call_the_tui_makes():
+    called = set()
+    for path in TUI.rglob("*.py"):
+        called |= set(re.findall(r"(?<!tui)\.backend\.([a-z_]\w*)", path.read_text()))
+    assert called <= set(protocol_members()), called - set(protocol_members())
+
+
+# ---------------------------------------------------------------- the monitor's log lines
+def test_trial_lines_name_the_trial_and_its_accuracy():
+    params = {"method": "el2n", "strategy": "hardest", "ratio": "0.5", "seed": 0, "epoch": 2}
+    done = TrialFinished(trial=2, trials=14, status="FINISHED", params=params, metrics={"test_accuracy": 0.97312})
+    assert trial_line(done) == "trial 3/14 FINISHED  el2n / hardest / keep 0.5 / seed 0 / e2  acc 97.31%"
+    full = TrialFinished(trial=0, trials=14, status="FINISHED", params={"method": "full", "seed": 1},
+                         metrics={"test_accuracy": 0.99})
+    assert trial_line(full) == "trial 1/14 FINISHED  full-data / seed 1  acc 99.00%"
+    failed = TrialFinished(trial=3, trials=14, status="FAILED", params=params, message="TrainingDiverged: nan")
+    assert trial_line(failed) == "trial 4/14 FAILED  el2n / hardest / keep 0.5 / seed 0 / e2  TrainingDiverged: nan"
+    # the event's own name wins (the engine's TrialFinished is gaining one)
+    named = SimpleNamespace(trial=0, trials=2, status="FINISHED", name="online: el2n, top 32 of 128 / seed 0",
+                            params=params, metrics={"test_accuracy": 0.5}, message="")
+    assert trial_line(named) == "trial 1/2 FINISHED  online: el2n, top 32 of 128 / seed 0  acc 50.00%"
+
+
+def test_the_watcher_writes_trial_lines(tmp_path):
+    import os
+
+    folder = tmp_path / "progress"
+    folder.mkdir()
+    params = {"method": "loss", "strategy": "easiest", "ratio": "0.3", "seed": 1, "epoch": 1}
+    events = [RunStarted(run_id="r", experiment="e", kind="prune", trials=2, pid=os.getpid(),
+                         host=socket.gethostname()),
+              TrialFinished(trial=0, trials=2, status="FINISHED", params=params, metrics={"test_accuracy": 0.8})]
+    (folder / "r.jsonl").write_text("".join(e.to_json() + "\n" for e in events))
+    (progress,) = ProgressWatcher(folder).poll()
+    assert progress.log == ["trial 1/2 FINISHED  loss / easiest / keep 0.3 / seed 1 / e1  acc 80.00%"]
+
+
+# ---------------------------------------------------------------- the command palette
+def first_hit(app) -> str:
+    return str(app.screen.query_one(CommandList).get_option_at_index(0).prompt)
+
+
+async def palette(app, pilot, query: str, expect: str) -> None:
+    """ctrl+p, type the query, wait for `expect` to be the best hit, press enter."""
+    await pilot.press("ctrl+p")
+    await pilot.press(*query)
+    await wait_for(pilot, lambda: expect in first_hit(app), timeout=10, what=f"{expect!r} first for {query!r}")
+    await pilot.press("enter")
+
+
+async def test_palette_finds_screens_and_opens_runs():
+    from tui.screens.compare import CompareScreen
+    from tui.screens.plots import PlotsScreen
+
+    app = PrunelabApp(backend=FixedBackend())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.recent_runs, what="the runs")
+        await palette(app, pilot, "new", "New experiment")
+        await wait_for(pilot, lambda: app.current_mode == "new", what="the New-experiment screen")
+        await palette(app, pilot, "monitor", "Monitor")
+        await wait_for(pilot, lambda: app.current_mode == "monitor", what="the monitor")
+        await palette(app, pilot, "runs", "Runs")
+        await wait_for(pilot, lambda: app.current_mode == "runs", what="the runs screen")
+
+        await palette(app, pilot, "seed-sweep", "seed-sweep")
+        await wait_for(pilot, lambda: isinstance(app.screen, PlotsScreen), what="the run's plots")
+        assert app.screen.run_id == RUNS[2].run_id
+
+        await pilot.press("escape")
+        await pilot.press("space", "down", "space")  # mark two runs
+        await palette(app, pilot, "compare", "Compare")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen), what="compare")
+        assert len(app.screen.run_ids) == 2
+
+
+async def test_palette_offers_the_current_screens_actions():
+    from tui.commands import PrunelabCommands
+
+    app = PrunelabApp(backend=FixedBackend())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.recent_runs, what="the runs")
+        provider = PrunelabCommands(app.screen)
+        await provider.startup()
+        hits = [hit async for hit in provider.search("filter")]
+        assert hits and hits[0].text == "Filter" and "Show only the runs matching" in hits[0].help
+        assert {h.text for h in [hit async for hit in provider.discover()]} >= {"Runs", "Monitor", "Quit"}
+
+
+# ---------------------------------------------------------------- one handler for worker errors
+class Broken(FixedBackend):
+    def list_runs(self):
+        raise RuntimeError("the store is down")
+
+    def run_detail(self, run_id):
+        raise RuntimeError(f"no run {run_id[:8]}")
+
+
+def errors(app) -> list[str]:
+    return [n.message for n in app._notifications if n.severity == "error"]
+
+
+async def test_a_failing_worker_shows_one_error_notice():
+    from textual.widgets import Static
+
+    app = PrunelabApp(backend=Broken())
+    async with app.run_test(size=(100, 30)) as pilot:
+        status = app.screen.query_one("#runs-status", Static)
+        await wait_for(pilot, lambda: "the store is down" in str(status.render()), what="the status line")
+        for _ in range(3):  # the same failure again: no pile of notices
+            await pilot.press("f5")
+            await pilot.pause(0.2)
+        assert errors(app) == ["cannot read the runs: the store is down"]
+
+        app.open_run(RUNS[0].run_id, "plots")
+        await wait_for(pilot, lambda: len(errors(app)) == 2, what="the plots error")
+        assert errors(app)[1] == f"cannot read the run: no run {RUNS[0].run_id[:8]}"
+        assert app.screen.is_current  # the app is still up

@@ -1,0 +1,102 @@
+"""The command palette (ctrl+p): every screen, the app's and this screen's actions, and the recent runs.
+
+Why from the bindings: an action added to a screen's BINDINGS shows up here,
+with its tooltip as help, without a second list to keep in step.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+RECENT_RUNS = 20  # how many of the newest runs the palette offers
+LOAD_TIMEOUT_S = 3.0  # a slow store must not keep the palette from answering
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    run: Callable[[], Any]
+
+
+class PrunelabCommands(Provider):
+    """Screens, actions and recent runs, matched fuzzily by name."""
+
+    runs: list[Any]  # set by startup, before any search
+
+    async def startup(self) -> None:
+        """The runs the runs screen last loaded; read them from the store if it has not loaded yet."""
+        runs = getattr(self.app, "recent_runs", None)
+        if runs is None:
+            try:
+                runs = await asyncio.wait_for(asyncio.to_thread(self.app.backend.list_runs), LOAD_TIMEOUT_S)
+            except Exception:  # no runs in the palette, the rest still works
+                runs = []
+        self.runs = list(runs)[:RECENT_RUNS]
+
+    # ------------------------------------------------------------ what it offers
+    def screen_commands(self) -> list[Command]:
+        app: Any = self.app
+        return [
+            Command("Runs", "Every experiment run in the store", app.action_runs),
+            Command("Monitor", "Live progress of the running experiments", partial(app.switch_mode, "monitor")),
+            Command("New experiment", "Set up and launch a new experiment", partial(app.switch_mode, "new")),
+            Command("Help", "Every key of every screen", app.action_help),
+            Command("Compare marked runs", "Overlay the curves of the runs marked on the runs screen",
+                    self._compare),
+        ]
+
+    def _compare(self) -> None:
+        app: Any = self.app
+        app.action_runs()
+        app.screen.action_compare()
+
+    def action_commands(self) -> list[Command]:
+        """The app's bindings, then the current screen's (those the screen commands already cover left out)."""
+        covered = {"help", "runs", "switch_mode('monitor')", "switch_mode('new')"}
+        out, seen = [], set()
+        for node in (self.app, self.screen):
+            for binding in node.BINDINGS:
+                if isinstance(binding, tuple):
+                    binding = Binding(*binding)
+                if binding.action in covered or (node, binding.action) in seen:
+                    continue
+                seen.add((node, binding.action))
+                key = self.app.get_key_display(binding)
+                help_text = f"{binding.tooltip or binding.description} ({key})"
+                out.append(Command(binding.description or binding.action, help_text,
+                                   partial(self.app.run_action, binding.action, node)))
+        return out
+
+    def run_commands(self) -> list[Command]:
+        from .fmt import pct, short_id
+
+        app: Any = self.app
+        out = []
+        for run in self.runs:
+            best = f" · best {pct(run.best_accuracy)}" if run.best_accuracy is not None else ""
+            out.append(Command(f"Open run {run.experiment or run.name} ({short_id(run.run_id)})",
+                               f"{run.name} · {run.status}{best}: show its plots",
+                               partial(app.open_run, run.run_id, "plots")))
+        return out
+
+    def commands(self) -> list[Command]:
+        return self.screen_commands() + self.action_commands() + self.run_commands()
+
+    # ------------------------------------------------------------ the Provider API
+    async def discover(self) -> Hits:
+        for command in self.screen_commands() + self.action_commands() + self.run_commands()[:5]:
+            yield DiscoveryHit(command.name, command.run, help=command.help)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for command in self.commands():
+            score = matcher.match(command.name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(command.name), command.run, text=command.name, help=command.help)
