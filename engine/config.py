@@ -10,7 +10,6 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .data.registry import check_dataset_name
@@ -300,6 +299,8 @@ class Config(Section):
         return {k: v for k, v in self.selection.items() if k in STRATEGIES[strategy].options}
 
     def to_toml(self) -> str:
+        import tomli_w  # deferred: only writing TOML needs it, and the GPU check's image lacks it
+
         return tomli_w.dumps(self.model_dump(mode="json", exclude_none=True))
 
 
@@ -393,6 +394,8 @@ def load_config(path_or_preset: str | Path | None = None, overrides: list[str] |
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML ({exc})") from None
     if isinstance(overrides, dict):
+        import tomli_w  # deferred, as in Config.to_toml
+
         overrides = [f"{k}={tomli_w.dumps({'v': v})[4:].strip()}" for k, v in overrides.items()]
     for assignment in overrides or []:
         apply_override(data, assignment)

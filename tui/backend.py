@@ -18,21 +18,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from engine import names
+
 if TYPE_CHECKING:  # numpy costs ~0.2 s at startup, the engine more; the functions import them when they run
     import numpy as np
 
     from engine.config import Config
-    from engine.events import RunProgress
-    from engine.runs import RunInfo
+    from engine.store.progress import RunProgress
+    from engine.store.runs import RunInfo
 
 ACCURACY, TRAIN_LOSS, TEST_LOSS = "test_accuracy", "train_loss", "test_loss"
 RECENT_S = 15 * 60  # a finished run stays on the monitor this long
-PREDICTIONS = "predictions"  # scores/predictions@eN.npy: the surrogate's predicted labels, not a score
+PREDICTIONS = names.PREDICTIONS  # scores/predictions@eN.npy: the surrogate's predicted labels, not a score
 
 
 def run_duration(run: Any, now: float) -> float | None:
     """Seconds a run took, or has taken so far while it runs (`now` is injected, for fixed snapshots)."""
-    end = run.end_time or (now if run.status == "RUNNING" else None)
+    end = run.end_time or (now if run.status == names.RUNNING else None)
     return max(0.0, end - run.start_time) if end else None
 
 
@@ -52,7 +54,7 @@ class TrialRow:
     @property
     def label(self) -> str:
         """The engine's trial name (as progress events carry it), without its slashes, to fit narrow tables."""
-        if self.method == "full":
+        if self.method == names.FULL:
             return f"full-data seed {self.seed}"
         return f"{self.method} {self.strategy} keep {self.ratio:g} seed {self.seed} e{self.epoch}"
 
@@ -101,7 +103,7 @@ def split_name(name: str) -> tuple[str, int | None]:
 def overlap_matrices(scores: dict[str, "np.ndarray"], k: int) -> dict[str, Any]:
     """methods x methods top-k ("first") and bottom-k ("last") repetition rates and Spearman's rho,
     computed by the engine's overlap kind (one definition of R for the run and the TUI)."""
-    from engine.experiments.overlap import overlap_matrices as compute
+    from engine.analysis import overlap_matrices as compute
 
     n = min(len(v) for v in scores.values())
     return compute(scores, max(1, min(int(k), n)))
@@ -132,9 +134,7 @@ class ProgressWatcher:
 
     def poll(self, now: float | None = None) -> list[Any]:
         """The runs that are live or ended lately, live ones first, newest first."""
-        from engine.events import ProgressFollower, RunProgress, TrialFinished, iter_progress_files
-
-        from .fmt import trial_line
+        from engine.store.progress import ProgressFollower, RunProgress, iter_progress_files
 
         now = time.time() if now is None else now
         with self._lock:
@@ -149,17 +149,14 @@ class ProgressWatcher:
                     self._followers[path] = ProgressFollower(path)
                     self._progress[path] = RunProgress()
                 events = self._followers[path].poll()
-                for event in events:
-                    progress = self._progress[path]
-                    progress.apply(event)
-                    if isinstance(event, TrialFinished) and progress.log:  # name the trial, give its accuracy
-                        progress.log[-1] = trial_line(event)
+                for event in events:  # the log names each finished trial with its accuracy (engine's trial_line)
+                    self._progress[path].apply(event)
             runs = []
             for path, progress in self._progress.items():
                 status = progress.effective_status
-                if status == "RUNNING" or now - (progress.updated or 0) <= self.recent_s:
+                if status == names.RUNNING or now - (progress.updated or 0) <= self.recent_s:
                     runs.append((progress, status))
-        runs.sort(key=lambda ps: (ps[1] != "RUNNING", -(ps[0].started or 0)))
+        runs.sort(key=lambda ps: (ps[1] != names.RUNNING, -(ps[0].started or 0)))
         return [p for p, _ in runs]
 
     def _first_line_alive(self, path: Path, mtime: float) -> bool:
@@ -167,7 +164,8 @@ class ProgressWatcher:
         if self._skipped.get(path) == mtime:
             return False
         self._skipped[path] = mtime
-        from engine.events import RunStarted, event_from_dict, process_alive
+        from engine.store.events import RunStarted, event_from_dict
+        from engine.store.progress import process_alive
 
         try:
             with open(path, encoding="utf-8") as f:
@@ -225,7 +223,7 @@ class Backend:
     """The real store: MLflow through the engine's API, progress files, and detached launches."""
 
     def __init__(self, tracking_uri: str | None = None, workdir: str | Path | None = None):
-        from engine.tracking import resolve_store  # light: MLflow is imported on first use
+        from engine.store.tracking import resolve_store  # light: MLflow is imported on first use
 
         self.tracking_uri = tracking_uri
         self.workdir = str(Path(workdir or os.getcwd()).resolve())
@@ -249,28 +247,28 @@ class Backend:
         self._track()
 
     def _track(self):
-        from engine.tracking import tracker
+        from engine.store.tracking import tracker
 
         return tracker(self.store.uri, self.workdir)
 
     # ------------------------------------------------------------ runs
     def list_runs(self) -> list[RunInfo]:
         """Parent runs (engine.runs.RunInfo), newest first; runs whose process died come back KILLED."""
-        from engine.runs import list_runs
+        from engine.store.runs import list_runs
 
         return list_runs(self._track())
 
     def run_row(self, run_id: str) -> RunInfo:
         """One parent run as a RunInfo (trials_done is not counted here: the run screens do not show it)."""
-        from engine.runs import RunInfo, reconcile
+        from engine.store.runs import RunInfo, reconcile
 
         track = self._track()
         run = track.get_run(run_id)
         experiment = track.client.get_experiment(run.info.experiment_id).name
         tags = run.data.tags
         return RunInfo(run_id=run_id, experiment=experiment, name=run.info.run_name or "",
-                       kind=tags.get("prunelab.kind", ""), status=reconcile(track, run),
-                       dataset=tags.get("prunelab.dataset", ""), model=tags.get("prunelab.model", ""),
+                       kind=tags.get(names.KIND, ""), status=reconcile(track, run),
+                       dataset=tags.get(names.DATASET, ""), model=tags.get(names.MODEL, ""),
                        best_accuracy=run.data.metrics.get("best_test_accuracy"), trials_done=0,
                        trials=_int(run.data.metrics.get("trials")), start_time=run.info.start_time / 1000,
                        end_time=run.info.end_time / 1000 if run.info.end_time else None)
@@ -287,7 +285,7 @@ class Backend:
         return out
 
     def run_detail(self, run_id: str) -> RunDetail:
-        from engine.runs import run_summary
+        from engine.store.runs import run_summary
 
         track = self._track()
         row = self.run_row(run_id)
@@ -300,7 +298,7 @@ class Backend:
 
     def history(self, child_run_id: str) -> dict[str, list[tuple[int, float]]]:
         """Per-epoch metrics of a trial (step = epoch)."""
-        from engine.tracking import retry
+        from engine.store.tracking import retry
 
         client = self._track().client
         out = {}
@@ -311,7 +309,7 @@ class Backend:
 
     # ------------------------------------------------------------ artifacts
     def _artifacts(self, run_id: str, path: str) -> list[str]:
-        from engine.tracking import retry
+        from engine.store.tracking import retry
 
         try:
             return [Path(f.path).name for f in retry(self._track().client.list_artifacts, run_id, path)
@@ -329,7 +327,7 @@ class Backend:
         with self._lock:
             if key in self._scores:
                 return self._scores[key]
-        path = self._track().download(run_id, f"scores/{name}.npy", self._dir(run_id))
+        path = self._track().download(run_id, f"{names.SCORES_DIR}/{name}.npy", self._dir(run_id))
         if path is None:
             raise FileNotFoundError(f"run {run_id} has no scores/{name}.npy")
         import numpy as np
@@ -346,7 +344,7 @@ class Backend:
 
     def overlap(self, run_id: str) -> dict[str, Any] | None:
         """The overlap kind's overlap.json, when the run logged one."""
-        text = self._track().load_text(run_id, "overlap.json")
+        text = self._track().load_text(run_id, names.OVERLAP_JSON)
         if not text:
             return None
         try:
@@ -366,7 +364,7 @@ class Backend:
         if not logged:
             return None
         name = logged.get(epoch) if epoch in logged else logged[max(logged)]
-        path = self._track().download(run_id, f"scores/{name}", self._dir(run_id))
+        path = self._track().download(run_id, f"{names.SCORES_DIR}/{name}", self._dir(run_id))
         return np.load(path).astype(np.int64).ravel() if path is not None and path.is_file() else None
 
     def samples(self, run_id: str) -> SampleSet:
@@ -377,7 +375,7 @@ class Backend:
         import tomllib
 
         from engine.config import config_from_dict
-        from engine.data import load_dataset
+        from engine.data.dataset import load_dataset
 
         text = self._track().load_text(run_id, "config.toml")
         if not text:
@@ -394,7 +392,8 @@ class Backend:
     def live_curves(self, run_id: str) -> dict[int, tuple[str, list[tuple[int, dict[str, float]]]]]:
         """Per-epoch metrics of the trials still training, from the progress file (MLflow has them only
         once a trial ends): {trial index: (trial name, [(epoch, metrics)])}."""
-        from engine.events import EpochEnd, StageStarted, TrialFinished, read_events
+        from engine.store.events import EpochEnd, StageStarted, TrialFinished
+        from engine.store.progress import read_events
 
         names: dict[int, str] = {}
         curves: dict[int, list[tuple[int, dict[str, float]]]] = {}

@@ -16,11 +16,11 @@ from typing import Any, Literal
 
 # registries whose names make good completions for a free-text field
 SUGGESTIONS = {
-    "kind": ("engine.experiments", "EXPERIMENTS"),
-    "model": ("engine.models", "MODELS"),
-    "data.dataset": ("engine.data", "DATASETS"),
-    "sweep.methods": ("engine.scoring", "SCORERS"),
-    "sweep.strategies": ("engine.selection", "STRATEGIES"),
+    "kind": ("engine.kinds", "KINDS"),
+    "model": ("engine.nets", "MODELS"),
+    "data.dataset": ("engine.data.registry", "DATASETS"),
+    "sweep.methods": ("engine.scoring.registry", "SCORERS"),
+    "sweep.strategies": ("engine.selection.registry", "STRATEGIES"),
 }
 
 

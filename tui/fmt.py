@@ -5,9 +5,11 @@ import math
 import time
 from typing import Any
 
+from engine import names
+
 # the theme's text-on-background variants: darker on light themes, lighter on dark ones
-STATUS_VAR = {"RUNNING": "text-warning", "FINISHED": "text-success", "FAILED": "text-error", "KILLED": "text-error",
-              "SCHEDULED": "text-secondary"}
+STATUS_VAR = {names.RUNNING: "text-warning", names.FINISHED: "text-success", names.FAILED: "text-error", names.KILLED: "text-error",
+              names.SCHEDULED: "text-secondary"}
 
 
 def pct(value: float | None, digits: int = 1) -> str:
@@ -43,32 +45,3 @@ def status_text(status: str, theme_vars: dict[str, Any]):
 
     color = theme_vars.get(STATUS_VAR.get(status, ""), "")
     return Text(status, style=f"bold {color}" if color else "bold")
-
-
-def trial_name(params: dict[str, Any]) -> str:
-    """A trial's name from its params, as the engine names it ("el2n / hardest / keep 0.5 / seed 0 / e2")."""
-    if "method" not in params:
-        return ""
-    if params["method"] == "full":
-        return f"full-data / seed {params.get('seed', '?')}"
-    try:
-        ratio = f"{float(params.get('ratio')):g}"
-    except (TypeError, ValueError):
-        ratio = str(params.get("ratio", "?"))
-    return (f"{params['method']} / {params.get('strategy', '?')} / keep {ratio} / seed {params.get('seed', '?')}"
-            f" / e{params.get('epoch', '?')}")
-
-
-def trial_line(event: Any) -> str:
-    """The monitor's log line for a finished trial (an engine.events.TrialFinished): which trial, its name,
-    and its test accuracy, or why it failed."""
-    name = getattr(event, "name", "") or trial_name(event.params or {})
-    parts = [f"trial {event.trial + 1}/{event.trials} {event.status}"]
-    if name:
-        parts.append(name)
-    accuracy = (event.metrics or {}).get("test_accuracy")
-    if event.status == "FINISHED" and accuracy is not None:
-        parts.append(f"acc {pct(accuracy, 2)}")
-    elif event.message:
-        parts.append(event.message)
-    return "  ".join(parts)

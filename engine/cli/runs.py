@@ -9,6 +9,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from .. import names
 from .common import (
     EXIT_FAILED,
     ProgressBars,

@@ -171,17 +171,33 @@ class RunProgress:
         return self.status
 
 
+def trial_name(params: dict) -> str:
+    """A trial's name from its grid params, as runner.trials.Trial names it (for events that carry no name)."""
+    if "method" not in params:
+        return ""
+    if params["method"] == names.FULL:
+        return f"full-data / seed {params.get('seed', '?')}"
+    try:
+        ratio = f"{float(params.get('ratio')):g}"
+    except (TypeError, ValueError):
+        ratio = str(params.get("ratio", "?"))
+    return (f"{params['method']} / {params.get('strategy', '?')} / keep {ratio} / seed {params.get('seed', '?')}"
+            f" / e{params.get('epoch', '?')}")
+
+
 def trial_line(event: TrialFinished) -> str:
-    """"trial 3/14 FINISHED  el2n / hardest / keep 0.5 / seed 0 / e2  acc 97.31 %", or the failure's reason."""
-    line = f"trial {event.trial + 1}/{event.trials} {event.status}"
-    if event.name:
-        line += f"  {event.name}"
-    accuracy = event.metrics.get("test_accuracy")
+    """The log line of a finished trial: "trial 3/14 FINISHED  el2n / hardest / keep 0.5 / seed 0 / e2  acc 97.31%",
+    or why it failed."""
+    parts = [f"trial {event.trial + 1}/{event.trials} {event.status}"]
+    name = event.name or trial_name(event.params or {})
+    if name:
+        parts.append(name)
+    accuracy = (event.metrics or {}).get("test_accuracy")
     if event.status == names.FINISHED and isinstance(accuracy, (int, float)):
-        line += f"  acc {100 * accuracy:.2f} %"
-    if event.message:
-        line += f"  {event.message}"
-    return line
+        parts.append(f"acc {100 * accuracy:.2f}%")
+    elif event.message:
+        parts.append(event.message)
+    return "  ".join(parts)
 
 
 def fold(events: list[Event], progress: RunProgress | None = None) -> RunProgress:

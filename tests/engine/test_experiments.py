@@ -10,8 +10,8 @@ import pytest
 
 import engine
 from engine.names import TRIAL_KEY
-from engine.store.events import EpochEnd, TrialFinished
-from engine.store.progress import ProgressFollower
+from engine.store.events import EpochEnd, RunStatus, TrialFinished
+from engine.store.progress import ProgressFollower, read_events
 from engine.store.tracking import tracker
 
 
@@ -186,3 +186,5 @@ def test_detached_run_returns_at_once_and_finishes(in_tmp, shared_data):
     while track.get_run(info["run_id"]).info.status == "RUNNING" and time.time() < deadline:
         time.sleep(0.5)
     assert track.get_run(info["run_id"]).info.status == "FINISHED"
+    words = [e.message for e in read_events(info["progress_file"]) if isinstance(e, RunStatus) and e.status == "RUNNING"]
+    assert words == ["started"]  # the detached process's first `--resume` is a start, not a resume

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.events import RunProgress, TrialFinished
-from engine.runs import RunInfo
+from engine.store.events import TrialFinished
+from engine.store.progress import RunProgress, trial_line
+from engine.store.runs import RunInfo
 from tui.backend import RunDetail, SampleSet, TrialRow
-from tui.fmt import trial_line
 
 NOW = 1_800_000_000.0  # a fixed "now" (2027-01-15 08:00 UTC)
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -129,7 +129,7 @@ class FixedBackend:
         return self._predictions
 
     def samples(self, run_id: str) -> SampleSet:
-        from engine.data import load_dataset
+        from engine.data.dataset import load_dataset
 
         ds = load_dataset("mnist-mini", None, "cpu", 600)
         return SampleSet(ds.x_train.numpy(), ds.y_train.numpy(), list(ds.classes))

@@ -21,7 +21,6 @@ TINY_FORM = {"name": "tui-e2e", "model": "mlp", "data.train_size": "600", "data.
 async def fill_and_launch(app, pilot, form: dict[str, str]) -> None:
     """Open the form, type the values in, wait for them to validate, press ctrl+l."""
     from textual.widgets import Input
-
     from tui_helpers import wait_for
 
     await pilot.press("n")
@@ -36,9 +35,10 @@ async def fill_and_launch(app, pilot, form: dict[str, str]) -> None:
 
 
 async def main(uri: str) -> None:
+    from tui_helpers import wait_for
+
     from tui.app import PrunelabApp
     from tui.widgets.progress_panel import ProgressPanel
-    from tui_helpers import wait_for
 
     app = PrunelabApp(uri)
     async with app.run_test(size=(100, 30)) as pilot:

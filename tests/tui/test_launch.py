@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable
-
-from engine.events import process_alive
-
 from tui_helpers import TINY, store_uri, wait_for
+
+from engine.store.progress import process_alive
 
 pytestmark = pytest.mark.anyio
 
@@ -94,8 +93,7 @@ async def test_launch_from_form_survives_tui_exit_then_analyse(tmp_path, monkeyp
 
 async def test_cancel_from_monitor_ends_run_killed(tmp_path, monkeypatch):
     from engine.api import load_config
-    from engine.tracking import tracker
-
+    from engine.store.tracking import tracker
     from tui.app import PrunelabApp
     from tui.widgets.progress_panel import ProgressPanel
 

@@ -12,7 +12,7 @@ import pytest
 
 from engine.config import Config, config_from_dict, load_config
 from engine.errors import ConfigError
-from engine.events import EpochEnd, RunStarted, RunStatus, StageStarted, TrialFinished
+from engine.store.events import EpochEnd, RunStarted, RunStatus, StageStarted, TrialFinished
 from tui.backend import Backend, ProgressWatcher, parse_overlap_json, split_name
 from tui.config_fields import assign, error_target, field_specs, format_value, lookup, parse_text
 from tui.widgets.image_grid import half_block_lines, shrink
@@ -123,7 +123,7 @@ def test_overlap_json_and_score_names():
 
 
 def test_eta_from_the_runs_pace():
-    from engine.events import RunProgress
+    from engine.store.progress import RunProgress
 
     p = RunProgress(trials=10, trials_done=4, started=100.0)
     assert eta_seconds(p, now=140.0) == pytest.approx(60.0)  # 10 s a trial, 6 to go
@@ -131,7 +131,7 @@ def test_eta_from_the_runs_pace():
 
 
 def test_half_blocks_draw_two_pixel_rows_per_line():
-    from engine.data import load_dataset
+    from engine.data.dataset import load_dataset
 
     image = load_dataset("mnist-mini", None, "cpu", 20).x_train[0].numpy()  # (1, 28, 28)
     small = shrink(image, 16)

@@ -12,7 +12,7 @@ import pytest
 from textual.widgets import DataTable, Input, Static
 from tui_helpers import TINY, settle, store_uri, wait_for
 
-from engine.events import RunStarted
+from engine.store.events import RunStarted
 from tui.app import PrunelabApp
 from tui.widgets.heatmap import Heatmap
 from tui.widgets.image_grid import ImageGrid
@@ -72,8 +72,8 @@ async def test_runs_screen_lists_filters_and_sorts(tiny_store):
 async def test_killed_run_shows_killed(tmp_path):
     """A run whose process died without a word (SIGKILL) reads KILLED, in the table and in MLflow."""
     from engine.api import load_config
-    from engine.experiments.base import create_parent_run
-    from engine.tracking import tracker
+    from engine.runner.runner import create_parent_run
+    from engine.store.tracking import tracker
 
 
     uri = store_uri(tmp_path)
@@ -122,7 +122,7 @@ async def test_plots_screen_draws_the_run(tiny_store):
 
 
 async def test_overlap_screen_matches_the_scores(tiny_store):
-    from engine.tracking import tracker
+    from engine.store.tracking import tracker
 
     track = tracker(tiny_store.uri, os.getcwd())
     scores = {m: np.load(track.download(tiny_store.run_id, f"scores/{m}@e1.npy", tiny_store.workdir / m))
@@ -199,7 +199,6 @@ async def test_compare_overlays_marked_runs(tiny_store):
 
 async def test_new_experiment_form_validates_inline(tiny_store):
     from engine.config import Config
-
     from tui.config_fields import field_specs
 
     app = PrunelabApp(tiny_store.uri)
@@ -238,8 +237,7 @@ async def test_new_experiment_form_validates_inline(tiny_store):
 
 async def test_monitor_follows_a_progress_file(tmp_path):
     """A progress file written by anyone (here, by hand, for this live process) shows as a live panel."""
-    from engine.events import EpochEnd, StageStarted, TrialFinished
-
+    from engine.store.events import EpochEnd, StageStarted, TrialFinished
     from tui.widgets.progress_panel import ProgressPanel
 
     uri = store_uri(tmp_path)
@@ -277,7 +275,7 @@ async def test_help_lists_every_key(tiny_store):
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("question_mark")
         assert app.screen.__class__.__name__ == "HelpScreen"
-        text = json.dumps(help_sections(None))
+        text = json.dumps(help_sections(PrunelabApp.BINDINGS))
         for key in ("?", "q", "/", "space", "enter", "x", "ctrl+l", "f", "l", "s", "t", "+", "[", "esc"):
             assert f'"{key}' in text, key
         await pilot.press("escape")

@@ -7,11 +7,10 @@ start times the same on every machine. Update after a deliberate UI change with
 from __future__ import annotations
 
 import pytest
-
-from tui.app import PrunelabApp
-
 from fixed_backend import RUNS, FixedBackend
 from tui_helpers import settle, wait_for
+
+from tui.app import PrunelabApp
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
 

@@ -40,9 +40,8 @@ def _rows(bindings: list[Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def help_sections(current: Screen | None = None) -> list[tuple[str, str, list[tuple[str, str]]]]:
-    """(title, help line, rows) per screen, the current one first, then global and widget keys."""
-    from ..app import PrunelabApp
+def help_sections(app_bindings: list, current: Screen | None = None) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """(title, help line, rows) per screen, the current one first, then global (`app_bindings`) and widget keys."""
     from ..widgets.run_table import RunTable
     from .compare import CompareScreen
     from .gallery import GalleryScreen
@@ -57,7 +56,7 @@ def help_sections(current: Screen | None = None) -> list[tuple[str, str, list[tu
                ("Overlap", OverlapScreen, []), ("Gallery", GalleryScreen, []), ("Compare", CompareScreen, [])]
     if current is not None:
         screens.sort(key=lambda s: not isinstance(current, s[1]))
-    sections = [("Everywhere", "", _rows(PrunelabApp.BINDINGS))]
+    sections = [("Everywhere", "", _rows(app_bindings))]
     for title, cls, extra in screens:
         sections.append((title, getattr(cls, "HELP", ""), _rows(list(cls.BINDINGS) + list(extra))))
     sections.insert(2 if current is not None else 1, ("Widgets", "", WIDGET_KEYS))
@@ -78,7 +77,7 @@ class HelpScreen(ModalScreen[None]):
         with Vertical(id="help-box"):
             yield Static("prunelab keys  ·  esc closes", id="help-title")
             with VerticalScroll(id="help-body"):
-                for title, line, rows in help_sections(self.current):
+                for title, line, rows in help_sections(type(self.app).BINDINGS, self.current):
                     table = Table(box=None, show_header=False, padding=(0, 1), expand=False)
                     table.add_column(style="bold", min_width=14, no_wrap=True)
                     table.add_column()

@@ -12,6 +12,8 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Header, Static
 
+from engine import names
+
 from ..messages import ProgressPolled
 from ..widgets.progress_panel import ProgressPanel
 from .base import BaseScreen
@@ -72,7 +74,7 @@ class MonitorScreen(BaseScreen):
                 panel.call_after_refresh(panel.update_progress, progress, now)
             else:
                 panel.update_progress(progress, now)
-        live = sum(p.effective_status == "RUNNING" for p in runs)
+        live = sum(p.effective_status == names.RUNNING for p in runs)
         if not runs:
             text = "No experiments running. Press n to start one."
         else:
@@ -103,7 +105,7 @@ class MonitorScreen(BaseScreen):
         if panel is None or panel.progress is None:
             self.notify("No run to cancel", severity="warning")
             return
-        if panel.status != "RUNNING":
+        if panel.status != names.RUNNING:
             self.notify(f"That run already ended ({panel.status})", severity="warning")
             return
         self.app.confirm_cancel(panel.run_id, panel.progress.experiment, panel.progress)

@@ -16,6 +16,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Header, Input, Label, Static
 from textual.worker import Worker
 
+from engine import names
+
 from ..backend import overlap_matrices, parse_overlap_json, split_name
 from ..messages import OverlapComputed, RunLoaded, ScoresListed
 from ..widgets.heatmap import Heatmap
@@ -110,7 +112,7 @@ class OverlapScreen(RunScreen):
         if self.k in self.logged:  # what the overlap run itself computed
             entry = self.logged[self.k]
             if entry.get(self.mode) is not None:
-                self._show({**entry, "k": self.k, "source": "overlap.json"})
+                self._show({**entry, "k": self.k, "source": names.OVERLAP_JSON})
                 return
         if not self.names:
             self._state(f"this run logged overlap for k = {', '.join(map(str, sorted(self.logged)))} only "

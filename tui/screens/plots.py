@@ -15,6 +15,8 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
+from engine import names
+
 from ..fmt import pct
 from ..messages import DetailLoaded, HistoryLoaded
 from ..widgets.table import Table
@@ -222,7 +224,7 @@ class PlotsScreen(RunScreen):
     @work(thread=True, exclusive=True, group="plots", exit_on_error=False, description="cannot read the run")
     def load(self) -> None:
         detail = self.backend.run_detail(self.run_id)
-        live = self.backend.live_curves(self.run_id) if detail.run.status == "RUNNING" else {}
+        live = self.backend.live_curves(self.run_id) if detail.run.status == names.RUNNING else {}
         self.post_result(DetailLoaded(detail, live))
 
     def on_detail_loaded(self, message: DetailLoaded) -> None:
@@ -231,7 +233,7 @@ class PlotsScreen(RunScreen):
     def _show(self, detail: Any, live: dict) -> None:
         self.detail, self.live = detail, live
         self.set_run(detail.run)
-        running = detail.run.status == "RUNNING"
+        running = detail.run.status == names.RUNNING
         if running:
             self._timer.resume()
         else:
@@ -268,11 +270,11 @@ class PlotsScreen(RunScreen):
 
         for index, (name, points) in sorted(live.items()):
             acc = points[-1][1].get("test_accuracy") if points else None
-            table.add_row(Text(pct(acc), justify="right"), status_text("RUNNING", theme), Text(name, no_wrap=True),
+            table.add_row(Text(pct(acc), justify="right"), status_text(names.RUNNING, theme), Text(name, no_wrap=True),
                           key=f"live:{index}")
         live_names = {name for name, _ in live.values()}
         for t in trials:
-            if t.status == "RUNNING" and t.label in live_names:
+            if t.status == names.RUNNING and t.label in live_names:
                 continue  # the live row above shows this trial, with its epochs so far
             table.add_row(Text(pct(t.accuracy), justify="right"), status_text(t.status, theme),
                           Text(t.label, no_wrap=True), key=t.run_id)

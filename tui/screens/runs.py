@@ -7,6 +7,8 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import Worker
 
+from engine import names
+
 from ..messages import RunsLoaded
 from ..widgets.run_table import RunTable
 from .base import BaseScreen
@@ -88,7 +90,7 @@ class RunsScreen(BaseScreen):
         if not total:
             text = f"No runs yet in {self.backend.uri}. Press n to start an experiment."
         else:
-            running = sum(r.status == "RUNNING" for r in table.runs.values())
+            running = sum(r.status == names.RUNNING for r in table.runs.values())
             noun = "run" if total == 1 else "runs"
             text = f"{shown} of {total} {noun}" if table.filter_text else f"{total} {noun}"
             if running:
@@ -156,7 +158,7 @@ class RunsScreen(BaseScreen):
     def action_cancel(self) -> None:
         run_id = self.table.current_run_id
         run = self.table.runs.get(run_id or "")
-        if not run or run.status != "RUNNING":
+        if not run or run.status != names.RUNNING:
             self.notify("Only a running run can be cancelled", severity="warning")
             return
         self.app.confirm_cancel(run_id, run.experiment)

@@ -13,6 +13,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, ProgressBar, RichLog, Static
 
+from engine import names
+
 from ..fmt import duration, pct, short_id, status_text
 
 
@@ -32,7 +34,7 @@ class ProgressPanel(Vertical, can_focus=True):
         super().__init__(id=f"panel-{run_id}", classes="progress-panel", **kwargs)
         self.run_id = run_id
         self.progress: Any = None
-        self.status = "RUNNING"
+        self.status = names.RUNNING
         self._log_signature: tuple = ()
 
     def compose(self) -> ComposeResult:
@@ -62,7 +64,7 @@ class ProgressPanel(Vertical, can_focus=True):
         self._bar("trials", progress.trials_done, progress.trials)
         self._bar("epoch", progress.epoch, progress.epochs)
         self._bar("batch", progress.batch, progress.batches)
-        running = self.status == "RUNNING"
+        running = self.status == names.RUNNING
         elapsed = ((now if running else progress.updated) - progress.started) if progress.started else None
         eta = eta_seconds(progress, now) if running else None
         metrics = progress.metrics

@@ -13,9 +13,9 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
-from .table import Table
 from ..backend import run_duration
 from ..fmt import clock, duration, pct, short_id, status_text
+from .table import Table
 
 
 def _best(r: Any) -> float:
