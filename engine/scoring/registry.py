@@ -7,7 +7,9 @@ A scorer is one of three kinds, by where its numbers come from:
   and `input_grad_norm` are computed by the scoring pass itself (they need the
   pass's backward), so their `fn` is None and their flags say what they need.
 - ``random``: seeded uniform numbers, no model at all.
-- ``training``: counted while the surrogate trains (`forgetting`, a trainer observer).
+- ``training``: counted while the surrogate trains by a trainer observer: `observer`
+  is a factory `observer(n, device)` of a `BatchObserver` with a `scores()` method
+  (`forgetting`, `aum`, `tdds`, `dynamic_uncertainty`).
 
 `average_inits` says whether the score is the mean over the K independently
 initialised surrogates (EL2N per Paul et al. 2021, forgetting) or comes from the
@@ -41,6 +43,7 @@ class Scorer:
     needs_input_grad: bool = False  # needs dL/dx of the normalised input
     average_inits: bool = False  # mean over the K surrogates, else from surrogate 0
     version: str = ""  # part of the cache key: bump it when a custom scorer's function changes
+    observer: Callable[..., object] | None = None  # training kind: observer(n, device) -> BatchObserver with scores()
 
     @property
     def needs_surrogate(self) -> bool:
@@ -82,7 +85,25 @@ for _scorer in (
     Scorer("el2n", "‖softmax(f(x)) − onehot(y)‖₂ averaged over the K surrogates (Paul et al. 2021)",
            fn=Ref("engine.scoring.formulas:el2n_score"), average_inits=True),
     Scorer("forgetting", "forgetting events while the K surrogates train, averaged over them (Toneva et al. "
-           "2019); a sample never learned counts as its run's maximum + 1", kind="training", average_inits=True),
+           "2019); a sample never learned counts as its run's maximum + 1", kind="training", average_inits=True,
+           observer=Ref("engine.scoring.forgetting:ForgettingCounter")),
+    Scorer("aum", "−(assigned logit − largest other logit) averaged over surrogate 0's training epochs "
+           "(AUM, Pleiss et al. 2020)", kind="training", observer=Ref("engine.scoring.training_dynamics:AUM")),
+    Scorer("aum_softmax", "AUM on softmax probabilities, the CCS repository's variant (Zheng et al. 2023)",
+           kind="training", observer=Ref("engine.scoring.training_dynamics:aum_softmax")),
+    Scorer("tdds", "temporal dual-depth score of surrogate 0's first 10 epochs, window 10, decay 0.9 "
+           "(Zhang et al. 2024)", kind="training", observer=Ref("engine.scoring.training_dynamics:TDDS")),
+    Scorer("dynamic_uncertainty", "std of the target probability over sliding 10-epoch windows of surrogate 0's "
+           "training, averaged (He et al. 2024)", kind="training",
+           observer=Ref("engine.scoring.training_dynamics:DynamicUncertainty")),
+    Scorer("entropy", "entropy of softmax(f(x)) averaged over the K surrogates (Coleman et al. 2020)",
+           fn=Ref("engine.scoring.uncertainty:entropy_score"), average_inits=True),
+    Scorer("least_confidence", "1 − max softmax probability averaged over the K surrogates (Coleman et al. 2020)",
+           fn=Ref("engine.scoring.uncertainty:least_confidence_score"), average_inits=True),
+    Scorer("margin", "1 − (top-1 − top-2 softmax probability) averaged over the K surrogates (Coleman et al. 2020)",
+           fn=Ref("engine.scoring.uncertainty:margin_score"), average_inits=True),
+    Scorer("grand", "GraNd: exact ‖∇θ L‖₂ averaged over the K surrogates (Paul et al. 2021; use epoch 0, K = 10)",
+           needs_param_grads=True, average_inits=True),
 ):
     SCORERS[_scorer.name] = _scorer
 

@@ -38,7 +38,6 @@ from ..store.cache import Cache, cache_key
 from ..store.events import EventCallback, StageStarted, emit
 from ..trainer import plan_budget, train
 from .batch import score_model
-from .forgetting import ForgettingCounter
 from .gradnorm.persample import DEFAULT_WORKSPACE_MB
 from .registry import Scorer, resolve_scorers
 
@@ -105,6 +104,17 @@ def _fingerprint(s: Scorer) -> str:
     return f"{s.name}:{where}:{s.version}"
 
 
+def _load(obj):
+    return obj.load() if isinstance(obj, Ref) else obj
+
+
+def _observer_key(base: dict, s: Scorer, t: int) -> str:
+    """Cache key of a training scorer's values at epoch t (forgetting keeps its original key)."""
+    if s.name == "forgetting":
+        return cache_key(**base, epoch=t, what="forgetting")
+    return cache_key(**base, epoch=t, what="observer", scorer=f"{s.name}:{_fingerprint(s)}")
+
+
 def check_epochs(epochs: Iterable[int], budget_epochs: int) -> list[int]:
     """Sorted distinct score epochs, each within 0..budget_epochs, or ConfigError."""
     out = sorted({int(e) for e in epochs})
@@ -143,7 +153,7 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
     cache = cache or Cache(None)
 
     batch_scorers = [s for s in chosen if s.kind == "batch"]
-    wants_forgetting = any(s.kind == "training" for s in chosen)
+    training_scorers = [s for s in chosen if s.kind == "training"]
     needs_model = any(s.needs_surrogate for s in chosen) or embeddings
     k_total = (int(inits) if any(s.average_inits for s in chosen) else 1) if needs_model else 0
     n = len(dataset)
@@ -159,7 +169,8 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
     for k in range(k_total):
         init_seed = surrogate_seed(seed, k)
         mine = [s for s in batch_scorers if k == 0 or s.average_inits]
-        forgetting = wants_forgetting
+        observed = [s for s in training_scorers if k == 0 or s.average_inits]
+        forgetting = bool(observed)
         extras = k == 0  # predictions (and embeddings) come from surrogate 0
         if not mine and not forgetting and not extras:
             continue
@@ -167,20 +178,20 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
                     seed=init_seed)
         score_keys = {t: cache_key(**base, epoch=t, what="scores", scorers=[_fingerprint(s) for s in mine],
                                    extras=extras, embeddings=embeddings and extras) for t in epochs}
-        forget_keys = {t: cache_key(**base, epoch=t, what="forgetting") for t in epochs}
+        forget_keys = {(s.name, t): _observer_key(base, s, t) for s in observed for t in epochs}
         state_keys = {t: cache_key(**base, epoch=t, what="state") for t in epochs}
         got: dict[int, dict[str, np.ndarray]] = {}
         for t in epochs:
             arrays = cache.load_arrays("scores", score_keys[t])
             if arrays is not None:
                 got[t] = arrays
-            if forgetting:
-                counts = cache.load_arrays("forgetting", forget_keys[t])
+            for s in observed:
+                counts = cache.load_arrays("forgetting", forget_keys[s.name, t])
                 if counts is not None:
-                    got.setdefault(t, {})["forgetting"] = counts["forgetting"]
+                    got.setdefault(t, {})[s.name] = counts[s.name]
         wants_pass = bool(mine) or extras  # surrogates k > 0 may be needed for forgetting alone
         missing_scores = [t for t in epochs if wants_pass and "predictions" not in got.get(t, {})]
-        missing_forget = [t for t in epochs if forgetting and "forgetting" not in got.get(t, {})]
+        missing_forget = [t for t in epochs if any(s.name not in got.get(t, {}) for s in observed)]
 
         def score_now(t: int, model: torch.nn.Module) -> None:
             emit(on_event, StageStarted("scoring", detail=f"epoch {t}, surrogate {k + 1}/{k_total}"))
@@ -198,15 +209,15 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
         states = {t: cache.load_state("surrogate", state_keys[t]) for t in missing_scores}
         if missing_forget or any(state is None for state in states.values()):
             emit(on_event, StageStarted("surrogate", detail=f"{model_name} {k + 1}/{k_total}, seed {init_seed}"))
-            counter = ForgettingCounter(n, dataset.device) if forgetting else None
+            counters = {s.name: _load(s.observer)(n, dataset.device) for s in observed}
             needed = sorted(set(missing_scores) | set(missing_forget))
 
             def on_checkpoint(t: int, model: torch.nn.Module) -> None:
                 cache.save_state("surrogate", state_keys[t], model.state_dict())
-                if t in missing_forget:
-                    counts = counter.scores() if t > 0 else np.zeros(n, dtype=np.float32)
-                    cache.save_arrays("forgetting", forget_keys[t], {"forgetting": counts})
-                    got.setdefault(t, {})["forgetting"] = counts
+                for s in observed if t in missing_forget else ():
+                    counts = (counters[s.name].scores() if t > 0 else np.zeros(n)).astype(np.float32)
+                    cache.save_arrays("forgetting", forget_keys[s.name, t], {s.name: counts})
+                    got.setdefault(t, {})[s.name] = counts
                 if t in missing_scores:
                     score_now(t, model)
                 if t == needed[-1]:
@@ -215,7 +226,7 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
             t0, scoring_before = time.perf_counter(), timing["scoring"]
             try:
                 train(model_name, dataset, train_cfg, seed=init_seed, on_event=on_event, checkpoint_epochs=needed,
-                      on_checkpoint=on_checkpoint, observers=[counter] if counter else [],
+                      on_checkpoint=on_checkpoint, observers=list(counters.values()),
                       evaluate_every_epoch=False, evaluate_at_end=False)
             except _StopTraining:
                 pass

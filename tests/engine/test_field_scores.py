@@ -1,0 +1,154 @@
+"""The field's scores (AUM, TDDS, dynamic uncertainty, uncertainty, GraNd) against independent computations.
+
+The training-dynamics observers run inside one real MNIST training run next to a
+recorder that keeps every minibatch's logits; the references recompute each score
+from those saved logits with the papers' formulas (loops over epochs and windows,
+the `aum` package for AUM) in float64.
+"""
+import numpy as np
+import pytest
+import torch
+from aum import AUMCalculator
+
+from engine.config import TrainConfig
+from engine.data.dataset import load_dataset
+from engine.scoring.batch import score_model
+from engine.scoring.registry import SCORERS
+from engine.scoring.surrogate import compute_scores, surrogate_seed
+from engine.scoring.training_dynamics import AUM, TDDS, DynamicUncertainty
+from engine.selection.registry import STRATEGIES
+from engine.store.cache import Cache
+from engine.trainer import to_model_layout, train
+from tests.conftest import TEST_DEVICE
+
+EPOCHS, BATCH = 12, 50
+
+
+@pytest.fixture(scope="module")
+def mnist(shared_data):
+    return load_dataset("mnist", shared_data, TEST_DEVICE, train_size=300, test_size=100)
+
+
+class Recorder:
+    def __init__(self):
+        self.batches = []
+
+    def __call__(self, idx, logits, targets):
+        self.batches.append((idx.cpu().numpy(), logits.double().cpu().numpy(), targets.cpu().numpy()))
+
+
+@pytest.fixture(scope="module")
+def run(mnist):
+    """One training run observed by every observer and by the recorder."""
+    n = len(mnist)
+    observers = {"aum": AUM(n, "cpu"), "aum_softmax": AUM(n, "cpu", softmax=True),
+                 "tdds": TDDS(n, "cpu"), "tdds_w4_t9": TDDS(n, "cpu", window=4, trajectory=9, decay=0.5),
+                 "du": DynamicUncertainty(n, "cpu"), "du_w3": DynamicUncertainty(n, "cpu", window=3),
+                 "du_w20": DynamicUncertainty(n, "cpu", window=20)}
+    recorder = Recorder()
+    train("mlp", mnist, TrainConfig(epochs=EPOCHS, batch_size=BATCH), seed=3,
+          observers=[*observers.values(), recorder], evaluate_every_epoch=False, evaluate_at_end=False)
+    per_epoch = -(-n // BATCH)
+    probs = np.zeros((EPOCHS, n, 10))
+    logits = np.zeros((EPOCHS, n, 10))
+    for b, (idx, lg, _) in enumerate(recorder.batches):
+        logits[b // per_epoch, idx] = lg
+        e = np.exp(lg - lg.max(1, keepdims=True))
+        probs[b // per_epoch, idx] = e / e.sum(1, keepdims=True)
+    labels = mnist.y_train.cpu().numpy()
+    return {name: o.scores() for name, o in observers.items()}, recorder, probs, logits, labels
+
+
+def test_aum_matches_the_aum_package(run, tmp_path):
+    scores, recorder, _, _, labels = run
+    calc = AUMCalculator(str(tmp_path), compressed=True)
+    for idx, lg, y in recorder.batches:
+        calc.update(torch.from_numpy(lg), torch.from_numpy(y), idx.tolist())
+    reference = np.array([calc.sums[i] / calc.counts[i] for i in range(len(labels))])
+    np.testing.assert_allclose(scores["aum"], -reference, rtol=0, atol=1e-10)
+
+
+def test_aum_softmax_is_the_margin_on_probabilities(run):
+    scores, _, probs, _, labels = run
+    target = probs[:, np.arange(len(labels)), labels]
+    others = probs.copy()
+    others[:, np.arange(len(labels)), labels] = -np.inf
+    np.testing.assert_allclose(scores["aum_softmax"], -(target - others.max(2)).mean(0), rtol=0, atol=1e-10)
+
+
+def tdds_reference(probs, trajectory, window, decay):
+    """Zhang et al.'s formula, loop by loop over windows and epochs."""
+    total = np.zeros(probs.shape[1])
+    for k in range(trajectory - window + 1):
+        kd = [np.abs(probs[j + 1] * (np.log(probs[j + 1] + 1e-8) - np.log(probs[j] + 1e-8))).sum(1)
+              for j in range(k, k + window - 1)]
+        kd = np.array(kd)
+        norm = np.sqrt(((kd - kd.mean(0)) ** 2).sum(0))
+        total += norm * decay * (1 - decay) ** (trajectory - window - k)
+    return total
+
+
+def test_tdds_matches_the_windowed_formula(run):
+    scores, _, probs, _, _ = run
+    np.testing.assert_allclose(scores["tdds"], tdds_reference(probs, 10, 10, 0.9), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(scores["tdds_w4_t9"], tdds_reference(probs, 9, 4, 0.5), rtol=1e-10, atol=1e-12)
+
+
+def test_dynamic_uncertainty_matches_sliding_window_stds(run):
+    scores, _, probs, _, labels = run
+    target = probs[:, np.arange(len(labels)), labels]
+    for name, window in (("du", 10), ("du_w3", 3)):
+        stds = [target[i:i + window].std(0, ddof=1) for i in range(EPOCHS - window + 1)]
+        np.testing.assert_allclose(scores[name], np.mean(stds, 0), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(scores["du_w20"], target.std(0, ddof=1), rtol=1e-10, atol=1e-12)  # one short window
+
+
+def test_compute_scores_gathers_observers_during_surrogate_training_and_caches(mnist, tmp_path):
+    cfg = TrainConfig(epochs=3, batch_size=BATCH)
+    cache = Cache(tmp_path)
+    first = compute_scores(mnist, "mlp", ["aum", "dynamic_uncertainty", "loss"], epochs=[3], inits=1, train_cfg=cfg,
+                           seed=4, cache=cache)
+    aum, du = AUM(len(mnist), "cpu"), DynamicUncertainty(len(mnist), "cpu")
+    train("mlp", mnist, cfg, seed=4, observers=[aum, du], evaluate_every_epoch=False, evaluate_at_end=False)
+    np.testing.assert_allclose(first.get("aum"), aum.scores(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(first.get("dynamic_uncertainty"), du.scores(), rtol=1e-6, atol=1e-6)
+    again = compute_scores(mnist, "mlp", ["aum", "entropy"], epochs=[3], inits=1, train_cfg=cfg, seed=4, cache=cache)
+    assert again.surrogates_trained == 0  # aum from the cache, entropy rescored from the cached state
+    np.testing.assert_array_equal(again.get("aum"), first.get("aum"))
+
+
+def test_uncertainty_scores_follow_their_formulas(mnist):
+    model = train("mlp", mnist, TrainConfig(steps=8, batch_size=BATCH), seed=0).model.double()
+    result = score_model(model, mnist, ["entropy", "least_confidence", "margin"], batch_size=64)
+    with torch.no_grad():
+        logits = model(to_model_layout(mnist.normalize(mnist.x_train, torch.float64))).numpy()
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    top = np.sort(p, 1)[:, ::-1]
+    np.testing.assert_allclose(result.scores["entropy"], -(p * np.log(p)).sum(1), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(result.scores["least_confidence"], 1 - top[:, 0], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(result.scores["margin"], 1 - (top[:, 0] - top[:, 1]), rtol=1e-10, atol=1e-12)
+    assert SCORERS["entropy"].average_inits and SCORERS["margin"].average_inits
+
+
+def test_grand_is_the_grad_norm_averaged_over_k_inits(mnist):
+    cfg = TrainConfig(epochs=1, batch_size=BATCH)
+    result = compute_scores(mnist, "mlp", ["grand", "grad_norm"], epochs=[0], inits=3, train_cfg=cfg, seed=2)
+    singles = []
+    for k in range(3):
+        from engine.architectures import build_model
+        model = build_model("mlp", mnist.input_shape, 10, seed=surrogate_seed(2, k))
+        singles.append(score_model(model, mnist, ["grad_norm"]).scores["grad_norm"])
+    np.testing.assert_allclose(result.get("grand"), np.mean(singles, 0), rtol=1e-5)
+    np.testing.assert_allclose(result.get("grad_norm"), singles[0], rtol=1e-6)
+    assert not np.allclose(result.get("grand"), singles[0], rtol=1e-2)
+
+
+def test_ccs_takes_aum_and_prunes_the_highest_aum_first(run):
+    scores, _, _, _, labels = run
+    aum = scores["aum"]
+    ccs = STRATEGIES["ccs"]
+    kept = np.asarray(ccs.fn.load()(aum, 150, labels, 0, None, **{**ccs.defaults, "beta": 0.2}))
+    assert len(np.unique(kept)) == 150
+    hardest = np.argsort(-aum)[:60]  # beta = 0.2 of 300
+    assert not np.isin(hardest, kept).any()
