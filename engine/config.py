@@ -125,8 +125,9 @@ def _scorer_names(methods: list[str], batch_only: bool = False) -> list[str]:
     """Check scorer names; with batch_only, only those that score a batch with the current model (or random)."""
     for m in methods:
         checked(check_scorer, m)
-        if batch_only and check_scorer(m).kind == "training":
-            raise ValueError(f"scorer {m!r} is counted while a surrogate trains, so it cannot score a batch "
+        if batch_only and check_scorer(m).kind in ("training", "embedding"):
+            raise ValueError(f"scorer {m!r} comes from surrogate training or the whole set's embeddings, so it "
+                             "cannot score a batch "
                              "online; use random, loss, grad_norm, input_grad_norm or el2n")
     return methods
 

@@ -10,6 +10,9 @@ A scorer is one of three kinds, by where its numbers come from:
 - ``training``: counted while the surrogate trains by a trainer observer: `observer`
   is a factory `observer(n, device)` of a `BatchObserver` with a `scores()` method
   (`forgetting`, `aum`, `tdds`, `dynamic_uncertainty`).
+- ``embedding``: a function of surrogate 0's penultimate embeddings of the whole
+  training set, `fn(model, embeddings, labels)` returning (N,) (`moderate`,
+  `prototypes`, `cal`), computed right after that surrogate's scoring pass.
 
 `average_inits` says whether the score is the mean over the K independently
 initialised surrogates (EL2N per Paul et al. 2021, forgetting) or comes from the
@@ -37,7 +40,7 @@ ScoreFn = Callable[["nn.Module", "torch.Tensor", "torch.Tensor", "torch.Tensor"]
 class Scorer:
     name: str
     description: str
-    kind: Literal["batch", "random", "training"] = "batch"
+    kind: Literal["batch", "random", "training", "embedding"] = "batch"
     fn: ScoreFn | None = None
     needs_param_grads: bool = False  # needs the per-sample gradient norm of all trainable parameters
     needs_input_grad: bool = False  # needs dL/dx of the normalised input
@@ -102,6 +105,15 @@ for _scorer in (
            fn=Ref("engine.scoring.uncertainty:least_confidence_score"), average_inits=True),
     Scorer("margin", "1 − (top-1 − top-2 softmax probability) averaged over the K surrogates (Coleman et al. 2020)",
            fn=Ref("engine.scoring.uncertainty:margin_score"), average_inits=True),
+    Scorer("moderate", "distance of surrogate 0's embedding to its class's median embedding (Moderate-DS, "
+           "Xia et al. 2023); pair with the moderate strategy", kind="embedding",
+           fn=Ref("engine.scoring.embedding_scores:moderate_score")),
+    Scorer("prototypes", "cosine distance to the nearest of 10 k-means centroids of its class in surrogate 0's "
+           "embedding space (Sorscher et al. 2022)", kind="embedding",
+           fn=Ref("engine.scoring.embedding_scores:prototypes_score")),
+    Scorer("cal", "mean symmetric KL between surrogate 0's prediction and its 10 nearest same-class neighbours' "
+           "(CAL, Margatina et al. 2021, as DeepCore)", kind="embedding",
+           fn=Ref("engine.scoring.embedding_scores:cal_score")),
     Scorer("grand", "GraNd: exact ‖∇θ L‖₂ averaged over the K surrogates (Paul et al. 2021; use epoch 0, K = 10)",
            needs_param_grads=True, average_inits=True),
 ):

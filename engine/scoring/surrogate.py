@@ -152,7 +152,7 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
     epochs = check_epochs(epochs if epochs is not None else [budget.epochs], budget.epochs)
     cache = cache or Cache(None)
 
-    batch_scorers = [s for s in chosen if s.kind == "batch"]
+    batch_scorers = [s for s in chosen if s.kind in ("batch", "embedding")]  # embedding: after surrogate 0's pass
     training_scorers = [s for s in chosen if s.kind == "training"]
     needs_model = any(s.needs_surrogate for s in chosen) or embeddings
     k_total = (int(inits) if any(s.average_inits for s in chosen) else 1) if needs_model else 0
@@ -196,8 +196,12 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
         def score_now(t: int, model: torch.nn.Module) -> None:
             emit(on_event, StageStarted("scoring", detail=f"epoch {t}, surrogate {k + 1}/{k_total}"))
             t0 = time.perf_counter()
-            result = score_model(model, dataset, mine, batch_size=batch_size, embeddings=embeddings and extras,
-                                 on_event=on_event, workspace_mb=workspace_mb, epoch=t, epochs=epochs[-1])
+            from_embeddings = [s for s in mine if s.kind == "embedding"]
+            result = score_model(model, dataset, [s for s in mine if s.kind == "batch"], batch_size=batch_size,
+                                 embeddings=(embeddings or bool(from_embeddings)) and extras, on_event=on_event,
+                                 workspace_mb=workspace_mb, epoch=t, epochs=epochs[-1])
+            labels = dataset.y_train.cpu().numpy()
+            result.scores.update({s.name: _load(s.fn)(model, result.embeddings, labels) for s in from_embeddings})
             timing["scoring"] += time.perf_counter() - t0
             arrays = {name: v.astype(np.float32) for name, v in result.scores.items()}
             arrays["predictions"] = result.predictions

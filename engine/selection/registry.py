@@ -125,6 +125,10 @@ register_strategy(
              "bins": (50, "number of equal-width score strata, >= 1")},
 )
 register_strategy(
+    "moderate", "engine.selection.moderate:moderate",
+    "keep the band of samples around the median score (Moderate-DS, Xia et al. 2023; use with the moderate scorer)",
+)
+register_strategy(
     "class_balanced", "engine.selection.coverage:class_balanced",
     "keep_ratio of every class (exact total by largest remainders), within a class by order",
     options={"order": _ORDER_OPTION},

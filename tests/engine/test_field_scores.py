@@ -152,3 +152,62 @@ def test_ccs_takes_aum_and_prunes_the_highest_aum_first(run):
     assert len(np.unique(kept)) == 150
     hardest = np.argsort(-aum)[:60]  # beta = 0.2 of 300
     assert not np.isin(hardest, kept).any()
+
+
+@pytest.fixture(scope="module")
+def embedded(mnist):
+    """Surrogate 0 at epoch 2 with its embeddings, its embedding scores and its own logits."""
+    cfg = TrainConfig(epochs=2, batch_size=BATCH)
+    result = compute_scores(mnist, "mlp", ["moderate", "prototypes", "cal"], epochs=[2], inits=1, train_cfg=cfg,
+                            seed=6, embeddings=True)
+    model = train("mlp", mnist, cfg, seed=6, evaluate_every_epoch=False, evaluate_at_end=False).model.eval()
+    with torch.no_grad():
+        logits = model(to_model_layout(mnist.normalize(mnist.x_train))).double().numpy()
+    return result, result.embeddings[2].astype(np.float64), result.labels, logits
+
+
+def test_moderate_is_the_distance_to_the_class_median(embedded):
+    result, emb, labels, _ = embedded
+    reference = np.array([np.linalg.norm(emb[i] - np.median(emb[labels == labels[i]], axis=0))
+                          for i in range(len(labels))])
+    np.testing.assert_allclose(result.get("moderate"), reference, rtol=1e-5, atol=1e-5)
+
+
+def test_cal_is_the_mean_symmetric_kl_to_same_class_neighbours(embedded):
+    from scipy.spatial.distance import cdist
+    from scipy.special import log_softmax
+    result, emb, labels, logits = embedded
+    logp = log_softmax(logits, axis=1)
+    reference = np.zeros(len(labels))
+    for i in range(len(labels)):
+        same = np.flatnonzero(labels == labels[i])
+        same = same[same != i]
+        near = same[np.argsort(cdist(emb[i:i + 1], emb[same])[0], kind="stable")[:10]]
+        p, q = np.exp(logp[i]), np.exp(logp[near])
+        reference[i] = np.mean([(0.5 * p * (logp[i] - lq) + 0.5 * qq * (lq - logp[i])).sum()
+                                for qq, lq in zip(q, logp[near])])
+    np.testing.assert_allclose(result.get("cal"), reference, rtol=1e-4, atol=1e-6)
+
+
+def test_prototypes_with_one_centroid_is_the_cosine_distance_to_the_class_direction(embedded):
+    from engine.scoring.embedding_scores import prototypes_score
+    result, emb, labels, _ = embedded
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    reference = np.zeros(len(labels))
+    for c in np.unique(labels):
+        rows = labels == c
+        centre = unit[rows].mean(0)
+        reference[rows] = 1 - unit[rows] @ (centre / np.linalg.norm(centre))
+    np.testing.assert_allclose(prototypes_score(None, emb, labels, clusters=1), reference, atol=1e-5)
+    assert np.allclose(prototypes_score(None, emb, labels, clusters=10_000), 0, atol=1e-5)  # each its own centroid
+    np.testing.assert_allclose(result.get("prototypes"), prototypes_score(None, emb, labels), atol=1e-6)
+    assert (result.get("prototypes") < reference + 1e-5).mean() > 0.9  # ten prototypes fit closer than one
+
+
+def test_moderate_strategy_keeps_the_band_around_the_median(embedded):
+    result, _, labels, _ = embedded
+    scores = result.get("moderate").astype(np.float64)
+    moderate = STRATEGIES["moderate"]
+    kept = np.asarray(moderate.fn.load()(scores, 100, labels, 0, None))
+    ascending = np.argsort(scores, kind="stable")
+    np.testing.assert_array_equal(np.sort(kept), np.sort(ascending[100:200]))

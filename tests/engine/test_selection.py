@@ -166,7 +166,7 @@ def test_kmeans_converges_to_nearest_centers(real):
 
 def test_describe_and_defaults_validate():
     described = {d["name"]: d for d in describe_strategies()}
-    assert set(described) == {"hardest", "easiest", "random", "ccs", "class_balanced", "kmeans_coverage"}
+    assert set(described) == {"hardest", "easiest", "random", "ccs", "class_balanced", "kmeans_coverage", "moderate"}
     assert described["ccs"]["options"]["beta"]["default"] == 0.0
     assert described["ccs"]["options"]["bins"]["default"] == 50
     assert described["kmeans_coverage"]["needs_embeddings"] is True
