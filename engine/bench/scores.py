@@ -19,12 +19,21 @@ from ..config import TrainConfig
 from ..data.dataset import load_dataset
 from ..device import resolve_device
 from ..scoring.batch import score_model
-from ..scoring.forgetting import ForgettingCounter
+from ..registry import Ref
+from ..scoring.registry import SCORERS
 from ..scoring.surrogate import random_scores
 from ..trainer import autocast, make_optimizer, prepare_model, to_model_layout, train
 from .common import NO_EVAL, device_label, tiled, timed_seconds
 
-SCORE_BENCH_SCORERS = ("random", "loss", "el2n", "grad_norm", "input_grad_norm", "forgetting")
+
+
+def bench_scorer_names() -> list[str]:
+    """Every registered scorer: the built-ins and any registered before the bench runs."""
+    return list(SCORERS)
+
+
+def _load(obj):
+    return obj.load() if isinstance(obj, Ref) else obj
 ONE_PASS = ("loss", "grad_norm", "input_grad_norm", "el2n")
 
 
@@ -147,7 +156,7 @@ def bench_scores(data_dir: str | None = None, samples: int | None = None, device
     - `speedup_vs_naive` / `speedup_vs_vmap` (grad_norm, input_grad_norm).
     - `peak_memory_vs_train_step`: peak memory growth of scoring one batch over that
       of one training step, each in a fresh process (`score_memory_probe`).
-    - `forgetting`: the extra time of counting during a training epoch, in epochs.
+    - training scorers (`forgetting`, `aum`, ...): the extra time of their observer during a training epoch.
 
     `tile_to` repeats the training set to that many samples (see `tiled`).
     """
@@ -175,17 +184,23 @@ def bench_scores(data_dir: str | None = None, samples: int | None = None, device
     def time_scorer(scorer: str) -> float:
         if scorer == "random":
             return timed_seconds(lambda: random_scores(n, 0))
+        s = SCORERS[scorer]
+        if s.kind == "embedding":  # the pass that captures the embeddings, then the score over the whole set
+            return timed_seconds(lambda: _load(s.fn)(model, score_model(model, ds, [], batch_size=batch_size,
+                                                                        embeddings=True).embeddings, labels))
         return timed_seconds(lambda: score_model(model, ds, [scorer], batch_size=batch_size))
 
-    samples_of: dict[str, list[dict[str, float]]] = {s: [] for s in SCORE_BENCH_SCORERS}
+    names = bench_scorer_names()
+    samples_of: dict[str, list[dict[str, float]]] = {s: [] for s in names}
+    labels = ds.y_train.cpu().numpy()
     train_times, all_ratios = [], []
     for _ in range(rounds):
         epoch = train(model_name, ds, cfg, seed=0, **NO_EVAL).train_seconds
         train_times.append(epoch)
-        for scorer in SCORE_BENCH_SCORERS:
-            if scorer == "forgetting":
+        for scorer in names:
+            if SCORERS[scorer].kind == "training":
                 counted = train(model_name, ds, cfg, seed=0, **NO_EVAL,
-                                observers=[ForgettingCounter(n, dev)]).train_seconds
+                                observers=[_load(SCORERS[scorer].observer)(n, dev)]).train_seconds
                 samples_of[scorer].append({"seconds": max(counted - epoch, 0.0), "epoch": epoch})
                 continue
             samples_of[scorer].append({"seconds": time_scorer(scorer), "epoch": epoch})
@@ -209,8 +224,8 @@ def bench_scores(data_dir: str | None = None, samples: int | None = None, device
         for key in ("naive_seconds", "vmap_seconds", "speedup_vs_naive", "speedup_vs_vmap"):
             if key in runs[0]:
                 entry[key] = round(median([r[key] for r in runs]), 2)
-        if scorer == "forgetting":
-            entry["note"] = "extra time of counting during one training epoch"
+        if SCORERS[scorer].kind == "training":
+            entry["note"] = "extra time of observing one training epoch"
         scorers[scorer] = entry
     result = {"dataset": name, "model": model_name, "samples": n, "tiled_from": tiled_from,
               "batch_size": batch_size, "device": device_label(dev),

@@ -59,7 +59,7 @@ def _epoch_list(ctx: click.Context, param: click.Parameter, value: str) -> list[
 @click.option("--dataset", default="mnist-mini", show_default=True, help="mnist-mini, mnist, cifar10 or npz:PATH.")
 @click.option("--model", default="cnn", show_default=True, help="cnn, resnet18 or mlp.")
 @click.option("--scorers", default="loss,el2n,grad_norm", show_default=True,
-              help="Comma-separated: random, loss, grad_norm, input_grad_norm, el2n, forgetting, or a registered one.")
+              help="Comma-separated scorer names (see `prunelab list`), or all: every registered scorer in one run.")
 @click.option("--epochs", "score_epochs", default="1", show_default=True, callback=_epoch_list,
               help="Surrogate epochs to score at, comma-separated (0 = the untrained surrogate).")
 @click.option("--surrogate-epochs", type=click.IntRange(min=0), default=None,
@@ -89,6 +89,10 @@ def score_command(dataset, model, scorers, score_epochs, surrogate_epochs, inits
     from .. import api
     from ..device import resolve_device
 
+    from ..scoring.registry import SCORERS
+
+    if scorers.strip() == "all":
+        scorers = ",".join(SCORERS)
     budget = surrogate_epochs if surrogate_epochs is not None else max(max(score_epochs), 0)
     with ProgressBars() as bars:
         result = api.score_result(dataset, model, scorers, epochs=score_epochs, inits=inits, seed=seed,
@@ -103,6 +107,9 @@ def score_command(dataset, model, scorers, score_epochs, surrogate_epochs, inits
                               "max": float(v.max())}
              for name, per_epoch in result.scores.items() for t, v in per_epoch.items()}
     seconds = {k: round(v, 3) for k, v in result.seconds.items()}
+    rates = _samples_per_second(result, SCORERS)
+    for key in stats:
+        stats[key]["samples_per_second"] = rates.get(key.split("@")[0])
     summary = {"dataset": dataset, "model": model, "samples": len(result.labels), "epochs": result.epochs,
                "surrogate_epochs": budget, "inits": result.inits, "seed": seed, "device": where,
                "surrogates_trained": result.surrogates_trained, "seconds": seconds, "scorers": stats, "out": out}
@@ -113,11 +120,28 @@ def score_command(dataset, model, scorers, score_epochs, surrogate_epochs, inits
                f"{','.join(map(str, result.epochs))} of {budget}; {result.surrogates_trained} surrogate(s) trained "
                f"in {seconds['training']:.1f} s, scoring {seconds['scoring']:.1f} s, total {seconds['total']:.1f} s "
                f"on {where}")
-    click.echo(f"{'scorer':<24} {'mean':>10} {'std':>10} {'min':>10} {'max':>10}")
+    click.echo(f"{'scorer':<24} {'mean':>10} {'std':>10} {'min':>10} {'max':>10} {'samples/s':>10}")
     for key, s in stats.items():
-        click.echo(f"{key:<24} {s['mean']:>10.4g} {s['std']:>10.4g} {s['min']:>10.4g} {s['max']:>10.4g}")
+        rate = f"{s['samples_per_second']:>10.4g}" if s["samples_per_second"] else f"{'-':>10}"
+        click.echo(f"{key:<24} {s['mean']:>10.4g} {s['std']:>10.4g} {s['min']:>10.4g} {s['max']:>10.4g} {rate}")
+    click.echo("samples/s: pass scorers share one scoring pass per checkpoint (its rate), training scorers "
+               "ride on the surrogates' training (its rate), embedding scorers are timed alone")
     if out:
         click.echo(f"wrote {out}")
+
+
+def _samples_per_second(result, registry) -> dict[str, float | None]:
+    """Samples/s per scorer: of its own computation (embedding), of the shared pass (batch) or of training."""
+    n, seconds = len(result.labels), result.seconds
+    seen = {"embedding": len(result.epochs), "batch": len(result.epochs) * result.inits,  # samples scored, / n
+            "training": max(result.epochs) * result.surrogates_trained}
+    out: dict[str, float | None] = {}
+    for name in result.scores:
+        kind = registry[name].kind if name in registry else "batch"
+        spent = {"embedding": seconds.get(f"scorer:{name}", 0.0), "batch": seconds.get("scoring", 0.0),
+                 "training": seconds.get("training", 0.0)}.get(kind, 0.0)
+        out[name] = round(n * seen[kind] / spent, 1) if spent > 0 and kind in seen else None
+    return out
 
 
 # ---------------------------------------------------------------- bench

@@ -54,7 +54,7 @@ def prototypes_score(model, embeddings: np.ndarray, labels: np.ndarray, clusters
                           max_points_per_centroid=1 << 30)
         km.train(np.ascontiguousarray(emb[rows]))
         centroids = km.centroids / np.maximum(np.linalg.norm(km.centroids, axis=1, keepdims=True), 1e-12)
-        out[rows] = 1 - (emb[rows].astype(np.float64) @ centroids.T.astype(np.float64)).max(1)
+        out[rows] = np.maximum(0.0, 1 - (emb[rows].astype(np.float64) @ centroids.T.astype(np.float64)).max(1))
     return out
 
 

@@ -201,7 +201,10 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
                                  embeddings=(embeddings or bool(from_embeddings)) and extras, on_event=on_event,
                                  workspace_mb=workspace_mb, epoch=t, epochs=epochs[-1])
             labels = dataset.y_train.cpu().numpy()
-            result.scores.update({s.name: _load(s.fn)(model, result.embeddings, labels) for s in from_embeddings})
+            for s in from_embeddings:
+                t1 = time.perf_counter()
+                result.scores[s.name] = _load(s.fn)(model, result.embeddings, labels)
+                timing[f"scorer:{s.name}"] = timing.get(f"scorer:{s.name}", 0.0) + time.perf_counter() - t1
             timing["scoring"] += time.perf_counter() - t0
             arrays = {name: v.astype(np.float32) for name, v in result.scores.items()}
             arrays["predictions"] = result.predictions
