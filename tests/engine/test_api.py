@@ -105,18 +105,18 @@ def tiny_net(input_shape, num_classes):
 
 def test_registered_model_and_scorer_work_in_configs_and_runs(in_tmp, registries):
     with pytest.raises(engine.ConfigError, match="sweep.methods"):
-        engine.load_config("quick", {"sweep.methods": ["margin"]})
-    engine.register_scorer("margin", negative_margin)
+        engine.load_config("quick", {"sweep.methods": ["user_margin"]})
+    engine.register_scorer("user_margin", negative_margin)
     engine.register_model("tiny", tiny_net)
-    assert "margin" in engine.scorers and "tiny" in engine.models
+    assert "user_margin" in engine.scorers and "tiny" in engine.models
 
     config = engine.load_config("quick", {
         "name": "api-extensions", "model": "tiny", "data.train_size": 600, "data.test_size": 200,
-        "train.epochs": 1, "surrogate.epochs": 1, "sweep.score_epochs": [1], "sweep.methods": ["margin", "el2n"],
+        "train.epochs": 1, "surrogate.epochs": 1, "sweep.score_epochs": [1], "sweep.methods": ["user_margin", "el2n"],
         "sweep.keep_ratios": [0.5], "sweep.seeds": [0]})
     result = engine.run(config)
     assert result.status == "FINISHED" and all(t.status == "FINISHED" for t in result.trials)
-    assert {row["method"] for row in result.summary} == {"full", "margin", "el2n"}
+    assert {row["method"] for row in result.summary} == {"full", "user_margin", "el2n"}
 
     # every run names its data set as an MLflow input: digest, source, and the kept size as an input tag
     digest = engine.as_dataset("mnist-mini", device="cpu", train_size=600, test_size=200).digest()
@@ -126,12 +126,12 @@ def test_registered_model_and_scorer_work_in_configs_and_runs(in_tmp, registries
         tags = {t.key: t.value for t in inp.tags}
         assert (inp.dataset.name, inp.dataset.digest, inp.dataset.source_type) == ("mnist-mini", digest, "local")
         assert "mnist-mini.npz" in inp.dataset.source and '"train_samples": 600' in inp.dataset.profile
-        expected = "300" if run.data.tags.get("method") in ("margin", "el2n") else "600"
+        expected = "300" if run.data.tags.get("method") in ("user_margin", "el2n") else "600"
         assert tags["mlflow.data.context"] == "train" and tags["prunelab.kept"] == expected
 
     # and the one-step API scores with the same registered scorer
-    scores = engine.score("mnist-mini", "tiny", ["margin"], epochs=1, device="cpu", train_size=600, test_size=200)
-    assert scores["margin"].shape == (600,)
+    scores = engine.score("mnist-mini", "tiny", ["user_margin"], epochs=1, device="cpu", train_size=600, test_size=200)
+    assert scores["user_margin"].shape == (600,)
 
 
 def test_a_script_can_use_its_model_instance():
