@@ -226,3 +226,18 @@ def crossover(rows: list[dict[str, Any]], method: str) -> float:
         if d_hi > 0 >= d_lo:
             return float(hi - d_hi * (hi - lo) / (d_hi - d_lo))
     return float("nan")
+
+
+# ---------------------------------------------------------------- dynamic selection against full training
+def savings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Summary rows (means over seeds of `forward`, `backward`, `wall_seconds`) with, beside the full-data row,
+    each method's accuracy difference from it and the fractions of forward passes, backward passes and wall time
+    it saved (1 - method / full; NaN without a full-data row)."""
+    full = next((r for r in rows if r["method"] == names.FULL), None)
+
+    def saved(row: dict[str, Any], key: str) -> float:
+        return 1 - row[key] / full[key] if full and full.get(key) else float("nan")
+
+    return [{**r, "accuracy_vs_full": r["mean_accuracy"] - full["mean_accuracy"] if full else float("nan"),
+             "forward_saved": saved(r, "forward"), "backward_saved": saved(r, "backward"),
+             "wall_saved": saved(r, "wall_seconds")} for r in rows]

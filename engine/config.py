@@ -247,6 +247,16 @@ class BenchmarkConfig(Section):
         return SweepConfig._ratios_in_range(ratios)
 
 
+class DynamicConfig(Section):
+    """The `dynamic` kind: InfoBatch (Qin et al. 2024) beside full-data training with the same seeds and epochs."""
+
+    ratio: float = Field(0.5, ge=0, lt=1, description="r, the probability that a below-mean-score sample is pruned")
+    delta: float = Field(0.875, gt=0, le=1, description="δ: prune in the first δ of the epochs, then train on all")
+    score: Literal["loss", "el2n"] = Field("loss", description="the ranking score from the training forward pass: "
+                                                               "latest loss (the paper) or EL2N")
+    seeds: list[int] = Field([0], min_length=1, description="training seeds, one InfoBatch and one full trial each")
+
+
 class Config(Section):
     """One experiment. `kind` picks the module in engine/kinds that runs it."""
 
@@ -265,6 +275,7 @@ class Config(Section):
     noise: NoiseConfig = NoiseConfig()
     study: StudyConfig = StudyConfig()
     benchmark: BenchmarkConfig = BenchmarkConfig()
+    dynamic: DynamicConfig = DynamicConfig()
     selection: dict[str, Any] = Field(default_factory=dict, description="strategy options (see `prunelab strategies`)")
     plugins: list[str] = Field(default_factory=list, description="modules or .py files imported first in every "
                                "process that runs this config (your register_scorer/model/strategy calls)")

@@ -48,3 +48,4 @@ _builtin("noise", "noise", "flip a fraction of the labels; precision and recall 
 _builtin("study", "study", "the seed study: overlap, pruning-ratio sweep and pre-training epochs in one run")
 _builtin("benchmark", "benchmark", "every scorer/strategy pair at every keep ratio and seed, ranked against random "
          "with paired tests")
+_builtin("dynamic", "dynamic", "InfoBatch dynamic pruning beside full-data training: accuracy, passes and time saved")

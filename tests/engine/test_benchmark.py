@@ -116,3 +116,11 @@ def test_tiny_benchmark_end_to_end(in_tmp, shared_data):
     text = tracker(result.tracking_uri).load_text(result.run_id, names.BENCHMARK_JSON)
     saved = json.loads(text)
     assert set(saved["winners"]) == {"0.3", "0.7"} and "loss/hardest" in saved["crossover"]
+    from click.testing import CliRunner
+
+    from engine.cli.common import main
+    shown = CliRunner().invoke(main, ["show", result.run_id])
+    assert shown.exit_code == 0, shown.output
+    winners = [r for r in rows if r["winner"]]
+    assert shown.output.count("★") == len(winners) + 1  # each ratio's winner(s), and the caption
+    assert "critical difference" in shown.output and "loss/hardest stops beating random" in shown.output
