@@ -72,7 +72,11 @@ def run_command(ctx, config_file, preset, overrides, resume, detach, executor, r
                     "summary": result.summary, "artifacts": result.artifacts, "seconds": round(result.seconds, 2),
                     "tracking_uri": result.tracking_uri, "progress_file": result.progress_file})
     else:
-        print_summary(result.summary, title=f"{result.experiment} — run {result.run_id} {result.status}")
+        title = f"{result.experiment} — run {result.run_id} {result.status}"
+        if any("winner" in row for row in result.summary):  # a benchmark's rows (also when resumed)
+            print_benchmark(result.summary, title)
+        else:
+            print_summary(result.summary, title=title)
         click.echo(f"run {result.run_id} {result.status} in {result.seconds:.0f} s; "
                    f"browse: mlflow ui --backend-store-uri {result.tracking_uri}")
     failed = [t for t in result.trials if t.status == names.FAILED]

@@ -11,7 +11,13 @@ import io
 from typing import Any
 
 from .. import names
-from ..analysis import average_ranks, benchmark_rows, critical_difference, crossover, friedman
+from ..analysis import (
+    average_ranks,
+    benchmark_rows,
+    critical_difference,
+    crossover,
+    friedman,
+)
 from ..config import Config
 from ..figures import accuracy_bands, rank_heatmap
 from ..runner import steps

@@ -1,6 +1,6 @@
 """The benchmark kind: its statistics against independent scipy calls, and a tiny run end to end on real MNIST."""
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
