@@ -9,7 +9,7 @@ from collections import defaultdict
 from typing import Any, Iterable, Protocol
 
 import numpy as np
-from scipy.stats import rankdata
+from scipy.stats import friedmanchisquare, rankdata, studentized_range, ttest_rel
 
 from . import names
 from .errors import ConfigError
@@ -134,3 +134,110 @@ def detection(scores: np.ndarray, flipped: np.ndarray, k: int) -> dict[str, floa
     m, rest = int(is_flipped.sum()), int((~is_flipped).sum())
     auc = (ranks[is_flipped].sum() - m * (m + 1) / 2) / (m * rest) if m and rest else float("nan")
     return {"precision": hits / k, "recall": hits / max(1, m), "auroc": float(auc), "hits": hits}
+
+
+# ---------------------------------------------------------------- the benchmark: methods against random
+def paired_difference(method: Iterable[float], baseline: Iterable[float], level: float = 0.95) -> dict[str, float]:
+    """Mean of the per-seed differences method - baseline, its `level` confidence interval (Student's t) and the
+    two-sided p-value of the paired t-test (scipy.stats.ttest_rel). Same seed, same retraining randomness: paired.
+    With one seed (or identical differences) the interval and p-value are NaN."""
+    a, b = np.asarray(list(method), dtype=np.float64), np.asarray(list(baseline), dtype=np.float64)
+    diff = float(np.mean(a - b)) if len(a) else float("nan")
+    if len(a) < 2 or np.ptp(a - b) == 0:
+        return {"diff": diff, "ci_low": float("nan"), "ci_high": float("nan"), "p_value": float("nan")}
+    test = ttest_rel(a, b)
+    ci = test.confidence_interval(level)
+    return {"diff": diff, "ci_low": float(ci.low), "ci_high": float(ci.high), "p_value": float(test.pvalue)}
+
+
+def method_label(method: str, strategy: str) -> str:
+    """How a benchmark names a (scorer, strategy) pair: `scorer/strategy`, random alone."""
+    return names.RANDOM if method == names.RANDOM and strategy in (names.RANDOM, "hardest") else f"{method}/{strategy}"
+
+
+def benchmark_rows(records: Iterable[Result], metric: str = "test_accuracy", level: float = 0.95,
+                   alpha: float = 0.05) -> list[dict[str, Any]]:
+    """Per keep ratio, every method's accuracy (mean ± std over seeds), its paired difference from random (CI,
+    p-value), its rank (1 = best mean; ties share the average rank) and whether it wins the ratio.
+
+    `significant` means p < alpha. The full-data reference is one row per run (ratio 1, no comparison)."""
+    acc: dict[tuple[str, float], dict[int, float]] = defaultdict(dict)
+    for r in records:
+        if r.status == names.FINISHED and metric in r.metrics:
+            label = names.FULL if r.tags["method"] == names.FULL else method_label(r.tags["method"], r.tags["strategy"])
+            acc[(label, float(r.tags["ratio"]))][int(r.tags["seed"])] = r.metrics[metric]
+    rows: list[dict[str, Any]] = []
+    for (label, ratio), seeds in acc.items():
+        if label == names.FULL:
+            mean, std = mean_std(seeds.values())
+            rows.append({"method": label, "ratio": ratio, "mean_accuracy": mean, "std_accuracy": std,
+                         "seeds": len(seeds)})
+    for ratio in sorted({ratio for label, ratio in acc if label != names.FULL}):
+        base = acc.get((names.RANDOM, ratio), {})
+        at = [(label, seeds) for (label, r), seeds in acc.items() if r == ratio and label != names.FULL]
+        means = [mean_std(seeds.values())[0] for _, seeds in at]
+        ranks = rankdata(-np.asarray(means))
+        for (label, seeds), mean, rank in zip(at, means, ranks):
+            common = sorted(set(seeds) & set(base))
+            test = paired_difference([seeds[s] for s in common], [base[s] for s in common], level)
+            rows.append({"method": label, "ratio": ratio, "mean_accuracy": mean,
+                         "std_accuracy": mean_std(seeds.values())[1], "seeds": len(seeds), **test,
+                         "significant": bool(test["p_value"] < alpha), "rank": float(rank),
+                         "winner": bool(rank == ranks.min())})
+    return rows
+
+
+def average_ranks(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Each method's rank averaged over the keep ratios at which it ran (best first): the critical-difference view."""
+    per: dict[str, list[float]] = defaultdict(list)
+    for row in rows:
+        if "rank" in row:
+            per[row["method"]].append(row["rank"])
+    return dict(sorted(((m, float(np.mean(r))) for m, r in per.items()), key=lambda kv: (kv[1], kv[0])))
+
+
+def critical_difference(methods: int, datasets: int, alpha: float = 0.05) -> float:
+    """Nemenyi's critical difference of average ranks (Demšar 2006): q_alpha * sqrt(k (k + 1) / (6 N)), with q_alpha
+    the studentized range quantile over sqrt(2); here the N "data sets" are the keep ratios."""
+    if methods < 2 or datasets < 1:
+        return float("nan")
+    q = studentized_range.ppf(1 - alpha, methods, np.inf) / np.sqrt(2)
+    return float(q * np.sqrt(methods * (methods + 1) / (6 * datasets)))
+
+
+def friedman(rows: list[dict[str, Any]]) -> float:
+    """p-value of Friedman's test that all methods rank alike over the keep ratios (methods present at every
+    ratio; NaN for fewer than three methods or two ratios)."""
+    ratios = sorted({r["ratio"] for r in rows if "rank" in r})
+    acc = {(r["method"], r["ratio"]): r["mean_accuracy"] for r in rows if "rank" in r}
+    methods = sorted({m for m, _ in acc if all((m, ratio) in acc for ratio in ratios)})
+    if len(methods) < 3 or len(ratios) < 2:
+        return float("nan")
+    return float(friedmanchisquare(*[[acc[(m, ratio)] for ratio in ratios] for m in methods]).pvalue)
+
+
+def crossover(rows: list[dict[str, Any]], method: str) -> float:
+    """The keep ratio at which `method` stops beating random as pruning gets harsher: scanning from the largest
+    ratio down, the first pair of neighbouring ratios where it beats random at the larger and not at the smaller,
+    with the difference linearly interpolated to zero between them. NaN when there is none."""
+    points = sorted((r["ratio"], r["diff"]) for r in rows if r["method"] == method and "diff" in r
+                    and not np.isnan(r["diff"]))
+    for (lo, d_lo), (hi, d_hi) in zip(reversed(points[:-1]), reversed(points[1:])):
+        if d_hi > 0 >= d_lo:
+            return float(hi - d_hi * (hi - lo) / (d_hi - d_lo))
+    return float("nan")
+
+
+# ---------------------------------------------------------------- dynamic selection against full training
+def savings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Summary rows (means over seeds of `forward`, `backward`, `wall_seconds`) with, beside the full-data row,
+    each method's accuracy difference from it and the fractions of forward passes, backward passes and wall time
+    it saved (1 - method / full; NaN without a full-data row)."""
+    full = next((r for r in rows if r["method"] == names.FULL), None)
+
+    def saved(row: dict[str, Any], key: str) -> float:
+        return 1 - row[key] / full[key] if full and full.get(key) else float("nan")
+
+    return [{**r, "accuracy_vs_full": r["mean_accuracy"] - full["mean_accuracy"] if full else float("nan"),
+             "forward_saved": saved(r, "forward"), "backward_saved": saved(r, "backward"),
+             "wall_saved": saved(r, "wall_seconds")} for r in rows]

@@ -215,11 +215,54 @@ class StudyConfig(Section):
         return SweepConfig._nonnegative(epochs)
 
 
+class BenchmarkConfig(Section):
+    """The `benchmark` kind: every (scorer, strategy) pair at every keep ratio and seed, ranked against random."""
+
+    methods: list[str] | Literal["all"] = Field(
+        "all", description='"scorer/strategy" pairs ("scorer" alone: hardest), or "all": every registered scorer '
+                           "with hardest and every other strategy with strategy_scorer")
+    strategy_scorer: str = Field("el2n", description='with methods = "all": the scores that the strategies other '
+                                                     "than hardest/easiest/random select with")
+    keep_ratios: list[float] = Field([0.3, 0.5, 0.7, 0.9], min_length=1, description="fractions of the data kept")
+    seeds: list[int] = Field([0, 1, 2], min_length=1, description="retraining seeds; tests pair methods by seed")
+    full_data: bool = Field(True, description="also train on all the data, the reference line")
+
+    @field_validator("methods")
+    @classmethod
+    def _known_pairs(cls, methods: list[str] | str) -> list[str] | str:
+        for pair in [] if methods == "all" else methods:
+            scorer, _, strategy = pair.partition("/")
+            checked(check_scorer, scorer)
+            checked(check_strategy, strategy or "hardest", {})
+        return methods
+
+    @field_validator("strategy_scorer")
+    @classmethod
+    def _known_scorer(cls, name: str) -> str:
+        checked(check_scorer, name)
+        return name
+
+    @field_validator("keep_ratios")
+    @classmethod
+    def _ratios_in_range(cls, ratios: list[float]) -> list[float]:
+        return SweepConfig._ratios_in_range(ratios)
+
+
+class DynamicConfig(Section):
+    """The `dynamic` kind: InfoBatch (Qin et al. 2024) beside full-data training with the same seeds and epochs."""
+
+    ratio: float = Field(0.5, ge=0, lt=1, description="r, the probability that a below-mean-score sample is pruned")
+    delta: float = Field(0.875, gt=0, le=1, description="δ: prune in the first δ of the epochs, then train on all")
+    score: Literal["loss", "el2n"] = Field("loss", description="the ranking score from the training forward pass: "
+                                                               "latest loss (the paper) or EL2N")
+    seeds: list[int] = Field([0], min_length=1, description="training seeds, one InfoBatch and one full trial each")
+
+
 class Config(Section):
     """One experiment. `kind` picks the module in engine/kinds that runs it."""
 
     name: str = Field("prunelab", min_length=1, description="the MLflow experiment name")
-    kind: str = Field("prune", description="prune, score-epochs, overlap, online, noise or study")
+    kind: str = Field("prune", description="prune, score-epochs, overlap, online, noise, study, benchmark or dynamic")
     description: str = ""
     seed: int = Field(0, description="seed of the surrogates and of every other random choice")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
@@ -232,6 +275,8 @@ class Config(Section):
     online: OnlineConfig = OnlineConfig()
     noise: NoiseConfig = NoiseConfig()
     study: StudyConfig = StudyConfig()
+    benchmark: BenchmarkConfig = BenchmarkConfig()
+    dynamic: DynamicConfig = DynamicConfig()
     selection: dict[str, Any] = Field(default_factory=dict, description="strategy options (see `prunelab strategies`)")
     plugins: list[str] = Field(default_factory=list, description="modules or .py files imported first in every "
                                "process that runs this config (your register_scorer/model/strategy calls)")

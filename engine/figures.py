@@ -134,3 +134,51 @@ def detection_bars(rows: list[dict[str, Any]], title: str):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def accuracy_bands(rows: list[dict[str, Any]], title: str):
+    """Benchmark rows: test accuracy against keep ratio per method, a band of ±1 std over seeds, full-data line."""
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    by_method: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    for r in rows:
+        if r["method"] != names.FULL:
+            by_method[r["method"]].append((r["ratio"], r["mean_accuracy"], r["std_accuracy"]))
+    for method, points in by_method.items():
+        xs, ys, es = (np.asarray(v) for v in zip(*sorted(points)))
+        style = {"color": "black", "linestyle": ":"} if method == names.RANDOM else {}
+        line, = ax.plot(xs, ys, marker="o", label=method, **style)
+        ax.fill_between(xs, ys - es, ys + es, color=line.get_color(), alpha=0.15)
+    _full_line(ax, rows)
+    ax.set_xlabel("keep ratio")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def rank_heatmap(rows: list[dict[str, Any]], title: str):
+    """Benchmark rows: each method's rank (1 = best) at each keep ratio, methods by average rank; * = p < 0.05."""
+    ranked = [r for r in rows if "rank" in r]
+    ratios = sorted({r["ratio"] for r in ranked})
+    cell = {(r["method"], r["ratio"]): r for r in ranked}
+    mean_rank = defaultdict(list)
+    for r in ranked:
+        mean_rank[r["method"]].append(r["rank"])
+    methods = sorted(mean_rank, key=lambda m: (np.mean(mean_rank[m]), m))
+    m = np.array([[cell[(a, x)]["rank"] if (a, x) in cell else np.nan for x in ratios] for a in methods])
+    fig, ax = plt.subplots(figsize=(2.5 + 0.9 * len(ratios), 1.5 + 0.35 * len(methods)), dpi=110)
+    image = ax.imshow(m, cmap="viridis_r", aspect="auto")
+    ax.set_xticks(range(len(ratios)), [f"{x:g}" for x in ratios])
+    ax.set_yticks(range(len(methods)), [f"{a} ({np.mean(mean_rank[a]):.1f})" for a in methods])
+    for i, a in enumerate(methods):
+        for j, x in enumerate(ratios):
+            if (a, x) in cell:
+                star = "*" if cell[(a, x)].get("significant") else ""
+                ax.text(j, i, f"{m[i, j]:g}{star}", ha="center", va="center", fontsize=7, color="white")
+    ax.set_xlabel("keep ratio")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="rank")
+    ax.set_title(f"{title}\nrank per keep ratio (average rank); * p < 0.05 against random", fontsize=9)
+    fig.tight_layout()
+    return fig

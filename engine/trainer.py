@@ -26,6 +26,9 @@ BatchObserver = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
 # Online batch selection: called once per batch with (dataset indices, uint8 images after augmentation,
 # targets), returns the positions in the batch to backpropagate (a device tensor of indices).
 BatchSelector = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# Dynamic pruning (InfoBatch): called at the start of each epoch with its number (from 1), returns the dataset
+# indices that epoch trains on and per-sample loss weights aligned with them (None: all 1), device tensors.
+EpochPlan = Callable[[int], tuple[torch.Tensor, "torch.Tensor | None"]]
 
 
 @dataclass
@@ -134,6 +137,7 @@ def train(
     evaluate_every_epoch: bool = True,
     select_batch: BatchSelector | None = None,
     evaluate_at_end: bool = True,
+    plan_epoch: EpochPlan | None = None,
 ) -> TrainResult:
     """Train `model` (a registry name or a module) on `dataset`'s training indices.
 
@@ -142,7 +146,9 @@ def train(
     is trained on (online batch selection); observers and counts see only that part.
     The test set is evaluated after every epoch, or with `evaluate_every_epoch=False`
     only after the last; with `evaluate_at_end=False` too, never (test metrics NaN):
-    surrogates and benchmarks do not use them.
+    surrogates and benchmarks do not use them. `plan_epoch(epoch)` chooses each epoch's
+    samples and loss weights (dynamic pruning); the learning rate then follows the
+    schedule of the full-data epochs, by the fraction of each epoch done.
     Same seed, same weights on the CPU.
     """
     cfg = cfg or TrainConfig()
@@ -182,8 +188,15 @@ def train(
     start = time.perf_counter()
     model.train()
     for epoch in range(1, budget.epochs + 1):
-        perm = index[torch.randperm(n, device=device, generator=generator)]
-        batches = budget.batches_per_epoch
+        weights = None
+        if plan_epoch is None:
+            perm = index[torch.randperm(n, device=device, generator=generator)]
+            batches = budget.batches_per_epoch
+        else:
+            perm, weights = plan_epoch(epoch)
+            order = torch.randperm(len(perm), device=device, generator=generator)
+            perm, weights = perm[order], (weights[order] if weights is not None else None)
+            batches = max(1, math.ceil(len(perm) / cfg.batch_size))
         if cfg.steps is not None:
             batches = min(batches, budget.steps - steps_done)
         loss_sum = torch.zeros((), device=device)
@@ -202,11 +215,21 @@ def train(
             x = to_model_layout(dataset.normalize(x))
             with autocast(device, cfg.amp):
                 logits = step_model(x)
-                loss = nn.functional.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+                if weights is None:
+                    loss = nn.functional.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+                else:
+                    loss = (nn.functional.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing,
+                                                        reduction="none")
+                            * weights[b * cfg.batch_size:(b + 1) * cfg.batch_size]).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            scheduler.step()
+            if plan_epoch is None:
+                scheduler.step()
+            else:  # the full-data schedule at the same fraction of the epoch
+                lr = factor((epoch - 1 + (b + 1) / batches) * budget.batches_per_epoch)
+                for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
+                    group["lr"] = base * lr
             detached = logits.detach()
             loss_sum += loss.detach() * len(y)
             correct += (detached.argmax(1) == y).sum()

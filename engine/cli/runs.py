@@ -72,7 +72,11 @@ def run_command(ctx, config_file, preset, overrides, resume, detach, executor, r
                     "summary": result.summary, "artifacts": result.artifacts, "seconds": round(result.seconds, 2),
                     "tracking_uri": result.tracking_uri, "progress_file": result.progress_file})
     else:
-        print_summary(result.summary, title=f"{result.experiment} — run {result.run_id} {result.status}")
+        title = f"{result.experiment} — run {result.run_id} {result.status}"
+        if any("winner" in row for row in result.summary):  # a benchmark's rows (also when resumed)
+            print_benchmark(result.summary, title)
+        else:
+            print_summary(result.summary, title=title)
         click.echo(f"run {result.run_id} {result.status} in {result.seconds:.0f} s; "
                    f"browse: mlflow ui --backend-store-uri {result.tracking_uri}")
     failed = [t for t in result.trials if t.status == names.FAILED]
@@ -127,10 +131,54 @@ def show_command(ctx, run_id, top, method, epoch, lowest, as_json):
     title = f"{report['experiment']} — {report['kind']} run {run_id} {report['status']}"
     if report.get("overlap"):
         print_overlap(report["overlap"], title)
-    if report["kind"] != "overlap" or not report.get("overlap"):
+    if report["kind"] == "benchmark" and report["summary"]:
+        print_benchmark(report["summary"], title)
+    elif report["kind"] != "overlap" or not report.get("overlap"):
         print_summary(report["summary"], title=title)
     if samples is not None:
         print_samples(samples, f"the {len(samples)} {'lowest' if lowest else 'highest'} {method} scores")
+
+
+def print_benchmark(rows: list[dict[str, Any]], title: str) -> None:
+    """A benchmark run as a method x keep ratio table: accuracy, difference from random (* p < 0.05), rank;
+    each ratio's winner bold with a star; methods by average rank, then Nemenyi's critical difference."""
+    from ..analysis import average_ranks, critical_difference, crossover
+
+    ranked = [r for r in rows if "rank" in r]
+    ratios = sorted({r["ratio"] for r in ranked})
+    cell = {(r["method"], r["ratio"]): r for r in ranked}
+    ranks = average_ranks(ranked)
+    table = Table(title=title, caption="accuracy (mean ± std over seeds), Δ random (* p < 0.05, paired t-test), "
+                                       "#rank; ★ best at that keep ratio")
+    table.add_column("method")
+    for ratio in ratios:
+        table.add_column(f"keep {ratio:g}", justify="right")
+    table.add_column("avg rank", justify="right")
+    for method, avg in ranks.items():
+        cells = []
+        for ratio in ratios:
+            r = cell.get((method, ratio))
+            if r is None:
+                cells.append("-")
+                continue
+            text = f"{r['mean_accuracy']:.2%} ±{100 * r['std_accuracy']:.1f}\n"
+            if method != names.RANDOM:
+                text += f"Δ {r['diff']:+.2%}{'*' if r['significant'] else ''} "
+            text += f"#{r['rank']:g}"
+            cells.append(f"[bold green]★ {text}[/]" if r["winner"] else text)
+        table.add_row(method, *cells, f"{avg:.2f}")
+    console = Console()
+    console.print(table)
+    full = [r for r in rows if r["method"] == names.FULL]
+    if full:
+        console.print(f"full data: {full[0]['mean_accuracy']:.2%} ± {full[0]['std_accuracy']:.2%}")
+    console.print(f"critical difference of average ranks (Nemenyi, α = 0.05): "
+                  f"{critical_difference(len(ranks), len(ratios)):.2f}")
+    for method in ranks:
+        if method.endswith("/hardest"):
+            ratio = crossover(ranked, method)
+            console.print(f"{method} stops beating random at keep ratio "
+                          + (f"≈ {ratio:.2f}" if ratio == ratio else "- (no crossover)"))
 
 
 def print_overlap(overlap: dict[str, Any], title: str) -> None:

@@ -46,3 +46,6 @@ _builtin("overlap", "overlap", "repetition rate of the top-k and bottom-k sets o
 _builtin("online", "online", "online batch selection: backpropagate the top k of each batch of B")
 _builtin("noise", "noise", "flip a fraction of the labels; precision and recall at k of each scorer")
 _builtin("study", "study", "the seed study: overlap, pruning-ratio sweep and pre-training epochs in one run")
+_builtin("benchmark", "benchmark", "every scorer/strategy pair at every keep ratio and seed, ranked against random "
+         "with paired tests")
+_builtin("dynamic", "dynamic", "InfoBatch dynamic pruning beside full-data training: accuracy, passes and time saved")

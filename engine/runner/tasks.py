@@ -22,6 +22,8 @@ from ..data.dataset import Dataset, load_dataset
 from ..data.noise import with_label_noise
 from ..device import resolve_device
 from ..scoring.batch import score_model
+from ..scoring.registry import SCORERS
+from ..selection.infobatch import InfoBatch
 from ..store.events import EventCallback
 from ..store.tracking import Tracker
 from ..trainer import evaluate, train
@@ -154,8 +156,36 @@ def train_online(job: TrialJob, config: Config, track: Tracker, child: str,
     track.log_history(child, [{**p, "epoch": p["backpropagated"]} for p in curve.points])  # step = backprops
     drawn = selector.drawn if selector else curve.backpropagated
     track.log_metrics(child, {"final_test_accuracy": result.test_accuracy, "drawn": drawn}, step=curve.backpropagated)
+    scorer = SCORERS[trial.method] if selector and trial.method != names.RANDOM else None  # what scoring cost
+    forward = curve.backpropagated + (drawn if scorer else 0)
+    backward = curve.backpropagated + (drawn if scorer and (scorer.needs_param_grads or scorer.needs_input_grad)
+                                       else 0)
     return {"test_accuracy": result.test_accuracy, "test_loss": result.test_loss, "steps": float(curve.steps),
-            "backpropagated": float(curve.backpropagated), "drawn": float(drawn), "wall_seconds": curve.wall()}
+            "backpropagated": float(curve.backpropagated), "drawn": float(drawn), "wall_seconds": curve.wall(),
+            "forward": float(forward), "backward": float(backward)}
 
 
 register_trial_task("online", train_online)
+
+
+# ---------------------------------------------------------------- dynamic pruning (InfoBatch)
+def train_dynamic(job: TrialJob, config: Config, track: Tracker, child: str,
+                  on_event: EventCallback | None) -> dict[str, float]:
+    """Train with InfoBatch's per-epoch pruning (or on all data for the reference); counts passes and time."""
+    trial, ds, dyn = job.trial, trial_dataset(config), config.dynamic
+    pruner = None if trial.method == names.FULL else InfoBatch(len(ds), config.train.epochs, dyn.ratio, dyn.delta,
+                                                               dyn.score, seed=trial.seed, device=ds.device)
+    track.log_params(child, {**trial.tags(), "r": dyn.ratio if pruner else 0.0, "delta": dyn.delta,
+                             "score": dyn.score})
+    result = train(config.model, ds, config.train, seed=trial.seed, on_event=on_event, trial=job.index,
+                   observers=[pruner.observe] if pruner else [], plan_epoch=pruner)
+    used = pruner.used if pruner else [len(ds)] * len(result.history)
+    seen = np.cumsum(used)
+    track.log_history(child, [{**h, "samples": float(u), "samples_seen": float(s)}
+                              for h, u, s in zip(result.history, used, seen)])
+    return {"test_accuracy": result.test_accuracy, "test_loss": result.test_loss, "samples": float(result.samples),
+            "forward": float(result.samples), "backward": float(result.samples),
+            "wall_seconds": result.train_seconds}
+
+
+register_trial_task("dynamic", train_dynamic)

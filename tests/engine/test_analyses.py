@@ -132,6 +132,9 @@ def test_online_selection_backpropagates_exactly_k_of_every_b(shared_data, store
     rows = {r["method"]: r for r in run.summary}
     assert rows["full"]["backpropagated"] == 512 and rows["full"]["keep"] == 64
     assert rows["grad_norm"]["backpropagated"] == 128 and rows["random"]["backpropagated"] == 128
+    # the dynamic report: random saves 3/4 of both passes; grad_norm scores all 512 (forward and backward) first
+    assert rows["random"]["forward_saved"] == rows["random"]["backward_saved"] == 0.75
+    assert rows["grad_norm"]["forward_saved"] == rows["grad_norm"]["backward_saved"] == 1 - (512 + 128) / 512
     assert all(r["mean_accuracy"] > 0.2 for r in run.summary)
     track = tracker(store[1], str(store[0]))
     child = next(t for t in run.trials if t.tags["method"] == "grad_norm").child_run_id

@@ -1,0 +1,57 @@
+"""InfoBatch's per-epoch plan (Qin et al., "InfoBatch: Lossless Training Speed Up by Unbiased Dynamic Data Pruning",
+ICLR 2024; reference code NUS-HPC-AI-Lab/InfoBatch, `infobatch/infobatch.py`), as the trainer's `plan_epoch` hook.
+
+Each epoch, the samples whose latest score is below the mean ("well learned") are pruned, each with probability
+r, and the kept well-learned ones have their loss scaled by 1/(1 - r), so the expected gradient is the full-data
+one; from epoch ceil(δ·E) + 1 on (the last (1 - δ) of the epochs) every sample trains at weight 1. Scores start
+equal (the reference's 3), so the first epoch is full; each trained sample's score is then its latest loss from
+the training forward pass (a trainer observer), all on the device. Differences from the reference: pruning is an
+independent Bernoulli(r) draw per well-learned sample from a seeded generator (the reference's newer version does
+the same with numpy's global RNG), and the learning-rate schedule follows the full-data epochs by fraction done
+(the trainer's plan mode) instead of being re-planned for the reduced step count.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..scoring.formulas import el2n_score, loss_score
+
+SCORES = {"loss": loss_score, "el2n": el2n_score}  # scores of a sample from its training logits
+
+
+class InfoBatch:
+    """`plan(epoch) -> (indices, weights)` for the trainer, and `observe(idx, logits, y)` to update the scores.
+
+    `used[e - 1]` is the number of samples epoch e trained on (one host sync per epoch, for it).
+    """
+
+    def __init__(self, n: int, epochs: int, ratio: float = 0.5, delta: float = 0.875, score: str = "loss",
+                 seed: int = 0, device: torch.device | str = "cpu"):
+        self.n, self.epochs, self.ratio, self.delta = n, epochs, ratio, delta
+        self.score = SCORES[score]
+        self.scores = torch.full((n,), 3.0, device=device)
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.used: list[int] = []
+
+    def prunes(self, epoch: int) -> bool:
+        """Whether epoch `epoch` (from 1) prunes: the first δ of the epochs do."""
+        return epoch - 1 < self.delta * self.epochs
+
+    def draw(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """One draw of the rule on the current scores: kept indices (sorted) and their loss weights."""
+        well = self.scores < self.scores.mean()
+        pruned = well & (torch.rand(self.n, device=self.scores.device, generator=self.generator) < self.ratio)
+        kept = torch.nonzero(~pruned).squeeze(1)
+        weights = torch.where(well[kept], 1.0 / (1.0 - self.ratio), 1.0)
+        return kept, weights
+
+    def __call__(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if not self.prunes(epoch) or self.ratio == 0:
+            self.used.append(self.n)
+            return torch.arange(self.n, device=self.scores.device), None
+        kept, weights = self.draw()
+        self.used.append(len(kept))
+        return kept, weights
+
+    def observe(self, idx: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        self.scores[idx] = self.score(None, None, y, logits.float()).to(self.scores.dtype)

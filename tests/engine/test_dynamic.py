@@ -1,0 +1,93 @@
+"""InfoBatch dynamic pruning: the per-epoch rule exactly, the unbiased rescaled gradient, and a real MNIST run."""
+import numpy as np
+import pytest
+import torch
+
+import engine
+from engine.analysis import savings
+from engine.architectures import build_model
+from engine.config import TrainConfig, load_config
+from engine.data.dataset import load_dataset
+from engine.selection.infobatch import InfoBatch
+from engine.trainer import train
+
+
+def test_each_epoch_uses_exactly_the_samples_the_rule_keeps(shared_data):
+    n, r = 1000, 0.3
+    scores = torch.from_numpy(np.random.default_rng(0).exponential(size=n))
+    pruner = InfoBatch(n, epochs=8, ratio=r, delta=0.75, seed=5)
+    kept, weights = pruner(1)  # all scores equal at the start: nothing is below the mean
+    assert len(kept) == n and bool((weights == 1).all())
+    pruner.scores = scores.float().clone()
+    kept, weights = pruner(2)
+    well = scores.numpy() < scores.numpy().mean()
+    draws = torch.rand(2 * n, generator=torch.Generator().manual_seed(5)).numpy()[n:]  # the stream again, epoch 2
+    expected = np.flatnonzero(~(well & (draws < r)))
+    np.testing.assert_array_equal(kept.numpy(), expected)
+    assert len(kept) == n - int((well & (draws < r)).sum())
+    np.testing.assert_array_equal(weights.numpy(), np.where(well[expected], np.float32(1 / (1 - r)), 1.0))
+    assert [pruner.prunes(e) for e in range(1, 9)] == [True] * 6 + [False] * 2  # the last (1 - δ) = 2 of 8
+    assert len(pruner(7)[0]) == n and pruner(7)[1] is None
+
+    ds = load_dataset("mnist", shared_data, "cpu", 600, 200)  # in the trainer: what it trains on is the plan
+    pruner = InfoBatch(len(ds), epochs=4, ratio=0.5, delta=0.75, seed=0)
+    seen = []
+    result = train("mlp", ds, TrainConfig(epochs=4, batch_size=64), observers=[pruner.observe,
+                   lambda i, logits, y: seen.append(len(y))], plan_epoch=pruner)
+    assert pruner.used[0] == pruner.used[3] == 600 and all(u < 600 for u in pruner.used[1:3])
+    assert result.samples == sum(seen) == sum(pruner.used)
+    assert result.steps == sum(-(-u // 64) for u in pruner.used)
+
+
+def test_rescaling_keeps_the_expected_gradient_unbiased(shared_data):
+    ds = load_dataset("mnist", shared_data, "cpu", 200, 10)
+    model = build_model("mlp", ds.input_shape, ds.num_classes, seed=0).double()
+    x, y = ds.normalize(ds.x_train).double(), ds.y_train
+    params = [p for p in model.parameters()]
+    grads = []
+    for i in range(len(y)):  # per-sample gradients of the fixed model, one at a time
+        loss = torch.nn.functional.cross_entropy(model(x[i:i + 1]), y[i:i + 1])
+        grads.append(torch.cat([g.flatten() for g in torch.autograd.grad(loss, params)]))
+    g = torch.stack(grads)
+    with torch.no_grad():
+        losses = torch.nn.functional.cross_entropy(model(x), y, reduction="none")
+    full = g.mean(0)
+    pruner = InfoBatch(len(y), epochs=10, ratio=0.5, seed=1)
+    pruner.scores = losses.float()
+    draws = 6000
+    mask = torch.zeros(draws, len(y), dtype=torch.float64)
+    for d in range(draws):
+        kept, weights = pruner.draw()
+        mask[d, kept] = weights.double()
+    estimate = (mask @ g).mean(0) / len(y)  # the mean over draws of sum_kept w_i g_i / N
+    unscaled = ((mask > 0).double() @ g).mean(0) / len(y)
+    se = ((mask @ g) / len(y)).std(0) / np.sqrt(draws)  # per coordinate
+    z = (estimate - full) / se.clamp_min(1e-12)
+    assert z.abs().max() < 5  # within noise: no bias in any coordinate
+    assert (torch.linalg.vector_norm(unscaled - full) / torch.linalg.vector_norm(full)) > 0.1  # without 1/(1-r)
+    assert torch.linalg.vector_norm(estimate - full) / torch.linalg.vector_norm(full) < 0.02
+
+
+def test_savings_against_the_full_row():
+    rows = [{"method": "full", "mean_accuracy": 0.9, "forward": 1000.0, "backward": 1000.0, "wall_seconds": 10.0},
+            {"method": "infobatch", "mean_accuracy": 0.895, "forward": 700.0, "backward": 700.0, "wall_seconds": 8.0}]
+    out = savings(rows)[1]
+    assert out["forward_saved"] == pytest.approx(0.3, abs=1e-12) and out["wall_saved"] == pytest.approx(0.2)
+    assert out["accuracy_vs_full"] == pytest.approx(-0.005, abs=1e-12)
+
+
+@pytest.mark.slow
+def test_dynamic_run_on_mnist_saves_a_quarter_of_passes_within_a_point(in_tmp, shared_data):
+    cfg = load_config("quick", {
+        "kind": "dynamic", "name": "dynamic", "data.dataset": "mnist", "data.data_dir": str(shared_data),
+        "data.train_size": 4000, "data.test_size": 2000, "model": "mlp", "train.epochs": 8, "train.batch_size": 128,
+        "train.lr": 0.1, "dynamic.seeds": [0]})
+    result = engine.run(cfg)
+    assert result.status == "FINISHED" and len(result.trials) == 2
+    rows = {r["method"]: r for r in result.summary}
+    info, full = rows["infobatch"], rows["full"]
+    assert full["forward"] == full["backward"] == 8 * 4000
+    assert info["forward_saved"] >= 0.25 and info["backward_saved"] == info["forward_saved"]
+    assert abs(info["accuracy_vs_full"]) <= 0.01, (info["mean_accuracy"], full["mean_accuracy"])
+    print(f"infobatch saved {info['forward_saved']:.1%} of passes, {info['wall_saved']:.1%} of wall time; accuracy "
+          f"{info['mean_accuracy']:.2%} vs full {full['mean_accuracy']:.2%}")
