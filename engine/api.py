@@ -67,9 +67,17 @@ def launch_detached(config: Config | None, tracking_uri: str | None = None, resu
     The parent run is created here, so the id is known before the child starts;
     the child picks it up with `--resume`. Closing the terminal does not stop it.
     """
-    from .runner.runner import create_parent_run
+    from .runner.runner import check_resumable, create_parent_run, load_run_config
+    from .store.process import process_start
+    from .store.runlock import RunLock
 
     track = tracker(tracking_uri, os.getcwd())
+    if resume is not None:  # a bad id, or a run still going, fails here rather than in the child's log
+        if not resume.strip():
+            raise UserError("--resume: the run id is empty; pass a run id from `prunelab runs`")
+        load_run_config(resume, tracking_uri)
+        RunLock(track.store.progress_file(resume), resume).acquire().release()
+        check_resumable(track, resume)
     run_id = resume or create_parent_run(config, tracking_uri)
     progress = track.store.progress_file(run_id)
     progress.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +97,7 @@ def launch_detached(config: Config | None, tracking_uri: str | None = None, resu
     kind = config.kind if config else track.get_run(run_id).data.tags.get(names.KIND, "")
     with open(progress, "a", encoding="utf-8") as f:
         f.write(RunStarted(run_id=run_id, experiment=name, kind=kind, trials=0, pid=proc.pid,
-                           tracking_uri=track.store.uri).to_json() + "\n")
+                           tracking_uri=track.store.uri, pid_start=process_start(proc.pid)).to_json() + "\n")
     return {"run_id": run_id, "pid": proc.pid, "status": names.RUNNING, "progress_file": str(progress),
             "log_file": str(log_path), "tracking_uri": track.store.uri}
 

@@ -46,11 +46,11 @@ def run_command(ctx, config_file, preset, overrides, resume, detach, executor, r
     from .. import api
 
     tracking_uri = tracking_uri_of(ctx)
-    if resume and (config_file or preset or overrides):
+    if resume is not None and (config_file or preset or overrides):
         raise click.UsageError("--resume takes the config stored with the run; drop CONFIG, --preset and --set")
     if config_file and preset:
         raise click.UsageError("give a CONFIG file or --preset, not both")
-    config = None if resume else api.load_config(config_file or preset or "quick", list(overrides))
+    config = None if resume is not None else api.load_config(config_file or preset or "quick", list(overrides))
     ray_options = {"address": ray_address, "gpus_per_trial": ray_gpus_per_trial,
                    "cpus_per_trial": ray_cpus_per_trial, "max_retries": ray_max_retries}
     executor_options = {k: v for k, v in ray_options.items() if v is not None}

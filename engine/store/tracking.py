@@ -36,15 +36,15 @@ import numpy as np
 
 from .. import names
 from ..data.formats import ASSETS
-from ..errors import PrunelabError
+from ..errors import UserError
 
 DEFAULT_STORE_DIR = "mlruns"
 
 T = TypeVar("T")
 
 
-class TrackingError(PrunelabError):
-    pass
+class TrackingError(UserError):
+    """The store cannot be used as asked: a bad URI, a run id it does not hold."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,15 @@ def retry(fn: Callable[..., T], *args, attempts: int = 12, **kwargs) -> T:
     raise AssertionError("unreachable")
 
 
+def _quiet_mlflow() -> None:
+    """MLflow's INFO lines (database set-up, migrations) are noise on a CLI's stderr; its warnings stay."""
+    import logging
+
+    import mlflow  # noqa: F401  (configures its logger first, which this then overrides)
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+
 def _prepare_sqlite(store: Store) -> None:
     """Create the store once (under a file lock, as MLflow migrates a new file) and set WAL mode."""
     db = Path(store.uri[len("sqlite:///"):])
@@ -139,6 +148,7 @@ class Tracker:
         self.store = resolve_store(tracking_uri, workdir)
         os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # keeps --json output clean
+        _quiet_mlflow()
         if self.store.is_sqlite:
             _prepare_sqlite(self.store)
         from mlflow.tracking import MlflowClient
@@ -176,7 +186,9 @@ class Tracker:
         try:
             return retry(self.client.get_run, run_id)
         except Exception as exc:
-            if "not found" in str(exc).lower() or "RESOURCE_DOES_NOT_EXIST" in str(exc):
+            text = str(exc)
+            if ("not found" in text.lower() or "RESOURCE_DOES_NOT_EXIST" in text
+                    or getattr(exc, "error_code", "") == "INVALID_PARAMETER_VALUE"):  # an id with quotes or spaces
                 raise TrackingError(f"run {run_id!r} not found in {self.store.uri}; list runs with `prunelab runs`") from None
             raise
 
