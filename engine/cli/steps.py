@@ -4,7 +4,16 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from .common import ProgressBars, data_dir_option, device_option, handle_errors, json_option, main, print_json
+from .common import (
+    ProgressBars,
+    check_out_path,
+    data_dir_option,
+    device_option,
+    handle_errors,
+    json_option,
+    main,
+    print_json,
+)
 
 
 # ---------------------------------------------------------------- train
@@ -89,6 +98,7 @@ def score_command(dataset, model, scorers, score_epochs, surrogate_epochs, inits
     from .. import api
     from ..device import resolve_device
 
+    check_out_path(out)
     budget = surrogate_epochs if surrogate_epochs is not None else max(max(score_epochs), 0)
     with ProgressBars() as bars:
         result = api.score_result(dataset, model, scorers, epochs=score_epochs, inits=inits, seed=seed,

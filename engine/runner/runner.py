@@ -119,8 +119,11 @@ def check_resumable(track: Tracker, run_id: str) -> None:
 
 
 def run_experiment(config: Config | None, tracking_uri: str | None = None, on_event: EventCallback | None = None,
-                   resume: str | None = None, executor=None) -> RunResult:
+                   resume: str | None = None, executor=None, retry_failed: bool = False) -> RunResult:
     """Run (or resume) an experiment: the parent run, its trials, summary and figures.
+
+    A resume runs the trials that have no finished child; with `retry_failed`, the
+    FAILED ones too (their failed children stay, for the record).
 
     One process at a time works on a run (RunLock); a resume of a run that is
     still running, or being resumed, fails before it touches the run. Ctrl-C ends
@@ -131,23 +134,26 @@ def run_experiment(config: Config | None, tracking_uri: str | None = None, on_ev
     if resume is not None:
         if not resume.strip():
             raise UserError("--resume: the run id is empty; pass a run id from `prunelab runs`")
+        resume = track.resolve(resume)
         track.get_run(resume)  # not found: one line, before any lock file is made
         with RunLock(track.store.progress_file(resume), resume):
             check_resumable(track, resume)
-            return _run_locked(track, None, tracking_uri, on_event, resume, executor)
+            return _run_locked(track, None, tracking_uri, on_event, resume, executor, retry_failed=retry_failed)
     parent = create_parent_run(config, tracking_uri)
     with RunLock(track.store.progress_file(parent), parent):
         return _run_locked(track, config, tracking_uri, on_event, None, executor, parent)
 
 
 def _run_locked(track: Tracker, config: Config | None, tracking_uri: str | None, on_event: EventCallback | None,
-                resume: str | None, executor, parent: str = "") -> RunResult:
+                resume: str | None, executor, parent: str = "", retry_failed: bool = False) -> RunResult:
     start = time.time()
     executor = executor or LocalExecutor()
     if resume:
         parent = resume
         config = load_run_config(resume, tracking_uri)
         done = records_from_children(track, parent)
+        if retry_failed:
+            done = {key: record for key, record in done.items() if record.status != names.FAILED}
         track.set_status(parent, names.RUNNING)
     else:
         done = {}

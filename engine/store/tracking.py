@@ -192,6 +192,20 @@ class Tracker:
                 raise TrackingError(f"run {run_id!r} not found in {self.store.uri}; list runs with `prunelab runs`") from None
             raise
 
+    def resolve(self, run_id: str) -> str:
+        """The full id of a run given by any unique prefix (the TUI and `runs` show 8 characters).
+
+        An ambiguous prefix fails listing the matches; an unknown one fails as get_run does.
+        """
+        run_id = run_id.strip()
+        if len(run_id) >= 32 or not run_id or any(c not in "0123456789abcdef" for c in run_id.lower()):
+            return run_id
+        matches = [r.info.run_id for r in self.search() if r.info.run_id.startswith(run_id.lower())]
+        if len(matches) > 1:
+            raise TrackingError(f"run id prefix {run_id!r} matches {len(matches)} runs ({', '.join(matches[:5])}"
+                                f"{', ...' if len(matches) > 5 else ''}); give more characters")
+        return matches[0] if matches else run_id
+
     def children(self, parent_id: str) -> list:
         run = self.get_run(parent_id)
         return self.search(experiment_ids=[run.info.experiment_id], filter_string=f"tags.`{names.PARENT}` = '{parent_id}'")

@@ -181,3 +181,182 @@ def test_a_child_run_id_is_not_resumable(in_tmp, shared_data):
 
 def test_a_file_tracking_uri_is_exit_2(in_tmp):
     one_line_exit_2(cli(["--tracking-uri", "file:///x", "runs"], in_tmp), "file store", "sqlite:///")
+
+
+# ---------------------------------------------------------------- 17, 23, 25: configs rejected before any run
+@pytest.mark.parametrize("assignment, words", [
+    ('sweep.methods=["random","random"]', ("sweep", "methods", "'random' twice")),
+    ("sweep.keep_ratios=[0.5,0.5]", ("keep_ratios", "0.5 twice")),
+    ("sweep.seeds=[0,0]", ("seeds", "0 twice")),
+    ("online.seeds=[1,1]", ("online", "seeds", "1 twice")),
+    ("sweep.seeds=[-1]", ("sweep.seeds[0]", "greater than or equal to 0")),
+    ("train.lr=inf", ("train.lr", "finite")),
+    ("train.lr=nan", ("train.lr", "finite")),
+    ("surrogate.epochs=nan", ("surrogate",)),
+    ('data.data_dir="/nonexistent/data"', ("data.data_dir", "/nonexistent/data", "folder")),
+    ("kind=bogus", ("kind", "unknown", "bogus")),
+])
+def test_config_check_rejects_what_a_run_would_fail_on(assignment, words):
+    result = CliRunner().invoke(main, ["config", "check", "quick", "--set", assignment])
+    one_line_exit_2(result, *words)
+
+
+def test_config_check_accepts_distinct_lists():
+    result = CliRunner().invoke(main, ["config", "check", "quick", "--set", "sweep.seeds=[0,1,2]",
+                                       "--set", "sweep.keep_ratios=[0.3,0.5]"])
+    assert result.exit_code == 0, result.output
+    assert "seeds = [\n    0,\n    1,\n    2,\n]" in result.stdout or "seeds = [ 0, 1, 2, ]" in result.stdout \
+        or "seeds = [0, 1, 2]" in result.stdout
+
+
+def test_config_files_that_are_not_toml_text(tmp_path):
+    bom = tmp_path / "bom.toml"
+    bom.write_bytes(b"\xef\xbb\xbfname = 'bom'\n")
+    assert engine.load_config(str(bom)).name == "bom"  # a BOM (Windows editors) is read, not refused
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b"name = 'caf\xe9'\n")
+    one_line_exit_2(CliRunner().invoke(main, ["config", "check", str(latin)]), str(latin), "UTF-8")
+    one_line_exit_2(CliRunner().invoke(main, ["config", "check", str(tmp_path)]), str(tmp_path), "folder")
+
+
+# ---------------------------------------------------------------- 24: the Python API
+def test_the_api_raises_its_own_errors(in_tmp, shared_data):
+    with pytest.raises(engine.ConfigError, match="sweep.keep_ratios"):
+        engine.run({"sweep": {"keep_ratios": [2.0]}})  # a dict is a config; a bad one says which field
+    with pytest.raises(engine.ConfigError, match="kind"):
+        engine.Config(kind="x")
+    assert engine.Config(name="ok").name == "ok"
+    with pytest.raises(engine.ConfigError, match="unknown model"):
+        engine.load_config("quick", {"model": "nope"})
+    assert issubclass(engine.errors.UnknownNameError, engine.ConfigError)
+    default = engine.config.TrainConfig.model_fields["epochs"].default
+    assert engine.load_config("quick", {"train.epochs": None}).train.epochs == default  # None: the field default
+    assert engine.load_config("quick", {"sweep.seeds": [3, 4]}).sweep.seeds == [3, 4]
+    for bad, words in (([10 ** 9], "[0, 500)"), ([-1], "[0, 500)"), ([0.5, 1.0], "integer")):
+        with pytest.raises(engine.ConfigError, match=words.replace("[", r"\[").replace(")", r"\)")):
+            engine.train("mnist", "mlp", data_dir=shared_data, train_size=500, test_size=100, indices=bad,
+                         device="cpu")
+
+
+# ---------------------------------------------------------------- 18, 19, 26: small CLI ones
+@pytest.mark.parametrize("age", ["nan", "inf", "", "-1h", "soon"])
+def test_cache_clear_rejects_durations_that_select_everything(in_tmp, age):
+    result = CliRunner().invoke(main, ["cache", "clear", "--older-than", age, "--yes"])
+    assert result.exit_code == 2 and "duration" in result.output, result.output
+
+
+def test_output_paths_are_checked_before_any_work(in_tmp):
+    started = time.time()
+    result = cli(["score", "--model", "mlp", "--train-size", "500", "--out", "/nonexistent/d/s.npz"], in_tmp)
+    one_line_exit_2(result, "--out /nonexistent/d/s.npz", "does not exist")
+    assert time.time() - started < 5  # no surrogate was trained first
+    one_line_exit_2(cli(["export", "anything", "--csv", "--out", "/nonexistent/d/s.csv"], in_tmp), "--out")
+
+
+def test_small_cli_inputs(in_tmp):
+    assert cli(["show", "abc", "--top", "-3"], in_tmp).exit_code == 2
+    bogus = cli(["runs", "--status", "bogus"], in_tmp)
+    assert bogus.exit_code == 2 and "bogus" in bogus.output
+    empty = cli(["runs"], in_tmp)
+    assert empty.exit_code == 0 and empty.stdout.startswith("no runs yet")
+    assert cli(["runs", "--status", "finished"], in_tmp).stdout.startswith("no FINISHED runs yet")
+
+
+# ---------------------------------------------------------------- 23: damaged data files
+def _small_cifar(shared_data, tmp_path):
+    """A real 200/50-image slice of the shared CIFAR-10 subset, written uncompressed-then-deflated like a user's."""
+    import numpy as np
+
+    with np.load(shared_data / "cifar10-subset.npz") as f:
+        arrays = {"x_train": f["x_train"][:200], "y_train": f["y_train"][:200],
+                  "x_test": f["x_test"][:50], "y_test": f["y_test"][:50]}
+    path = tmp_path / "good.npz"
+    np.savez_compressed(path, **arrays)
+    return path, arrays
+
+
+def test_damaged_npz_files_are_one_data_error(shared_data, tmp_path):
+    import numpy as np
+
+    from engine.data.formats import load_npz_arrays
+
+    good, arrays = _small_cifar(shared_data, tmp_path)
+    assert load_npz_arrays(good)["x_train"].shape == (200, 32, 32, 3)
+    raw = good.read_bytes()
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(raw[: len(raw) // 2])
+    flipped = tmp_path / "flipped.npz"
+    middle = bytearray(raw)
+    for i in range(len(raw) // 3, len(raw) // 3 + 64):  # inside the first member's deflate stream
+        middle[i] ^= 0xFF
+    flipped.write_bytes(bytes(middle))
+    single = tmp_path / "single.npy"
+    np.save(single, arrays["x_train"])
+    for path in (truncated, flipped, single):
+        with pytest.raises(engine.DataError, match=str(path)):
+            load_npz_arrays(path)
+    result = CliRunner().invoke(main, ["train", "--dataset", f"npz:{flipped}", "--model", "mlp", "--epochs", "1"])
+    one_line_exit_2(result, str(flipped))
+
+
+def test_an_ambiguous_image_shape_is_refused(shared_data, tmp_path):
+    import numpy as np
+
+    from engine.data.formats import to_nchw
+
+    _, arrays = _small_cifar(shared_data, tmp_path)
+    x = arrays["x_train"]
+    assert to_nchw(x, "s", "x_train").shape == (200, 3, 32, 32)  # NHWC, unambiguous
+    with pytest.raises(engine.DataError, match="ambiguous"):
+        to_nchw(np.ascontiguousarray(x[:, :3]), "s", "x_train")  # (N, 3, 32, 3): NCHW of 32x3 or NHWC of 3x32?
+
+
+def test_a_corrupted_mnist_gz_is_one_data_error(shared_data, tmp_path):
+    import shutil
+
+    from engine.data.formats import read_idx
+
+    damaged = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    shutil.copy(shared_data / "MNIST" / "raw" / damaged.name, damaged)
+    raw = bytearray(damaged.read_bytes())
+    for i in range(40, 200):  # past the gzip header, inside the deflate stream
+        raw[i] ^= 0x5A
+    damaged.write_bytes(bytes(raw))
+    assert len(read_idx(shared_data / "MNIST" / "raw" / damaged.name)) == 10000
+    with pytest.raises(engine.DataError, match="damaged or truncated"):
+        read_idx(damaged)
+
+
+# ---------------------------------------------------------------- 26: --retry-failed
+def test_resume_retries_failed_trials_only_when_asked(in_tmp, shared_data):
+    first = engine.run(engine.load_config("quick", small(shared_data)))
+    track = tracker(None, str(in_tmp))
+    failed = next(t for t in first.trials if t.tags.get("method") == "random")
+    track.end_run(failed.child_run_id, "FAILED")  # as a trial that raised would leave it
+
+    again = engine.run(resume=first.run_id)
+    assert len(track.children(first.run_id)) == 2  # a plain resume leaves FAILED trials alone
+    assert [t.status for t in again.trials if t.key == failed.key] == ["FAILED"]
+    retried = engine.run(resume=first.run_id, retry_failed=True)
+    children = track.children(first.run_id)
+    assert len(children) == 3 and [t.status for t in retried.trials if t.key == failed.key] == ["FINISHED"]
+    assert sorted(c.info.status for c in children if c.data.tags[TRIAL_KEY] == failed.key) == ["FAILED", "FINISHED"]
+
+
+# ---------------------------------------------------------------- 9: run-id prefixes
+def test_any_unique_prefix_names_a_run(in_tmp, parent, shared_data):
+    from engine.cli.runs import short_ids
+
+    assert short_ids(["abcdef0123", "abcdef0199", "ffff000011"]) == \
+        {"abcdef0123": "abcdef012", "abcdef0199": "abcdef019", "ffff000011": "ffff0000"}
+    shown = cli(["show", parent[:8], "--json"], in_tmp)
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["run_id"] == parent
+    listed = cli(["runs"], in_tmp)
+    assert parent[:8] in listed.stdout and parent not in listed.stdout
+    track = tracker(None, str(in_tmp))
+    second = create_parent_run(engine.load_config("quick", small(shared_data)))
+    common = next(i for i in range(33) if parent[:i] != second[:i]) - 1
+    if common >= 1:  # two runs share a first character about as often as not: that prefix is ambiguous
+        one_line_exit_2(cli(["show", parent[:common]], in_tmp), "matches 2 runs", "give more characters")
+    assert track.resolve(parent[:common + 1]) == parent
