@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from . import names
-from .config import Config, TrainConfig, config_error, config_from_dict, load_config
+from .config import Config, SurrogateConfig, TrainConfig, config_error, config_from_dict, load_config
 from .errors import ConfigError, DataError, UserError
 from .store.events import EventCallback, RunStarted
 from .store.tracking import resolve_store, tracker
@@ -265,7 +265,8 @@ def _checked_indices(indices: Any, n: int) -> Any:
 
 
 def score_result(dataset: DatasetLike = "mnist-mini", model: str = "cnn",
-                 scorers: str | Sequence[str] = ("el2n",), *, epochs: int | Sequence[int] = 1, inits: int = 1,
+                 scorers: str | Sequence[str] = ("el2n",), *, epochs: int | Sequence[int] = 1,
+                 inits: int = SurrogateConfig.model_fields["inits"].default,
                  seed: int = 0, surrogate_epochs: int | None = None, batch_size: int = 256, embeddings: bool = False,
                  cache: "str | Path | Cache | None" = None, device: str = "auto", data_dir: str | Path | None = None,
                  train_size: int | None = None, test_size: int | None = None, on_event: EventCallback | None = None,

@@ -360,3 +360,20 @@ def test_any_unique_prefix_names_a_run(in_tmp, parent, shared_data):
     if common >= 1:  # two runs share a first character about as often as not: that prefix is ambiguous
         one_line_exit_2(cli(["show", parent[:common]], in_tmp), "matches 2 runs", "give more characters")
     assert track.resolve(parent[:common + 1]) == parent
+
+
+# ---------------------------------------------------------------- 12: one source of defaults
+def test_cli_and_api_share_their_defaults():
+    import inspect
+
+    from engine.config import SurrogateConfig, TrainConfig
+
+    score = {p.name: p for p in main.commands["score"].params}
+    train = {p.name: p for p in main.commands["train"].params}
+    from engine import api
+
+    api_inits = inspect.signature(api.score_result).parameters["inits"].default
+    assert score["inits"].default == api_inits == SurrogateConfig().inits
+    assert score["lr"].default == train["lr"].default == TrainConfig().lr
+    assert score["batch_size"].default == train["batch_size"].default == TrainConfig().batch_size
+    assert train["schedule"].default == TrainConfig().schedule
