@@ -25,6 +25,7 @@ import functools
 import json
 import os
 import random
+import socket
 import sqlite3
 import tempfile
 import time
@@ -118,6 +119,21 @@ def retry(fn: Callable[..., T], *args, attempts: int = 12, **kwargs) -> T:
     raise AssertionError("unreachable")
 
 
+def check_reachable(uri: str, timeout: float = 3.0) -> None:
+    """An http(s) tracking server that does not answer fails in seconds, not after MLflow's minutes of retries."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https"):
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname or "localhost", port), timeout=timeout).close()
+    except OSError as exc:
+        raise TrackingError(f"cannot reach tracking server {uri} ({exc.strerror or exc}); start it, or fix "
+                            "--tracking-uri / MLFLOW_TRACKING_URI") from None
+
+
 def _quiet_mlflow() -> None:
     """MLflow's INFO lines (database set-up, migrations) are noise on a CLI's stderr; its warnings stay."""
     import logging
@@ -148,6 +164,7 @@ class Tracker:
         self.store = resolve_store(tracking_uri, workdir)
         os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # keeps --json output clean
+        check_reachable(self.store.uri)  # before MLflow loads: seconds saved on the way to the error
         _quiet_mlflow()
         if self.store.is_sqlite:
             _prepare_sqlite(self.store)

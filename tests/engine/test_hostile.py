@@ -377,3 +377,16 @@ def test_cli_and_api_share_their_defaults():
     assert score["lr"].default == train["lr"].default == TrainConfig().lr
     assert score["batch_size"].default == train["batch_size"].default == TrainConfig().batch_size
     assert train["schedule"].default == TrainConfig().schedule
+
+
+# ---------------------------------------------------------------- 20: an unreachable server
+def test_an_unreachable_tracking_server_fails_in_seconds(in_tmp):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.time()
+    result = cli(["--tracking-uri", f"http://127.0.0.1:{port}", "runs"], in_tmp)
+    one_line_exit_2(result, f"cannot reach tracking server http://127.0.0.1:{port}")
+    assert time.time() - started < 10
