@@ -164,6 +164,7 @@ class Tracker:
         self.store = resolve_store(tracking_uri, workdir)
         os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # keeps --json output clean
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no download bars on stderr
         check_reachable(self.store.uri)  # before MLflow loads: seconds saved on the way to the error
         _quiet_mlflow()
         if self.store.is_sqlite:
