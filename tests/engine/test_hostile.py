@@ -74,6 +74,7 @@ def write_progress(track, run_id, pid, pid_start, status="RUNNING"):
 
 
 # ---------------------------------------------------------------- 14: one process per run
+@pytest.mark.slow
 def test_two_resumes_at_once_run_each_trial_once(in_tmp, parent):
     procs = [subprocess.Popen([sys.executable, "-m", "engine.cli", "run", "--resume", parent, "--json"], cwd=in_tmp,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
