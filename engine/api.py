@@ -20,8 +20,8 @@ import numpy as np
 from pydantic import ValidationError
 
 from . import names
-from .config import Config, TrainConfig, config_error, load_config
-from .errors import DataError, UserError
+from .config import Config, SurrogateConfig, TrainConfig, config_error, config_from_dict, load_config
+from .errors import ConfigError, DataError, UserError
 from .store.events import EventCallback, RunStarted
 from .store.tracking import resolve_store, tracker
 
@@ -46,30 +46,42 @@ def _executor(name: str | Any, options: dict[str, Any] | None):
 
 def run(config: Config | str | Path | None = None, on_event: EventCallback | None = None,
         tracking_uri: str | None = None, resume: str | None = None, executor: str | Any = "local",
-        executor_options: dict[str, Any] | None = None) -> "RunResult":
-    """Run an experiment (a Config, a TOML path or a preset name) or resume one by run id.
+        executor_options: dict[str, Any] | None = None, retry_failed: bool = False) -> "RunResult":
+    """Run an experiment (a Config, a dict of config sections, a TOML path or a preset name) or resume one by run id.
 
     Returns the run id, status, summary rows and artifact names. Ctrl-C ends the
     run KILLED and raises KeyboardInterrupt.
     """
     from .runner.runner import run_experiment
 
-    if resume is None and not isinstance(config, Config):
+    if resume is None and isinstance(config, dict):
+        config = config_from_dict(config, "engine.run")
+    elif resume is None and not isinstance(config, Config):
         config = load_config(config)
     return run_experiment(config, tracking_uri=tracking_uri, on_event=on_event, resume=resume,
-                          executor=_executor(executor, executor_options))
+                          executor=_executor(executor, executor_options), retry_failed=retry_failed)
 
 
 def launch_detached(config: Config | None, tracking_uri: str | None = None, resume: str | None = None,
-                    executor: str = "local", executor_options: dict[str, Any] | None = None) -> dict[str, Any]:
+                    executor: str = "local", executor_options: dict[str, Any] | None = None,
+                    retry_failed: bool = False) -> dict[str, Any]:
     """Start an experiment in its own process session and return at once with its run id.
 
     The parent run is created here, so the id is known before the child starts;
     the child picks it up with `--resume`. Closing the terminal does not stop it.
     """
-    from .runner.runner import create_parent_run
+    from .runner.runner import check_resumable, create_parent_run, load_run_config
+    from .store.process import process_start
+    from .store.runlock import RunLock
 
     track = tracker(tracking_uri, os.getcwd())
+    if resume is not None:  # a bad id, or a run still going, fails here rather than in the child's log
+        if not resume.strip():
+            raise UserError("--resume: the run id is empty; pass a run id from `prunelab runs`")
+        resume = track.resolve(resume)
+        load_run_config(resume, tracking_uri)
+        RunLock(track.store.progress_file(resume), resume).acquire().release()
+        check_resumable(track, resume)
     run_id = resume or create_parent_run(config, tracking_uri)
     progress = track.store.progress_file(run_id)
     progress.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +89,7 @@ def launch_detached(config: Config | None, tracking_uri: str | None = None, resu
     cmd = [sys.executable, "-m", "engine.cli"]
     if tracking_uri:
         cmd += ["--tracking-uri", tracking_uri]
-    cmd += ["run", "--resume", run_id, "--executor", executor]
+    cmd += ["run", "--resume", run_id, "--executor", executor] + (["--retry-failed"] if retry_failed else [])
     for key, value in (executor_options or {}).items():  # e.g. address -> --ray-address
         if value is not None:
             cmd += [f"--ray-{key.replace('_', '-')}", str(value)]
@@ -89,7 +101,7 @@ def launch_detached(config: Config | None, tracking_uri: str | None = None, resu
     kind = config.kind if config else track.get_run(run_id).data.tags.get(names.KIND, "")
     with open(progress, "a", encoding="utf-8") as f:
         f.write(RunStarted(run_id=run_id, experiment=name, kind=kind, trials=0, pid=proc.pid,
-                           tracking_uri=track.store.uri).to_json() + "\n")
+                           tracking_uri=track.store.uri, pid_start=process_start(proc.pid)).to_json() + "\n")
     return {"run_id": run_id, "pid": proc.pid, "status": names.RUNNING, "progress_file": str(progress),
             "log_file": str(log_path), "tracking_uri": track.store.uri}
 
@@ -130,6 +142,7 @@ def show(run_id: str, tracking_uri: str | None = None) -> dict[str, Any]:
     from .store.runs import reconcile, run_summary
 
     track = tracker(tracking_uri, os.getcwd())
+    run_id = track.resolve(run_id)
     run = track.get_run(run_id)
     experiment = track.client.get_experiment(run.info.experiment_id).name
     kind = run.data.tags.get(names.KIND, "")
@@ -155,6 +168,7 @@ def top_samples(run_id: str, method: str = "loss", epoch: int | None = None, n: 
     from .runner.runner import load_run_config
 
     track = tracker(tracking_uri, os.getcwd())
+    run_id = track.resolve(run_id)
     config = load_run_config(run_id, tracking_uri)
     stored = [a.path.rsplit("/", 1)[-1][:-len(".npy")] for a in track.client.list_artifacts(run_id, names.SCORES_DIR)]
     epochs = {int(name.rpartition("@e")[2]) for name in stored if name.rpartition("@e")[0] == method}
@@ -233,11 +247,26 @@ def train(dataset: DatasetLike = "mnist-mini", model: "str | nn.Module" = "cnn",
 
     cfg = _train_config("engine.train", epochs=epochs, **options)
     ds = as_dataset(dataset, data_dir=data_dir, device=device, train_size=train_size, test_size=test_size)
-    return run_training(model, ds, cfg, seed=seed, indices=indices, on_event=on_event)
+    return run_training(model, ds, cfg, seed=seed, indices=_checked_indices(indices, len(ds)), on_event=on_event)
+
+
+def _checked_indices(indices: Any, n: int) -> Any:
+    """Kept indices must be integers in [0, n): a negative one would silently wrap, a float be truncated."""
+    if indices is None:
+        return None
+    kept = np.asarray(indices.cpu() if hasattr(indices, "cpu") else indices)
+    if kept.ndim != 1 or not (kept.size == 0 or np.issubdtype(kept.dtype, np.integer)):
+        raise ConfigError(f"indices: expected a 1-d list of integer positions in the training set, "
+                          f"got {kept.dtype} of shape {kept.shape}")
+    if kept.size and (kept.min() < 0 or kept.max() >= n):
+        raise ConfigError(f"indices: positions must lie in [0, {n}) for this training set of {n} samples; "
+                          f"got {kept.min()} .. {kept.max()}")
+    return indices
 
 
 def score_result(dataset: DatasetLike = "mnist-mini", model: str = "cnn",
-                 scorers: str | Sequence[str] = ("el2n",), *, epochs: int | Sequence[int] = 1, inits: int = 1,
+                 scorers: str | Sequence[str] = ("el2n",), *, epochs: int | Sequence[int] = 1,
+                 inits: int = SurrogateConfig.model_fields["inits"].default,
                  seed: int = 0, surrogate_epochs: int | None = None, batch_size: int = 256, embeddings: bool = False,
                  cache: "str | Path | Cache | None" = None, device: str = "auto", data_dir: str | Path | None = None,
                  train_size: int | None = None, test_size: int | None = None, on_event: EventCallback | None = None,

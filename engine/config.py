@@ -6,11 +6,12 @@ read here, so the CLI, the TUI's form and scripts all validate the same way.
 """
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, field_validator, model_validator
 
 from .data.registry import check_dataset_name
 from .errors import ConfigError, PrunelabError
@@ -32,13 +33,26 @@ def checked(check, *args) -> None:
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _lists_without_duplicates(self):
+        """A list entry given twice would run identical trials and count them as independent (seeds, ratios)."""
+        for name, value in self:
+            if isinstance(value, list):
+                seen = set()
+                for item in value:
+                    key = json.dumps(item, sort_keys=True, default=str)
+                    if key in seen:
+                        raise ValueError(f"{name} lists {item!r} twice; give each entry once")
+                    seen.add(key)
+        return self
 
 
 class TrainConfig(BaseModel):
     """How to train one model. The budget is `epochs`, or `steps` optimizer steps when set."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     epochs: int = Field(1, ge=0, description="training epochs (the budget unless steps is set)")
     steps: int | None = Field(None, ge=1, description="budget in optimizer steps; overrides epochs")
@@ -64,6 +78,14 @@ class DataConfig(Section):
     train_size: int | None = Field(None, ge=10, description="class-stratified training subset size")
     test_size: int | None = Field(None, ge=10, description="class-stratified test subset size")
 
+    @field_validator("data_dir")
+    @classmethod
+    def _existing_folder(cls, folder: str | None) -> str | None:
+        """Checked here, so a typo fails `config check` rather than a run it already created."""
+        if folder is not None and not Path(folder).expanduser().is_dir():
+            raise ValueError(f"no folder {folder!r}; give the folder that holds the data (e.g. MNIST/raw/)")
+        return folder
+
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, name: str) -> str:
@@ -85,7 +107,7 @@ class SweepConfig(Section):
     methods: list[str] = Field(["random", "loss", "grad_norm"], min_length=1, description="scorers to compare")
     strategies: list[str] = Field(["hardest"], min_length=1, description="selection strategies")
     keep_ratios: list[float] = Field([0.5, 0.8], min_length=1, description="fractions of the data kept, in (0, 1]")
-    seeds: list[int] = Field([0, 1], min_length=1, description="retraining seeds (mean +- std over them)")
+    seeds: list[NonNegativeInt] = Field([0, 1], min_length=1, description="retraining seeds (mean +- std over them)")
     score_epochs: list[int] = Field([2], min_length=1, description="surrogate epochs t at which scores are taken")
     budget: Literal["epochs", "steps"] = Field("epochs", description="retrain for the same epochs, or the same "
                                                                       "optimizer steps as on the full data")
@@ -153,7 +175,7 @@ class OnlineConfig(Section):
                                description="batch scorers: random, loss, grad_norm, input_grad_norm or el2n")
     batch_size: int = Field(128, ge=2, description="B, the samples drawn and scored per step")
     keep: int = Field(32, ge=1, description="k, the top-scored samples of each batch that are backpropagated")
-    seeds: list[int] = Field([0], min_length=1, description="training seeds, one trial per method and seed")
+    seeds: list[NonNegativeInt] = Field([0], min_length=1, description="training seeds, one trial per method and seed")
     eval_every: int = Field(50, ge=1, description="evaluate on the test split every this many steps")
     full_batch: bool = Field(True, description="also train on whole batches of B (the reference) with each seed")
 
@@ -281,6 +303,13 @@ class Config(Section):
     plugins: list[str] = Field(default_factory=list, description="modules or .py files imported first in every "
                                "process that runs this config (your register_scorer/model/strategy calls)")
 
+    def __init__(self, **data: Any) -> None:
+        """`engine.Config(...)` in a script: a bad field is a ConfigError naming it, as from a file."""
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise config_error(exc) from None
+
     @model_validator(mode="before")
     @classmethod
     def _import_plugins_first(cls, data: Any) -> Any:
@@ -404,14 +433,22 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     key = key.strip()
     if not sep or not key:
         raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, as in --set sweep.keep_ratios=[0.3,0.5]")
+    set_field(data, key, parse_value(value.strip()), f"--set {assignment!r}")
+
+
+def set_field(data: dict[str, Any], key: str, value: Any, assignment: str) -> None:
+    """data[a][b] = value for key "a.b"; a None value removes the key, so the field takes its default."""
     node = data
     parts = key.split(".")
     for part in parts[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"--set {assignment!r}: {part!r} is not a section")
+            raise ConfigError(f"{assignment}: {part!r} is not a section")
         node = child
-    node[parts[-1]] = parse_value(value.strip())
+    if value is None:
+        node.pop(parts[-1], None)
+    else:
+        node[parts[-1]] = value
 
 
 def config_from_dict(data: dict[str, Any], source: str = "") -> Config:
@@ -430,9 +467,13 @@ def load_config(path_or_preset: str | Path | None = None, overrides: list[str] |
     path = Path(path_or_preset)
     if path.suffix == ".toml" or path.exists():
         try:
-            text, source = path.read_text(), str(path)
+            text, source = path.read_text(encoding="utf-8-sig"), str(path)  # -sig: a BOM is not an error
         except FileNotFoundError:
             raise ConfigError(f"{path}: config file not found") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{path}: is a folder; pass a .toml config file") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
     else:
         text, source = preset_text(str(path_or_preset)), f"preset {path_or_preset}"
     try:
@@ -440,9 +481,9 @@ def load_config(path_or_preset: str | Path | None = None, overrides: list[str] |
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML ({exc})") from None
     if isinstance(overrides, dict):
-        import tomli_w  # deferred, as in Config.to_toml
-
-        overrides = [f"{k}={tomli_w.dumps({'v': v})[4:].strip()}" for k, v in overrides.items()]
-    for assignment in overrides or []:
-        apply_override(data, assignment)
+        for key, value in overrides.items():
+            set_field(data, str(key), value, f"overrides[{key!r}]")
+    else:
+        for assignment in overrides or []:
+            apply_override(data, assignment)
     return config_from_dict(data, source)

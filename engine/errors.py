@@ -25,8 +25,8 @@ class DataError(UserError):
     """A data set is missing, truncated, or malformed."""
 
 
-class UnknownNameError(UserError):
-    """A registry was asked for a name it does not hold."""
+class UnknownNameError(ConfigError):
+    """A registry was asked for a name it does not hold (a config's or an argument's): a ConfigError."""
 
     def __init__(self, kind: str, name: str, known):
         known = sorted(known)

@@ -173,7 +173,7 @@ class ProgressWatcher:
             event = event_from_dict(json.loads(first))
         except (OSError, ValueError, KeyError, TypeError):
             return False
-        return isinstance(event, RunStarted) and process_alive(event.pid, event.host) is True
+        return isinstance(event, RunStarted) and process_alive(event.pid, event.host, event.pid_start) is True
 
 
 @runtime_checkable
@@ -419,6 +419,8 @@ class Backend:
             return "no process recorded for this run"
         if progress.host and progress.host != socket.gethostname():
             return f"run is on host {progress.host}; cancel it there"
+        if progress.alive is False:  # gone, or its pid now belongs to another process: signal nothing
+            return f"process {progress.pid} already ended"
         try:
             os.kill(progress.pid, signal.SIGTERM)
         except ProcessLookupError:

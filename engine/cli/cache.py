@@ -1,6 +1,7 @@
 """`prunelab cache` and `cache clear`: the surrogate and score cache's size, last use, and freeing it."""
 from __future__ import annotations
 
+import math
 import time
 
 import click
@@ -49,7 +50,9 @@ def parse_age(text: str) -> float:
     try:
         seconds = float(number) * unit
     except ValueError:
-        raise click.BadParameter(f"{text!r}: expected a duration like 7d, 12h, 30m or 90s") from None
+        seconds = math.nan
+    if not math.isfinite(seconds):  # "", "nan", "inf" would select every entry
+        raise click.BadParameter(f"{text!r}: expected a duration like 7d, 12h, 30m or 90s")
     if seconds < 0:
         raise click.BadParameter(f"{text!r}: a duration cannot be negative")
     return seconds
@@ -69,7 +72,7 @@ def cache_clear_command(ctx, older_than, kinds, dry_run, yes, as_json):
     """Delete cache entries; runs that need them again retrain or rescore (safe while runs go on)."""
     from .. import api
 
-    seconds = parse_age(older_than) if older_than else 0.0
+    seconds = parse_age(older_than) if older_than is not None else 0.0
     uri = tracking_uri_of(ctx)
     if not dry_run and not yes:
         preview = api.clear_cache(seconds, kinds, dry_run=True, tracking_uri=uri)

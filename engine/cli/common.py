@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -11,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ..errors import PrunelabError
+from ..errors import PrunelabError, UserError
 from ..store import events as ev
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -32,6 +34,20 @@ def handle_errors(fn):
             sys.exit(EXIT_INTERRUPTED)
 
     return wrapper
+
+
+def check_out_path(path: str | None, option: str = "--out") -> None:
+    """Fail before any work, not after it: the folder an output file goes in must exist and be writable."""
+    if not path:
+        return
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise UserError(f"{option} {path}: is a folder; give a file name")
+    if not folder.is_dir():
+        raise UserError(f"{option} {path}: folder {folder} does not exist; create it or choose another path")
+    if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise UserError(f"{option} {path}: not writable; choose another path")
 
 
 def print_json(obj: Any) -> None:
@@ -101,7 +117,9 @@ def print_summary(rows: list[dict[str, Any]], title: str = "") -> None:
         click.echo("no finished trials yet")
         return
     for key in rows[0]:
-        table.add_column(key, justify="right" if isinstance(rows[0][key], (int, float)) else "left")
+        whole = max(len(str(row.get(key, ""))) for row in rows) if key == "run_id" else None  # never cut an id
+        table.add_column(key, justify="right" if isinstance(rows[0][key], (int, float)) else "left",
+                         min_width=whole, no_wrap=key == "run_id")
     for row in rows:
         table.add_row(*[_cell(k, v) for k, v in row.items()])
     Console().print(table)

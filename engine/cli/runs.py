@@ -13,6 +13,7 @@ from .. import names
 from .common import (
     EXIT_FAILED,
     ProgressBars,
+    check_out_path,
     handle_errors,
     json_option,
     main,
@@ -29,6 +30,7 @@ from .common import (
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config field, e.g. --set sweep.keep_ratios=[0.3,0.5] (repeatable).")
 @click.option("--resume", default=None, metavar="RUN_ID", help="Complete only the missing trials of this run.")
+@click.option("--retry-failed", is_flag=True, help="With --resume: run the FAILED trials again too.")
 @click.option("--detach", is_flag=True, help="Run in its own process session; print the run id and return.")
 @click.option("--executor", default="local", show_default=True, help="local or ray.")
 @click.option("--ray-address", default=None, help="Ray cluster address (with --executor ray).")
@@ -40,17 +42,19 @@ from .common import (
 @json_option
 @click.pass_context
 @handle_errors
-def run_command(ctx, config_file, preset, overrides, resume, detach, executor, ray_address, ray_gpus_per_trial,
-                ray_cpus_per_trial, ray_max_retries, as_json):
+def run_command(ctx, config_file, preset, overrides, resume, retry_failed, detach, executor, ray_address,
+                ray_gpus_per_trial, ray_cpus_per_trial, ray_max_retries, as_json):
     """Run an experiment from a TOML file or a preset, and log it to MLflow."""
     from .. import api
 
     tracking_uri = tracking_uri_of(ctx)
-    if resume and (config_file or preset or overrides):
+    if resume is not None and (config_file or preset or overrides):
         raise click.UsageError("--resume takes the config stored with the run; drop CONFIG, --preset and --set")
     if config_file and preset:
         raise click.UsageError("give a CONFIG file or --preset, not both")
-    config = None if resume else api.load_config(config_file or preset or "quick", list(overrides))
+    if retry_failed and resume is None:
+        raise click.UsageError("--retry-failed needs --resume RUN_ID")
+    config = None if resume is not None else api.load_config(config_file or preset or "quick", list(overrides))
     ray_options = {"address": ray_address, "gpus_per_trial": ray_gpus_per_trial,
                    "cpus_per_trial": ray_cpus_per_trial, "max_retries": ray_max_retries}
     executor_options = {k: v for k, v in ray_options.items() if v is not None}
@@ -58,7 +62,7 @@ def run_command(ctx, config_file, preset, overrides, resume, detach, executor, r
         raise click.UsageError("the --ray-* options need --executor ray")
     if detach:
         info = api.launch_detached(config, tracking_uri=tracking_uri, resume=resume, executor=executor,
-                                   executor_options=executor_options)
+                                   executor_options=executor_options, retry_failed=retry_failed)
         if as_json:
             print_json(info)
         else:
@@ -66,7 +70,7 @@ def run_command(ctx, config_file, preset, overrides, resume, detach, executor, r
         return
     with ProgressBars() as bars:
         result = api.run(config, on_event=bars, tracking_uri=tracking_uri, resume=resume, executor=executor,
-                         executor_options=executor_options)
+                         executor_options=executor_options, retry_failed=retry_failed)
     if as_json:
         print_json({"run_id": result.run_id, "experiment": result.experiment, "status": result.status,
                     "summary": result.summary, "artifacts": result.artifacts, "seconds": round(result.seconds, 2),
@@ -85,7 +89,8 @@ def run_command(ctx, config_file, preset, overrides, resume, detach, executor, r
 
 
 @main.command("runs")
-@click.option("--status", default=None, help="RUNNING, FINISHED, FAILED or KILLED.")
+@click.option("--status", default=None, type=click.Choice(names.STATUSES, case_sensitive=False),
+              help="Only runs with this status.")
 @click.option("--kind", default=None, help="Experiment kind, e.g. prune.")
 @json_option
 @click.pass_context
@@ -98,7 +103,12 @@ def runs_command(ctx, status, kind, as_json):
     if as_json:
         print_json([r.to_dict() for r in runs])
         return
-    rows = [{"run_id": r.run_id, "experiment": r.experiment, "kind": r.kind, "status": r.status,
+    if not runs:
+        click.echo(f"no {status.upper() + ' ' if status else ''}{kind + ' ' if kind else ''}runs yet"
+                   if status or kind else "no runs yet; start one with `prunelab run`")
+        return
+    ids = short_ids([r.run_id for r in runs])
+    rows = [{"run_id": ids[r.run_id], "experiment": r.experiment, "kind": r.kind, "status": r.status,
              "dataset": r.dataset, "model": r.model,
              "best": f"{r.best_accuracy:.2%}" if r.best_accuracy is not None else "-",
              "trials": f"{r.trials_done}/{r.trials}",
@@ -106,9 +116,20 @@ def runs_command(ctx, status, kind, as_json):
     print_summary(rows, title="prunelab runs")
 
 
+def short_ids(run_ids: list[str], length: int = 8) -> dict[str, str]:
+    """Each id cut to the shortest prefix (at least `length`) that no other listed id shares: `show` takes it."""
+    out = {}
+    for run_id in run_ids:
+        n = length
+        while n < len(run_id) and any(o != run_id and o.startswith(run_id[:n]) for o in run_ids):
+            n += 1
+        out[run_id] = run_id[:n]
+    return out
+
+
 @main.command("show")
 @click.argument("run_id")
-@click.option("--top", "top", type=int, default=None, metavar="N",
+@click.option("--top", "top", type=click.IntRange(min=1), default=None, metavar="N",
               help="Also list the N highest-scored training samples (image, label, prediction, score).")
 @click.option("--method", default="loss", show_default=True, help="With --top: the scorer whose scores rank them.")
 @click.option("--epoch", type=int, default=None, help="With --top: the surrogate epoch (default: the last scored).")
@@ -128,7 +149,7 @@ def show_command(ctx, run_id, top, method, epoch, lowest, as_json):
             report["top"] = [{k: v for k, v in s.items() if k != "image"} for s in samples]
         print_json(report)
         return
-    title = f"{report['experiment']} — {report['kind']} run {run_id} {report['status']}"
+    title = f"{report['experiment']} — {report['kind']} run {report['run_id']} {report['status']}"
     if report.get("overlap"):
         print_overlap(report["overlap"], title)
     if report["kind"] == "benchmark" and report["summary"]:
@@ -233,6 +254,7 @@ def export_command(ctx, run_id, as_csv, out):
     """Export a run's summary table."""
     from .. import api
 
+    check_out_path(out)
     text = api.export_csv(run_id, tracking_uri=tracking_uri_of(ctx))
     if out:
         with open(out, "w", encoding="utf-8") as f:

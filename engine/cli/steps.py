@@ -4,7 +4,22 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from .common import ProgressBars, data_dir_option, device_option, handle_errors, json_option, main, print_json
+from ..config import SurrogateConfig, TrainConfig
+from .common import (
+    ProgressBars,
+    check_out_path,
+    data_dir_option,
+    device_option,
+    handle_errors,
+    json_option,
+    main,
+    print_json,
+)
+
+
+# One source of defaults: the config's fields, which engine.train and engine.score also use.
+TRAIN = {name: f.default for name, f in TrainConfig.model_fields.items()}
+INITS = SurrogateConfig.model_fields["inits"].default
 
 
 # ---------------------------------------------------------------- train
@@ -13,9 +28,9 @@ from .common import ProgressBars, data_dir_option, device_option, handle_errors,
 @click.option("--model", default="cnn", show_default=True, help="cnn, resnet18 or mlp.")
 @click.option("--epochs", default=1, show_default=True, type=int)
 @click.option("--steps", default=None, type=int, help="Budget in optimizer steps instead of epochs.")
-@click.option("--batch-size", default=128, show_default=True, type=int)
-@click.option("--lr", default=0.05, show_default=True, type=float)
-@click.option("--schedule", default="onecycle", show_default=True,
+@click.option("--batch-size", default=TRAIN["batch_size"], show_default=True, type=int)
+@click.option("--lr", default=TRAIN["lr"], show_default=True, type=float)
+@click.option("--schedule", default=TRAIN["schedule"], show_default=True,
               type=click.Choice(["constant", "step", "cosine", "onecycle"]))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--train-size", default=None, type=int, help="Train on a class-stratified subset of this size.")
@@ -64,15 +79,15 @@ def _epoch_list(ctx: click.Context, param: click.Parameter, value: str) -> list[
               help="Surrogate epochs to score at, comma-separated (0 = the untrained surrogate).")
 @click.option("--surrogate-epochs", type=click.IntRange(min=0), default=None,
               help="The surrogates' training budget in epochs (default: the largest of --epochs).")
-@click.option("--inits", default=10, show_default=True, type=int,
+@click.option("--inits", default=INITS, show_default=True, type=click.IntRange(min=1),
               help="K surrogates that el2n and forgetting average over (others use the first).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--train-size", default=None, type=int, help="Score a class-stratified subset of this size.")
-@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1),
+@click.option("--batch-size", default=TRAIN["batch_size"], show_default=True, type=click.IntRange(min=1),
               help="Surrogate training batch size.")
 @click.option("--score-batch-size", default=256, show_default=True, type=click.IntRange(min=1),
               help="Scoring batch size (does not change the scores).")
-@click.option("--lr", default=0.05, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--lr", default=TRAIN["lr"], show_default=True, type=click.FloatRange(min=0, min_open=True))
 @click.option("--embeddings", is_flag=True, help="Also save surrogate 0's penultimate features (embeddings@eT).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Reuse surrogates and scores cached in this folder (and add new ones).")
@@ -91,6 +106,7 @@ def score_command(dataset, model, scorers, score_epochs, surrogate_epochs, inits
 
     from ..scoring.registry import SCORERS
 
+    check_out_path(out)
     if scorers.strip() == "all":
         scorers = ",".join(SCORERS)
     budget = surrogate_epochs if surrogate_epochs is not None else max(max(score_epochs), 0)

@@ -9,6 +9,8 @@ import gzip
 import os
 import pickle
 import struct
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +40,7 @@ def read_idx(path: str | Path) -> np.ndarray:
             data = f.read()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # zlib.error: a damaged deflate stream
         raise DataError(f"{path}: cannot read ({exc}); the file is damaged or truncated, fetch it again") from None
     if len(data) < 4:
         raise DataError(f"{path}: truncated idx file ({len(data)} bytes, no header)")
@@ -99,15 +101,19 @@ def load_cifar10_arrays(root: Path) -> dict[str, np.ndarray]:
 
 def load_npz_arrays(path: Path) -> dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as f:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy: one array, not the four an npz needs
+            raise DataError(f"{path}: a single array (.npy), not an .npz; save the four arrays with "
+                            f"np.savez(path, {', '.join(k + '=...' for k in NPZ_KEYS)})")
+        with loaded as f:
             missing = [k for k in NPZ_KEYS if k not in f.files]
             if missing:
                 raise DataError(f"{path}: npz is missing the key(s) {', '.join(missing)}; it needs {', '.join(NPZ_KEYS)}")
             return {k: f[k] for k in NPZ_KEYS}
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (ValueError, OSError) as exc:
-        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # truncated, bit-flipped
+        raise DataError(f"{path}: not a readable .npz file ({exc}); the file is damaged, write it again") from None
 
 
 def to_nchw(x: np.ndarray, source: str, key: str) -> np.ndarray:
@@ -117,6 +123,9 @@ def to_nchw(x: np.ndarray, source: str, key: str) -> np.ndarray:
     if x.ndim == 3:
         return x[:, None]
     if x.ndim == 4:
+        if x.shape[1] in (1, 3) and x.shape[3] in (1, 3):
+            raise DataError(f"{source}: {key} has shape {x.shape}, ambiguous: channels could be axis 1 or axis 3; "
+                            "store the images as NCHW or NHWC with height and width above 3")
         if x.shape[1] in (1, 3) and x.shape[3] not in (1, 3):
             return x
         if x.shape[3] in (1, 3):

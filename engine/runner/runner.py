@@ -17,10 +17,12 @@ from typing import Any
 
 from .. import names
 from ..config import Config, config_from_dict
-from ..errors import PrunelabError
+from ..errors import UserError
 from ..kinds import KINDS
 from ..store.events import EventCallback, RunStarted, RunStatus, fan_out
-from ..store.progress import JsonLinesSink, read_events
+from ..store.process import process_start
+from ..store.progress import JsonLinesSink, fold, read_events
+from ..store.runlock import RunLock
 from ..store.runs import records_from_children
 from ..store.tracking import Tracker, tracker
 from .context import RunContext
@@ -89,10 +91,10 @@ def load_run_config(run_id: str, tracking_uri: str | None = None) -> Config:
     track = tracker(tracking_uri, os.getcwd())
     run = track.get_run(run_id)
     if run.data.tags.get(names.ROLE) != names.PARENT_ROLE:
-        raise PrunelabError(f"run {run_id} is not a prunelab experiment (parent) run; pass the parent's id")
+        raise UserError(f"run {run_id} is not a prunelab experiment (parent) run; pass the parent's id")
     text = track.load_text(run_id, names.CONFIG_TOML)
     if text is None:
-        raise PrunelabError(f"run {run_id} has no config.toml artifact, so it cannot be resumed")
+        raise UserError(f"run {run_id} has no config.toml artifact, so it cannot be resumed")
     return config_from_dict(tomllib.loads(text), f"run {run_id} {names.CONFIG_TOML}")
 
 
@@ -105,23 +107,55 @@ def ran_before(progress_file) -> bool:
     return progress_file.exists() and any(isinstance(e, RunStatus) for e in read_events(progress_file))
 
 
+def check_resumable(track: Tracker, run_id: str) -> None:
+    """A run whose recorded process still lives (and is still that process) is not resumed under it."""
+    progress_file = track.store.progress_file(run_id)
+    if not progress_file.exists():
+        return
+    progress = fold(read_events(progress_file))
+    if (progress.status == names.RUNNING and progress.pid and progress.pid != os.getpid()
+            and progress.alive is True):
+        raise UserError(f"run {run_id} is still running (pid {progress.pid}); cancel it first")
+
+
 def run_experiment(config: Config | None, tracking_uri: str | None = None, on_event: EventCallback | None = None,
-                   resume: str | None = None, executor=None) -> RunResult:
+                   resume: str | None = None, executor=None, retry_failed: bool = False) -> RunResult:
     """Run (or resume) an experiment: the parent run, its trials, summary and figures.
 
-    Ctrl-C ends the run KILLED and re-raises KeyboardInterrupt; an unexpected
-    error ends it FAILED and re-raises.
+    A resume runs the trials that have no finished child; with `retry_failed`, the
+    FAILED ones too (their failed children stay, for the record).
+
+    One process at a time works on a run (RunLock); a resume of a run that is
+    still running, or being resumed, fails before it touches the run. Ctrl-C ends
+    the run KILLED and re-raises KeyboardInterrupt; an unexpected error ends it
+    FAILED and re-raises.
     """
-    start = time.time()
     track = tracker(tracking_uri, os.getcwd())
+    if resume is not None:
+        if not resume.strip():
+            raise UserError("--resume: the run id is empty; pass a run id from `prunelab runs`")
+        resume = track.resolve(resume)
+        track.get_run(resume)  # not found: one line, before any lock file is made
+        with RunLock(track.store.progress_file(resume), resume):
+            check_resumable(track, resume)
+            return _run_locked(track, None, tracking_uri, on_event, resume, executor, retry_failed=retry_failed)
+    parent = create_parent_run(config, tracking_uri)
+    with RunLock(track.store.progress_file(parent), parent):
+        return _run_locked(track, config, tracking_uri, on_event, None, executor, parent)
+
+
+def _run_locked(track: Tracker, config: Config | None, tracking_uri: str | None, on_event: EventCallback | None,
+                resume: str | None, executor, parent: str = "", retry_failed: bool = False) -> RunResult:
+    start = time.time()
     executor = executor or LocalExecutor()
     if resume:
         parent = resume
         config = load_run_config(resume, tracking_uri)
         done = records_from_children(track, parent)
+        if retry_failed:
+            done = {key: record for key, record in done.items() if record.status != names.FAILED}
         track.set_status(parent, names.RUNNING)
     else:
-        parent = create_parent_run(config, tracking_uri)
         done = {}
     kind = KINDS.check(config.kind)
     progress = track.store.progress_file(parent)
@@ -131,7 +165,7 @@ def run_experiment(config: Config | None, tracking_uri: str | None = None, on_ev
     planned = kind.count_trials(config)
     track.log_metrics(parent, {"trials": planned})
     events(RunStarted(run_id=parent, experiment=config.name, kind=config.kind, trials=planned,
-                      tracking_uri=track.store.uri))
+                      tracking_uri=track.store.uri, pid_start=process_start(os.getpid())))
     events(RunStatus(status=names.RUNNING, run_id=parent, message="resumed" if resumed else "started"))
     previous_sigterm = _sigterm_as_interrupt()
     try:

@@ -40,6 +40,7 @@ class RunStarted(Event):
     pid: int = field(default_factory=os.getpid)
     host: str = field(default_factory=socket.gethostname)
     tracking_uri: str = ""
+    pid_start: float = 0.0  # the process's start time (store/process.py), so a reused pid is not taken for it
 
 
 @dataclass
@@ -131,10 +132,25 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,)}
+
+
 def event_from_dict(data: dict[str, Any]) -> Event:
+    """The event a JSON object describes; TypeError (or KeyError) when it is not a well-formed one.
+
+    Plain int, float and str fields are type-checked, so a damaged progress line
+    (a pid of "abc") is rejected here rather than crashing a reader later.
+    """
     cls = EVENT_TYPES[data["type"]]
-    names = {f.name for f in fields(cls) if f.init}
-    return cls(**{k: v for k, v in data.items() if k in names})
+    given = {}
+    for f in fields(cls):
+        if f.init and f.name in data:
+            value = data[f.name]
+            expected = _TYPES.get(f.type) if isinstance(f.type, str) else None
+            if expected and (isinstance(value, bool) or not isinstance(value, expected)):
+                raise TypeError(f"{cls.__name__}.{f.name}: expected {f.type}, got {value!r}")
+            given[f.name] = value
+    return cls(**given)
 
 
 def emit(on_event: EventCallback | None, event: Event) -> None:

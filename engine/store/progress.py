@@ -6,8 +6,6 @@ killed hard from a live one.
 from __future__ import annotations
 
 import json
-import os
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -24,6 +22,10 @@ from .events import (
     TrialFinished,
     event_from_dict,
 )
+from .process import PID_MAX, process_alive
+
+__all__ = ["JsonLinesSink", "ProgressFollower", "read_events", "iter_progress_files", "process_alive", "RunProgress",
+           "trial_name", "trial_line", "fold"]
 
 
 class JsonLinesSink:
@@ -52,31 +54,37 @@ class JsonLinesSink:
 
 
 class ProgressFollower:
-    """Reads new events from a progress file each time it is polled (like `tail -f`)."""
+    """Reads new events from a progress file each time it is polled (like `tail -f`).
+
+    A damaged line (not UTF-8, not JSON, not a well-formed event) is skipped, so
+    one bad file never breaks a run list.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._offset = 0
-        self._partial = ""
+        self._partial = b""
 
     def poll(self) -> list[Event]:
         try:
-            with open(self.path, "r", encoding="utf-8") as f:
+            with open(self.path, "rb") as f:
                 f.seek(self._offset)
                 chunk = f.read()
                 self._offset = f.tell()
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
             return []
-        text = self._partial + chunk
-        lines = text.split("\n")
+        lines = (self._partial + chunk).split(b"\n")
         self._partial = lines.pop()  # an incomplete last line waits for the next poll
         events = []
         for line in lines:
             if line.strip():
                 try:
-                    events.append(event_from_dict(json.loads(line)))
-                except (json.JSONDecodeError, KeyError, TypeError):
+                    event = event_from_dict(json.loads(line.decode("utf-8")))
+                except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError):
                     continue
+                if isinstance(event, RunStarted) and not 0 <= event.pid < PID_MAX:
+                    continue
+                events.append(event)
         return events
 
 
@@ -90,23 +98,6 @@ def iter_progress_files(progress_dir: str | Path) -> Iterator[Path]:
         yield from sorted(folder.glob("*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
 
 
-def process_alive(pid: int, host: str) -> bool | None:
-    """True or False for a process on this host; None when it runs elsewhere (unknown)."""
-    if host != socket.gethostname():
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (killed, not yet reaped) is dead too
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().split(b") ")[-1][:1] != b"Z"
-    except OSError:
-        return True
-
-
 @dataclass
 class RunProgress:
     """What a progress file says about one run, folded from its events."""
@@ -115,6 +106,7 @@ class RunProgress:
     experiment: str = ""
     kind: str = ""
     pid: int = 0
+    pid_start: float = 0.0
     host: str = ""
     status: str = names.RUNNING
     trials: int = 0
@@ -136,6 +128,7 @@ class RunProgress:
         if isinstance(event, RunStarted):
             self.run_id, self.experiment, self.kind = event.run_id, event.experiment, event.kind
             self.pid, self.host, self.trials, self.started = event.pid, event.host, event.trials, event.t
+            self.pid_start = event.pid_start
             self.status = names.RUNNING
         elif isinstance(event, StageStarted):
             self.stage, self.stage_detail = event.stage, event.detail
@@ -161,7 +154,7 @@ class RunProgress:
 
     @property
     def alive(self) -> bool | None:
-        return process_alive(self.pid, self.host) if self.pid else None
+        return process_alive(self.pid, self.host, self.pid_start) if self.pid else None
 
     @property
     def effective_status(self) -> str:

@@ -25,6 +25,7 @@ import functools
 import json
 import os
 import random
+import socket
 import sqlite3
 import tempfile
 import time
@@ -36,15 +37,15 @@ import numpy as np
 
 from .. import names
 from ..data.formats import ASSETS
-from ..errors import PrunelabError
+from ..errors import UserError
 
 DEFAULT_STORE_DIR = "mlruns"
 
 T = TypeVar("T")
 
 
-class TrackingError(PrunelabError):
-    pass
+class TrackingError(UserError):
+    """The store cannot be used as asked: a bad URI, a run id it does not hold."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,30 @@ def retry(fn: Callable[..., T], *args, attempts: int = 12, **kwargs) -> T:
     raise AssertionError("unreachable")
 
 
+def check_reachable(uri: str, timeout: float = 3.0) -> None:
+    """An http(s) tracking server that does not answer fails in seconds, not after MLflow's minutes of retries."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https"):
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname or "localhost", port), timeout=timeout).close()
+    except OSError as exc:
+        raise TrackingError(f"cannot reach tracking server {uri} ({exc.strerror or exc}); start it, or fix "
+                            "--tracking-uri / MLFLOW_TRACKING_URI") from None
+
+
+def _quiet_mlflow() -> None:
+    """MLflow's INFO lines (database set-up, migrations) are noise on a CLI's stderr; its warnings stay."""
+    import logging
+
+    import mlflow  # noqa: F401  (configures its logger first, which this then overrides)
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+
 def _prepare_sqlite(store: Store) -> None:
     """Create the store once (under a file lock, as MLflow migrates a new file) and set WAL mode."""
     db = Path(store.uri[len("sqlite:///"):])
@@ -139,6 +164,9 @@ class Tracker:
         self.store = resolve_store(tracking_uri, workdir)
         os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # keeps --json output clean
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no download bars on stderr
+        check_reachable(self.store.uri)  # before MLflow loads: seconds saved on the way to the error
+        _quiet_mlflow()
         if self.store.is_sqlite:
             _prepare_sqlite(self.store)
         from mlflow.tracking import MlflowClient
@@ -176,9 +204,25 @@ class Tracker:
         try:
             return retry(self.client.get_run, run_id)
         except Exception as exc:
-            if "not found" in str(exc).lower() or "RESOURCE_DOES_NOT_EXIST" in str(exc):
+            text = str(exc)
+            if ("not found" in text.lower() or "RESOURCE_DOES_NOT_EXIST" in text
+                    or getattr(exc, "error_code", "") == "INVALID_PARAMETER_VALUE"):  # an id with quotes or spaces
                 raise TrackingError(f"run {run_id!r} not found in {self.store.uri}; list runs with `prunelab runs`") from None
             raise
+
+    def resolve(self, run_id: str) -> str:
+        """The full id of a run given by any unique prefix (the TUI and `runs` show 8 characters).
+
+        An ambiguous prefix fails listing the matches; an unknown one fails as get_run does.
+        """
+        run_id = run_id.strip()
+        if len(run_id) >= 32 or not run_id or any(c not in "0123456789abcdef" for c in run_id.lower()):
+            return run_id
+        matches = [r.info.run_id for r in self.search() if r.info.run_id.startswith(run_id.lower())]
+        if len(matches) > 1:
+            raise TrackingError(f"run id prefix {run_id!r} matches {len(matches)} runs ({', '.join(matches[:5])}"
+                                f"{', ...' if len(matches) > 5 else ''}); give more characters")
+        return matches[0] if matches else run_id
 
     def children(self, parent_id: str) -> list:
         run = self.get_run(parent_id)

@@ -1,0 +1,393 @@
+"""What a hostile user tries, CLI and API: concurrent resumes, reused pids, damaged files, bad input.
+
+Every bad input must give one line on stderr naming the field or file and the fix,
+exit 2, and no traceback (issue 18's matrix).
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+import engine
+from engine.cli import main
+from engine.names import TRIAL_KEY
+from engine.runner.runner import create_parent_run
+from engine.store.events import RunStarted, RunStatus
+from engine.store.process import process_alive, process_start
+from engine.store.progress import fold, read_events
+from engine.store.runlock import RunLock
+from engine.store.tracking import tracker
+
+
+def small(shared_data, **extra):
+    """Two trials (full data and random at 0.5, one seed) on 500 real MNIST images: seconds on a CPU."""
+    overrides = {"name": "hostile", "data.dataset": "mnist", "data.data_dir": str(shared_data),
+                 "data.train_size": 500, "data.test_size": 200, "model": "mlp", "train.epochs": 1,
+                 "train.batch_size": 100, "surrogate.epochs": 1, "sweep.score_epochs": [1],
+                 "sweep.methods": ["random"], "sweep.keep_ratios": [0.5], "sweep.seeds": [0]}
+    overrides.update(extra)
+    return overrides
+
+
+def cli(args, cwd):
+    """The CLI in this process (a subprocess costs seconds of imports on a busy machine); cwd is the test's."""
+    assert os.getcwd() == str(cwd)
+    return CliRunner().invoke(main, args)
+
+
+def one_line_exit_2(result, *words):
+    """The contract for bad input: exit 2, one line on stderr that names what is wrong, no traceback."""
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    assert isinstance(result.exception, SystemExit)  # not an exception escaping the command
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def parent(in_tmp, shared_data):
+    """A parent run whose process died before it ran a trial (as after `kill -9` of a detached launch)."""
+    return create_parent_run(engine.load_config("quick", small(shared_data)))
+
+
+@pytest.fixture
+def sleeper():
+    """A real live process that is not a prunelab run, to stand in for a live or pid-reusing one."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def write_progress(track, run_id, pid, pid_start, status="RUNNING"):
+    track.store.progress_dir.mkdir(parents=True, exist_ok=True)
+    with open(track.store.progress_file(run_id), "w", encoding="utf-8") as f:
+        f.write(RunStarted(run_id=run_id, experiment="hostile", kind="prune", trials=2, pid=pid,
+                           pid_start=pid_start).to_json() + "\n")
+        f.write(RunStatus(status=status, run_id=run_id, message="started").to_json() + "\n")
+
+
+# ---------------------------------------------------------------- 14: one process per run
+@pytest.mark.slow
+def test_two_resumes_at_once_run_each_trial_once(in_tmp, parent):
+    procs = [subprocess.Popen([sys.executable, "-m", "engine.cli", "run", "--resume", parent, "--json"], cwd=in_tmp,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
+    codes = sorted(rc for rc, _, _ in results)
+    assert codes[0] == 0, results
+    keys = [c.data.tags[TRIAL_KEY] for c in tracker(None, str(in_tmp)).children(parent)]
+    assert len(keys) == 2 and len(set(keys)) == 2  # full data and random 0.5, each once
+    if codes[1] == 2:  # they overlapped (the usual case): the loser said who holds the run
+        loser = next(err for rc, _, err in results if rc == 2)
+        assert f"run {parent} is being resumed by pid" in loser and "Traceback" not in loser
+
+
+def test_a_resume_while_another_holds_the_run_fails_naming_its_pid(in_tmp, parent):
+    track = tracker(None, str(in_tmp))
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from engine.store.runlock import RunLock; "
+                               f"RunLock(sys.argv[1], '{parent}').acquire(); print('held', flush=True); "
+                               "time.sleep(60)", str(track.store.progress_file(parent))],
+                              cwd=in_tmp, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        line = one_line_exit_2(cli(["run", "--resume", parent], in_tmp))
+        assert f"run {parent} is being resumed by pid {holder.pid}" in line
+        with pytest.raises(engine.errors.UserError, match=f"being resumed by pid {holder.pid}"):
+            engine.run(resume=parent)
+    finally:
+        holder.kill()
+        holder.wait()
+    RunLock(track.store.progress_file(parent), parent).acquire().release()  # the kernel dropped it with its holder
+
+
+def test_resuming_a_live_run_fails_and_touches_nothing(in_tmp, parent, sleeper):
+    track = tracker(None, str(in_tmp))
+    write_progress(track, parent, sleeper.pid, process_start(sleeper.pid))
+    for args in (["run", "--resume", parent], ["run", "--detach", "--resume", parent]):
+        line = one_line_exit_2(cli(args, in_tmp))
+        assert f"run {parent} is still running (pid {sleeper.pid}); cancel it first" in line
+    assert track.children(parent) == []
+    assert len(read_events(track.store.progress_file(parent))) == 2  # no child wrote to it
+
+
+# ---------------------------------------------------------------- 16: a pid with its start time
+def test_process_start_time_tells_a_reused_pid(sleeper):
+    start = process_start(sleeper.pid)
+    assert start > process_start(1) > 0  # started after init
+    with open(f"/proc/{sleeper.pid}/stat") as f:  # field 22 counted independently, from the right of the name
+        assert start == float(f.read().split(") ")[-1].split()[19])
+    assert process_alive(sleeper.pid, os.uname().nodename, start) is True
+    assert process_alive(sleeper.pid, os.uname().nodename, start + 1) is False  # same pid, another process
+    assert process_alive(sleeper.pid, os.uname().nodename) is True  # an old file, with no start time
+
+
+def test_a_run_whose_pid_was_reused_reads_killed_and_can_be_resumed(in_tmp, parent, sleeper):
+    track = tracker(None, str(in_tmp))
+    write_progress(track, parent, sleeper.pid, process_start(sleeper.pid) - 5)  # the pid now names the sleeper
+    progress = fold(read_events(track.store.progress_file(parent)))
+    assert progress.alive is False and progress.effective_status == "KILLED"
+    from tui.backend import Backend
+
+    message = Backend.cancel(object.__new__(Backend), progress)
+    assert message == f"process {sleeper.pid} already ended" and sleeper.poll() is None  # not signalled
+    runs = {r.run_id: r.status for r in engine.list_runs()}
+    assert runs[parent] == "KILLED"
+
+
+# ---------------------------------------------------------------- 22: damaged progress files
+@pytest.mark.parametrize("line", [b"\xff\xfe not utf-8\n", b'{"type": "run_started", "run_id": "x", "experiment": "e", '
+                                  b'"kind": "prune", "trials": 1, "pid": "abc"}\n',
+                                  b'{"type": "run_started", "run_id": "x", "experiment": "e", "kind": "prune", '
+                                  b'"trials": 1, "pid": 99999999999999}\n', b'{"type": "nonsense"}\n', b"[1, 2]\n"])
+def test_a_damaged_progress_line_is_skipped(in_tmp, parent, line):
+    track = tracker(None, str(in_tmp))
+    path = track.store.progress_file(parent)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    good = RunStatus(status="RUNNING", run_id=parent, message="started").to_json().encode() + b"\n"
+    path.write_bytes(line + good)
+    events = read_events(path)
+    assert [type(e) for e in events] == [RunStatus]
+    result = cli(["runs", "--json"], in_tmp)
+    assert result.exit_code == 0, result.output
+    assert parent in {r["run_id"] for r in json.loads(result.stdout)}
+    assert cli(["show", parent, "--json"], in_tmp).exit_code == 0
+
+
+# ---------------------------------------------------------------- 15, 25: run ids
+def test_an_empty_resume_id_is_rejected(in_tmp):
+    one_line_exit_2(cli(["run", "--resume", ""], in_tmp), "--resume", "empty")
+    assert not (in_tmp / "mlruns" / "progress").exists() or not list((in_tmp / "mlruns" / "progress").glob("*.jsonl"))
+    with pytest.raises(engine.errors.UserError, match="empty"):
+        engine.run(resume="")
+
+
+def test_an_unknown_run_id_is_one_line_exit_2(in_tmp):
+    for command in (["show"], ["export", "--csv"], ["run", "--resume"], ["run", "--detach", "--resume"]):
+        for run_id in ("0123456789abcdef0123456789abcdef", "it's bad", "a b"):
+            one_line_exit_2(cli([*command, run_id], in_tmp), "not found", "prunelab runs")
+    assert not list(in_tmp.glob("mlruns/progress/*"))  # --detach spawned nothing
+
+
+def test_a_child_run_id_is_not_resumable(in_tmp, shared_data):
+    result = engine.run(engine.load_config("quick", small(shared_data)))
+    child = result.trials[0].child_run_id
+    one_line_exit_2(cli(["run", "--resume", child], in_tmp), "not a prunelab experiment (parent) run")
+
+
+def test_a_file_tracking_uri_is_exit_2(in_tmp):
+    one_line_exit_2(cli(["--tracking-uri", "file:///x", "runs"], in_tmp), "file store", "sqlite:///")
+
+
+# ---------------------------------------------------------------- 17, 23, 25: configs rejected before any run
+@pytest.mark.parametrize("assignment, words", [
+    ('sweep.methods=["random","random"]', ("sweep", "methods", "'random' twice")),
+    ("sweep.keep_ratios=[0.5,0.5]", ("keep_ratios", "0.5 twice")),
+    ("sweep.seeds=[0,0]", ("seeds", "0 twice")),
+    ("online.seeds=[1,1]", ("online", "seeds", "1 twice")),
+    ("sweep.seeds=[-1]", ("sweep.seeds[0]", "greater than or equal to 0")),
+    ("train.lr=inf", ("train.lr", "finite")),
+    ("train.lr=nan", ("train.lr", "finite")),
+    ("surrogate.epochs=nan", ("surrogate",)),
+    ('data.data_dir="/nonexistent/data"', ("data.data_dir", "/nonexistent/data", "folder")),
+    ("kind=bogus", ("kind", "unknown", "bogus")),
+])
+def test_config_check_rejects_what_a_run_would_fail_on(assignment, words):
+    result = CliRunner().invoke(main, ["config", "check", "quick", "--set", assignment])
+    one_line_exit_2(result, *words)
+
+
+def test_config_check_accepts_distinct_lists():
+    result = CliRunner().invoke(main, ["config", "check", "quick", "--set", "sweep.seeds=[0,1,2]",
+                                       "--set", "sweep.keep_ratios=[0.3,0.5]"])
+    assert result.exit_code == 0, result.output
+    assert "seeds = [\n    0,\n    1,\n    2,\n]" in result.stdout or "seeds = [ 0, 1, 2, ]" in result.stdout \
+        or "seeds = [0, 1, 2]" in result.stdout
+
+
+def test_config_files_that_are_not_toml_text(tmp_path):
+    bom = tmp_path / "bom.toml"
+    bom.write_bytes(b"\xef\xbb\xbfname = 'bom'\n")
+    assert engine.load_config(str(bom)).name == "bom"  # a BOM (Windows editors) is read, not refused
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b"name = 'caf\xe9'\n")
+    one_line_exit_2(CliRunner().invoke(main, ["config", "check", str(latin)]), str(latin), "UTF-8")
+    one_line_exit_2(CliRunner().invoke(main, ["config", "check", str(tmp_path)]), str(tmp_path), "folder")
+
+
+# ---------------------------------------------------------------- 24: the Python API
+def test_the_api_raises_its_own_errors(in_tmp, shared_data):
+    with pytest.raises(engine.ConfigError, match="sweep.keep_ratios"):
+        engine.run({"sweep": {"keep_ratios": [2.0]}})  # a dict is a config; a bad one says which field
+    with pytest.raises(engine.ConfigError, match="kind"):
+        engine.Config(kind="x")
+    assert engine.Config(name="ok").name == "ok"
+    with pytest.raises(engine.ConfigError, match="unknown model"):
+        engine.load_config("quick", {"model": "nope"})
+    assert issubclass(engine.errors.UnknownNameError, engine.ConfigError)
+    default = engine.config.TrainConfig.model_fields["epochs"].default
+    assert engine.load_config("quick", {"train.epochs": None}).train.epochs == default  # None: the field default
+    assert engine.load_config("quick", {"sweep.seeds": [3, 4]}).sweep.seeds == [3, 4]
+    for bad, words in (([10 ** 9], "[0, 500)"), ([-1], "[0, 500)"), ([0.5, 1.0], "integer")):
+        with pytest.raises(engine.ConfigError, match=words.replace("[", r"\[").replace(")", r"\)")):
+            engine.train("mnist", "mlp", data_dir=shared_data, train_size=500, test_size=100, indices=bad,
+                         device="cpu")
+
+
+# ---------------------------------------------------------------- 18, 19, 26: small CLI ones
+@pytest.mark.parametrize("age", ["nan", "inf", "", "-1h", "soon"])
+def test_cache_clear_rejects_durations_that_select_everything(in_tmp, age):
+    result = CliRunner().invoke(main, ["cache", "clear", "--older-than", age, "--yes"])
+    assert result.exit_code == 2 and "duration" in result.output, result.output
+
+
+def test_output_paths_are_checked_before_any_work(in_tmp):
+    started = time.time()
+    result = cli(["score", "--model", "mlp", "--train-size", "500", "--out", "/nonexistent/d/s.npz"], in_tmp)
+    one_line_exit_2(result, "--out /nonexistent/d/s.npz", "does not exist")
+    assert time.time() - started < 5  # no surrogate was trained first
+    one_line_exit_2(cli(["export", "anything", "--csv", "--out", "/nonexistent/d/s.csv"], in_tmp), "--out")
+
+
+def test_small_cli_inputs(in_tmp):
+    assert cli(["show", "abc", "--top", "-3"], in_tmp).exit_code == 2
+    bogus = cli(["runs", "--status", "bogus"], in_tmp)
+    assert bogus.exit_code == 2 and "bogus" in bogus.output
+    empty = cli(["runs"], in_tmp)
+    assert empty.exit_code == 0 and empty.stdout.startswith("no runs yet")
+    assert cli(["runs", "--status", "finished"], in_tmp).stdout.startswith("no FINISHED runs yet")
+
+
+# ---------------------------------------------------------------- 23: damaged data files
+def _small_cifar(shared_data, tmp_path):
+    """A real 200/50-image slice of the shared CIFAR-10 subset, written uncompressed-then-deflated like a user's."""
+    import numpy as np
+
+    with np.load(shared_data / "cifar10-subset.npz") as f:
+        arrays = {"x_train": f["x_train"][:200], "y_train": f["y_train"][:200],
+                  "x_test": f["x_test"][:50], "y_test": f["y_test"][:50]}
+    path = tmp_path / "good.npz"
+    np.savez_compressed(path, **arrays)
+    return path, arrays
+
+
+def test_damaged_npz_files_are_one_data_error(shared_data, tmp_path):
+    import numpy as np
+
+    from engine.data.formats import load_npz_arrays
+
+    good, arrays = _small_cifar(shared_data, tmp_path)
+    assert load_npz_arrays(good)["x_train"].shape == (200, 32, 32, 3)
+    raw = good.read_bytes()
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(raw[: len(raw) // 2])
+    flipped = tmp_path / "flipped.npz"
+    middle = bytearray(raw)
+    for i in range(len(raw) // 3, len(raw) // 3 + 64):  # inside the first member's deflate stream
+        middle[i] ^= 0xFF
+    flipped.write_bytes(bytes(middle))
+    single = tmp_path / "single.npy"
+    np.save(single, arrays["x_train"])
+    for path in (truncated, flipped, single):
+        with pytest.raises(engine.DataError, match=str(path)):
+            load_npz_arrays(path)
+    result = CliRunner().invoke(main, ["train", "--dataset", f"npz:{flipped}", "--model", "mlp", "--epochs", "1"])
+    one_line_exit_2(result, str(flipped))
+
+
+def test_an_ambiguous_image_shape_is_refused(shared_data, tmp_path):
+    import numpy as np
+
+    from engine.data.formats import to_nchw
+
+    _, arrays = _small_cifar(shared_data, tmp_path)
+    x = arrays["x_train"]
+    assert to_nchw(x, "s", "x_train").shape == (200, 3, 32, 32)  # NHWC, unambiguous
+    with pytest.raises(engine.DataError, match="ambiguous"):
+        to_nchw(np.ascontiguousarray(x[:, :3]), "s", "x_train")  # (N, 3, 32, 3): NCHW of 32x3 or NHWC of 3x32?
+
+
+def test_a_corrupted_mnist_gz_is_one_data_error(shared_data, tmp_path):
+    import shutil
+
+    from engine.data.formats import read_idx
+
+    damaged = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    shutil.copy(shared_data / "MNIST" / "raw" / damaged.name, damaged)
+    raw = bytearray(damaged.read_bytes())
+    for i in range(40, 200):  # past the gzip header, inside the deflate stream
+        raw[i] ^= 0x5A
+    damaged.write_bytes(bytes(raw))
+    assert len(read_idx(shared_data / "MNIST" / "raw" / damaged.name)) == 10000
+    with pytest.raises(engine.DataError, match="damaged or truncated"):
+        read_idx(damaged)
+
+
+# ---------------------------------------------------------------- 26: --retry-failed
+def test_resume_retries_failed_trials_only_when_asked(in_tmp, shared_data):
+    first = engine.run(engine.load_config("quick", small(shared_data)))
+    track = tracker(None, str(in_tmp))
+    failed = next(t for t in first.trials if t.tags.get("method") == "random")
+    track.end_run(failed.child_run_id, "FAILED")  # as a trial that raised would leave it
+
+    again = engine.run(resume=first.run_id)
+    assert len(track.children(first.run_id)) == 2  # a plain resume leaves FAILED trials alone
+    assert [t.status for t in again.trials if t.key == failed.key] == ["FAILED"]
+    retried = engine.run(resume=first.run_id, retry_failed=True)
+    children = track.children(first.run_id)
+    assert len(children) == 3 and [t.status for t in retried.trials if t.key == failed.key] == ["FINISHED"]
+    assert sorted(c.info.status for c in children if c.data.tags[TRIAL_KEY] == failed.key) == ["FAILED", "FINISHED"]
+
+
+# ---------------------------------------------------------------- 9: run-id prefixes
+def test_any_unique_prefix_names_a_run(in_tmp, parent, shared_data):
+    from engine.cli.runs import short_ids
+
+    assert short_ids(["abcdef0123", "abcdef0199", "ffff000011"]) == \
+        {"abcdef0123": "abcdef012", "abcdef0199": "abcdef019", "ffff000011": "ffff0000"}
+    shown = cli(["show", parent[:8], "--json"], in_tmp)
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["run_id"] == parent
+    listed = cli(["runs"], in_tmp)
+    assert parent[:8] in listed.stdout and parent not in listed.stdout
+    track = tracker(None, str(in_tmp))
+    second = create_parent_run(engine.load_config("quick", small(shared_data)))
+    common = next(i for i in range(33) if parent[:i] != second[:i]) - 1
+    if common >= 1:  # two runs share a first character about as often as not: that prefix is ambiguous
+        one_line_exit_2(cli(["show", parent[:common]], in_tmp), "matches 2 runs", "give more characters")
+    assert track.resolve(parent[:common + 1]) == parent
+
+
+# ---------------------------------------------------------------- 12: one source of defaults
+def test_cli_and_api_share_their_defaults():
+    import inspect
+
+    from engine.config import SurrogateConfig, TrainConfig
+
+    score = {p.name: p for p in main.commands["score"].params}
+    train = {p.name: p for p in main.commands["train"].params}
+    from engine import api
+
+    api_inits = inspect.signature(api.score_result).parameters["inits"].default
+    assert score["inits"].default == api_inits == SurrogateConfig().inits
+    assert score["lr"].default == train["lr"].default == TrainConfig().lr
+    assert score["batch_size"].default == train["batch_size"].default == TrainConfig().batch_size
+    assert train["schedule"].default == TrainConfig().schedule
+
+
+# ---------------------------------------------------------------- 20: an unreachable server
+def test_an_unreachable_tracking_server_fails_in_seconds(in_tmp):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.time()
+    result = cli(["--tracking-uri", f"http://127.0.0.1:{port}", "runs"], in_tmp)
+    one_line_exit_2(result, f"cannot reach tracking server http://127.0.0.1:{port}")
+    assert time.time() - started < 10
