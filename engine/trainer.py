@@ -134,6 +134,7 @@ def train(
     evaluate_every_epoch: bool = True,
     select_batch: BatchSelector | None = None,
     evaluate_at_end: bool = True,
+    weights: np.ndarray | torch.Tensor | None = None,
 ) -> TrainResult:
     """Train `model` (a registry name or a module) on `dataset`'s training indices.
 
@@ -142,7 +143,9 @@ def train(
     is trained on (online batch selection); observers and counts see only that part.
     The test set is evaluated after every epoch, or with `evaluate_every_epoch=False`
     only after the last; with `evaluate_at_end=False` too, never (test metrics NaN):
-    surrogates and benchmarks do not use them.
+    surrogates and benchmarks do not use them. `weights` (one per entry of `indices`)
+    make the batch loss mean_b(w_b · loss_b), a weighted coreset's loss (CRAIG, GradMatch):
+    not renormalised per batch, so scaling every weight by c scales each plain-SGD step by c.
     Same seed, same weights on the CPU.
     """
     cfg = cfg or TrainConfig()
@@ -158,6 +161,13 @@ def train(
     n = len(index)
     if n == 0:
         raise ConfigError("cannot train on an empty subset; raise the keep ratio")
+    sample_weight = None
+    if weights is not None:
+        w = torch.as_tensor(np.asarray(weights) if not isinstance(weights, torch.Tensor) else weights)
+        if w.shape != (n,):
+            raise ConfigError(f"weights must hold one value per kept index ({n}), got shape {tuple(w.shape)}")
+        sample_weight = torch.zeros(len(dataset), device=device)
+        sample_weight[index] = w.to(device=device, dtype=torch.float32)
     budget = plan_budget(cfg, n)
     checkpoints = sorted(set(int(e) for e in checkpoint_epochs))
     if checkpoints and checkpoints[-1] > budget.epochs:
@@ -202,7 +212,11 @@ def train(
             x = to_model_layout(dataset.normalize(x))
             with autocast(device, cfg.amp):
                 logits = step_model(x)
-                loss = nn.functional.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+                if sample_weight is None:
+                    loss = nn.functional.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+                else:
+                    loss = (nn.functional.cross_entropy(logits.float(), y, reduction="none",
+                                                        label_smoothing=cfg.label_smoothing) * sample_weight[idx]).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -63,13 +63,13 @@ def omp_nonnegative(a: np.ndarray, target: np.ndarray, k: int, lam: float) -> tu
     return np.asarray(chosen, dtype=np.int64), weights
 
 
-def gradmatch(scores, budget, labels, seed, embeddings, gradients, per_class, lam):
+def gradmatch(scores, budget, labels, seed, embeddings, gradients, per_class, omp_lam):
     """GradMatch (Killamsetty et al., ICML 2021; decile-team/cords `gradmatchstrategy.py`, DeepCore
     `methods/gradmatch.py`).
 
     Per class, orthogonal matching pursuit picks samples and non-negative weights whose
     weighted gradient sum matches the class's gradient sum, ‖Σ_S w_j g_j − Σ_i g_i‖,
-    with DeepCore's ridge λ = 1. Differences: DeepCore stops once the residual is below
+    with DeepCore's ridge λ = 1 (`omp_lam`). Differences: DeepCore stops once the residual is below
     a tolerance and fills the budget at random; here OMP always takes the whole budget
     (later picks may get weight 0), and NNLS is scipy's, in float64.
     """
@@ -77,7 +77,7 @@ def gradmatch(scores, budget, labels, seed, embeddings, gradients, per_class, la
 
     def pick(members, quota, rng):
         a = g_all[members].T
-        chosen, weights = omp_nonnegative(a, a.sum(1), quota, lam)
+        chosen, weights = omp_nonnegative(a, a.sum(1), quota, omp_lam)
         return Selection(chosen, weights)
 
     return by_class(pick, budget, labels, seed, per_class)

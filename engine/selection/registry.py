@@ -98,6 +98,8 @@ _OPTION_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "greedy": (lambda v: v in GREEDY, "one of " + ", ".join(GREEDY)),
     "epsilon": (lambda v: _is_real(v) and 0 < v < 1, "a number with 0 < epsilon < 1"),
     "lam": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
+    "ridge": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
+    "omp_lam": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
     "validation": (lambda v: _is_real(v) and 0 < v < 1, "a fraction with 0 < validation < 1"),
 }
 
@@ -175,7 +177,7 @@ register_strategy(
 register_strategy(
     "log_determinant", "engine.selection.submodular:log_determinant",
     "log-determinant of the embeddings' cosine kernel (diversity), maximised greedily",
-    needs_embeddings=True, options={**_SUBMODULAR, "lam": (1e-4, "ridge added to the kernel's diagonal, >= 0")})
+    needs_embeddings=True, options={**_SUBMODULAR, "ridge": (1e-4, "added to the kernel's diagonal, >= 0")})
 register_strategy(
     "craig", "engine.selection.gradient:craig",
     "CRAIG (Mirzasoleiman et al. 2020): per-class facility location on gradients, weights = samples covered",
@@ -184,5 +186,5 @@ register_strategy(
 register_strategy(
     "gradmatch", "engine.selection.gradient:gradmatch",
     "GradMatch (Killamsetty et al. 2021): per-class non-negative OMP matching the gradient sum",
-    needs_gradients=True, options={"per_class": _PER_CLASS_ON, "lam": (1.0, "ridge on the OMP weights, >= 0"),
+    needs_gradients=True, options={"per_class": _PER_CLASS_ON, "omp_lam": (1.0, "ridge on the OMP weights, >= 0"),
                                    "weighted": _WEIGHTED})

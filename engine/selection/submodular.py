@@ -155,12 +155,12 @@ def graph_cut(scores, budget, labels, seed, embeddings, per_class, greedy, epsil
     return _maximise(lambda x, k: GraphCut(x, lam), budget, labels, seed, embeddings, per_class, greedy, epsilon)
 
 
-def log_determinant(scores, budget, labels, seed, embeddings, per_class, greedy, epsilon, lam):
+def log_determinant(scores, budget, labels, seed, embeddings, per_class, greedy, epsilon, ridge):
     """Log-determinant on the embeddings (DeepCore `submodular_function.py` LogDeterminant).
 
-    f(S) = log det(L_S + λ I) with L the cosine kernel 0.5 + 0.5·cos (positive semi-definite);
+    f(S) = log det(L_S + ridge·I) with L the cosine kernel 0.5 + 0.5·cos (positive semi-definite);
     gains from an incremental Cholesky factor (O(n·k) memory, not the n x n kernel).
     Every gain is exact each step, so lazy and plain pick the same set.
     """
-    return _maximise(lambda x, k: LogDeterminant(x, lam, k), budget, labels, seed, embeddings, per_class, greedy,
+    return _maximise(lambda x, k: LogDeterminant(x, ridge, k), budget, labels, seed, embeddings, per_class, greedy,
                      epsilon)

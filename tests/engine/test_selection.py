@@ -15,6 +15,15 @@ from engine.trainer import train
 RATIOS = [0.001, 0.1, 0.37, 0.5, 0.9, 1.0]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The coreset strategies' greedy loops are many small ops: one thread on the shared 2-core box."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def real():
     """(losses, labels, embeddings) of a real surrogate on a stratified 2000-digit subset."""
@@ -31,7 +40,8 @@ def real():
 def run(name, real, ratio, seed=0, scores=None, **options):
     loss, labels, emb = real
     return select(name, loss if scores is None else scores, ratio, labels, seed=seed,
-                  embeddings=emb if STRATEGIES[name].needs_embeddings else None, **options)
+                  embeddings=emb if STRATEGIES[name].needs_embeddings else None,
+                  gradients=emb if STRATEGIES[name].needs_gradients else None, **options)
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
@@ -166,7 +176,9 @@ def test_kmeans_converges_to_nearest_centers(real):
 
 def test_describe_and_defaults_validate():
     described = {d["name"]: d for d in describe_strategies()}
-    assert set(described) == {"hardest", "easiest", "random", "ccs", "class_balanced", "kmeans_coverage"}
+    assert set(described) == {"hardest", "easiest", "random", "ccs", "class_balanced", "kmeans_coverage",
+                              "kcenter_greedy", "herding", "facility_location", "graph_cut", "log_determinant",
+                              "craig", "gradmatch"}
     assert described["ccs"]["options"]["beta"]["default"] == 0.0
     assert described["ccs"]["options"]["bins"]["default"] == 50
     assert described["kmeans_coverage"]["needs_embeddings"] is True
