@@ -1,10 +1,11 @@
-"""Gradient-matching coresets on last-layer per-sample gradients: CRAIG and GradMatch (weighted subsets)."""
+"""Gradient coresets on last-layer per-sample gradients: CRAIG and GradMatch (weighted subsets), Glister."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 from scipy.optimize import nnls
 
+from ..errors import ConfigError
 from .base import Selection
 from .blocks import block_rows, by_class, sq_dists, tensor
 from .submodular import FacilityLocation, greedy as maximise
@@ -79,5 +80,69 @@ def gradmatch(scores, budget, labels, seed, embeddings, gradients, per_class, om
         a = g_all[members].T
         chosen, weights = omp_nonnegative(a, a.sum(1), quota, omp_lam)
         return Selection(chosen, weights)
+
+    return by_class(pick, budget, labels, seed, per_class)
+
+
+def holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A seeded, class-stratified holdout: round(fraction·size) of each class (at least 1), sorted."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x6C15]))
+    out = [rng.choice(m, max(1, round(fraction * len(m))), replace=False)
+           for m in (np.flatnonzero(labels == c) for c in np.unique(labels))]
+    return np.sort(np.concatenate(out))
+
+
+def _logits_and_features(g: torch.Tensor, y: torch.Tensor, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Invert g = (p − onehot(y)) ⊗ [e, 1]: the bias block is p − onehot(y), so log p are logits (up to a
+    constant), and e = g[y, :d] / (p_y − 1); samples with p_y within 1e-6 of 1 (no gradient) get e = 0."""
+    g = g.reshape(len(g), classes, -1)
+    delta = g[:, :, -1]
+    p = (delta + torch.nn.functional.one_hot(y, classes).to(g.dtype)).clamp_min(1e-12)
+    rows = g[torch.arange(len(g)), y, :-1]
+    scale = delta[torch.arange(len(g)), y]
+    features = torch.where(scale[:, None].abs() > 1e-6, rows / scale[:, None].clamp_max(-1e-6), 0.0)
+    return p.log(), features
+
+
+def glister(scores, budget, labels, seed, embeddings, gradients, per_class, validation, eta):
+    """GLISTER-ONLINE (Killamsetty et al., AAAI 2021; decile-team/cords `glisterstrategy.py`, DeepCore
+    `methods/glister.py`), on the last layer.
+
+    Greedy: add the sample whose gradient best aligns with the validation gradient,
+    gain g_i · ∇L_val(θ_S) (the one-step Taylor approximation of the drop in validation
+    loss), where θ_S = θ − η·mean(g_S) moves only the last layer, so the validation
+    logits are updated exactly and the validation gradient recomputed after each pick.
+    The validation set is a seeded class-stratified holdout of the training set
+    (`validation`, default 10 %), never the test set. Differences: logits and features
+    of the holdout are recovered from its gradient embeddings (unprojected gradients
+    only); holdout samples stay selectable, so any keep ratio is valid.
+    """
+    g_all = torch.as_tensor(np.asarray(gradients, dtype=np.float64))
+    y_all = torch.as_tensor(labels, dtype=torch.long)
+    classes = int(labels.max()) + 1
+    if g_all.shape[1] % classes:
+        raise ConfigError(f"glister needs unprojected gradient embeddings (C·(d+1) columns, C={classes}); got "
+                          f"{g_all.shape[1]}: raise surrogate.gradient_mb so they are not projected")
+    val = torch.as_tensor(holdout(labels, validation, seed))
+    z_val, e_val = _logits_and_features(g_all[val], y_all[val], classes)
+    e_val = torch.cat([e_val, torch.ones(len(val), 1, dtype=e_val.dtype)], 1)
+    onehot = torch.nn.functional.one_hot(y_all[val], classes).to(e_val.dtype)
+
+    def val_gradient(step: torch.Tensor) -> torch.Tensor:
+        z = z_val - eta * e_val @ step.reshape(classes, -1).T
+        return ((torch.softmax(z, 1) - onehot)[:, :, None] * e_val[:, None, :]).mean(0).flatten()
+
+    def pick(members, quota, rng):
+        g = g_all[torch.as_tensor(members)]
+        taken = torch.zeros(len(g), dtype=torch.bool)
+        total = torch.zeros(g.shape[1], dtype=g.dtype)
+        target = val_gradient(total)
+        chosen = np.empty(quota, dtype=np.int64)
+        for t in range(quota):
+            j = int(torch.argmax((g @ target).masked_fill_(taken, -float("inf"))))
+            chosen[t], taken[j] = j, True
+            total += g[j]
+            target = val_gradient(total / (t + 1))
+        return chosen
 
     return by_class(pick, budget, labels, seed, per_class)

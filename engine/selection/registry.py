@@ -100,6 +100,7 @@ _OPTION_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "lam": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
     "ridge": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
     "omp_lam": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
+    "eta": (lambda v: _is_real(v) and v > 0, "a number > 0"),
     "validation": (lambda v: _is_real(v) and 0 < v < 1, "a fraction with 0 < validation < 1"),
 }
 
@@ -188,3 +189,9 @@ register_strategy(
     "GradMatch (Killamsetty et al. 2021): per-class non-negative OMP matching the gradient sum",
     needs_gradients=True, options={"per_class": _PER_CLASS_ON, "omp_lam": (1.0, "ridge on the OMP weights, >= 0"),
                                    "weighted": _WEIGHTED})
+register_strategy(
+    "glister", "engine.selection.gradient:glister",
+    "GLISTER (Killamsetty et al. 2021): greedy one-step Taylor gain on a class-stratified validation holdout",
+    needs_gradients=True, options={"per_class": _PER_CLASS_ON,
+                                   "validation": (0.1, "fraction of each class held out as validation, 0-1"),
+                                   "eta": (0.1, "the one-step learning rate of the Taylor approximation, > 0")})

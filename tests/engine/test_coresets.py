@@ -12,11 +12,13 @@ from engine.data.dataset import load_dataset
 from engine.scoring.batch import score_model
 from engine.scoring.gradembed import GradientEmbeddings, last_layer_gradients
 from engine.selection import STRATEGIES, select, select_weighted
+from engine.selection.gradient import _logits_and_features, holdout
 from engine.selection.submodular import FacilityLocation, greedy
 from engine.store.tracking import tracker
 from engine.trainer import train
 
-CORESETS = ["kcenter_greedy", "herding", "facility_location", "graph_cut", "log_determinant", "craig", "gradmatch"]
+CORESETS = ["kcenter_greedy", "herding", "facility_location", "graph_cut", "log_determinant", "craig", "gradmatch",
+            "glister"]
 
 
 @pytest.fixture(autouse=True)
@@ -141,6 +143,24 @@ def test_craig_weights_are_the_class_members_each_medoid_covers(real):
         assert np.array_equal(np.bincount(d.argmin(1), minlength=len(medoids)),
                               sel.weights[labels[sel.indices] == c])
     assert select_weighted("craig", loss, 0.02, labels, gradients=grads, weighted=False).weights is None
+
+
+def test_glister_recovers_the_holdout_and_starts_from_the_validation_gradient(real):
+    ds, model, loss, labels, emb, grads = real
+    val = holdout(labels, 0.1, seed=0)
+    assert len(val) == sum(max(1, round(0.1 * (labels == c).sum())) for c in range(10))
+    assert np.array_equal(np.bincount(labels[val]), [max(1, round(0.1 * (labels == c).sum())) for c in range(10)])
+    z, e = _logits_and_features(torch.as_tensor(grads[val], dtype=torch.float64), ds.y_train[val], 10)
+    with torch.no_grad():
+        logits = model(ds.normalize(ds.x_train[val])).double()
+    learned = torch.softmax(logits, 1)[torch.arange(len(val)), ds.y_train[val]] < 0.999
+    assert torch.allclose(e[learned], torch.as_tensor(emb[val], dtype=torch.float64)[learned], atol=2e-3)
+    assert torch.allclose(torch.softmax(z, 1), torch.softmax(logits, 1), atol=1e-5)
+    # the first pick of each class is the sample most aligned with the holdout's mean gradient
+    kept = select("glister", loss, 10 / 2000, labels, gradients=grads)
+    target = grads[val].astype(np.float64).mean(0)
+    want = [np.flatnonzero(labels == c)[np.argmax(grads[labels == c] @ target)] for c in range(10)]
+    assert np.array_equal(kept, np.sort(want))
 
 
 def test_doubling_every_weight_is_doubling_the_lr_with_plain_sgd(real):
