@@ -1,9 +1,10 @@
-"""Geometric coresets on the surrogate's embeddings: k-center greedy and herding, in torch, one pick per step."""
+"""Geometric coresets: k-center greedy and herding on the embeddings, contextual diversity on the predictions; torch, one pick per step."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from .blocks import by_class, tensor
 
 
@@ -58,6 +59,40 @@ def herding(scores, budget, labels, seed, embeddings, per_class):
             j = int(torch.argmin(dist))
             chosen[t], taken[j] = j, True
             total += x[j]
+        return chosen
+
+    return by_class(pick, budget, labels, seed, per_class)
+
+
+def contextual_diversity(scores, budget, labels, seed, embeddings, gradients, per_class):
+    """Contextual diversity (Agarwal et al., ECCV 2020; DeepCore `methods/contextualdiversity.py`).
+
+    k-center greedy where the distance from a sample to a center is the KL divergence
+    KL(p_i ‖ p_c) between the surrogate's softmax outputs, DeepCore's `_metric`. The
+    softmax outputs come from the gradient embeddings (their bias block is p − onehot(y)),
+    so no extra pass is needed. Each step is one (n, C) product with the new center's
+    log-probabilities. First center drawn from `seed`; `per_class` false as in DeepCore.
+    """
+    g = torch.as_tensor(np.asarray(gradients, dtype=np.float64))
+    classes = int(labels.max()) + 1
+    if g.shape[1] % classes:
+        raise ConfigError(f"contextual_diversity needs unprojected gradient embeddings (C·(d+1) columns, "
+                          f"C={classes}); raise surrogate.gradient_mb so they are not projected")
+    delta = g.reshape(len(g), classes, -1)[:, :, -1]
+    p_all = (delta + torch.nn.functional.one_hot(torch.as_tensor(labels), classes).double()).clamp_min(1e-12)
+    p_all = p_all / p_all.sum(1, keepdim=True)
+
+    def pick(members, quota, rng):
+        p = p_all[torch.as_tensor(members)]
+        log_p = p.log()
+        entropy = (p * log_p).sum(1)
+        chosen = np.empty(quota, dtype=np.int64)
+        chosen[0] = rng.integers(len(members))
+        nearest = torch.full((len(p),), float("inf"), dtype=p.dtype)
+        for t in range(1, quota + 1):
+            nearest = torch.minimum(nearest, entropy - p @ log_p[int(chosen[t - 1])])
+            if t < quota:
+                chosen[t] = int(torch.argmax(nearest))
         return chosen
 
     return by_class(pick, budget, labels, seed, per_class)

@@ -195,3 +195,7 @@ register_strategy(
     needs_gradients=True, options={"per_class": _PER_CLASS_ON,
                                    "validation": (0.1, "fraction of each class held out as validation, 0-1"),
                                    "eta": (0.1, "the one-step learning rate of the Taylor approximation, > 0")})
+register_strategy(
+    "contextual_diversity", "engine.selection.geometric:contextual_diversity",
+    "contextual diversity (Agarwal et al. 2020): k-center greedy on the KL divergence of the softmax outputs",
+    needs_gradients=True, options={"per_class": _PER_CLASS})

@@ -18,7 +18,7 @@ from engine.store.tracking import tracker
 from engine.trainer import train
 
 CORESETS = ["kcenter_greedy", "herding", "facility_location", "graph_cut", "log_determinant", "craig", "gradmatch",
-            "glister"]
+            "glister", "contextual_diversity"]
 
 
 @pytest.fixture(autouse=True)
@@ -161,6 +161,20 @@ def test_glister_recovers_the_holdout_and_starts_from_the_validation_gradient(re
     target = grads[val].astype(np.float64).mean(0)
     want = [np.flatnonzero(labels == c)[np.argmax(grads[labels == c] @ target)] for c in range(10)]
     assert np.array_equal(kept, np.sort(want))
+
+
+def test_contextual_diversity_is_farthest_first_in_kl(real):
+    ds, model, loss, labels, emb, grads = real
+    with torch.no_grad():
+        p = torch.softmax(model(ds.normalize(ds.x_train)).double(), 1).numpy()
+    kept = select("contextual_diversity", loss, 0.01, labels, gradients=grads)
+    # every kept sample but the seeded first is the farthest, in KL(p_i || p_c), from the ones before it:
+    # so the covering radius in KL is far below a random subset's
+    kl = (p * np.log(p)).sum(1)[:, None] - p @ np.log(p[kept]).T
+    rng = np.random.default_rng(0)
+    rand = rng.choice(2000, len(kept), replace=False)
+    kl_rand = (p * np.log(p)).sum(1)[:, None] - p @ np.log(p[rand]).T
+    assert kl.min(1).max() < 0.5 * kl_rand.min(1).max()
 
 
 def test_doubling_every_weight_is_doubling_the_lr_with_plain_sgd(real):
