@@ -101,6 +101,8 @@ _OPTION_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "ridge": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
     "omp_lam": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
     "eta": (lambda v: _is_real(v) and v > 0, "a number > 0"),
+    "n_neighbor": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "gamma": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
     "validation": (lambda v: _is_real(v) and 0 < v < 1, "a fraction with 0 < validation < 1"),
 }
 
@@ -199,3 +201,8 @@ register_strategy(
     "contextual_diversity", "engine.selection.geometric:contextual_diversity",
     "contextual diversity (Agarwal et al. 2020): k-center greedy on the KL divergence of the softmax outputs",
     needs_gradients=True, options={"per_class": _PER_CLASS})
+register_strategy(
+    "d2_pruning", "engine.selection.d2:d2_pruning",
+    "D2-pruning (Maharana et al. 2024): scores passed over a kNN graph of the embeddings, then diverse sampling",
+    needs_embeddings=True, options={"n_neighbor": (10, "neighbours per sample in the kNN graph, >= 1"),
+                                    "gamma": (0.0, "reverse-message decay exp(-gamma*d); 0 = 1/embedding width")})

@@ -18,7 +18,7 @@ from engine.store.tracking import tracker
 from engine.trainer import train
 
 CORESETS = ["kcenter_greedy", "herding", "facility_location", "graph_cut", "log_determinant", "craig", "gradmatch",
-            "glister", "contextual_diversity"]
+            "glister", "contextual_diversity", "d2_pruning"]
 
 
 @pytest.fixture(autouse=True)
@@ -175,6 +175,28 @@ def test_contextual_diversity_is_farthest_first_in_kl(real):
     rand = rng.choice(2000, len(kept), replace=False)
     kl_rand = (p * np.log(p)).sum(1)[:, None] - p @ np.log(p[rand]).T
     assert kl.min(1).max() < 0.5 * kl_rand.min(1).max()
+
+
+def test_d2_pruning_passes_messages_over_the_knn_graph(real):
+    _, _, loss, labels, emb, _ = real
+    from engine.selection.d2 import knn
+    x = emb[:300].astype(np.float64)
+    d = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1))
+    np.fill_diagonal(d, np.inf)
+    dists, index = knn(torch.as_tensor(x, dtype=torch.float32), 10)
+    assert np.array_equal(np.sort(index.numpy(), 1), np.sort(np.argsort(d, 1)[:, :10], 1))
+    # an independent dense computation of the forward pass gives the first pick
+    s = loss[:300]
+    adj = np.zeros((300, 300))
+    rows = np.repeat(np.arange(300), 10)
+    adj[rows, index.numpy().ravel()] = adj[index.numpy().ravel(), rows] = 1
+    density = (adj * np.exp(-d) * np.maximum(s, 1e-7)[None]).sum(1) * s
+    kept = select("d2_pruning", s, 0.1, labels[:300], embeddings=x)
+    assert np.argmax(density) in kept
+    # reverse messages spread the picks: fewer kNN edges inside the kept set than taking the top densities
+    top = np.argsort(-density)[:30]
+    inside = lambda k: adj[np.ix_(k, k)].sum()
+    assert inside(kept) < inside(top)
 
 
 def test_doubling_every_weight_is_doubling_the_lr_with_plain_sgd(real):
