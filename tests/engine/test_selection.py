@@ -8,11 +8,13 @@ from torch import nn
 from engine.config import TrainConfig
 from engine.data.dataset import load_dataset
 from engine.errors import ConfigError, DataError, UnknownNameError
+from engine.scoring.gradembed import last_layer_gradients
 from engine.selection import STRATEGIES, allocate, check_strategy, describe_strategies, keep_count, score_strata, select
 from engine.selection.coverage import kmeans, kmeans_cells
 from engine.trainer import train
 
 RATIOS = [0.001, 0.1, 0.37, 0.5, 0.9, 1.0]
+GRADIENTS = {}  # the surrogate's last-layer gradient embeddings, for the gradient coresets
 
 
 @pytest.fixture(autouse=True)
@@ -34,6 +36,7 @@ def real():
         x = ds.normalize(ds.x_train)
         loss = nn.functional.cross_entropy(model(x), ds.y_train, reduction="none")
         emb = model.embed(x)
+        GRADIENTS["real"] = last_layer_gradients(emb, model.head(emb), ds.y_train).numpy()
     return loss.numpy().astype(np.float64), ds.y_train.numpy(), emb.numpy()
 
 
@@ -41,7 +44,7 @@ def run(name, real, ratio, seed=0, scores=None, **options):
     loss, labels, emb = real
     return select(name, loss if scores is None else scores, ratio, labels, seed=seed,
                   embeddings=emb if STRATEGIES[name].needs_embeddings else None,
-                  gradients=emb if STRATEGIES[name].needs_gradients else None, **options)
+                  gradients=GRADIENTS["real"] if STRATEGIES[name].needs_gradients else None, **options)
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
