@@ -99,6 +99,10 @@ class SurrogateConfig(Section):
     epochs: int = Field(2, ge=0, description="surrogate training budget in epochs")
     inits: int = Field(1, ge=1, description="K independently initialised surrogates (EL2N averages over them)")
     batch_size: int = Field(256, ge=1, description="scoring batch size")
+    gradient_dtype: Literal["float32", "float16"] = Field(
+        "float32", description="storage of the gradient embeddings that CRAIG/GradMatch read")
+    gradient_mb: float = Field(1024.0, gt=0, description="memory bound (MB) of the gradient embeddings; above it "
+                               "they are randomly projected (tag prunelab.gradient_projection)")
 
 
 class SweepConfig(Section):

@@ -138,6 +138,7 @@ def train(
     select_batch: BatchSelector | None = None,
     evaluate_at_end: bool = True,
     plan_epoch: EpochPlan | None = None,
+    weights: np.ndarray | torch.Tensor | None = None,
 ) -> TrainResult:
     """Train `model` (a registry name or a module) on `dataset`'s training indices.
 
@@ -148,7 +149,10 @@ def train(
     only after the last; with `evaluate_at_end=False` too, never (test metrics NaN):
     surrogates and benchmarks do not use them. `plan_epoch(epoch)` chooses each epoch's
     samples and loss weights (dynamic pruning); the learning rate then follows the
-    schedule of the full-data epochs, by the fraction of each epoch done.
+    schedule of the full-data epochs, by the fraction of each epoch done. `weights` (one
+    per entry of `indices`) make the batch loss mean_b(w_b · loss_b), a weighted coreset's
+    loss (CRAIG, GradMatch): not renormalised per batch, so scaling every weight by c
+    scales each plain-SGD step by c. Both kinds of weight multiply when both are given.
     Same seed, same weights on the CPU.
     """
     cfg = cfg or TrainConfig()
@@ -164,6 +168,13 @@ def train(
     n = len(index)
     if n == 0:
         raise ConfigError("cannot train on an empty subset; raise the keep ratio")
+    sample_weight = None
+    if weights is not None:
+        w = torch.as_tensor(np.asarray(weights) if not isinstance(weights, torch.Tensor) else weights)
+        if w.shape != (n,):
+            raise ConfigError(f"weights must hold one value per kept index ({n}), got shape {tuple(w.shape)}")
+        sample_weight = torch.zeros(len(dataset), device=device)
+        sample_weight[index] = w.to(device=device, dtype=torch.float32)
     budget = plan_budget(cfg, n)
     checkpoints = sorted(set(int(e) for e in checkpoint_epochs))
     if checkpoints and checkpoints[-1] > budget.epochs:
@@ -188,14 +199,14 @@ def train(
     start = time.perf_counter()
     model.train()
     for epoch in range(1, budget.epochs + 1):
-        weights = None
+        plan_weights = None
         if plan_epoch is None:
             perm = index[torch.randperm(n, device=device, generator=generator)]
             batches = budget.batches_per_epoch
         else:
-            perm, weights = plan_epoch(epoch)
+            perm, plan_weights = plan_epoch(epoch)
             order = torch.randperm(len(perm), device=device, generator=generator)
-            perm, weights = perm[order], (weights[order] if weights is not None else None)
+            perm, plan_weights = perm[order], (plan_weights[order] if plan_weights is not None else None)
             batches = max(1, math.ceil(len(perm) / cfg.batch_size))
         if cfg.steps is not None:
             batches = min(batches, budget.steps - steps_done)
@@ -215,12 +226,16 @@ def train(
             x = to_model_layout(dataset.normalize(x))
             with autocast(device, cfg.amp):
                 logits = step_model(x)
-                if weights is None:
+                if plan_weights is None and sample_weight is None:
                     loss = nn.functional.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
                 else:
-                    loss = (nn.functional.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing,
-                                                        reduction="none")
-                            * weights[b * cfg.batch_size:(b + 1) * cfg.batch_size]).mean()
+                    per_sample = nn.functional.cross_entropy(logits.float(), y, reduction="none",
+                                                             label_smoothing=cfg.label_smoothing)
+                    if plan_weights is not None:
+                        per_sample = per_sample * plan_weights[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+                    if sample_weight is not None:
+                        per_sample = per_sample * sample_weight[idx]
+                    loss = per_sample.mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

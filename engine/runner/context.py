@@ -73,9 +73,13 @@ class RunContext:
             if trial.key in self.done:
                 records[trial.key] = self.done[trial.key]
                 continue
-            pending.append(TrialJob(self.config.model_dump(mode="json"), trial, i, total, kept(),
+            chosen = kept()  # kept indices, None (all), or a Selection (indices and weights)
+            weights = getattr(chosen, "weights", None)
+            chosen = getattr(chosen, "indices", chosen)
+            pending.append(TrialJob(self.config.model_dump(mode="json"), trial, i, total, chosen,
                                     self.tracker.store.uri, os.getcwd(), self.parent_id, self.config.name,
-                                    task=task, name=name_of(trial) if name_of else "", options=options))
+                                    task=task, name=name_of(trial) if name_of else "", options=options,
+                                    weights=weights))
         if len(pending) < total:
             self.log(f"{total - len(pending)} of {total} trials already done (earlier, or shared with another "
                      f"part of this run), {len(pending)} to run")

@@ -16,7 +16,7 @@ from ..analysis import overlap_matrices, pair_rows, pick_samples, summarize_seed
 from ..config import Config
 from ..figures import accuracy_vs, heatmap, sample_grid
 from ..scoring.surrogate import compute_scores, random_scores
-from ..selection.base import select
+from ..selection.base import Selection, select_weighted
 from ..selection.registry import STRATEGIES
 from .context import RunContext
 from .trials import Trial, full_data_trials
@@ -32,14 +32,16 @@ class Scored:
     scores: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
     embeddings: dict[int, np.ndarray] = field(default_factory=dict)
     predictions: dict[int, np.ndarray] = field(default_factory=dict)
+    gradients: dict[int, np.ndarray] = field(default_factory=dict)  # last-layer gradient embeddings per epoch
 
 
-def surrogate_scores(ctx: RunContext, methods: list[str], epochs: list[int], embeddings: bool = False) -> Scored:
+def surrogate_scores(ctx: RunContext, methods: list[str], epochs: list[int], embeddings: bool = False,
+                     gradients: bool = False) -> Scored:
     """Scores of the run's surrogate(s) for every (method, epoch) but random (drawn per use), embeddings per
     epoch if asked, and surrogate 0's predictions per epoch (for the top-scored samples)."""
     config = ctx.config
     scorers = [m for m in dict.fromkeys(methods) if m != names.RANDOM]
-    if not scorers and not embeddings:
+    if not scorers and not embeddings and not gradients:
         return Scored()
     ctx.stage("surrogate", f"{config.surrogate.inits} x {config.model}, {config.surrogate.epochs} epochs, "
                            f"scores at epochs {', '.join(map(str, epochs))}")
@@ -47,10 +49,14 @@ def surrogate_scores(ctx: RunContext, methods: list[str], epochs: list[int], emb
         ctx.dataset, config.model, scorers or ["loss"], epochs=epochs, inits=config.surrogate.inits,
         train_cfg=config.train.model_copy(update={"epochs": config.surrogate.epochs, "steps": None}),
         seed=config.seed, on_event=ctx.on_event, cache=ctx.cache, batch_size=config.surrogate.batch_size,
-        embeddings=embeddings)
+        embeddings=embeddings, gradients=gradients, gradient_dtype=config.surrogate.gradient_dtype,
+        gradient_mb=config.surrogate.gradient_mb)
+    if gradients:
+        ctx.tracker.set_tags(ctx.parent_id, {names.GRADIENT_PROJECTION: result.gradient_projection})
     return Scored(scores={(m, e): result.scores[m][e] for m in scorers for e in epochs},
                   embeddings={e: result.embeddings[e] for e in epochs} if embeddings else {},
-                  predictions={e: result.predictions[e] for e in epochs})
+                  predictions={e: result.predictions[e] for e in epochs},
+                  gradients={e: result.gradients[e] for e in epochs} if gradients else {})
 
 
 def log_scores(ctx: RunContext, scores: dict[tuple[str, int], np.ndarray]) -> None:
@@ -109,22 +115,28 @@ def needs_embeddings(config: Config) -> bool:
     return any(STRATEGIES[s].needs_embeddings for s in config.sweep.strategies)
 
 
-def select_for(ctx: RunContext, trial: Trial, scored: Scored) -> np.ndarray:
-    """The kept indices of one sweep trial. Random scores are drawn per trial seed, so their spread is real."""
+def needs_gradients(config: Config) -> bool:
+    return any(STRATEGIES[s].needs_gradients for s in config.sweep.strategies)
+
+
+def select_for(ctx: RunContext, trial: Trial, scored: Scored) -> Selection:
+    """The selection (kept indices, weights) of one sweep trial. Random scores are drawn per trial seed."""
     n = len(ctx.dataset)
     if trial.method == names.RANDOM:
         scores = random_scores(n, trial.seed)
         strategy = "hardest" if trial.strategy == names.RANDOM else trial.strategy
     else:
         scores, strategy = scored.scores[(trial.method, trial.epoch)], trial.strategy
-    return select(strategy, scores, trial.ratio, ctx.labels, seed=trial.seed,
-                  embeddings=scored.embeddings.get(trial.epoch), **ctx.config.strategy_options(strategy))
+    return select_weighted(strategy, scores, trial.ratio, ctx.labels, seed=trial.seed,
+                           embeddings=scored.embeddings.get(trial.epoch), gradients=scored.gradients.get(trial.epoch),
+                           **ctx.config.strategy_options(strategy))
 
 
 def sweep_scores(ctx: RunContext) -> Scored:
     """One scoring pass for the sweep's methods and epochs, logged."""
     config = ctx.config
-    scored = surrogate_scores(ctx, config.sweep.methods, config.sweep.score_epochs, needs_embeddings(config))
+    scored = surrogate_scores(ctx, config.sweep.methods, config.sweep.score_epochs, needs_embeddings(config),
+                              needs_gradients(config))
     log_scored(ctx, scored)
     return scored
 

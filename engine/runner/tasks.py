@@ -70,12 +70,16 @@ def retrain(job: TrialJob, config: Config, track: Tracker, child: str,
         params["flipped_kept"] = int(np.isin(flipped, kept).sum())
     track.log_dataset_input(child, ds, kept=len(kept))
     track.log_params(child, params)
-    result = train(config.model, ds, cfg, seed=trial.seed, indices=kept, on_event=on_event, trial=job.index)
+    weights = None if job.weights is None else job.weights / job.weights.mean()  # mean 1: the lr keeps its scale
+    result = train(config.model, ds, cfg, seed=trial.seed, indices=kept, on_event=on_event, trial=job.index,
+                   weights=weights)
     track.log_history(child, result.history)
     track.log_metrics(child, {"final_test_accuracy": result.test_accuracy, "train_seconds": result.train_seconds},
                       step=result.epochs)
     if trial.method != names.FULL:
         track.log_numpy(child, kept.astype(np.int64), names.KEPT_INDICES)
+        if job.weights is not None:
+            track.log_numpy(child, np.asarray(job.weights, dtype=np.float64), names.SELECTION_WEIGHTS)
     return {"test_accuracy": result.test_accuracy, "test_loss": result.test_loss,
             "train_seconds": result.train_seconds, "kept": float(len(kept)), "steps": float(result.steps)}
 

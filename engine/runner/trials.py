@@ -56,6 +56,7 @@ class TrialJob:
     task: str = "retrain"  # the TRIAL_TASKS entry that trains it
     name: str = ""  # the child run's name; default: the trial's
     options: dict[str, Any] | None = None  # the task's own options (retrain: label noise)
+    weights: np.ndarray | None = None  # a weighted coreset's loss weights, aligned with `kept`
 
     @property
     def run_name(self) -> str:

@@ -36,6 +36,7 @@ from ..store.events import BatchProgress, EventCallback
 from ..trainer import prepare_model, to_model_layout
 from .gradnorm.conv import fold_input_grad_hook, input_grad_by_fold
 from .gradnorm.persample import DEFAULT_WORKSPACE_MB, PerSampleGradNorms, frozen_params
+from .gradembed import DEFAULT_GRADIENT_MB, GradientEmbeddings
 from .registry import Scorer, resolve_scorers
 
 
@@ -47,6 +48,8 @@ class ModelScores:
     predictions: np.ndarray
     embeddings: np.ndarray | None
     seconds: float
+    gradients: np.ndarray | None = None  # last-layer gradient embeddings (gradembed.py), when asked
+    gradient_projection: str = "none"
 
 
 def model_dtype(model: nn.Module) -> torch.dtype:
@@ -107,12 +110,14 @@ def ieee_float32() -> Iterator[None]:
 def score_model(model: nn.Module, dataset: Dataset, scorers: Iterable[str | Scorer] | str,
                 batch_size: int = 256, indices: np.ndarray | torch.Tensor | None = None, embeddings: bool = False,
                 on_event: EventCallback | None = None, workspace_mb: float = DEFAULT_WORKSPACE_MB, epoch: int = 0,
-                epochs: int = 0) -> ModelScores:
+                epochs: int = 0, gradients: bool = False, gradient_dtype: str = "float32",
+                gradient_mb: float = DEFAULT_GRADIENT_MB) -> ModelScores:
     """Score the training samples `indices` (default: all) of `dataset` with one model, in one pass.
 
     `scorers` are batch scorers (not `random` or `forgetting`, which need no model or
     a training run: see `compute_scores`). Returns arrays in the model's dtype.
-    `epoch`/`epochs` only label the BatchProgress events.
+    `epoch`/`epochs` only label the BatchProgress events. `gradients` also gathers the
+    last-layer gradient embeddings (gradembed.py) from the same forward.
     """
     if not isinstance(scorers, str):
         scorers = [s.name if isinstance(s, Scorer) else s for s in scorers]
@@ -135,7 +140,8 @@ def score_model(model: nn.Module, dataset: Dataset, scorers: Iterable[str | Scor
     out = {s.name: torch.empty(n, dtype=dtype, device=device) for s in chosen}
     predictions = torch.empty(n, dtype=torch.long, device=device)
     emb_out: torch.Tensor | None = None
-    capture = _Embeddings(model, embeddings)
+    capture = _Embeddings(model, embeddings or gradients)
+    grad_out = GradientEmbeddings(n, device, gradient_dtype, gradient_mb) if gradients else None
     was_training = model.training
     model.eval()
     batches = max(1, -(-n // batch_size))
@@ -178,7 +184,9 @@ def score_model(model: nn.Module, dataset: Dataset, scorers: Iterable[str | Scor
                             out[s.name][start:stop] = s.fn(model, x, y, logits).detach().reshape(-1)
                 predictions[start:stop] = logits.argmax(1)
                 emb = capture.get(x)
-                if emb is not None:
+                if grad_out is not None:
+                    grad_out.add(start, emb, logits, y)
+                if emb is not None and embeddings:
                     if emb_out is None:
                         emb_out = torch.empty(n, emb.shape[1], dtype=emb.dtype, device=device)
                     emb_out[start:stop] = emb
@@ -194,4 +202,6 @@ def score_model(model: nn.Module, dataset: Dataset, scorers: Iterable[str | Scor
     result = ModelScores(scores={k: v.cpu().numpy() for k, v in out.items()}, predictions=predictions.cpu().numpy(),
                          embeddings=emb_out.cpu().numpy() if emb_out is not None else None,
                          seconds=time.perf_counter() - start_time)
+    if grad_out is not None:
+        result.gradients, result.gradient_projection = grad_out.numpy(), grad_out.projection
     return result

@@ -38,6 +38,7 @@ from ..store.cache import Cache, cache_key
 from ..store.events import EventCallback, StageStarted, emit
 from ..trainer import plan_budget, train
 from .batch import score_model
+from .gradembed import DEFAULT_GRADIENT_MB
 from .gradnorm.persample import DEFAULT_WORKSPACE_MB
 from .registry import Scorer, resolve_scorers
 
@@ -58,6 +59,8 @@ class ScoreResult:
     dataset: str
     surrogates_trained: int = 0  # training runs this call made (0 when everything came from the cache)
     seconds: dict[str, float] = field(default_factory=dict)  # training, scoring, total
+    gradients: dict[int, np.ndarray] | None = None  # epoch -> last-layer gradient embeddings of surrogate 0
+    gradient_projection: str = "none"  # "gaussian:k" when they were projected to fit (gradembed.py)
 
     def get(self, scorer: str, epoch: int | None = None) -> np.ndarray:
         """The scores of `scorer` at `epoch` (default: the last score epoch)."""
@@ -132,7 +135,8 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
                    epochs: Sequence[int] | None = None, inits: int = 10, train_cfg: TrainConfig | None = None,
                    seed: int = 0, on_event: EventCallback | None = None, cache: Cache | None = None,
                    batch_size: int = 256, embeddings: bool = False,
-                   workspace_mb: float = DEFAULT_WORKSPACE_MB) -> ScoreResult:
+                   workspace_mb: float = DEFAULT_WORKSPACE_MB, gradients: bool = False,
+                   gradient_dtype: str = "float32", gradient_mb: float = DEFAULT_GRADIENT_MB) -> ScoreResult:
     """Train the surrogates, score every training sample at each epoch in `epochs`, return the arrays.
 
     `train_cfg` is the surrogates' training (its budget must reach the last score
@@ -154,13 +158,15 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
 
     batch_scorers = [s for s in chosen if s.kind in ("batch", "embedding")]  # embedding: after surrogate 0's pass
     training_scorers = [s for s in chosen if s.kind == "training"]
-    needs_model = any(s.needs_surrogate for s in chosen) or embeddings
+    needs_model = any(s.needs_surrogate for s in chosen) or embeddings or gradients
     k_total = (int(inits) if any(s.average_inits for s in chosen) else 1) if needs_model else 0
     n = len(dataset)
     scores: dict[str, dict[int, np.ndarray]] = {s.name: {} for s in chosen}
     sums: dict[str, dict[int, np.ndarray]] = {s.name: {} for s in chosen if s.average_inits}
     predictions: dict[int, np.ndarray] = {}
     emb: dict[int, np.ndarray] = {}
+    grads: dict[int, np.ndarray] = {}
+    projection = {"value": "none"}
     timing = {"training": 0.0, "scoring": 0.0}
     trained = 0
     digest = dataset.digest() if cache.enabled else ""
@@ -177,7 +183,9 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
         base = dict(dataset=dataset.name, digest=digest, subset=index, model=model_name, train=train_cfg,
                     seed=init_seed)
         score_keys = {t: cache_key(**base, epoch=t, what="scores", scorers=[_fingerprint(s) for s in mine],
-                                   extras=extras, embeddings=embeddings and extras) for t in epochs}
+                                   extras=extras, embeddings=embeddings and extras,
+                                   **({"gradients": [gradient_dtype, gradient_mb]} if gradients and extras else {}))
+                      for t in epochs}
         forget_keys = {(s.name, t): _observer_key(base, s, t) for s in observed for t in epochs}
         state_keys = {t: cache_key(**base, epoch=t, what="state") for t in epochs}
         got: dict[int, dict[str, np.ndarray]] = {}
@@ -199,7 +207,9 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
             from_embeddings = [s for s in mine if s.kind == "embedding"]
             result = score_model(model, dataset, [s for s in mine if s.kind == "batch"], batch_size=batch_size,
                                  embeddings=(embeddings or bool(from_embeddings)) and extras, on_event=on_event,
-                                 workspace_mb=workspace_mb, epoch=t, epochs=epochs[-1])
+                                 workspace_mb=workspace_mb, epoch=t, epochs=epochs[-1],
+                                 gradients=gradients and extras, gradient_dtype=gradient_dtype,
+                                 gradient_mb=gradient_mb)
             labels = dataset.y_train.cpu().numpy()
             for s in from_embeddings:
                 t1 = time.perf_counter()
@@ -210,6 +220,9 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
             arrays["predictions"] = result.predictions
             if result.embeddings is not None:
                 arrays["embeddings"] = result.embeddings.astype(np.float32)
+            if result.gradients is not None:
+                arrays["gradients"] = result.gradients
+                arrays["gradient_projection"] = np.array(result.gradient_projection)
             cache.save_arrays("scores", score_keys[t], arrays)
             got.setdefault(t, {}).update(arrays)
 
@@ -258,6 +271,9 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
                 predictions[t] = arrays["predictions"]
                 if "embeddings" in arrays:
                     emb[t] = arrays["embeddings"]
+                if "gradients" in arrays:
+                    grads[t] = arrays["gradients"]
+                    projection["value"] = str(arrays["gradient_projection"])
 
     for name, per_epoch in sums.items():
         for t, total in per_epoch.items():
@@ -270,4 +286,5 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
     return ScoreResult(scores=scores, labels=dataset.y_train.cpu().numpy(), indices=np.asarray(index),
                        predictions=predictions, embeddings=emb if embeddings else None, epochs=epochs,
                        inits=max(1, k_total), seed=seed, model=model_name, dataset=dataset.name,
-                       surrogates_trained=trained, seconds=timing)
+                       surrogates_trained=trained, seconds=timing, gradients=grads if gradients else None,
+                       gradient_projection=projection["value"])

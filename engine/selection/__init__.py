@@ -1,6 +1,16 @@
 """Selection strategies: the registry (`registry.py`), `select` and its building blocks (`base.py`), and the
 strategies by family (`ranking.py`, `coverage.py`). Re-exports the registry and `select` (numpy only)."""
-from .base import allocate, class_quotas, keep_count, priority, score_strata, select, take_per_group
+from .base import (
+                   Selection,
+                   allocate,
+                   class_quotas,
+                   keep_count,
+                   priority,
+                   score_strata,
+                   select,
+                   select_weighted,
+                   take_per_group,
+)
 from .registry import (
                        ORDERS,
                        STRATEGIES,
@@ -12,6 +22,6 @@ from .registry import (
                        register_strategy,
 )
 
-__all__ = ["allocate", "class_quotas", "keep_count", "priority", "score_strata", "select", "take_per_group",
+__all__ = ["allocate", "class_quotas", "keep_count", "priority", "score_strata", "select", "select_weighted", "Selection", "take_per_group",
            "ORDERS", "STRATEGIES", "Strategy", "StrategyFn", "check_keep_ratio", "check_strategy",
            "describe_strategies", "register_strategy"]

@@ -28,6 +28,7 @@ Decisions that hold for every strategy:
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -77,12 +78,33 @@ def _check_arrays(scores, labels, embeddings, seed) -> tuple[np.ndarray, np.ndar
 
 
 # ------------------------------------------------------------------ the entry point
+@dataclass(frozen=True)
+class Selection:
+    """A selection: sorted int64 kept indices and, for weighted coresets (CRAIG, GradMatch), one float64
+    loss weight per kept index (None: every kept sample counts once)."""
+
+    indices: np.ndarray
+    weights: np.ndarray | None = None
+
+
 def select(strategy: str, scores: np.ndarray, keep_ratio: float, labels: np.ndarray, seed: int = 0,
-           embeddings: np.ndarray | None = None, **options) -> np.ndarray:
+           embeddings: np.ndarray | None = None, gradients: np.ndarray | None = None, **options) -> np.ndarray:
     """The sorted int64 indices that `strategy` keeps: exactly `keep_count(keep_ratio, len(scores))`.
 
     Deterministic given `seed`. `keep_ratio == 1` keeps everything (after
-    validating, so a bad config fails the same way at every ratio).
+    validating, so a bad config fails the same way at every ratio). Weights, if
+    the strategy gives any, are dropped: `select_weighted` returns them.
+    """
+    return select_weighted(strategy, scores, keep_ratio, labels, seed, embeddings, gradients, **options).indices
+
+
+def select_weighted(strategy: str, scores: np.ndarray, keep_ratio: float, labels: np.ndarray, seed: int = 0,
+                    embeddings: np.ndarray | None = None, gradients: np.ndarray | None = None,
+                    **options) -> Selection:
+    """`select`, with the strategy's per-sample weights (None unless it gives some and `weighted` is true).
+
+    `gradients` are the last-layer per-sample gradients (n, D) that gradient coresets
+    need (`Strategy.needs_gradients`; engine/scoring/gradembed.py computes them).
     """
     check_strategy(strategy, options)
     check_keep_ratio(keep_ratio)
@@ -90,18 +112,42 @@ def select(strategy: str, scores: np.ndarray, keep_ratio: float, labels: np.ndar
     if spec.needs_embeddings and embeddings is None:
         raise ConfigError(f"selection strategy {strategy!r} needs embeddings: pass embeddings= the surrogate's "
                           f"penultimate-layer features (model.embed(x)), an array of shape (n, d)")
+    if spec.needs_gradients and gradients is None:
+        raise ConfigError(f"selection strategy {strategy!r} needs gradients: pass gradients= the surrogate's "
+                          f"last-layer per-sample gradients (engine.scoring.gradembed), an array of shape (n, D)")
     scores, labels, embeddings = _check_arrays(scores, labels, embeddings, seed)
     n = len(scores)
     budget = keep_count(keep_ratio, n)
     if budget == n:
-        return np.arange(n, dtype=np.int64)
-    kept = spec.fn(scores, budget, labels, seed, embeddings, **{**spec.defaults, **options})
-    kept = np.unique(np.asarray(kept, dtype=np.int64))
-    if len(kept) != budget or kept[0] < 0 or kept[-1] >= n:
+        return Selection(np.arange(n, dtype=np.int64))
+    opts = {**spec.defaults, **options}
+    weighted = opts.pop("weighted", True)
+    extra = {"gradients": _check_gradients(gradients, n)} if spec.needs_gradients else {}
+    out = spec.fn(scores, budget, labels, seed, embeddings, **extra, **opts)
+    raw, weights = (out.indices, out.weights) if isinstance(out, Selection) else (out, None)
+    raw = np.asarray(raw, dtype=np.int64)
+    kept, first = np.unique(raw, return_index=True)
+    if len(kept) != budget or len(raw) != budget or kept[0] < 0 or kept[-1] >= n:
         raise PrunelabError(f"selection strategy {strategy!r} returned {len(kept)} distinct indices in "
                             f"[{kept.min() if kept.size else '-'}, {kept.max() if kept.size else '-'}]; "
                             f"it must return exactly {budget} distinct indices in [0, {n})")
-    return kept
+    if weights is None or not weighted:
+        return Selection(kept)
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != raw.shape or not np.isfinite(weights).all() or (weights < 0).any():
+        raise PrunelabError(f"selection strategy {strategy!r} returned weights of shape {weights.shape}; "
+                            f"it must return {budget} finite weights >= 0, one per kept index")
+    return Selection(kept, weights[first])
+
+
+def _check_gradients(gradients: Any, n: int) -> np.ndarray:
+    gradients = _to_numpy(gradients)
+    if gradients.ndim != 2 or len(gradients) != n or not np.issubdtype(gradients.dtype, np.number):
+        raise DataError(f"gradients must be a numeric array of shape ({n}, D), got {gradients.dtype} "
+                        f"{gradients.shape}")
+    if not np.isfinite(gradients).all():
+        raise DataError("gradients hold NaN or infinite values; recompute them from a trained surrogate")
+    return gradients
 
 
 # ------------------------------------------------------------------ building blocks

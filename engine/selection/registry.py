@@ -15,10 +15,12 @@ import numpy as np
 from ..errors import ConfigError
 from ..registry import Registry, implementation
 
-# fn(scores, budget, labels, seed, embeddings, **options) -> kept indices (any order, distinct)
-StrategyFn = Callable[..., np.ndarray]
+# fn(scores, budget, labels, seed, embeddings, [gradients=,] **options) -> kept indices (any order, distinct),
+# or a Selection (kept indices and their weights)
+StrategyFn = Callable[..., Any]
 
 ORDERS = ("hardest", "easiest", "random")
+GREEDY = ("lazy", "stochastic", "plain")  # submodular maximisation: exact lazy, stochastic (Mirzasoleiman 2015), plain
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class Strategy:
     fn: StrategyFn
     needs_embeddings: bool = False
     options: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    needs_gradients: bool = False  # then `fn` also gets gradients=: last-layer per-sample gradients (n, D)
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -46,6 +49,7 @@ class Strategy:
             "name": self.name,
             "description": self.description,
             "needs_embeddings": self.needs_embeddings,
+            "needs_gradients": self.needs_gradients,
             "options": {key: {"default": default, "description": text}
                         for key, (default, text) in self.options.items()},
         }
@@ -55,7 +59,7 @@ STRATEGIES: Registry[Strategy] = Registry("selection strategy")
 
 
 def register_strategy(name: str, fn: StrategyFn | str, description: str = "", needs_embeddings: bool = False,
-                      options: dict[str, tuple[Any, str]] | None = None) -> Strategy:
+                      options: dict[str, tuple[Any, str]] | None = None, needs_gradients: bool = False) -> Strategy:
     """Add a strategy; it is then usable by name in configs, the CLI and the TUI.
 
     Values of options named like the built-in ones (beta, bins, clusters,
@@ -65,7 +69,7 @@ def register_strategy(name: str, fn: StrategyFn | str, description: str = "", ne
     if not description and callable(fn):
         description = (fn.__doc__ or "").strip().split("\n")[0]
     return STRATEGIES.add(name, Strategy(name, description, implementation(fn), needs_embeddings,
-                                         dict(options or {})))
+                                         dict(options or {}), needs_gradients))
 
 
 def describe_strategies() -> list[dict[str, Any]]:
@@ -89,6 +93,17 @@ _OPTION_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "clusters": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "iterations": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "order": (lambda v: v in ORDERS, "one of " + ", ".join(ORDERS)),
+    "weighted": (lambda v: isinstance(v, bool), "true or false"),
+    "per_class": (lambda v: isinstance(v, bool), "true or false"),
+    "greedy": (lambda v: v in GREEDY, "one of " + ", ".join(GREEDY)),
+    "epsilon": (lambda v: _is_real(v) and 0 < v < 1, "a number with 0 < epsilon < 1"),
+    "lam": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
+    "ridge": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
+    "omp_lam": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
+    "eta": (lambda v: _is_real(v) and v > 0, "a number > 0"),
+    "n_neighbor": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "gamma": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
+    "validation": (lambda v: _is_real(v) and 0 < v < 1, "a fraction with 0 < validation < 1"),
 }
 
 
@@ -141,3 +156,57 @@ register_strategy(
              "order": _ORDER_OPTION,
              "iterations": (10, "at most this many Lloyd iterations, >= 1")},
 )
+
+# ------------------------------------------------------------------ coresets (geometric.py, submodular.py, gradient.py)
+_PER_CLASS = (False, "split the budget over classes in proportion to their sizes")
+_PER_CLASS_ON = (True, "split the budget over classes in proportion to their sizes")
+_GREEDY = ("lazy", "submodular maximiser: lazy (exact), stochastic (large n) or plain")
+_EPSILON = (0.01, "stochastic greedy's epsilon: each step looks at n/k*ln(1/epsilon) samples")
+_WEIGHTED = (True, "train with the coreset's per-sample weights; false drops them (an ablation)")
+
+register_strategy(
+    "kcenter_greedy", "engine.selection.geometric:kcenter_greedy",
+    "k-center greedy (Sener & Savarese 2018): farthest-first traversal of the embeddings",
+    needs_embeddings=True, options={"per_class": _PER_CLASS})
+register_strategy(
+    "herding", "engine.selection.geometric:herding",
+    "herding (Welling 2009): the running mean of the kept embeddings tracks the mean of all",
+    needs_embeddings=True, options={"per_class": _PER_CLASS})
+_SUBMODULAR = {"per_class": _PER_CLASS_ON, "greedy": _GREEDY, "epsilon": _EPSILON}
+register_strategy(
+    "facility_location", "engine.selection.submodular:facility_location",
+    "facility location on the embeddings' cosine similarity, maximised greedily",
+    needs_embeddings=True, options=dict(_SUBMODULAR))
+register_strategy(
+    "graph_cut", "engine.selection.submodular:graph_cut",
+    "graph cut on the embeddings' cosine similarity (representative minus lam x redundant)",
+    needs_embeddings=True, options={**_SUBMODULAR, "lam": (1.0, "weight of the redundancy term, >= 0")})
+register_strategy(
+    "log_determinant", "engine.selection.submodular:log_determinant",
+    "log-determinant of the embeddings' cosine kernel (diversity), maximised greedily",
+    needs_embeddings=True, options={**_SUBMODULAR, "ridge": (1e-4, "added to the kernel's diagonal, >= 0")})
+register_strategy(
+    "craig", "engine.selection.gradient:craig",
+    "CRAIG (Mirzasoleiman et al. 2020): per-class facility location on gradients, weights = samples covered",
+    needs_gradients=True, options={"per_class": _PER_CLASS_ON, "greedy": _GREEDY, "epsilon": _EPSILON,
+                                   "weighted": _WEIGHTED})
+register_strategy(
+    "gradmatch", "engine.selection.gradient:gradmatch",
+    "GradMatch (Killamsetty et al. 2021): per-class non-negative OMP matching the gradient sum",
+    needs_gradients=True, options={"per_class": _PER_CLASS_ON, "omp_lam": (1.0, "ridge on the OMP weights, >= 0"),
+                                   "weighted": _WEIGHTED})
+register_strategy(
+    "glister", "engine.selection.gradient:glister",
+    "GLISTER (Killamsetty et al. 2021): greedy one-step Taylor gain on a class-stratified validation holdout",
+    needs_gradients=True, options={"per_class": _PER_CLASS_ON,
+                                   "validation": (0.1, "fraction of each class held out as validation, 0-1"),
+                                   "eta": (0.1, "the one-step learning rate of the Taylor approximation, > 0")})
+register_strategy(
+    "contextual_diversity", "engine.selection.geometric:contextual_diversity",
+    "contextual diversity (Agarwal et al. 2020): k-center greedy on the KL divergence of the softmax outputs",
+    needs_gradients=True, options={"per_class": _PER_CLASS})
+register_strategy(
+    "d2_pruning", "engine.selection.d2:d2_pruning",
+    "D2-pruning (Maharana et al. 2024): scores passed over a kNN graph of the embeddings, then diverse sampling",
+    needs_embeddings=True, options={"n_neighbor": (10, "neighbours per sample in the kNN graph, >= 1"),
+                                    "gamma": (0.0, "reverse-message decay exp(-gamma*d); 0 = 1/embedding width")})

@@ -8,11 +8,22 @@ from torch import nn
 from engine.config import TrainConfig
 from engine.data.dataset import load_dataset
 from engine.errors import ConfigError, DataError, UnknownNameError
+from engine.scoring.gradembed import last_layer_gradients
 from engine.selection import STRATEGIES, allocate, check_strategy, describe_strategies, keep_count, score_strata, select
 from engine.selection.coverage import kmeans, kmeans_cells
 from engine.trainer import train
 
 RATIOS = [0.001, 0.1, 0.37, 0.5, 0.9, 1.0]
+GRADIENTS = {}  # the surrogate's last-layer gradient embeddings, for the gradient coresets
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The coreset strategies' greedy loops are many small ops: one thread on the shared 2-core box."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -25,13 +36,15 @@ def real():
         x = ds.normalize(ds.x_train)
         loss = nn.functional.cross_entropy(model(x), ds.y_train, reduction="none")
         emb = model.embed(x)
+        GRADIENTS["real"] = last_layer_gradients(emb, model.head(emb), ds.y_train).numpy()
     return loss.numpy().astype(np.float64), ds.y_train.numpy(), emb.numpy()
 
 
 def run(name, real, ratio, seed=0, scores=None, **options):
     loss, labels, emb = real
     return select(name, loss if scores is None else scores, ratio, labels, seed=seed,
-                  embeddings=emb if STRATEGIES[name].needs_embeddings else None, **options)
+                  embeddings=emb if STRATEGIES[name].needs_embeddings else None,
+                  gradients=GRADIENTS["real"] if STRATEGIES[name].needs_gradients else None, **options)
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
@@ -166,7 +179,9 @@ def test_kmeans_converges_to_nearest_centers(real):
 
 def test_describe_and_defaults_validate():
     described = {d["name"]: d for d in describe_strategies()}
-    assert set(described) == {"hardest", "easiest", "random", "ccs", "class_balanced", "kmeans_coverage", "moderate"}
+    assert set(described) == {"hardest", "easiest", "random", "ccs", "class_balanced", "kmeans_coverage", "moderate",
+                              "kcenter_greedy", "herding", "facility_location", "graph_cut", "log_determinant",
+                              "craig", "gradmatch", "glister", "contextual_diversity", "d2_pruning"}
     assert described["ccs"]["options"]["beta"]["default"] == 0.0
     assert described["ccs"]["options"]["bins"]["default"] == 50
     assert described["kmeans_coverage"]["needs_embeddings"] is True

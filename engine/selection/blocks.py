@@ -1,0 +1,60 @@
+"""Torch building blocks the coreset strategies share: tensors, block-wise distances, per-class budgets.
+
+Everything runs on `DEVICE` (the CPU unless a caller moves it) in float32, in blocks
+whose size `block_rows` bounds, so no strategy holds an N x N matrix.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .base import Selection, class_quotas
+
+BLOCK_MB = 256.0  # the largest similarity or distance block a strategy holds at once
+
+
+def tensor(a: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+    return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=device)
+
+
+def block_rows(columns: int, mb: float = BLOCK_MB) -> int:
+    """How many rows of a float32 block with `columns` columns fit in `mb` megabytes (at least 1)."""
+    return max(1, int(mb * 2**20 // (4 * max(1, columns))))
+
+
+def sq_dists(x: torch.Tensor, c: torch.Tensor, x_sq: torch.Tensor | None = None) -> torch.Tensor:
+    """Squared Euclidean distances (len(x), len(c)) by ‖x‖² − 2x·c + ‖c‖², clamped at 0."""
+    x_sq = (x * x).sum(1) if x_sq is None else x_sq
+    return (x_sq[:, None] - 2 * x @ c.T + (c * c).sum(1)[None]).clamp_min_(0)
+
+
+def by_class(pick: Callable[[np.ndarray, int, np.random.Generator], "np.ndarray | Selection"],
+             budget: int, labels: np.ndarray, seed: int, per_class: bool) -> Selection:
+    """Run `pick(members, quota, rng)` on each class with a quota proportional to its size (or once on all).
+
+    `pick` returns positions within `members` (or a Selection of them). Each class draws
+    from its own child stream of `seed`, so one class does not shift another's draws.
+    """
+    rng = np.random.default_rng(seed)
+    if not per_class:
+        groups, quotas = [np.arange(len(labels))], [budget]
+    else:
+        classes, inverse = np.unique(labels, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        groups = [np.flatnonzero(inverse == c) for c in range(len(classes))]
+        quotas = class_quotas(np.array([len(g) for g in groups]), budget, rng)
+    streams = np.random.SeedSequence(seed).spawn(len(groups))
+    indices, weights = [], []
+    for members, quota, stream in zip(groups, quotas, streams):
+        if quota == 0:
+            continue
+        out = pick(members, int(quota), np.random.default_rng(stream))
+        chosen, w = (out.indices, out.weights) if isinstance(out, Selection) else (out, None)
+        indices.append(members[np.asarray(chosen, dtype=np.int64)])
+        weights.append(w)
+    kept = np.concatenate(indices)
+    if any(w is None for w in weights):
+        return Selection(kept)
+    return Selection(kept, np.concatenate(weights))
