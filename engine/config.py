@@ -231,7 +231,8 @@ class Config(Section):
     description: str = ""
     seed: int = Field(0, description="seed of the surrogates and of every other random choice")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
-    model: str = Field("cnn", description="cnn, resnet18 or mlp")
+    model: str = Field("cnn", description="a registered model (cnn, resnet18, airbench, ...), timm:NAME or "
+                       "torchvision:NAME")
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig(epochs=2)
     surrogate: SurrogateConfig = SurrogateConfig()

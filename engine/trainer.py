@@ -158,6 +158,8 @@ def train(
     n = len(index)
     if n == 0:
         raise ConfigError("cannot train on an empty subset; raise the keep ratio")
+    if callable(getattr(model, "init_from_data", None)):  # a data-dependent init (airbench's whitening), once
+        model.init_from_data(dataset.normalize(dataset.x_train[index[:5000]]))
     budget = plan_budget(cfg, n)
     checkpoints = sorted(set(int(e) for e in checkpoint_epochs))
     if checkpoints and checkpoints[-1] > budget.epochs:

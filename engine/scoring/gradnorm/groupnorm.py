@@ -57,3 +57,17 @@ def groupnorm_form(module: nn.GroupNorm, a, g, trainable, workspace):
     # channels first: (N, C, S) -> (N, S, C), so the per-channel sums run over S
     return _affine_sqnorm(x_hat.reshape(n, c, -1).transpose(1, 2), g.reshape(n, c, -1).transpose(1, 2), (c,),
                           trainable, module.bias is not None)
+
+
+def layernorm2d_form(module: nn.LayerNorm, a, g, trainable, workspace):
+    """A LayerNorm over the channels of NCHW maps (timm's LayerNorm2d): LayerNorm's form on NHWC."""
+    return layernorm_form(module, a.permute(0, 2, 3, 1), g.permute(0, 2, 3, 1), trainable, workspace)
+
+
+def register_timm_forms() -> None:
+    """timm's LayerNorm (same maths as torch's) and LayerNorm2d; called when timm builds a model, so the
+    scoring pass does not import timm otherwise."""
+    from timm.layers import LayerNorm, LayerNorm2d
+
+    register_norm_form(LayerNorm, layernorm_form)
+    register_norm_form(LayerNorm2d, layernorm2d_form)
