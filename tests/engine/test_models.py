@@ -242,3 +242,20 @@ def test_timm_layernorm2d_form_is_exact(cifar, monkeypatch):
     fast = score_model(model, cifar, ["grad_norm"], batch_size=4, indices=np.arange(n)).scores["grad_norm"]
     x = to_model_layout(cifar.normalize(cifar.x_train[:n], torch.float64))
     np.testing.assert_allclose(fast, torch_func_norms(model, x, cifar.y_train[:n]), rtol=1e-10)
+
+
+def test_bench_train_takes_several_models_and_reports_accuracy():
+    from click.testing import CliRunner
+
+    from engine.cli import main
+
+    result = CliRunner().invoke(main, ["bench", "train", "--dataset", "mnist-mini", "--model", "mlp,cnn",
+                                       "--samples", "256", "--epochs", "1", "--train-size", "500", "--json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    out = json.loads(result.stdout)
+    assert [r["model"] for r in out] == ["mlp", "cnn"]
+    for r in out:
+        assert r["ours"]["samples_per_second"] > 0 and r["accuracy"]["train_samples"] == 500
+        assert r["accuracy"]["test_accuracy"] > 0.2 and r["accuracy"]["wall_seconds"] > 0  # chance 0.1
