@@ -185,7 +185,8 @@ def top_samples(run_id: str, method: str = "loss", epoch: int | None = None, n: 
         found = {name: track.download(run_id, path, tmp) for name, path in
                  (("predictions", names.predictions_artifact(epoch)), ("labels", names.NOISE_LABELS))}
         arrays = {name: np.load(path) for name, path in found.items() if path is not None}
-    ds = load_dataset(config.data.dataset, config.data.data_dir, "cpu", config.data.train_size, config.data.test_size)
+    ds = load_dataset(config.data.dataset, config.data.data_dir, "cpu", config.data.train_size, config.data.test_size,
+                      config.data.options)
     if len(scores) != len(ds):
         raise DataError(f"run {run_id} scored {len(scores)} samples but {config.data.dataset} now has {len(ds)}; "
                         "the data set changed since the run")

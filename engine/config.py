@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, field_validator, model_validator
 
-from .data.registry import check_dataset_name
+from .data.registry import check_dataset_name, check_dataset_options
 from .errors import ConfigError, PrunelabError
 from .kinds import check_kind
 from .nets import check_model_name
@@ -73,10 +73,14 @@ class TrainConfig(BaseModel):
 
 
 class DataConfig(Section):
-    dataset: str = Field("mnist-mini", description="mnist-mini (embedded), mnist, cifar10 or npz:PATH")
+    dataset: str = Field("mnist-mini", description="a registered data set (mnist-mini, mnist, cifar10, ...), "
+                         "npz:PATH or folder:PATH")
     data_dir: str | None = Field(None, description="folder in torchvision's layout; read-only")
     train_size: int | None = Field(None, ge=10, description="class-stratified training subset size")
     test_size: int | None = Field(None, ge=10, description="class-stratified test subset size")
+    options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="the data set's reader options (cifar100: labels; svhn: extra; folder: "
+        "test_dir, test_fraction, seed, size, skip_bad)")
 
     @field_validator("data_dir")
     @classmethod
@@ -91,6 +95,11 @@ class DataConfig(Section):
     def _known_dataset(cls, name: str) -> str:
         checked(check_dataset_name, name)
         return name
+
+    @model_validator(mode="after")
+    def _known_options(self) -> "DataConfig":
+        checked(check_dataset_options, self.dataset, self.options)
+        return self
 
 
 class SurrogateConfig(Section):
@@ -292,7 +301,8 @@ class Config(Section):
     description: str = ""
     seed: int = Field(0, description="seed of the surrogates and of every other random choice")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
-    model: str = Field("cnn", description="cnn, resnet18 or mlp")
+    model: str = Field("cnn", description="a registered model (cnn, resnet18, airbench, ...), timm:NAME or "
+                       "torchvision:NAME")
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig(epochs=2)
     surrogate: SurrogateConfig = SurrogateConfig()

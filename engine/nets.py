@@ -1,12 +1,15 @@
 """The model registry: a name -> builder `(input_shape, num_classes) -> nn.Module`.
 
 Imports no torch (the config validator reads it); the built-in networks live in
-`architectures.py` and load when first built.
+`architectures/` (one module per family) and load when first built. `timm:NAME`
+and `torchvision:NAME` name any model of those libraries (architectures/external.py).
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Callable
 
+from .errors import ConfigError
 from .registry import Ref, Registry, implementation
 
 if TYPE_CHECKING:
@@ -15,8 +18,10 @@ if TYPE_CHECKING:
 ModelBuilder = Callable[[tuple[int, int, int], int], "nn.Module"]
 
 MODELS: Registry[ModelBuilder] = Registry("model")
-for _name in ("cnn", "resnet18", "mlp"):
+for _name in ("cnn", "resnet18", "mlp", "resnet34", "resnet50", "wrn16_8", "wrn28_10", "vgg16_bn", "airbench"):
     MODELS.add(_name, Ref(f"engine.architectures:{_name}"))
+PREFIXES = {"timm:": Ref("engine.architectures.external:timm_model"),
+            "torchvision:": Ref("engine.architectures.external:torchvision_model")}
 
 
 def register_model(name: str, builder: ModelBuilder | str) -> ModelBuilder:
@@ -25,5 +30,19 @@ def register_model(name: str, builder: ModelBuilder | str) -> ModelBuilder:
     return MODELS.add(name, implementation(builder))
 
 
+def model_names() -> list[str]:
+    return list(MODELS) + [prefix + "NAME" for prefix in PREFIXES]
+
+
 def check_model_name(name: str) -> None:
-    MODELS.check(name)
+    """A registered name, or a library prefix with a name (checked against the library when built)."""
+    model_builder(name)
+
+
+def model_builder(name: str) -> ModelBuilder:
+    for prefix, ref in PREFIXES.items():
+        if name.startswith(prefix):
+            if not name[len(prefix):]:
+                raise ConfigError(f"model {prefix!r} needs a name, as in {prefix}resnet18")
+            return partial(ref, name[len(prefix):])
+    return MODELS.check(name)

@@ -175,6 +175,8 @@ def train(
             raise ConfigError(f"weights must hold one value per kept index ({n}), got shape {tuple(w.shape)}")
         sample_weight = torch.zeros(len(dataset), device=device)
         sample_weight[index] = w.to(device=device, dtype=torch.float32)
+    if callable(getattr(model, "init_from_data", None)):  # a data-dependent init (airbench's whitening), once
+        model.init_from_data(dataset.normalize(dataset.x_train[index[:5000]]))
     budget = plan_budget(cfg, n)
     checkpoints = sorted(set(int(e) for e in checkpoint_epochs))
     if checkpoints and checkpoints[-1] > budget.epochs:

@@ -382,7 +382,7 @@ class Backend:
             raise FileNotFoundError(f"run {run_id} has no config.toml, so its data set is unknown")
         config = config_from_dict(tomllib.loads(text))
         ds = load_dataset(config.data.dataset, config.data.data_dir, "cpu", config.data.train_size,
-                          config.data.test_size)
+                          config.data.test_size, config.data.options)
         out = SampleSet(ds.x_train.numpy(), ds.y_train.numpy(), list(ds.classes))
         with self._lock:
             self._samples[run_id] = out

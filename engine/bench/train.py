@@ -57,6 +57,32 @@ def _torchvision_dataset(dataset: str, data_dir: str | None, folder: Path):
     return Images()
 
 
+def bench_models(models: str, epochs: int = 0, train_size: int | None = None, **kwargs) -> list[dict]:
+    """`bench_train` for each of the comma-separated `models`, in one run; with `epochs`, also the test
+    accuracy and wall time of training each for that many epochs (on a `train_size` stratified subset)."""
+    results = []
+    for name in [m.strip() for m in models.split(",") if m.strip()]:
+        result = bench_train(model=name, **kwargs)
+        if epochs:
+            result["accuracy"] = bench_accuracy(name, kwargs.get("dataset", "mnist"), epochs, train_size,
+                                                kwargs.get("batch_size", 128), kwargs.get("data_dir"),
+                                                kwargs.get("device", "auto"))
+        results.append(result)
+    return results
+
+
+def bench_accuracy(model: str, dataset: str, epochs: int, train_size: int | None, batch_size: int,
+                   data_dir: str | None, device: str) -> dict:
+    """Test accuracy and wall time of the trainer's default recipe (onecycle SGD, the set's augmentation)."""
+    dev = resolve_device(device)
+    ds = load_dataset(dataset, data_dir, dev, train_size=train_size)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size)
+    start = time.perf_counter()
+    result = train(model, ds, cfg, seed=0, evaluate_every_epoch=False)
+    return {"epochs": epochs, "train_samples": len(ds), "test_samples": len(ds.y_test),
+            "test_accuracy": round(result.test_accuracy, 4), "wall_seconds": round(time.perf_counter() - start, 2)}
+
+
 def bench_train(dataset: str = "mnist", model: str | None = None, batch_size: int = 128, samples: int = 30000,
                 data_dir: str | None = None, device: str = "auto", compile: bool = False) -> dict:
     """Training samples/s of prunelab's trainer and of a DataLoader loop with the same model and optimizer.

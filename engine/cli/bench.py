@@ -17,23 +17,37 @@ def bench_group() -> None:
 @click.option("--batch-size", default=128, show_default=True, type=int)
 @click.option("--samples", default=30000, show_default=True, type=int, help="Training samples timed per trainer.")
 @click.option("--compile", "compile_model", is_flag=True, help="torch.compile prunelab's model (CUDA only).")
+@click.option("--epochs", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Also train each model this many epochs and report test accuracy and wall time.")
+@click.option("--train-size", default=None, type=click.IntRange(min=10),
+              help="With --epochs: a class-stratified training subset of this many samples.")
 @data_dir_option
 @device_option
 @json_option
 @handle_errors
-def bench_train_command(dataset, model, batch_size, samples, compile_model, data_dir, device, as_json):
-    """Training samples/s: prunelab's trainer against a DataLoader loop."""
-    from ..bench.train import bench_train
+def bench_train_command(dataset, model, batch_size, samples, compile_model, epochs, train_size, data_dir, device,
+                        as_json):
+    """Training samples/s: prunelab's trainer against a DataLoader loop (--model a,b: each in one run)."""
+    from ..bench.train import bench_models, bench_train
 
-    result = bench_train(dataset=dataset, model=model, batch_size=batch_size, samples=samples,
-                         data_dir=data_dir, device=device, compile=compile_model)
-    if as_json:
-        print_json(result)
+    kwargs = dict(dataset=dataset, batch_size=batch_size, samples=samples, data_dir=data_dir, device=device,
+                  compile=compile_model)
+    if model is None or ("," not in model and not epochs):
+        results = [bench_train(model=model, **kwargs)]
     else:
+        results = bench_models(model, epochs, train_size, **kwargs)
+    if as_json:
+        print_json(results[0] if len(results) == 1 else results)
+        return
+    for result in results:
         click.echo(f"{result['dataset']} {result['model']} batch {batch_size} on {result['device']}: "
                    f"prunelab {result['ours']['samples_per_second']:,.0f} samples/s, "
                    f"DataLoader loop {result['baseline']['samples_per_second']:,.0f} samples/s, "
                    f"ratio {result['ratio']:.2f}x")
+        if "accuracy" in result:
+            acc = result["accuracy"]
+            click.echo(f"  {acc['epochs']} epoch(s) on {acc['train_samples']} samples: test accuracy "
+                       f"{acc['test_accuracy']:.4f} ({acc['test_samples']} images), {acc['wall_seconds']:.1f} s")
 
 
 @bench_group.command("scores")

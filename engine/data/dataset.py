@@ -15,7 +15,8 @@ import torch
 
 from ..errors import DataError
 from .formats import check_arrays, default_data_root, load_npz_arrays, pixel_stats
-from .registry import DATASETS, NPZ_PREFIX, DatasetSpec, check_dataset_name
+from .folders import read_folder
+from .registry import DATASETS, FOLDER_PREFIX, NPZ_PREFIX, DatasetSpec, check_dataset_name, check_dataset_options
 
 
 @dataclass
@@ -138,23 +139,28 @@ def load_dataset(
     device: torch.device | str = "cpu",
     train_size: int | None = None,
     test_size: int | None = None,
+    options: dict | None = None,
 ) -> Dataset:
-    """Load a data set by name (or `npz:PATH`) onto `device`, optionally a stratified subset.
+    """Load a data set by name (or `npz:PATH`, `folder:PATH`) onto `device`, optionally a stratified subset.
 
+    `options` are the reader's (registry `DatasetSpec.options`, e.g. cifar100's labels).
     Loaded arrays are kept for the life of the process, so a sweep reads its files once.
     """
     check_dataset_name(name)
+    options = dict(options or {})
+    check_dataset_options(name, options)
     data_dir = Path(data_dir).expanduser() if data_dir else None
-    key = (name, str(data_dir))
+    key = (name, str(data_dir), tuple(sorted((k, str(v)) for k, v in options.items())))
     if key not in _CACHE:
-        _CACHE[key] = _read(name, data_dir)
+        _CACHE[key] = _read(name, data_dir, options)
     ds = _CACHE[key]
     if train_size is not None or test_size is not None:
         ds = ds.subset(train_size, test_size)
     return ds.to(device)
 
 
-def _read(name: str, data_dir: Path | None) -> Dataset:
+def _read(name: str, data_dir: Path | None, options: dict | None = None) -> Dataset:
+    options = options or {}
     if name.startswith(NPZ_PREFIX):
         path = Path(name[len(NPZ_PREFIX):]).expanduser()
         arrays = check_arrays(load_npz_arrays(path), str(path))
@@ -162,10 +168,21 @@ def _read(name: str, data_dir: Path | None) -> Dataset:
         spec = DatasetSpec(name, lambda _d: arrays, pixel_stats(arrays["x_train"]),
                            [str(i) for i in range(num_classes)], "none", str(path))
         source = str(path)
+    elif name.startswith(FOLDER_PREFIX):
+        path = Path(name[len(FOLDER_PREFIX):]).expanduser()
+        raw = read_folder(path, **options)
+        arrays = check_arrays(raw, str(path), len(raw["classes"]))
+        spec = DatasetSpec(name, lambda _d: arrays, pixel_stats(arrays["x_train"]), raw["classes"].tolist(), "none",
+                           str(path))
+        source = str(path)
     else:
         spec = DATASETS[name]
         source = str(data_dir) if data_dir else ("package asset" if name == "mnist-mini" else str(default_data_root()))
-        arrays = check_arrays(spec.load(data_dir), f"{name} ({source})", len(spec.classes))
+        raw = spec.load(data_dir, **options) if options else spec.load(data_dir)
+        if "classes" in raw:  # the reader knows the class names (and count) from the files
+            spec = DatasetSpec(spec.name, spec.load, spec.stats, np.asarray(raw["classes"]).tolist(), spec.augment,
+                               spec.description, spec.options)
+        arrays = check_arrays(raw, f"{name} ({source})", len(spec.classes))
     return Dataset(
         name=name,
         x_train=torch.from_numpy(arrays["x_train"]),

@@ -64,11 +64,13 @@ def _find_mnist_file(raw: Path, stem: str) -> Path:
     for candidate in (raw / f"{stem}.gz", raw / stem):
         if candidate.exists():
             return candidate
-    raise DataError(f"{raw / stem}[.gz]: file not found; --data-dir must hold torchvision's layout DIR/MNIST/raw/")
+    raise DataError(f"{raw / stem}[.gz]: file not found; --data-dir must hold torchvision's layout "
+                    f"DIR/{raw.parent.name}/raw/")
 
 
-def load_mnist_arrays(root: Path) -> dict[str, np.ndarray]:
-    raw = root / "MNIST" / "raw"
+def load_mnist_arrays(root: Path, folder: str = "MNIST") -> dict[str, np.ndarray]:
+    """MNIST's idx files; `folder` is torchvision's name for the set (MNIST, FashionMNIST, KMNIST)."""
+    raw = root / folder / "raw"
     return {key: read_idx(_find_mnist_file(raw, stem)) for key, stem in MNIST_FILES.items()}
 
 
@@ -177,8 +179,14 @@ def _download(kind: str, root: Path) -> None:
     import torchvision  # lazy: only needed to download
 
     root.mkdir(parents=True, exist_ok=True)
-    cls = {"mnist": torchvision.datasets.MNIST, "cifar10": torchvision.datasets.CIFAR10}[kind]
+    sets = torchvision.datasets
+    cls = {"mnist": sets.MNIST, "cifar10": sets.CIFAR10, "fashion-mnist": sets.FashionMNIST, "kmnist": sets.KMNIST,
+           "cifar100": sets.CIFAR100, "svhn": sets.SVHN, "svhn-extra": sets.SVHN}[kind]
     try:
+        if kind.startswith("svhn"):  # SVHN names its splits; `extra` (1.3 GB) only when asked for
+            for split in (("extra",) if kind == "svhn-extra" else ("train", "test")):
+                cls(str(root), split=split, download=True)
+            return
         cls(str(root), train=True, download=True)
         cls(str(root), train=False, download=True)
     except Exception as exc:  # network errors come in many types

@@ -33,7 +33,7 @@ class RunContext:
         self.device = resolve_device(config.device)
         if dataset is None:
             dataset = load_dataset(config.data.dataset, config.data.data_dir, self.device,
-                                   config.data.train_size, config.data.test_size)
+                                   config.data.train_size, config.data.test_size, config.data.options)
             tracker.log_dataset_input(parent_id, dataset)  # here, not at creation: a detached launch loads no data
         self.dataset = dataset
         self.cache = Cache(tracker.store.cache_dir)

@@ -1,6 +1,6 @@
 """Exact per-sample squared gradient norms of any other layer with trainable parameters.
 
-For a layer no closed form covers (LayerNorm, GroupNorm, Embedding, a user's own
+For a layer no closed form covers (Embedding, a subclass of a norm layer, a user's own
 module holding an `nn.Parameter` …), the scoring pass keeps the layer's inputs and
 the gradient of the loss w.r.t. its output, then recomputes the layer alone per
 sample with torch.func: the vector-Jacobian product of the layer's function of its

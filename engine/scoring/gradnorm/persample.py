@@ -44,7 +44,7 @@ from torch import nn
 from torch.autograd.graph import GradientEdge, get_gradient_edge
 
 from ...errors import ConfigError
-from . import conv, linear, norm  # noqa: F401  (each registers its forms)
+from . import conv, groupnorm, linear, norm  # noqa: F401  (each registers its forms)
 from .forms import norm_form
 from .generic import generic_sqnorm
 from .linear import Workspace

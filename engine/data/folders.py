@@ -1,0 +1,194 @@
+"""Image folders decoded with pillow into uint8 arrays: Tiny-ImageNet's layout and `folder:PATH` (one subfolder per class).
+
+Decoding thousands of files is slow, so a folder is decoded once into an npz
+cached by content (every file's path, mtime and size, plus the options), and a
+second load reads that. Corrupt images are listed in one DataError, or skipped
+with `skip_bad=True`. No torch.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+
+TINYIMAGENET_STATS = ((0.4802, 0.4481, 0.3975), (0.2302, 0.2265, 0.2262))
+TINYIMAGENET_DIR = "tiny-imagenet-200"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+FOLDER_OPTIONS = {"test_dir": None, "test_fraction": 0.2, "seed": 0, "size": None, "skip_bad": False}
+
+
+def cache_dir() -> Path:
+    """Where decoded folders are kept: $PRUNELAB_CACHE/folders or the user's cache."""
+    env = os.environ.get("PRUNELAB_CACHE")
+    base = Path(env).expanduser() if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "prunelab"
+    return base / "folders"
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def decode(files: list[Path], size: int | None, skip_bad: bool) -> tuple[np.ndarray, np.ndarray]:
+    """RGB uint8 (N, H, W, 3) of the files (resized to size×size when given) and the mask of those kept."""
+    from PIL import Image, UnidentifiedImageError
+
+    images, bad, keep = [], [], np.ones(len(files), dtype=bool)
+    for i, path in enumerate(files):
+        try:
+            with Image.open(path) as im:
+                im = im.convert("RGB")
+                if size is not None and im.size != (size, size):
+                    im = im.resize((size, size), Image.BILINEAR)
+                images.append(np.asarray(im, dtype=np.uint8))
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            bad.append(path)
+            keep[i] = False
+    if bad and not skip_bad:
+        listed = ", ".join(str(p) for p in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise DataError(f"{len(bad)} unreadable image(s): {listed}; remove or replace them, or set skip_bad = true")
+    shapes = {im.shape for im in images}
+    if len(shapes) > 1:
+        raise DataError(f"images of different sizes {sorted(shapes)[:3]} under {files[0].parent.parent}; "
+                        "set the option size = N to resize them all to N×N")
+    if not images:
+        raise DataError(f"no readable image under {files[0].parent.parent if files else '?'}")
+    return np.stack(images), keep
+
+
+def _signature(files: list[Path], options: dict) -> str:
+    h = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode())
+    for p in files:
+        st = p.stat()
+        h.update(f"{p}\0{st.st_mtime_ns}\0{st.st_size}\n".encode())
+    return h.hexdigest()[:24]
+
+
+def cached(files: list[Path], labels: np.ndarray, size: int | None, skip_bad: bool, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """decode() through the content-keyed cache: (NHWC images, labels of the images kept)."""
+    path = cache_dir() / f"{_signature(files, {'size': size, 'skip_bad': skip_bad, 'what': what})}.npz"
+    if path.exists():
+        try:
+            with np.load(path) as f:
+                return f["x"], f["y"]
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged cache entry: decode again
+    x, keep = decode(files, size, skip_bad)
+    y = labels[keep]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, x=x, y=y)
+    os.replace(tmp, path)
+    return x, y
+
+
+def class_folders(root: Path) -> list[Path]:
+    """The class subfolders of `root`, sorted by name; an empty one is an error."""
+    if not root.is_dir():
+        raise DataError(f"{root}: folder not found; give a folder with one subfolder of images per class")
+    classes = sorted(p for p in root.iterdir() if p.is_dir())
+    if not classes:
+        raise DataError(f"{root}: no class subfolders; put each class's images in its own subfolder")
+    for c in classes:
+        if not _images_in(c):
+            raise DataError(f"{c}: empty class folder (no image files); add images or remove the folder")
+    return classes
+
+
+def _files_of(root: Path, names: list[str]) -> tuple[list[Path], np.ndarray]:
+    files, labels = [], []
+    for label, name in enumerate(names):
+        found = _images_in(root / name) if (root / name).is_dir() else []
+        files += found
+        labels += [label] * len(found)
+    return files, np.asarray(labels, dtype=np.int64)
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A boolean mask of test samples: round(fraction·n_c) of each class c (at least one), drawn with `seed`."""
+    rng = np.random.default_rng(seed)
+    test = np.zeros(len(labels), dtype=bool)
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        k = min(len(members) - 1, max(1, round(fraction * len(members))))
+        test[rng.choice(members, size=k, replace=False)] = True
+    return test
+
+
+def read_folder(path: str | Path, test_dir: str | None = None, test_fraction: float = 0.2, seed: int = 0,
+                size: int | None = None, skip_bad: bool = False) -> dict[str, np.ndarray]:
+    """`folder:PATH`: one subfolder per class; the test split from `test_dir` (same class names) or a seeded,
+    class-stratified `test_fraction` of PATH."""
+    root = Path(path).expanduser()
+    names = [c.name for c in class_folders(root)]
+    files, labels = _files_of(root, names)
+    x, y = cached(files, labels, size, skip_bad, "folder")
+    out: dict[str, np.ndarray] = {"classes": np.asarray(names)}
+    if test_dir is not None:
+        test_root = Path(test_dir).expanduser()
+        extra = sorted({c.name for c in class_folders(test_root)} - set(names))
+        if extra:
+            raise DataError(f"{test_root}: class folder(s) {', '.join(extra)} are not in {root}; "
+                            "the test folder must use the training folder's class names")
+        test_files, test_labels = _files_of(test_root, names)
+        out["x_test"], out["y_test"] = cached(test_files, test_labels, size, skip_bad, "folder")
+        out["x_train"], out["y_train"] = x, y
+    else:
+        if not 0 < test_fraction < 1:
+            raise DataError(f"folder option test_fraction={test_fraction}; it must lie strictly between 0 and 1")
+        small = [names[c] for c in range(len(names)) if (y == c).sum() < 2]
+        if small:
+            raise DataError(f"class folder(s) {', '.join(small)} under {root} hold fewer than 2 readable images; "
+                            "a train/test split needs 2 or more per class (or give test_dir)")
+        test = stratified_split(y, test_fraction, seed)
+        out["x_train"], out["y_train"], out["x_test"], out["y_test"] = x[~test], y[~test], x[test], y[test]
+    return out
+
+
+def read_tinyimagenet(data_dir: Path | None, skip_bad: bool = False) -> dict[str, np.ndarray]:
+    """Tiny-ImageNet-200 (Le and Yang 2015) in its original layout: `train/<wnid>/images/*.JPEG`, the labelled
+    `val/images` with `val/val_annotations.txt` as the test split, 64×64 RGB. Classes: the wnids, sorted."""
+    if data_dir is None:
+        raise DataError("tinyimagenet has no download here; pass --data-dir holding DIR/tiny-imagenet-200/ "
+                        "(http://cs231n.stanford.edu/tiny-imagenet-200.zip, unzipped)")
+    root = Path(data_dir) / TINYIMAGENET_DIR
+    train = root / "train"
+    if not train.is_dir():
+        raise DataError(f"{train}: folder not found; --data-dir must hold DIR/{TINYIMAGENET_DIR}/train/<wnid>/images/")
+    wnids = sorted(p.name for p in train.iterdir() if p.is_dir())
+    if not wnids:
+        raise DataError(f"{train}: no class folders; expected train/<wnid>/images/*.JPEG")
+    files, labels = [], []
+    for label, wnid in enumerate(wnids):
+        found = _images_in(train / wnid / "images") if (train / wnid / "images").is_dir() else []
+        if not found:
+            raise DataError(f"{train / wnid / 'images'}: empty class folder (no images); fetch Tiny-ImageNet again")
+        files += found
+        labels += [label] * len(found)
+    annotations = root / "val" / "val_annotations.txt"
+    try:
+        lines = annotations.read_text().splitlines()
+    except FileNotFoundError:
+        raise DataError(f"{annotations}: file not found; Tiny-ImageNet's val split needs it") from None
+    index = {w: i for i, w in enumerate(wnids)}
+    val_files, val_labels = [], []
+    for n, line in enumerate(lines, 1):
+        parts = line.split("\t")
+        if len(parts) < 2:
+            raise DataError(f"{annotations}:{n}: expected 'file<TAB>wnid<TAB>box', got {line!r}")
+        if parts[1] not in index:
+            raise DataError(f"{annotations}:{n}: wnid {parts[1]!r} has no train/ folder; fetch Tiny-ImageNet again")
+        path = root / "val" / "images" / parts[0]
+        if not path.is_file():
+            raise DataError(f"{path}: file not found (listed in {annotations.name}); fetch Tiny-ImageNet again")
+        val_files.append(path)
+        val_labels.append(index[parts[1]])
+    if not val_files:
+        raise DataError(f"{annotations}: empty; Tiny-ImageNet's val split lists 10000 images")
+    x_train, y_train = cached(files, np.asarray(labels, dtype=np.int64), 64, skip_bad, "tinyimagenet")
+    x_test, y_test = cached(val_files, np.asarray(val_labels, dtype=np.int64), 64, skip_bad, "tinyimagenet")
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test, "classes": np.asarray(wnids)}
