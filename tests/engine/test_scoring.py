@@ -341,7 +341,12 @@ def test_custom_scorer_is_usable_by_name(mnist):
         assert SCORERS["test_margin"].description.startswith("Top-1 logit")
         result = compute_scores(mnist, "mlp", ["test_margin", "loss"], epochs=[0], inits=3, seed=0)
         assert result.surrogates_trained == 1  # neither averages over inits: surrogate 0 only
-        assert (result.get("test_margin", 0) >= 0).all()
+        model = build_model("mlp", mnist.input_shape, mnist.num_classes, seed=surrogate_seed(0, 0)).eval()
+        with torch.no_grad():
+            logits = model(to_model_layout(mnist.normalize(mnist.x_train)))
+        expected = (logits.max(1).values - logits.gather(1, mnist.y_train[:, None])[:, 0]).numpy()
+        np.testing.assert_allclose(result.get("test_margin", 0), expected, rtol=1e-5, atol=1e-6)
+        assert (expected > 0).any() and (expected == 0).any()  # an untrained model: some right, some wrong
     finally:
         del SCORERS["test_margin"]
 
