@@ -32,9 +32,9 @@ from ..architectures import build_model
 from ..config import TrainConfig
 from ..data.dataset import Dataset
 from ..errors import ConfigError
-from ..nets import check_model_name
+from ..nets import MODELS, check_model_name
 from ..registry import Ref
-from ..store.cache import Cache, cache_key
+from ..store.cache import Cache, cache_key, code_digest
 from ..store.events import EventCallback, StageStarted, emit
 from ..trainer import plan_budget, train
 from .batch import score_model
@@ -104,7 +104,7 @@ class _StopTraining(Exception):
 def _fingerprint(s: Scorer) -> str:
     fn = s.fn.load() if isinstance(s.fn, Ref) else s.fn
     where = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', '')}" if fn is not None else ""
-    return f"{s.name}:{where}:{s.version}"
+    return f"{s.name}:{where}:{s.version}:{code_digest(fn)}"  # changed code under the same name: a new key
 
 
 def _load(obj):
@@ -181,7 +181,7 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
         if not mine and not forgetting and not extras:
             continue
         base = dict(dataset=dataset.name, digest=digest, subset=index, model=model_name, train=train_cfg,
-                    seed=init_seed)
+                    seed=init_seed, model_code=code_digest(MODELS.get(model_name), whole_module=True))
         score_keys = {t: cache_key(**base, epoch=t, what="scores", scorers=[_fingerprint(s) for s in mine],
                                    extras=extras, embeddings=embeddings and extras,
                                    **({"gradients": [gradient_dtype, gradient_mb]} if gradients and extras else {}))

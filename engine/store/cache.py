@@ -12,16 +12,19 @@ refreshes an entry's modification time, which thus says when it was last used.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
+
+from ..registry import Ref
 
 
 def cache_key(**parts: Any) -> str:
@@ -39,6 +42,25 @@ def cache_key(**parts: Any) -> str:
 
     text = json.dumps(norm(parts), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def code_digest(fn: Callable[..., Any] | Ref | None, whole_module: bool = False) -> str:
+    """A hash of a function's source code (a `Ref` resolved first), so that changed code under the same name
+    never reuses stale cache entries; `whole_module` adds the source of the module that defines it (a model
+    builder's blocks live beside it). Code without Python source (a builtin, a C extension) hashes its
+    qualified name: such code changes with its package's version, which the cache does not track.
+    """
+    if fn is None:
+        return ""
+    if isinstance(fn, Ref):
+        fn = fn.load()
+    h = hashlib.sha256()
+    for target in (fn, inspect.getmodule(fn)) if whole_module else (fn,):
+        try:
+            h.update(inspect.getsource(target).encode())
+        except (OSError, TypeError):
+            h.update(f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}".encode())
+    return h.hexdigest()[:16]
 
 
 class Cache:

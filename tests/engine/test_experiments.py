@@ -13,6 +13,7 @@ from engine.names import TRIAL_KEY
 from engine.store.events import EpochEnd, RunStatus, TrialFinished
 from engine.store.progress import ProgressFollower, read_events
 from engine.store.tracking import tracker
+from tests.polling import wait_until
 
 
 def tiny(shared_data, **extra):
@@ -94,15 +95,13 @@ def _start(args, cwd):
 
 
 def _wait_for_trials(progress_dir, count, timeout=240):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    def finished():
         files = list(progress_dir.glob("*.jsonl")) if progress_dir.exists() else []
-        if files:
-            done = [e for e in ProgressFollower(files[0]).poll() if isinstance(e, TrialFinished)]
-            if len(done) >= count:
-                return files[0].stem
-        time.sleep(0.2)
-    raise AssertionError(f"no {count} finished trials within {timeout} s")
+        if files and len([e for e in ProgressFollower(files[0]).poll() if isinstance(e, TrialFinished)]) >= count:
+            return files[0].stem
+        return None
+
+    return wait_until(finished, timeout, f"{count} finished trials in {progress_dir}")
 
 
 def _finished_by_key(track, run_id):

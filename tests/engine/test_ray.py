@@ -34,7 +34,7 @@ def tiny(name: str, **extra):
 
 @pytest.fixture(scope="module")
 def ray_local():
-    ray = pytest.importorskip("ray")
+    import ray  # a dev dependency (pyproject.toml): missing, the test fails rather than skips
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RAY_USAGE_STATS_ENABLED", "0")  # no reporting home from a test
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING",

@@ -1,7 +1,8 @@
 """Scoring: exact per-sample norms against a slow loop, the scorers' definitions, surrogates, cache and CLI.
 
-Real data only (small MNIST subsets, a handful of CIFAR-10 images); float64 where
-exactness is checked, so rtol 1e-4 has room to spare.
+Real data only (small MNIST subsets, a handful of CIFAR-10 images). Exactness is
+checked in float64 layer by layer at rtol 1e-10 (fast and slow agree to ~1e-15), so a
+form off by a relative 1e-6 in any one layer fails.
 """
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from engine.errors import ConfigError, UnknownNameError
 from engine.scoring import surrogate as surrogate_module
 from engine.scoring.batch import score_model
 from engine.scoring.forgetting import ForgettingCounter
+from engine.scoring.gradnorm import PerSampleGradNorms
 from engine.scoring.registry import SCORERS, register_scorer
 from engine.scoring.surrogate import compute_scores, surrogate_seed
 from engine.store.cache import Cache
@@ -38,49 +40,136 @@ def cifar(cifar_npz):
     return load_dataset(cifar_npz, device=TEST_DEVICE, train_size=20, test_size=10)
 
 
-def slow_norms(model: nn.Module, dataset, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The definition, one sample at a time: ‖∇θ L‖ over trainable parameters and ‖∂L/∂x‖."""
+def trainable_layers(model: nn.Module) -> dict[str, list[nn.Parameter]]:
+    """Layer name -> its own trainable parameters (a model's own Parameter counts under the model's class name)."""
+    layers = {}
+    for name, module in model.named_modules():
+        own = [p for p in module.parameters(recurse=False) if p.requires_grad]
+        if own:
+            layers[name or type(model).__name__] = own
+    return layers
+
+
+def slow_norms(model: nn.Module, dataset, n: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The definition, one sample at a time: each layer's ‖∇θ_layer L‖², and ‖∂L/∂x‖."""
     model.eval()
-    params = [p for p in model.parameters() if p.requires_grad]
+    layers = trainable_layers(model)
+    params = [p for ps in layers.values() for p in ps]
     x = to_model_layout(dataset.normalize(dataset.x_train[:n], torch.float64))
-    grad_norm, input_norm = [], []
+    squares, input_norm = {name: [] for name in layers}, []
     for i in range(n):
         xi = x[i:i + 1].clone().requires_grad_(True)
         loss = nn.functional.cross_entropy(model(xi), dataset.y_train[i:i + 1])
-        *g_params, g_input = torch.autograd.grad(loss, params + [xi])
-        grad_norm.append(torch.sqrt(sum(g.square().sum() for g in g_params)).item())
+        *grads, g_input = torch.autograd.grad(loss, params + [xi])
+        grads = iter(grads)
+        for name, ps in layers.items():
+            squares[name].append(sum(next(grads).square().sum() for _ in ps).item())
         input_norm.append(g_input.norm().item())
-    return np.array(grad_norm), np.array(input_norm)
+    return {name: np.array(v) for name, v in squares.items()}, np.array(input_norm)
 
 
-def assert_fast_matches_slow(model: nn.Module, dataset, n: int, batch_size: int = 7, **kwargs) -> None:
+def fast_layer_squares(model: nn.Module, dataset, n: int, batch_size: int, **kwargs) -> dict[str, np.ndarray]:
+    """Each layer's per-sample squares from the one-pass hooks (PerSampleGradNorms' per_layer record)."""
+    model.eval()
+    x = to_model_layout(dataset.normalize(dataset.x_train[:n], torch.float64))
+    parts: dict[str, list[np.ndarray]] = {}
+    with PerSampleGradNorms(model, per_layer=True, **kwargs) as norms:
+        for start in range(0, n, batch_size):
+            xb, yb = x[start:start + batch_size], dataset.y_train[start:start + batch_size]
+            norms.begin(len(yb), torch.float64, x.device)
+            loss = nn.functional.cross_entropy(model(xb), yb, reduction="sum")
+            torch.autograd.grad(loss, norms.roots)
+            total = norms.finish()
+            torch.testing.assert_close(sum(norms.layer_sq.values()), total, rtol=1e-13, atol=0)
+            for name, sq in norms.layer_sq.items():
+                parts.setdefault(name, []).append(sq.cpu().numpy())
+    return {name: np.concatenate(v) for name, v in parts.items()}
+
+
+EXACT = 1e-10  # float64: fast and slow agree to ~1e-15; a layer off by a relative 1e-6 must fail
+
+
+def assert_fast_matches_slow(model: nn.Module, dataset, n: int, batch_size: int = 7, alone: bool = True,
+                             **kwargs) -> None:
+    """Every layer's per-sample square, then the totals (with and without ‖∂L/∂x‖), at rtol 1e-10."""
     model.to(dataset.device)
+    slow_sq, slow_input = slow_norms(model, dataset, n)
+    fast_sq = fast_layer_squares(model, dataset, n, batch_size, **kwargs)
+    assert fast_sq.keys() == slow_sq.keys()
+    for name, sq in slow_sq.items():
+        assert sq.shape == (n,) and sq.max() > 0, name
+        np.testing.assert_allclose(fast_sq[name], sq, rtol=EXACT, atol=0, err_msg=f"layer {name!r}")
+    slow_grad = np.sqrt(sum(slow_sq.values()))
     fast = score_model(model, dataset, ["grad_norm", "input_grad_norm"], batch_size=batch_size,
                        indices=np.arange(n), **kwargs)
     assert fast.scores["grad_norm"].dtype == np.float64
-    slow_grad, slow_input = slow_norms(model, dataset, n)
-    np.testing.assert_allclose(fast.scores["grad_norm"], slow_grad, rtol=1e-4)
-    np.testing.assert_allclose(fast.scores["input_grad_norm"], slow_input, rtol=1e-4)
-    alone = score_model(model, dataset, ["grad_norm"], batch_size=batch_size, indices=np.arange(n), **kwargs)
-    np.testing.assert_allclose(alone.scores["grad_norm"], slow_grad, rtol=1e-4)  # no input gradient asked
+    np.testing.assert_allclose(fast.scores["grad_norm"], slow_grad, rtol=EXACT, atol=0)
+    np.testing.assert_allclose(fast.scores["input_grad_norm"], slow_input, rtol=EXACT, atol=0)
+    if alone:  # no input gradient asked: the backward ends at the first layers
+        only = score_model(model, dataset, ["grad_norm"], batch_size=batch_size, indices=np.arange(n), **kwargs)
+        np.testing.assert_allclose(only.scores["grad_norm"], slow_grad, rtol=EXACT, atol=0)
+
+
+def force_form(monkeypatch, form: str | None) -> None:
+    """Every Linear/Conv layer in the Gram ("ghost") or the materialised ("patches") form (None: as they choose)."""
+    if form is None:
+        return
+    monkeypatch.setattr(linear_module, "ghost_is_cheaper", lambda *a: form == "ghost")
+    monkeypatch.setattr(conv_module, "ghost_is_cheaper", lambda *a: form == "ghost")
+
+
+def chunk_steps(monkeypatch) -> list[int]:
+    """Records every chunk size the Linear/Conv forms choose."""
+    steps, real = [], linear_module.chunk_size
+
+    def spy(*args):
+        steps.append(real(*args))
+        return steps[-1]
+
+    monkeypatch.setattr(linear_module, "chunk_size", spy)
+    monkeypatch.setattr(conv_module, "chunk_size", spy)
+    return steps
 
 
 # ---------------------------------------------------------------- exactness
-@pytest.mark.parametrize("name", ["mlp", "cnn"])
-def test_grad_norms_match_per_sample_loop(mnist, name):
+# Workspace for one layer's temporaries: 1 GB holds every layer here whole; 1e-4 MB cuts them into a few samples each.
+CHUNKED = {"unchunked": {"workspace_mb": 1e3}, "chunked": {"workspace_mb": 1e-4}}
+
+
+@pytest.mark.parametrize("name, form, chunks", [("mlp", None, "unchunked")] + [
+    ("cnn", form, chunks) for form in ("ghost", "patches") for chunks in CHUNKED])
+def test_grad_norms_match_per_sample_loop(mnist, monkeypatch, name, form, chunks):
+    """64 MNIST samples, every layer separately: the mlp's Linear layers (2-D: ‖g‖²‖a‖², no form to choose),
+    the cnn's Conv2d layers in both forms, chunked and not."""
     model = train(name, mnist, TrainConfig(steps=6, batch_size=50), seed=0).model.double()  # partly trained
-    assert_fast_matches_slow(model, mnist, 20)
+    force_form(monkeypatch, form)
+    steps = chunk_steps(monkeypatch)
+    assert_fast_matches_slow(model, mnist, 64, batch_size=16, **CHUNKED[chunks])
+    if name == "cnn":
+        assert (min(steps) < 16) == (chunks == "chunked")  # the layers really were cut into chunks, or not
 
 
-def test_grad_norms_match_on_resnet18_with_batchnorm_in_eval_mode(cifar):
+@pytest.mark.slow
+def test_grad_norms_match_on_resnet18_with_batchnorm_in_eval_mode(cifar, monkeypatch):
+    """16 CIFAR images, ResNet18 (Conv2d, BatchNorm2d with its running statistics and eps, Linear), layer by layer.
+
+    The forms as the layers choose them, with the default workspace (some layers chunked):
+    the forced forms and chunking are covered on the cnn and `Assorted` at a fraction of the cost.
+    """
     model = build_model("resnet18", cifar.input_shape, cifar.num_classes, seed=0).double().to(cifar.device).train()
+    gen = torch.Generator().manual_seed(0)
     for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
         bn.momentum = None  # running statistics = those of the next batch: eval-mode BN is not the identity
+        with torch.no_grad():  # γ, β away from 1 and 0, as after training
+            bn.weight.copy_(1 + 0.3 * torch.randn(bn.weight.shape, generator=gen, dtype=torch.float64))
+            bn.bias.copy_(0.1 * torch.randn(bn.bias.shape, generator=gen, dtype=torch.float64))
     with torch.no_grad():
         model(cifar.normalize(cifar.x_train[4:12], torch.float64))
     bn = model.features[1]
     assert not torch.allclose(bn.running_var, torch.ones_like(bn.running_var))
-    assert_fast_matches_slow(model, cifar, 4, batch_size=3)
+    steps = chunk_steps(monkeypatch)
+    assert_fast_matches_slow(model, cifar, 16, batch_size=8, alone=False)
+    assert min(steps) < 8 and max(steps) == 8  # some layers chunked, some whole
 
 
 class Assorted(nn.Module):
@@ -107,12 +196,19 @@ class Assorted(nn.Module):
         return self.head(self.partly_frozen(h.mean(1)) * self.scale)
 
 
-@pytest.mark.parametrize("form", ["ghost", "materialise"])
-def test_every_layer_path_is_exact_in_both_forms_and_in_chunks(cifar, monkeypatch, form):
-    monkeypatch.setattr(linear_module, "ghost_is_cheaper", lambda *a: form == "ghost")
-    monkeypatch.setattr(conv_module, "ghost_is_cheaper", lambda *a: form == "ghost")
+@pytest.mark.parametrize("chunks", CHUNKED)
+@pytest.mark.parametrize("form", ["ghost", "patches"])
+def test_every_layer_path_is_exact_in_both_forms_and_in_chunks(cifar, monkeypatch, form, chunks):
+    """10 CIFAR images; GroupNorm, LayerNorm and the model's own Parameter take the generic fallback."""
+    force_form(monkeypatch, form)
     torch.manual_seed(0)
-    assert_fast_matches_slow(Assorted().double(), cifar, 10, batch_size=5, workspace_mb=0.01)
+    model = Assorted().double()
+    steps = chunk_steps(monkeypatch)
+    assert_fast_matches_slow(model, cifar, 10, batch_size=5, **CHUNKED[chunks])
+    assert (min(steps) < 5) == (chunks == "chunked")
+    generic = {name for name, module in model.named_modules() if module is model or len(name) and
+               not isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d))}
+    assert generic == {"", "gn", "ln"}  # the layers no closed form handles: the torch.func fallback
 
 
 def test_inplace_op_after_the_first_layer(mnist):
@@ -245,7 +341,12 @@ def test_custom_scorer_is_usable_by_name(mnist):
         assert SCORERS["test_margin"].description.startswith("Top-1 logit")
         result = compute_scores(mnist, "mlp", ["test_margin", "loss"], epochs=[0], inits=3, seed=0)
         assert result.surrogates_trained == 1  # neither averages over inits: surrogate 0 only
-        assert (result.get("test_margin", 0) >= 0).all()
+        model = build_model("mlp", mnist.input_shape, mnist.num_classes, seed=surrogate_seed(0, 0)).eval()
+        with torch.no_grad():
+            logits = model(to_model_layout(mnist.normalize(mnist.x_train)))
+        expected = (logits.max(1).values - logits.gather(1, mnist.y_train[:, None])[:, 0]).numpy()
+        np.testing.assert_allclose(result.get("test_margin", 0), expected, rtol=1e-5, atol=1e-6)
+        assert (expected > 0).any() and (expected == 0).any()  # an untrained model: some right, some wrong
     finally:
         del SCORERS["test_margin"]
 

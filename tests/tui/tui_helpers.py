@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from tests.polling import WaitTimeout
+
 # the tiny experiment every TUI test runs: mlp on 600 mnist-mini samples, 1 epoch, 2 scorers, 1 ratio, 1 seed
 TINY = ["model=mlp", "data.train_size=600", "data.test_size=500", "train.epochs=1", "surrogate.epochs=1",
         'sweep.methods=["loss","grad_norm"]', "sweep.keep_ratios=[0.5]", "sweep.seeds=[0]",
@@ -44,14 +46,23 @@ async def settle(app, pilot, pause: float = 0.05, rounds: int = 3) -> None:
 
 
 async def wait_for(pilot, condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    """Poll the UI until condition() holds (workers deliver on their own schedule)."""
+    """Poll the UI until condition() holds (workers deliver on their own schedule).
+
+    On timeout it raises WaitTimeout from the condition's last exception (tests/polling.py), so the
+    real error (a widget not mounted, a wrong value) shows, not only "timed out".
+    """
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    last: BaseException | None = None
+    while True:
         await pilot.pause(0.1)
         try:
             if condition():
                 return
-        except Exception:  # a widget not mounted yet
-            pass
+            last = None
+        except Exception as error:  # a widget not mounted yet
+            last = error
+        if time.monotonic() >= deadline:
+            break
         await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    detail = f"; its last error: {type(last).__name__}: {last}" if last else ""
+    raise WaitTimeout(f"timed out after {timeout:.0f} s waiting for {what}{detail}") from last

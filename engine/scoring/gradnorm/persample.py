@@ -93,9 +93,11 @@ class PerSampleGradNorms:
     one layer's per-sample computation (the batch is split into chunks to fit).
     """
 
-    def __init__(self, model: nn.Module, workspace_mb: float = DEFAULT_WORKSPACE_MB):
+    def __init__(self, model: nn.Module, workspace_mb: float = DEFAULT_WORKSPACE_MB, per_layer: bool = False):
         self.model = model
         self.workspace_mb = workspace_mb
+        # For tests and debugging: each layer's (N,) squares of the last batch, by layer name, when per_layer.
+        self.layer_sq: dict[str, torch.Tensor] | None = {} if per_layer else None
         self.layers: dict[nn.Module, str] = {}
         self.trainable: dict[nn.Module, frozenset[str]] = {}  # recorded now: scoring freezes them all
         owner: dict[int, str] = {}
@@ -146,6 +148,8 @@ class PerSampleGradNorms:
     def begin(self, n: int, dtype: torch.dtype, device: torch.device) -> None:
         """Start a batch of n samples."""
         self.sq = torch.zeros(n, dtype=dtype, device=device)
+        if self.layer_sq is not None:
+            self.layer_sq = {}
         self.roots, self._deferred = [], []
         self._called.clear()
         self._workspace = int(self.workspace_mb * 2 ** 20) // (torch.finfo(dtype).bits // 8)  # numbers
@@ -189,16 +193,21 @@ class PerSampleGradNorms:
             self._deferred.append((module, args, kwargs, g))
             return None
         self._scratch.limit = max(self._workspace, g.numel())
-        self.sq += closed(module, first, g, self.trainable[module], self._scratch)
+        self._add(name, closed(module, first, g, self.trainable[module], self._scratch))
         return None
+
+    def _add(self, name: str, sq: torch.Tensor) -> None:
+        self.sq += sq
+        if self.layer_sq is not None:
+            self.layer_sq[name] = sq.detach().clone()
 
     def finish(self) -> torch.Tensor:
         """After the backward: the batch's per-sample squared gradient norms, shape (N,)."""
         self.active = False  # the generic recomputation runs module forwards: keep the hooks quiet
         with torch.no_grad():  # torch.func.grad differentiates inside regardless
             for module, args, kwargs, g in self._deferred:
-                self.sq += generic_sqnorm(module, args, kwargs, g, self.trainable[module],
-                                          max(self._workspace, g.numel()))
+                self._add(self.layers[module], generic_sqnorm(module, args, kwargs, g, self.trainable[module],
+                                                              max(self._workspace, g.numel())))
         self._deferred = []
         self.roots = []
         return self.sq
