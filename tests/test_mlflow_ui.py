@@ -90,7 +90,7 @@ def test_runs_plots_and_data_set_show_in_the_mlflow_ui(filled_store, mlflow_serv
     parent_link = page.get_by_role("link", name=parent.info.run_name, exact=True)
     parent_link.wait_for(timeout=SLOW)
     page.locator("[role=gridcell]", has=parent_link).locator("button").first.click()
-    for name in ("full-data / seed 0", "random / hardest / keep 0.5 / seed 0 / e1",
+    for name in ("full-data / seed 0", "random / random / keep 0.5 / seed 0 / e1",
                  "loss / hardest / keep 0.5 / seed 0 / e1"):
         page.get_by_role("link", name=name, exact=True).wait_for()
     page.get_by_text(f"mnist-mini ({digest})").first.wait_for()  # the logged data set input

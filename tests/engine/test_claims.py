@@ -1,7 +1,6 @@
 """The README's claims about the trainer and the CLI, each checked on real data (small subsets, a few steps)."""
 import re
 
-import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner

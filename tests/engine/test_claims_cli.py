@@ -1,7 +1,6 @@
 """The README's CLI claims on real runs: exit code 1 for a failed run, `runs --status/--kind`,
 MLFLOW_TRACKING_URI picking the store, `--device cpu`."""
 import json
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner

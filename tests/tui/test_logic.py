@@ -22,7 +22,7 @@ from tui.widgets.progress_panel import eta_seconds
 def leaves(data: dict, prefix: str = "") -> set[str]:
     out = set()
     for key, value in data.items():
-        if isinstance(value, dict) and key != "selection":
+        if isinstance(value, dict) and key not in ("selection", "options"):
             out |= leaves(value, f"{prefix}{key}.")
         else:
             out.add(prefix + key)
