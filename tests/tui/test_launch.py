@@ -102,7 +102,7 @@ async def test_cancel_from_monitor_ends_run_killed(tmp_path, monkeypatch):
     uri = store_uri(tmp_path)
     app = PrunelabApp(uri)
     # long enough to still be running when cancelled: many epochs of the tiny model
-    config = load_config("quick", TINY + ["name=to-cancel", "train.epochs=200", "sweep.full_data=true"])
+    config = load_config("quick", TINY + ["name=to-cancel", "train.epochs=2000", "sweep.full_data=true"])
     info = app.backend.launch(config)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("m")
