@@ -31,6 +31,17 @@ def cifar_npz(shared_data) -> str:
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Greedy selection loops are many small ops: on a shared 2-core box, intra-op threads cost more than they give."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def in_tmp(tmp_path, monkeypatch):
     """Run in a fresh working directory, so the default store (mlruns/) lands there."""
     monkeypatch.chdir(tmp_path)

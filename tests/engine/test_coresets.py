@@ -21,13 +21,7 @@ CORESETS = ["kcenter_greedy", "herding", "facility_location", "graph_cut", "log_
             "glister", "contextual_diversity", "d2_pruning"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Greedy loops are many small ops: on a shared 2-core box, intra-op threads cost more than they give."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,7 @@ RATIOS = [0.001, 0.1, 0.37, 0.5, 0.9, 1.0]
 GRADIENTS = {}  # the surrogate's last-layer gradient embeddings, for the gradient coresets
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The coreset strategies' greedy loops are many small ops: one thread on the shared 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
