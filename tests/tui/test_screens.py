@@ -307,3 +307,27 @@ async def test_overlap_screen_reads_an_overlap_runs_json():
         await wait_for(pilot, lambda: screen.result.get("k") == 70, what="k = 70")
         assert heatmap.labels[:2] == ["loss", "grad_norm"]  # the file's order, with the run's other scores after
         assert "recomputed" in str(screen.query_one("#overlap-note").render())
+
+
+async def test_progress_panel_holds_a_poll_that_arrives_before_it_has_mounted():
+    """The monitor polls every second; on a busy machine a second poll can reach a panel whose
+    children are not mounted yet. The panel must keep it and show it once mounted, not raise."""
+    import time
+
+    from textual.app import App
+
+    from engine.store.progress import RunProgress
+    from tui.widgets.progress_panel import ProgressPanel
+
+    progress = RunProgress(run_id="abc123def456", experiment="early-poll", kind="prune", pid=os.getpid(),
+                           host=socket.gethostname(), status="RUNNING", trials=4, trials_done=1,
+                           stage="retrain", started=time.time() - 10, updated=time.time(), log=["one line"])
+    app = App()
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = ProgressPanel(progress.run_id)
+        panel.update_progress(progress, time.time())  # before mount: must not query children
+        await app.screen.mount(panel)
+        await settle(app, pilot)
+        title = str(panel.query_one("#panel-title", Static).render())
+        assert "early-poll" in title and "prune" in title
+        assert str(panel.query_one("#count-trials").render()) == "1/4"

@@ -70,8 +70,8 @@ class MonitorScreen(BaseScreen):
             panel = panels.get(progress.run_id)
             if panel is None:
                 panel = ProgressPanel(progress.run_id)
+                panel.update_progress(progress, now)  # held until the panel has mounted its children
                 container.mount(panel)
-                panel.call_after_refresh(panel.update_progress, progress, now)
             else:
                 panel.update_progress(progress, now)
         live = sum(p.effective_status == names.RUNNING for p in runs)

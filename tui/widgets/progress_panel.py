@@ -36,6 +36,8 @@ class ProgressPanel(Vertical, can_focus=True):
         self.progress: Any = None
         self.status = names.RUNNING
         self._log_signature: tuple = ()
+        self._ready = False  # children exist only once mounted; a poll can arrive before that
+        self._pending: tuple[Any, float] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="panel-title", classes="panel-title")
@@ -50,9 +52,19 @@ class ProgressPanel(Vertical, can_focus=True):
         log.can_focus = False  # tab moves between runs, not into their logs
         yield log
 
+    def on_mount(self) -> None:
+        # Textual mounts the composed children before the parent's Mount handler runs.
+        self._ready = True
+        if self._pending is not None:
+            self.update_progress(*self._pending)
+
     def update_progress(self, progress: Any, now: float) -> None:
         self.progress = progress
         self.status = progress.effective_status
+        if not self._ready:
+            self._pending = (progress, now)
+            return
+        self._pending = None
         theme = self.app.theme_variables
         title = Text.assemble((progress.experiment or "experiment", "bold"), "  ", progress.kind or "", "  ",
                               short_id(progress.run_id), "  ", status_text(self.status, theme))
