@@ -11,6 +11,7 @@ import io
 import math
 import os
 import signal
+import threading
 import time
 import tomllib
 from typing import Any
@@ -161,7 +162,7 @@ def _run_locked(track: Tracker, config: Config | None, tracking_uri: str | None,
     progress = track.store.progress_file(parent)
     resumed = bool(resume) and ran_before(progress)
     sink = JsonLinesSink(progress)
-    events = fan_out(sink, on_event)
+    events = fan_out(sink, on_event, _raise_if_cancelled)
     planned = kind.count_trials(config)
     track.log_metrics(parent, {"trials": planned})
     events(RunStarted(run_id=parent, experiment=config.name, kind=config.kind, trials=planned,
@@ -181,6 +182,7 @@ def _run_locked(track: Tracker, config: Config | None, tracking_uri: str | None,
         return RunResult(parent, config.name, names.FINISHED, summary, ctx.artifacts, records, track.store.uri,
                          str(progress), time.time() - start)
     except KeyboardInterrupt:
+        _CANCEL.clear()
         track.end_run(parent, names.KILLED)
         events(RunStatus(status=names.KILLED, run_id=parent, message="interrupted"))
         raise
@@ -194,9 +196,25 @@ def _run_locked(track: Tracker, config: Config | None, tracking_uri: str | None,
         sink.close()
 
 
+_CANCEL = threading.Event()  # set by SIGTERM until the run has handled the interrupt
+
+
+def _raise_if_cancelled(event) -> None:
+    """Every event (one per batch at least) re-raises a cancel whose KeyboardInterrupt was swallowed.
+
+    The signal handler's exception is raised wherever the main thread happens to be;
+    inside a weakref callback or a __del__ (SQLAlchemy has both), Python prints
+    "Exception ignored" and carries on, and the run would never end.
+    """
+    if _CANCEL.is_set():
+        _CANCEL.clear()
+        raise KeyboardInterrupt
+
+
 def _sigterm_as_interrupt():
     """SIGTERM (a cancel from the TUI) ends the run like Ctrl-C: KILLED, with its state recorded."""
     def handler(signum, frame):
+        _CANCEL.set()
         raise KeyboardInterrupt
 
     try:
@@ -206,5 +224,6 @@ def _sigterm_as_interrupt():
 
 
 def _restore_sigterm(previous) -> None:
+    _CANCEL.clear()
     if previous is not None:
         signal.signal(signal.SIGTERM, previous)

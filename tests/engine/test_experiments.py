@@ -10,7 +10,7 @@ import pytest
 
 import engine
 from engine.names import TRIAL_KEY
-from engine.store.events import EpochEnd, RunStatus, TrialFinished
+from engine.store.events import EpochEnd, RunStarted, RunStatus, TrialFinished
 from engine.store.progress import ProgressFollower, read_events
 from engine.store.tracking import tracker
 from tests.polling import wait_until
@@ -187,3 +187,30 @@ def test_detached_run_returns_at_once_and_finishes(in_tmp, shared_data):
     assert track.get_run(info["run_id"]).info.status == "FINISHED"
     words = [e.message for e in read_events(info["progress_file"]) if isinstance(e, RunStatus) and e.status == "RUNNING"]
     assert words == ["started"]  # the detached process's first `--resume` is a start, not a resume
+
+
+def test_a_cancel_whose_interrupt_was_swallowed_still_ends_the_run_killed(in_tmp, shared_data):
+    """SIGTERM's KeyboardInterrupt lands wherever the main thread is; inside a weakref callback
+    or __del__ (SQLAlchemy has both) Python prints "Exception ignored" and goes on. The next
+    event must raise it again, so the cancel is not lost and the run ends KILLED."""
+    from engine.store.events import BatchProgress
+
+    swallowed, started = [], []
+
+    def on_event(event):
+        if isinstance(event, RunStarted):
+            started.append(event.run_id)
+        if isinstance(event, BatchProgress) and not swallowed:
+            try:
+                signal.raise_signal(signal.SIGTERM)  # the run's handler raises here ...
+            except KeyboardInterrupt:
+                swallowed.append(event)  # ... and, as in a __del__, nobody sees it
+    cfg = engine.load_config("quick", tiny(shared_data, name="swallowed-cancel", **{"sweep.methods": ["random"],
+                                                                                  "sweep.keep_ratios": [0.5]}))
+    with pytest.raises(KeyboardInterrupt):
+        engine.run(cfg, on_event=on_event)
+    assert swallowed, "the run emitted no batch event"
+    track = tracker(None, str(in_tmp))
+    assert track.get_run(started[0]).info.status == "KILLED"
+    statuses = [e.status for e in read_events(track.store.progress_file(started[0])) if isinstance(e, RunStatus)]
+    assert statuses[-1] == "KILLED"
