@@ -41,7 +41,7 @@ class Recorder:
 def run(mnist):
     """One training run observed by every observer and by the recorder."""
     n = len(mnist)
-    observers = {"aum": AUM(n, "cpu"), "aum_softmax": AUM(n, "cpu", softmax=True),
+    observers = {"aum": AUM(n, "cpu"), "aum_softmax": AUM(n, "cpu", margin="softmax"),
                  "tdds": TDDS(n, "cpu"), "tdds_w4_t9": TDDS(n, "cpu", window=4, trajectory=9, decay=0.5),
                  "du": DynamicUncertainty(n, "cpu"), "du_w3": DynamicUncertainty(n, "cpu", window=3),
                  "du_w20": DynamicUncertainty(n, "cpu", window=20)}
