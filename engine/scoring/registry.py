@@ -193,6 +193,9 @@ def check_scorer_options(name: str, options: Any) -> None:
             raise ConfigError(f"scorer {name!r}: option {key} = {value!r} is out of range; use {rule[1]}")
     window = options.get("window", known.get("window", (None,))[0])
     trajectory = options.get("trajectory", known.get("trajectory", (None,))[0])
+    if window is not None and trajectory is not None and window < 3:  # TDDS: window − 1 differences per window
+        raise ConfigError(f"scorer {name!r}: window = {window} holds one KL difference, whose deviation from "
+                          "its mean is always 0; use window >= 3")
     if window is not None and trajectory is not None and trajectory < window:
         raise ConfigError(f"scorer {name!r}: trajectory = {trajectory} is shorter than window = {window}; "
                           "use trajectory >= window")

@@ -110,6 +110,7 @@ def test_options_key_the_cache(mnist, cache, optioned):
     ("scoring.tdds.windw=5", "scorer 'tdds' has no option 'windw'; its options are: window, trajectory, decay"),
     ("scoring.tdds.decay=1.5", "scorer 'tdds': option decay = 1.5 is out of range; use a number with 0 < decay < 1"),
     ("scoring.tdds.trajectory=4", "trajectory = 4 is shorter than window = 10"),
+    ("scoring.tdds.window=2", "window = 2 holds one KL difference"),
     ("scoring.aum.margin=prob", "option margin = 'prob' is out of range; use \"logit\" or \"softmax\""),
     ("scoring.loss.window=3", "scorer 'loss' has no option 'window'; it takes no options"),
     ("scoring.window=3", "'window' is not a scorer; options go in a scorer's own table"),
