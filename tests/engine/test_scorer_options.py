@@ -14,6 +14,7 @@ from engine.cli import main
 from engine.config import TrainConfig, load_config
 from engine.data.dataset import load_dataset
 from engine.errors import ConfigError
+from engine.scoring.registry import SCORERS
 from engine.scoring.surrogate import compute_scores
 from engine.store.cache import Cache
 from engine.trainer import train
@@ -100,10 +101,9 @@ def test_options_key_the_cache(mnist, cache, optioned):
     assert other.surrogates_trained == 1  # an observer's new option needs the training it observes
     assert not np.allclose(other.get("tdds"), optioned.get("tdds"), rtol=1e-3)
     assert not np.allclose(other.get("prototypes"), optioned.get("prototypes"), rtol=1e-3)
-    as_defaults = scores(mnist, ["tdds"], cache, tdds={"window": 10, "trajectory": 10, "decay": 0.9})
-    defaults = scores(mnist, ["tdds"], cache)
-    assert as_defaults.surrogates_trained == 1 and defaults.surrogates_trained == 0  # spelled out or left out: one
-    np.testing.assert_array_equal(defaults.get("tdds"), as_defaults.get("tdds"))
+    tdds = SCORERS["tdds"]  # the key is made of the resolved options: defaults spelled out or left out are one
+    assert tdds.resolve({}) == tdds.resolve({"window": 10, "trajectory": 10, "decay": 0.9}) == \
+        {"window": 10, "trajectory": 10, "decay": 0.9}
 
 
 @pytest.mark.parametrize("assignment, message", [

@@ -31,7 +31,7 @@ def overlap_run(tmp_path_factory):
     os.chdir(workdir)
     try:
         result = run(load_config("quick", [
-            "name=field-overlap", "kind=overlap", "model=mlp", "data.train_size=400", "data.test_size=100",
+            "name=field-overlap", "kind=overlap", "model=mlp", "data.train_size=300", "data.test_size=100",
             f"surrogate.epochs={EPOCH}", f"overlap.methods={json.dumps(METHODS)}", f"overlap.k={K}",
             "scoring.tdds.window=3", "scoring.tdds.trajectory=3", 'scoring.aum.margin="softmax"']), tracking_uri=uri)
     finally:
