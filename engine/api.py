@@ -271,17 +271,21 @@ def score_result(dataset: DatasetLike = "mnist-mini", model: str = "cnn",
                  seed: int = 0, surrogate_epochs: int | None = None, batch_size: int = 256, embeddings: bool = False,
                  cache: "str | Path | Cache | None" = None, device: str = "auto", data_dir: str | Path | None = None,
                  train_size: int | None = None, test_size: int | None = None, on_event: EventCallback | None = None,
-                 train_batch_size: int | None = None, **options: Any) -> "ScoreResult":
+                 train_batch_size: int | None = None, scorer_options: dict[str, dict[str, Any]] | None = None,
+                 **options: Any) -> "ScoreResult":
     """`score`, but the whole ScoreResult (predictions, timings, surrogates trained), for the CLI and reports.
 
-    `batch_size` is the scoring batch; `train_batch_size` the surrogates' training batch.
+    `batch_size` is the scoring batch; `train_batch_size` the surrogates' training batch;
+    `scorer_options` each scorer's own options ({"tdds": {"window": 5}}, see `prunelab scorers`).
     """
     from .nets import check_model_name
-    from .scoring.registry import resolve_scorers
+    from .scoring.registry import check_scorer_options, resolve_scorers
     from .scoring.surrogate import compute_scores
     from .store.cache import Cache
 
     scorer_names = [s.name for s in resolve_scorers(scorers)]  # bad names fail before any data is read
+    for name, table in (scorer_options or {}).items():
+        check_scorer_options(name, table)
     check_model_name(model)
     at = [int(epochs)] if isinstance(epochs, int) else [int(e) for e in epochs]
     budget = max(at, default=0) if surrogate_epochs is None else surrogate_epochs
@@ -291,7 +295,7 @@ def score_result(dataset: DatasetLike = "mnist-mini", model: str = "cnn",
     ds = as_dataset(dataset, data_dir=data_dir, device=device, train_size=train_size, test_size=test_size)
     return compute_scores(ds, model, scorer_names, epochs=at, inits=inits, train_cfg=cfg, seed=seed, on_event=on_event,
                           cache=cache if isinstance(cache, Cache) else Cache(cache), batch_size=batch_size,
-                          embeddings=embeddings)
+                          embeddings=embeddings, options=scorer_options)
 
 
 @overload

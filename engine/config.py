@@ -18,7 +18,7 @@ from .errors import ConfigError, PrunelabError
 from .kinds import check_kind
 from .nets import check_model_name
 from .plugins import load_plugins
-from .scoring.registry import check_scorer
+from .scoring.registry import check_scorer, check_scorer_options
 from .selection.registry import STRATEGIES, check_strategy
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
@@ -314,6 +314,8 @@ class Config(Section):
     benchmark: BenchmarkConfig = BenchmarkConfig()
     dynamic: DynamicConfig = DynamicConfig()
     selection: dict[str, Any] = Field(default_factory=dict, description="strategy options (see `prunelab strategies`)")
+    scoring: dict[str, Any] = Field(default_factory=dict, description="per-scorer options, one table per scorer: "
+                                    "{ tdds = { window = 5 } } ([scoring.tdds] in TOML; see `prunelab scorers`)")
     plugins: list[str] = Field(default_factory=list, description="modules or .py files imported first in every "
                                "process that runs this config (your register_scorer/model/strategy calls)")
 
@@ -354,6 +356,23 @@ class Config(Section):
                 raise ValueError(f"unknown strategy option {key!r}; valid options: {', '.join(sorted(known))}")
         return options
 
+    @field_validator("scoring")
+    @classmethod
+    def _known_scorer_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """Each key a registered scorer, each value a table of the options that scorer declares."""
+        for name, table in options.items():
+            checked(check_scorer_options, name, table)
+        return options
+
+    @model_validator(mode="after")
+    def _scorer_epochs_within_budget(self) -> "Config":
+        for name, table in self.scoring.items():
+            epoch = table.get("epoch")
+            if epoch is not None and epoch > self.surrogate.epochs:
+                raise ValueError(f"scoring.{name}.epoch = {epoch} is beyond the surrogate's budget of "
+                                 f"{self.surrogate.epochs} epochs; raise surrogate.epochs or lower the epoch")
+        return self
+
     @model_validator(mode="after")
     def _options_fit_strategies(self) -> "Config":
         for strategy in STRATEGIES:  # every strategy that declares a given option checks its value
@@ -386,6 +405,10 @@ class Config(Section):
     def strategy_options(self, strategy: str) -> dict[str, Any]:
         """The [selection] options that `strategy` declares."""
         return {k: v for k, v in self.selection.items() if k in STRATEGIES[strategy].options}
+
+    def scorer_options(self, scorers: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """The [scoring.NAME] tables, of `scorers` only when given (the rest take their defaults)."""
+        return {name: dict(table) for name, table in self.scoring.items() if scorers is None or name in scorers}
 
     def to_toml(self) -> str:
         import tomli_w  # deferred: only writing TOML needs it, and the GPU check's image lacks it

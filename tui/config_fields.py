@@ -127,13 +127,17 @@ def format_value(spec: FieldSpec, value: Any) -> str:
     if spec.kind == "list":
         return ", ".join(_scalar_text(v) for v in value)
     if spec.kind == "dict":
-        if not value:
-            return ""
-        import tomli_w
-
-        items = ", ".join(f"{k} = {tomli_w.dumps({'v': v})[4:].strip()}" for k, v in value.items())
-        return "{ " + items + " }"
+        return _inline_table(value) if value else ""
     return _scalar_text(value)
+
+
+def _inline_table(value: dict[str, Any]) -> str:
+    """A TOML inline table, nested tables inline too (`scoring`: { tdds = { window = 5 } })."""
+    import tomli_w
+
+    items = ", ".join(f"{k} = {_inline_table(v) if isinstance(v, dict) else tomli_w.dumps({'v': v})[4:].strip()}"
+                      for k, v in value.items())
+    return "{ " + items + " }"
 
 
 def _scalar(text: str) -> Any:

@@ -70,11 +70,26 @@ def _epoch_list(ctx: click.Context, param: click.Parameter, value: str) -> list[
     return epochs
 
 
+def _scorer_options(assignments: tuple[str, ...]) -> dict[str, dict]:
+    """`--option tdds.window=5` ... as {"tdds": {"window": 5}}."""
+    from ..config import parse_value
+    from ..errors import ConfigError
+
+    out: dict[str, dict] = {}
+    for text in assignments:
+        key, sep, value = text.partition("=")
+        scorer, dot, option = key.strip().partition(".")
+        if not (sep and dot and scorer and option):
+            raise ConfigError(f"--option {text!r}: expected SCORER.KEY=VALUE, as in --option tdds.window=5")
+        out.setdefault(scorer, {})[option] = parse_value(value.strip())
+    return out
+
+
 @main.command("score")
 @click.option("--dataset", default="mnist-mini", show_default=True, help="mnist-mini, mnist, cifar10 or npz:PATH.")
 @click.option("--model", default="cnn", show_default=True, help="cnn, resnet18 or mlp.")
 @click.option("--scorers", default="loss,el2n,grad_norm", show_default=True,
-              help="Comma-separated scorer names (see `prunelab list`), or all: every registered scorer in one run.")
+              help="Comma-separated scorer names (see `prunelab scorers`), or all: every registered scorer in one run.")
 @click.option("--epochs", "score_epochs", default="1", show_default=True, callback=_epoch_list,
               help="Surrogate epochs to score at, comma-separated (0 = the untrained surrogate).")
 @click.option("--surrogate-epochs", type=click.IntRange(min=0), default=None,
@@ -89,6 +104,8 @@ def _epoch_list(ctx: click.Context, param: click.Parameter, value: str) -> list[
               help="Scoring batch size (does not change the scores).")
 @click.option("--lr", default=TRAIN["lr"], show_default=True, type=click.FloatRange(min=0, min_open=True))
 @click.option("--embeddings", is_flag=True, help="Also save surrogate 0's penultimate features (embeddings@eT).")
+@click.option("--option", "scorer_options", multiple=True, metavar="SCORER.KEY=VALUE",
+              help="A scorer's option, e.g. tdds.window=5 or el2n.epoch=20 (see `prunelab scorers`).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Reuse surrogates and scores cached in this folder (and add new ones).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
@@ -98,7 +115,7 @@ def _epoch_list(ctx: click.Context, param: click.Parameter, value: str) -> list[
 @json_option
 @handle_errors
 def score_command(dataset, model, scorers, score_epochs, surrogate_epochs, inits, seed, train_size, batch_size,
-                  score_batch_size, lr, embeddings, cache_dir, out, data_dir, device, as_json):
+                  score_batch_size, lr, embeddings, scorer_options, cache_dir, out, data_dir, device, as_json):
     """Train surrogates and score every training sample at the given epochs."""
 
     from .. import api
@@ -107,6 +124,7 @@ def score_command(dataset, model, scorers, score_epochs, surrogate_epochs, inits
     from ..scoring.registry import SCORERS
 
     check_out_path(out)
+    options = _scorer_options(scorer_options)
     if scorers.strip() == "all":
         scorers = ",".join(SCORERS)
     budget = surrogate_epochs if surrogate_epochs is not None else max(max(score_epochs), 0)
@@ -114,7 +132,7 @@ def score_command(dataset, model, scorers, score_epochs, surrogate_epochs, inits
         result = api.score_result(dataset, model, scorers, epochs=score_epochs, inits=inits, seed=seed,
                                   surrogate_epochs=budget, batch_size=score_batch_size, embeddings=embeddings,
                                   cache=cache_dir, device=device, data_dir=data_dir, train_size=train_size,
-                                  on_event=bars, lr=lr, train_batch_size=batch_size)
+                                  on_event=bars, lr=lr, train_batch_size=batch_size, scorer_options=options)
     where = str(resolve_device(device))
     if out:
         with open(out, "wb") as f:  # a file object: np.savez would append .npz to a bare name

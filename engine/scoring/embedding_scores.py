@@ -76,13 +76,13 @@ def knn_within_class(embeddings: np.ndarray, labels: np.ndarray, k: int) -> np.n
     return out
 
 
-def cal_score(model, embeddings: np.ndarray, labels: np.ndarray, k: int = CAL_NEIGHBOURS) -> np.ndarray:
+def cal_score(model, embeddings: np.ndarray, labels: np.ndarray, neighbours: int = CAL_NEIGHBOURS) -> np.ndarray:
     """Mean symmetric KL between a sample's prediction and those of its k nearest same-class neighbours.
 
     Contrastive active learning (Margatina et al., EMNLP 2021), as DeepCore's
     `deepcore/methods/cal.py` (PatrickZH/DeepCore) adapts it to pruning: kNN within
-    each class (balance=True) in Euclidean embedding space, score = mean over the k
-    neighbours of ½KL(p‖q) + ½KL(q‖p). DeepCore finds neighbours with a separate
+    each class (balance=True) in Euclidean embedding space, score = mean over the
+    `neighbours` nearest of ½KL(p‖q) + ½KL(q‖p). DeepCore finds neighbours with a separate
     pretrained ResNet-18; here the embeddings and predictions are both surrogate 0's
     (predictions = softmax(model.head(embedding))).
     """
@@ -93,7 +93,7 @@ def cal_score(model, embeddings: np.ndarray, labels: np.ndarray, k: int = CAL_NE
     with torch.no_grad():
         logits = head(torch.as_tensor(embeddings, dtype=param.dtype, device=param.device))
         logp = logits.double().log_softmax(1).cpu().numpy()
-    neighbours = knn_within_class(embeddings, labels, k)
+    near = knn_within_class(embeddings, labels, neighbours)
     p, lp = np.exp(logp)[:, None, :], logp[:, None, :]
-    q, lq = np.exp(logp[neighbours]), logp[neighbours]
+    q, lq = np.exp(logp[near]), logp[near]
     return (0.5 * p * (lp - lq) + 0.5 * q * (lq - lp)).sum(2).mean(1)

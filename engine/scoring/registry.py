@@ -17,11 +17,18 @@ A scorer is one of three kinds, by where its numbers come from:
 `average_inits` says whether the score is the mean over the K independently
 initialised surrogates (EL2N per Paul et al. 2021, forgetting) or comes from the
 first surrogate alone (every other scorer: one model's view of the sample).
+
+`options` are the scorer's own settings, `[scoring.NAME]` tables in a config
+(`window` of TDDS, `margin` of AUM, ...), each with its paper's default. Two are
+the surrogate run's, not the function's (`SURROGATE_OPTIONS`): `inits`, this
+score's K, and `epoch`, a surrogate epoch fixed for this score whatever the run's
+score epochs; the others are passed to the observer or function as keywords.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable, Literal
+import numbers
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal
 
 from ..errors import ConfigError
 from ..registry import Ref, Registry, implementation
@@ -46,11 +53,24 @@ class Scorer:
     needs_input_grad: bool = False  # needs dL/dx of the normalised input
     average_inits: bool = False  # mean over the K surrogates, else from surrogate 0
     version: str = ""  # part of the cache key: bump it when a custom scorer's function changes
-    observer: Callable[..., object] | None = None  # training kind: observer(n, device) -> BatchObserver with scores()
+    observer: Callable[..., object] | None = None  # training kind: observer(n, device, **options) -> BatchObserver
+    options: dict[str, tuple[Any, str]] = field(default_factory=dict)  # name -> (default, description)
 
     @property
     def needs_surrogate(self) -> bool:
         return self.kind != "random"
+
+    def resolve(self, options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Every option of this scorer, the given ones checked and the rest at their defaults."""
+        check_scorer_options(self.name, options or {})
+        return {key: (options or {}).get(key, default) for key, (default, _) in self.options.items()}
+
+    def describe(self) -> dict[str, Any]:
+        """Plain data for the CLI, forms and JSON."""
+        return {"name": self.name, "kind": self.kind, "description": self.description,
+                "average_inits": self.average_inits,
+                "options": {key: {"default": default, "description": text}
+                            for key, (default, text) in self.options.items()}}
 
 
 SCORERS: Registry[Scorer] = Registry("scorer")
@@ -78,6 +98,14 @@ def register_scorer(name: str, fn: ScoreFn | str, description: str = "", *, aver
     return scorer
 
 
+SURROGATE_OPTIONS = ("inits", "epoch")  # read by the surrogate run, never passed to the scorer's function
+
+_K_OPTIONS = {
+    "inits": (None, "K, the surrogates averaged for this score; default: surrogate.inits (data_diet: 10)"),
+    "epoch": (None, "surrogate epoch this score is taken at, whatever the run's score epochs; default: theirs"),
+}
+_WINDOW = "epochs per sliding window, >= 2"
+
 for _scorer in (
     Scorer("random", "seeded uniform numbers: the baseline", kind="random"),
     Scorer("loss", "per-sample cross-entropy of surrogate 0 (Jiang et al. 2019)", fn=Ref("engine.scoring.formulas:loss_score")),
@@ -86,19 +114,22 @@ for _scorer in (
     Scorer("input_grad_norm", "‖∂L/∂x‖₂ w.r.t. the normalised input of surrogate 0 (High-Influence)",
            needs_input_grad=True),
     Scorer("el2n", "‖softmax(f(x)) − onehot(y)‖₂ averaged over the K surrogates (Paul et al. 2021)",
-           fn=Ref("engine.scoring.formulas:el2n_score"), average_inits=True),
+           fn=Ref("engine.scoring.formulas:el2n_score"), average_inits=True, options=_K_OPTIONS),
     Scorer("forgetting", "forgetting events while the K surrogates train, averaged over them (Toneva et al. "
            "2019); a sample never learned counts as its run's maximum + 1", kind="training", average_inits=True,
            observer=Ref("engine.scoring.forgetting:ForgettingCounter")),
     Scorer("aum", "−(assigned logit − largest other logit) averaged over surrogate 0's training epochs "
-           "(AUM, Pleiss et al. 2020)", kind="training", observer=Ref("engine.scoring.training_dynamics:AUM")),
+           "(AUM, Pleiss et al. 2020)", kind="training", observer=Ref("engine.scoring.training_dynamics:AUM"),
+           options={"margin": ("logit", 'on "logit"s (the paper) or "softmax" probabilities (the CCS repository)')}),
     Scorer("aum_softmax", "AUM on softmax probabilities, the CCS repository's variant (Zheng et al. 2023)",
            kind="training", observer=Ref("engine.scoring.training_dynamics:aum_softmax")),
-    Scorer("tdds", "temporal dual-depth score of surrogate 0's first 10 epochs, window 10, decay 0.9 "
-           "(Zhang et al. 2024)", kind="training", observer=Ref("engine.scoring.training_dynamics:TDDS")),
+    Scorer("tdds", "temporal dual-depth score of surrogate 0's first `trajectory` epochs (Zhang et al. 2024)",
+           kind="training", observer=Ref("engine.scoring.training_dynamics:TDDS"),
+           options={"window": (10, _WINDOW), "trajectory": (10, "epochs counted from the start, >= window"),
+                    "decay": (0.9, "weight decay over windows, 0 < decay < 1")}),
     Scorer("dynamic_uncertainty", "std of the target probability over sliding 10-epoch windows of surrogate 0's "
            "training, averaged (He et al. 2024)", kind="training",
-           observer=Ref("engine.scoring.training_dynamics:DynamicUncertainty")),
+           observer=Ref("engine.scoring.training_dynamics:DynamicUncertainty"), options={"window": (10, _WINDOW)}),
     Scorer("entropy", "entropy of softmax(f(x)) averaged over the K surrogates (Coleman et al. 2020)",
            fn=Ref("engine.scoring.uncertainty:entropy_score"), average_inits=True),
     Scorer("least_confidence", "1 − max softmax probability averaged over the K surrogates (Coleman et al. 2020)",
@@ -110,12 +141,14 @@ for _scorer in (
            fn=Ref("engine.scoring.embedding_scores:moderate_score")),
     Scorer("prototypes", "cosine distance to the nearest of 10 k-means centroids of its class in surrogate 0's "
            "embedding space (Sorscher et al. 2022)", kind="embedding",
-           fn=Ref("engine.scoring.embedding_scores:prototypes_score")),
+           fn=Ref("engine.scoring.embedding_scores:prototypes_score"),
+           options={"clusters": (10, "k-means centroids per class, >= 1")}),
     Scorer("cal", "mean symmetric KL between surrogate 0's prediction and its 10 nearest same-class neighbours' "
            "(CAL, Margatina et al. 2021, as DeepCore)", kind="embedding",
-           fn=Ref("engine.scoring.embedding_scores:cal_score")),
+           fn=Ref("engine.scoring.embedding_scores:cal_score"),
+           options={"neighbours": (10, "nearest same-class neighbours, >= 1 (DeepCore's k)")}),
     Scorer("grand", "GraNd: exact ‖∇θ L‖₂ averaged over the K surrogates (Paul et al. 2021; use epoch 0, K = 10)",
-           needs_param_grads=True, average_inits=True),
+           needs_param_grads=True, average_inits=True, options=_K_OPTIONS),
 ):
     SCORERS[_scorer.name] = _scorer
 
@@ -123,6 +156,54 @@ for _scorer in (
 def check_scorer(name: str) -> Scorer:
     """The registered scorer `name`, or UnknownNameError listing the known ones."""
     return SCORERS.check(name)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+# option name -> (is the value valid, the valid values in words)
+_OPTION_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "inits": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "epoch": (lambda v: _is_int(v) and v >= 0, "an integer >= 0 (0: at initialisation)"),
+    "margin": (lambda v: v in ("logit", "softmax"), '"logit" or "softmax"'),
+    "window": (lambda v: _is_int(v) and v >= 2, "an integer >= 2"),
+    "trajectory": (lambda v: _is_int(v) and v >= 2, "an integer >= 2"),
+    "decay": (lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 < v < 1,
+              "a number with 0 < decay < 1"),
+    "clusters": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "neighbours": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+}
+
+
+def check_scorer_options(name: str, options: Any) -> None:
+    """UnknownNameError for an unknown scorer; ConfigError naming the scorer and its options for a bad one."""
+    if name not in SCORERS and not isinstance(options, dict):
+        raise ConfigError(f"{name!r} is not a scorer; options go in a scorer's own table, "
+                          f"e.g. [scoring.tdds] window = 5")
+    known = check_scorer(name).options
+    takes = f"its options are: {', '.join(known)}" if known else "it takes no options"
+    if not isinstance(options, dict):
+        raise ConfigError(f"scorer {name!r}: expected a table of options ({takes}); got {options!r}")
+    for key, value in options.items():
+        if key not in known:
+            raise ConfigError(f"scorer {name!r} has no option {key!r}; {takes}")
+        rule = _OPTION_RULES.get(key)
+        if rule is not None and not rule[0](value):
+            raise ConfigError(f"scorer {name!r}: option {key} = {value!r} is out of range; use {rule[1]}")
+    window = options.get("window", known.get("window", (None,))[0])
+    trajectory = options.get("trajectory", known.get("trajectory", (None,))[0])
+    if window is not None and trajectory is not None and window < 3:  # TDDS: window − 1 differences per window
+        raise ConfigError(f"scorer {name!r}: window = {window} holds one KL difference, whose deviation from "
+                          "its mean is always 0; use window >= 3")
+    if window is not None and trajectory is not None and trajectory < window:
+        raise ConfigError(f"scorer {name!r}: trajectory = {trajectory} is shorter than window = {window}; "
+                          "use trajectory >= window")
+
+
+def describe_scorers() -> list[dict[str, Any]]:
+    """Every registered scorer as plain data, in registration order."""
+    return [s.describe() for s in SCORERS.values()]
 
 
 def resolve_scorers(names: Iterable[str] | str) -> list[Scorer]:

@@ -21,9 +21,10 @@ the same whether or not later epochs run.
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -40,7 +41,7 @@ from ..trainer import plan_budget, train
 from .batch import score_model
 from .gradembed import DEFAULT_GRADIENT_MB
 from .gradnorm.persample import DEFAULT_WORKSPACE_MB
-from .registry import Scorer, resolve_scorers
+from .registry import SURROGATE_OPTIONS, Scorer, resolve_scorers
 
 
 @dataclass
@@ -101,21 +102,24 @@ class _StopTraining(Exception):
     """Raised from a checkpoint callback once the last needed checkpoint is scored."""
 
 
-def _fingerprint(s: Scorer) -> str:
+def _fingerprint(s: Scorer, options: dict[str, Any] | None = None) -> str:
     fn = s.fn.load() if isinstance(s.fn, Ref) else s.fn
     where = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', '')}" if fn is not None else ""
-    return f"{s.name}:{where}:{s.version}:{code_digest(fn)}"  # changed code under the same name: a new key
+    mark = f"{s.name}:{where}:{s.version}:{code_digest(fn)}"  # changed code under the same name: a new key
+    return mark + (f":{json.dumps(options, sort_keys=True)}" if options else "")  # other options: another key
 
 
 def _load(obj):
     return obj.load() if isinstance(obj, Ref) else obj
 
 
-def _observer_key(base: dict, s: Scorer, t: int) -> str:
-    """Cache key of a training scorer's values at epoch t (forgetting keeps its original key)."""
+def _observer_key(base: dict, s: Scorer, t: int, options: dict[str, Any]) -> str:
+    """Cache key of a training scorer's values at epoch t: its observer's code and options (forgetting keeps
+    its original key)."""
     if s.name == "forgetting":
         return cache_key(**base, epoch=t, what="forgetting")
-    return cache_key(**base, epoch=t, what="observer", scorer=f"{s.name}:{_fingerprint(s)}")
+    return cache_key(**base, epoch=t, what="observer", scorer=s.name, version=s.version, options=options,
+                     code=code_digest(s.observer, whole_module=True))
 
 
 def check_epochs(epochs: Iterable[int], budget_epochs: int) -> list[int]:
@@ -136,12 +140,17 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
                    seed: int = 0, on_event: EventCallback | None = None, cache: Cache | None = None,
                    batch_size: int = 256, embeddings: bool = False,
                    workspace_mb: float = DEFAULT_WORKSPACE_MB, gradients: bool = False,
-                   gradient_dtype: str = "float32", gradient_mb: float = DEFAULT_GRADIENT_MB) -> ScoreResult:
+                   gradient_dtype: str = "float32", gradient_mb: float = DEFAULT_GRADIENT_MB,
+                   options: dict[str, dict[str, Any]] | None = None) -> ScoreResult:
     """Train the surrogates, score every training sample at each epoch in `epochs`, return the arrays.
 
     `train_cfg` is the surrogates' training (its budget must reach the last score
     epoch; default: TrainConfig with epochs = max(epochs)). `inits` is K, the number
     of surrogates that averaged scorers use (default 10, per Paul et al. 2021).
+    `options` maps a scorer to its options (registry `Scorer.options`): a scorer's
+    `inits` overrides K for it (surrogates 0..K−1, shared with the other scorers), its
+    `epoch` fixes the surrogate epoch it is taken at (the result holds those values
+    under every epoch of `epochs`); the rest go to its observer or function.
     `batch_size` is the scoring batch (it does not change the scores). Progress goes
     to `on_event`: StageStarted("surrogate"/"scoring"), BatchProgress, EpochEnd.
     """
@@ -149,17 +158,28 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
     chosen = resolve_scorers(scorers)
     if isinstance(inits, bool) or not isinstance(inits, (int, np.integer)) or inits < 1:
         raise ConfigError(f"inits (K, the number of surrogates) is {inits!r}; it must be an integer of at least 1")
+    resolved = {s.name: s.resolve((options or {}).get(s.name)) for s in chosen}
+    fn_opts = {name: {k: v for k, v in o.items() if k not in SURROGATE_OPTIONS} for name, o in resolved.items()}
     check_model_name(model_name)
     if train_cfg is None:
         train_cfg = TrainConfig(epochs=max(epochs) if epochs else 1)
     budget = plan_budget(train_cfg, len(dataset))
     epochs = check_epochs(epochs if epochs is not None else [budget.epochs], budget.epochs)
+    at: dict[str, list[int]] = {}  # scorer -> the epochs it is computed at
+    for s in chosen:
+        fixed = resolved[s.name].get("epoch")
+        if fixed is not None and fixed > budget.epochs:
+            raise ConfigError(f"scoring.{s.name}.epoch = {fixed} is beyond the surrogate's training budget of "
+                              f"{budget.epochs} epoch(s); raise the surrogate's epochs or lower it")
+        at[s.name] = epochs if fixed is None else [int(fixed)]
+    all_epochs = sorted({t for ts in at.values() for t in ts} | set(epochs))
     cache = cache or Cache(None)
 
     batch_scorers = [s for s in chosen if s.kind in ("batch", "embedding")]  # embedding: after surrogate 0's pass
     training_scorers = [s for s in chosen if s.kind == "training"]
     needs_model = any(s.needs_surrogate for s in chosen) or embeddings or gradients
-    k_total = (int(inits) if any(s.average_inits for s in chosen) else 1) if needs_model else 0
+    k_of = {s.name: int(resolved[s.name].get("inits") or inits) if s.average_inits else 1 for s in chosen}
+    k_total = max(k_of.values(), default=1) if needs_model else 0
     n = len(dataset)
     scores: dict[str, dict[int, np.ndarray]] = {s.name: {} for s in chosen}
     sums: dict[str, dict[int, np.ndarray]] = {s.name: {} for s in chosen if s.average_inits}
@@ -174,51 +194,61 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
 
     for k in range(k_total):
         init_seed = surrogate_seed(seed, k)
-        mine = [s for s in batch_scorers if k == 0 or s.average_inits]
-        observed = [s for s in training_scorers if k == 0 or s.average_inits]
-        forgetting = bool(observed)
-        extras = k == 0  # predictions (and embeddings) come from surrogate 0
-        if not mine and not forgetting and not extras:
+        ours = [s for s in chosen if k < k_of[s.name]]  # surrogate 0 serves every scorer, k > 0 the averaged ones
+        mine_at = {t: [s for s in batch_scorers if s in ours and t in at[s.name]] for t in all_epochs}
+        observed = [s for s in training_scorers if s in ours]
+        observed_at = {t: [s for s in observed if t in at[s.name]] for t in all_epochs}
+
+        def extras_at(t: int) -> bool:  # predictions (and embeddings) come from surrogate 0, at the run's epochs
+            return k == 0 and t in epochs
+
+        def wants_pass(t: int) -> bool:
+            return bool(mine_at[t]) or extras_at(t)
+
+        if not any(wants_pass(t) or observed_at[t] for t in all_epochs):
             continue
         base = dict(dataset=dataset.name, digest=digest, subset=index, model=model_name, train=train_cfg,
                     seed=init_seed, model_code=code_digest(MODELS.get(model_name), whole_module=True))
-        score_keys = {t: cache_key(**base, epoch=t, what="scores", scorers=[_fingerprint(s) for s in mine],
-                                   extras=extras, embeddings=embeddings and extras,
-                                   **({"gradients": [gradient_dtype, gradient_mb]} if gradients and extras else {}))
-                      for t in epochs}
-        forget_keys = {(s.name, t): _observer_key(base, s, t) for s in observed for t in epochs}
-        state_keys = {t: cache_key(**base, epoch=t, what="state") for t in epochs}
+        score_keys = {t: cache_key(**base, epoch=t, what="scores",
+                                   scorers=[_fingerprint(s, fn_opts[s.name]) for s in mine_at[t]],
+                                   extras=extras_at(t), embeddings=embeddings and extras_at(t),
+                                   **({"gradients": [gradient_dtype, gradient_mb]} if gradients and extras_at(t)
+                                      else {}))
+                      for t in all_epochs if wants_pass(t)}
+        forget_keys = {(s.name, t): _observer_key(base, s, t, fn_opts[s.name])
+                       for t in all_epochs for s in observed_at[t]}
+        state_keys = {t: cache_key(**base, epoch=t, what="state") for t in all_epochs}
         got: dict[int, dict[str, np.ndarray]] = {}
-        for t in epochs:
-            arrays = cache.load_arrays("scores", score_keys[t])
+        for t in all_epochs:
+            arrays = cache.load_arrays("scores", score_keys[t]) if t in score_keys else None
             if arrays is not None:
                 got[t] = arrays
-            for s in observed:
+            for s in observed_at[t]:
                 counts = cache.load_arrays("forgetting", forget_keys[s.name, t])
                 if counts is not None:
                     got.setdefault(t, {})[s.name] = counts[s.name]
-        wants_pass = bool(mine) or extras  # surrogates k > 0 may be needed for forgetting alone
-        missing_scores = [t for t in epochs if wants_pass and "predictions" not in got.get(t, {})]
-        missing_forget = [t for t in epochs if any(s.name not in got.get(t, {}) for s in observed)]
+        missing_scores = [t for t in all_epochs if wants_pass(t) and "predictions" not in got.get(t, {})]
+        missing_forget = [t for t in all_epochs if any(s.name not in got.get(t, {}) for s in observed_at[t])]
 
         def score_now(t: int, model: torch.nn.Module) -> None:
             emit(on_event, StageStarted("scoring", detail=f"epoch {t}, surrogate {k + 1}/{k_total}"))
             t0 = time.perf_counter()
+            mine, extras = mine_at[t], extras_at(t)
             from_embeddings = [s for s in mine if s.kind == "embedding"]
             result = score_model(model, dataset, [s for s in mine if s.kind == "batch"], batch_size=batch_size,
-                                 embeddings=(embeddings or bool(from_embeddings)) and extras, on_event=on_event,
-                                 workspace_mb=workspace_mb, epoch=t, epochs=epochs[-1],
+                                 embeddings=embeddings and extras or bool(from_embeddings), on_event=on_event,
+                                 workspace_mb=workspace_mb, epoch=t, epochs=all_epochs[-1],
                                  gradients=gradients and extras, gradient_dtype=gradient_dtype,
                                  gradient_mb=gradient_mb)
             labels = dataset.y_train.cpu().numpy()
             for s in from_embeddings:
                 t1 = time.perf_counter()
-                result.scores[s.name] = _load(s.fn)(model, result.embeddings, labels)
+                result.scores[s.name] = _load(s.fn)(model, result.embeddings, labels, **fn_opts[s.name])
                 timing[f"scorer:{s.name}"] = timing.get(f"scorer:{s.name}", 0.0) + time.perf_counter() - t1
             timing["scoring"] += time.perf_counter() - t0
             arrays = {name: v.astype(np.float32) for name, v in result.scores.items()}
             arrays["predictions"] = result.predictions
-            if result.embeddings is not None:
+            if result.embeddings is not None and embeddings and extras:
                 arrays["embeddings"] = result.embeddings.astype(np.float32)
             if result.gradients is not None:
                 arrays["gradients"] = result.gradients
@@ -229,12 +259,12 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
         states = {t: cache.load_state("surrogate", state_keys[t]) for t in missing_scores}
         if missing_forget or any(state is None for state in states.values()):
             emit(on_event, StageStarted("surrogate", detail=f"{model_name} {k + 1}/{k_total}, seed {init_seed}"))
-            counters = {s.name: _load(s.observer)(n, dataset.device) for s in observed}
+            counters = {s.name: _load(s.observer)(n, dataset.device, **fn_opts[s.name]) for s in observed}
             needed = sorted(set(missing_scores) | set(missing_forget))
 
             def on_checkpoint(t: int, model: torch.nn.Module) -> None:
                 cache.save_state("surrogate", state_keys[t], model.state_dict())
-                for s in observed if t in missing_forget else ():
+                for s in observed_at[t] if t in missing_forget else ():
                     counts = (counters[s.name].scores() if t > 0 else np.zeros(n)).astype(np.float32)
                     cache.save_arrays("forgetting", forget_keys[s.name, t], {s.name: counts})
                     got.setdefault(t, {})[s.name] = counts
@@ -258,16 +288,16 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
                 model.load_state_dict(states[t])
                 score_now(t, model.to(dataset.device))
 
-        for t in epochs:
-            arrays = got[t]
-            for s in chosen:
-                if s.kind == "random" or s.name not in arrays:
+        for t in all_epochs:
+            arrays = got.get(t, {})
+            for s in ours:
+                if s.kind == "random" or s.name not in arrays or t not in at[s.name]:
                     continue
                 if s.average_inits:
                     sums[s.name][t] = sums[s.name].get(t, 0) + arrays[s.name].astype(np.float64)
                 else:
                     scores[s.name][t] = arrays[s.name]
-            if extras:
+            if extras_at(t):
                 predictions[t] = arrays["predictions"]
                 if "embeddings" in arrays:
                     emb[t] = arrays["embeddings"]
@@ -277,11 +307,13 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
 
     for name, per_epoch in sums.items():
         for t, total in per_epoch.items():
-            scores[name][t] = (total / k_total).astype(np.float32)
+            scores[name][t] = (total / k_of[name]).astype(np.float32)
     for s in chosen:
         if s.kind == "random":
             values = random_scores(n, seed)
             scores[s.name] = {t: values for t in epochs}
+        elif at[s.name] != epochs:  # a fixed epoch: its values stand for every epoch of the run
+            scores[s.name] = {t: scores[s.name][at[s.name][0]] for t in epochs}
     timing["total"] = time.perf_counter() - start
     return ScoreResult(scores=scores, labels=dataset.y_train.cpu().numpy(), indices=np.asarray(index),
                        predictions=predictions, embeddings=emb if embeddings else None, epochs=epochs,

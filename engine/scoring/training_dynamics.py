@@ -26,14 +26,16 @@ class AUM:
     The margin is the assigned-class logit minus the largest other logit on the
     sample's minibatch forward, averaged over the epochs it was seen in; negated so
     that higher means harder (the paper flags low-AUM samples as mislabelled).
-    `softmax=True` is the CCS repository's variant (haizhongzheng/Coverage-centric-
+    `margin="softmax"` (the scorer option; `aum_softmax` is an alias) is the CCS repository's variant (haizhongzheng/Coverage-centric-
     coreset-selection, `generate_importance_score.py`), the same margin on softmax
     probabilities. Differences: no threshold samples (the paper's extra fake class
     serves to pick a cut-off, which the strategies here do by budget instead).
     """
 
-    def __init__(self, n: int, device: torch.device | str, softmax: bool = False):
-        self.softmax = softmax
+    def __init__(self, n: int, device: torch.device | str, margin: str = "logit"):
+        if margin not in ("logit", "softmax"):
+            raise ValueError(f"AUM margin {margin!r}: use 'logit' or 'softmax'")
+        self.softmax = margin == "softmax"
         self.total = torch.zeros(n, dtype=torch.float64, device=device)
         self.seen = torch.zeros(n, dtype=torch.int64, device=device)
 
@@ -50,8 +52,8 @@ class AUM:
 
 
 def aum_softmax(n: int, device: torch.device | str) -> AUM:
-    """AUM on softmax probabilities, as the CCS repository computes it."""
-    return AUM(n, device, softmax=True)
+    """AUM on softmax probabilities, as the CCS repository computes it (`aum` with margin = "softmax")."""
+    return AUM(n, device, margin="softmax")
 
 
 class DynamicUncertainty:

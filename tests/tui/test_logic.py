@@ -22,7 +22,7 @@ from tui.widgets.progress_panel import eta_seconds
 def leaves(data: dict, prefix: str = "") -> set[str]:
     out = set()
     for key, value in data.items():
-        if isinstance(value, dict) and key not in ("selection", "options"):
+        if isinstance(value, dict) and key not in ("selection", "options", "scoring"):
             out |= leaves(value, f"{prefix}{key}.")
         else:
             out.add(prefix + key)
@@ -42,7 +42,7 @@ def test_form_has_every_config_field_and_round_trips_a_preset():
     assert config_from_dict(data).model_dump(mode="json") == values
     kinds = {s.path: s.kind for s in specs}
     assert kinds["sweep.keep_ratios"] == "list" and kinds["train.schedule"] == "choice"
-    assert kinds["sweep.full_data"] == "bool" and kinds["selection"] == "dict"
+    assert kinds["sweep.full_data"] == "bool" and kinds["selection"] == kinds["scoring"] == "dict"
     assert "mlp" in next(s for s in specs if s.path == "model").suggestions
 
 
