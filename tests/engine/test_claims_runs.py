@@ -106,7 +106,7 @@ def test_coverage_strategies_inside_a_run_keep_what_they_promise(runs, surrogate
 
 def test_the_score_epochs_kind_prunes_with_the_scores_of_each_epoch(runs, surrogate):
     track, epochs = runs[1], runs[3]
-    labels, _, result = surrogate
+    result = surrogate[2]
     assert epochs.status == "FINISHED" and len(epochs.trials) == 2  # loss at t = 0 and t = 1
     parent = track.get_run(epochs.run_id)
     assert parent.data.tags["prunelab.kind"] == "score-epochs"
