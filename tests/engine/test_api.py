@@ -132,6 +132,15 @@ def test_registered_model_and_scorer_work_in_configs_and_runs(in_tmp, registries
     # and the one-step API scores with the same registered scorer
     scores = engine.score("mnist-mini", "tiny", ["user_margin"], epochs=1, device="cpu", train_size=600, test_size=200)
     assert scores["user_margin"].shape == (600,)
+    # and it is the margin of the surrogate's logits, from the same surrogate trained again here (float64)
+    ds = engine.as_dataset("mnist-mini", device="cpu", train_size=600, test_size=200)
+    surrogate = engine.train(ds, model="tiny", epochs=1, device="cpu", seed=0).model.eval()
+    with torch.no_grad():
+        logits = surrogate(ds.normalize(ds.x_train)).double()
+    y = ds.y_train.long()
+    true = logits[torch.arange(len(y)), y]
+    other = torch.where(nn.functional.one_hot(y, logits.shape[1]).bool(), -torch.inf, logits).max(1).values
+    np.testing.assert_allclose(scores["user_margin"], (other - true).numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_a_script_can_use_its_model_instance():

@@ -33,6 +33,7 @@ def test_bench_train_reports_both_loops(shared_data):
     out = json.loads(result.stdout)
     assert out["ours"]["samples_per_second"] > 0 and out["baseline"]["samples_per_second"] > 0
     assert out["ratio"] == pytest.approx(out["ours"]["samples_per_second"] / out["baseline"]["samples_per_second"], abs=0.01)
+    assert out["ratio"] > 1  # the README's speed-up over the DataLoader loop (2.1-2.8x; 1.18 at load average 11)
 
 
 def test_bench_tui_times_the_real_first_frame(in_tmp):
@@ -50,6 +51,10 @@ def test_bench_scores_reports_every_scorer_against_its_peers():
     assert set(out["scorers"]) == set(SCORERS) >= {"random", "loss", "grad_norm", "aum", "tdds", "cal"}
     for name in ("grad_norm", "input_grad_norm"):
         entry = out["scorers"][name]
-        assert entry["epochs_equivalent"] > 0 and entry["speedup_vs_naive"] > 0 and entry["speedup_vs_vmap"] > 0
-        assert entry["peak_memory_vs_train_step"] > 0
+        assert entry["epochs_equivalent"] > 0 and entry["peak_memory_vs_train_step"] > 0
+        assert entry["speedup_vs_naive"] > 1, name  # the README's 9-13x over a per-sample loop (37-47x here)
+    # the README's 3.9-4.4x over torch.func vmap(grad) (11x at 512 samples); input_grad_norm's 1.25x over vmap
+    # (1.12 at 512 samples, one round) is too thin a margin for a one-round smoke test, so only > 0 there
+    assert out["scorers"]["grad_norm"]["speedup_vs_vmap"] > 1
+    assert out["scorers"]["input_grad_norm"]["speedup_vs_vmap"] > 0
     assert out["all_scorers_epochs_equivalent"] > 0 and out["device"] == "cpu"

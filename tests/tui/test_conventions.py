@@ -188,3 +188,131 @@ async def test_a_failing_worker_shows_one_error_notice():
         await wait_for(pilot, lambda: len(errors(app)) == 2, what="the plots error")
         assert errors(app)[1] == f"cannot read the run: no run {RUNS[0].run_id[:8]}"
         assert app.screen.is_current  # the app is still up
+
+
+# ---------------------------------------------------------------- every key the help lists, pressed
+async def open_screen(app, pilot, title: str):
+    """Go to the screen the help's section `title` is about, as a user would (or as the palette does)."""
+    from tui.screens.compare import CompareScreen
+
+    app.action_runs()
+    await pilot.pause()
+    if title in ("Monitor", "New experiment"):
+        await pilot.press({"Monitor": "m", "New experiment": "n"}[title])
+    elif title in ("Plots", "Overlap", "Gallery"):
+        app.open_run(RUNS[0].run_id, title.lower())
+    elif title == "Compare":
+        app.push_screen(CompareScreen([RUNS[0].run_id, RUNS[1].run_id]))
+    names = {"Runs": "RunsScreen", "Monitor": "MonitorScreen", "New experiment": "NewExperimentScreen",
+             "Plots": "PlotsScreen", "Overlap": "OverlapScreen", "Gallery": "GalleryScreen", "Compare": "CompareScreen"}
+    await wait_for(pilot, lambda: type(app.screen).__name__ == names[title], what=f"the {title} screen")
+    await pilot.pause()
+
+
+# what each key does, as the README's screens table says (written here, not read from the bindings)
+RUN_VIEWS = ["p app.open_run_view('plots')", "o app.open_run_view('overlap')", "g app.open_run_view('gallery')"]
+KEYS = {
+    "Everywhere": ["question_mark help", "q quit", "r runs", "m switch_mode('monitor')", "n switch_mode('new')",
+                   "escape back"],
+    "Runs": ["slash filter", "enter open('plots')", "p open('plots')", "o open('overlap')", "g open('gallery')",
+             "c compare", "x cancel", "f5 reload", "escape clear_filter", "space toggle_mark", "s next_sort",
+             "S reverse_sort"],
+    "Monitor": ["x cancel", "enter open", "down,j focus_panel(1)", "up,k focus_panel(-1)"],
+    "New experiment": ["ctrl+l launch", "ctrl+r reset"],
+    "Plots": RUN_VIEWS + ["1 tab('tab-ratio')", "2 tab('tab-trial')", "3 tab('tab-epoch')", "4 tab('tab-summary')"],
+    "Overlap": RUN_VIEWS + ["f mode('first')", "l mode('last')", "s mode('spearman')", "plus,equals_sign k(1)",
+                            "minus k(-1)", "e next_epoch"],
+    "Gallery": RUN_VIEWS + ["t toggle_top", "plus,equals_sign n(1)", "minus n(-1)", "left_square_bracket score(-1)",
+                            "right_square_bracket score(1)"],
+    "Compare": ["1 tab('cmp-ratio')", "2 tab('cmp-epoch')", "3 tab('cmp-summary')"],
+}
+
+
+async def test_every_key_the_help_lists_runs_its_action_on_its_screen(monkeypatch):
+    """For each screen: open the help there, check it lists every key of KEYS for that screen (and no
+    other), then press each key and check that exactly KEYS' action ran; the global keys on Plots.
+
+    The action is replaced by a recorder while its key is pressed, so a key bound to another action,
+    shadowed by a widget's binding (a scroll container's `down`), or missing, fails. What each action
+    then does is the screens' own tests (test_screens.py) and the sort test below.
+    """
+    from textual.actions import parse
+
+    from tui.screens.help import KEY_NAMES, HelpScreen, help_sections
+    from tui.widgets.run_table import RunTable
+
+    app = PrunelabApp(backend=FixedBackend())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.recent_runs, what="the runs")
+        pressed = 0
+        for title in ("Runs", "Monitor", "New experiment", "Plots", "Overlap", "Gallery", "Compare"):
+            await open_screen(app, pilot, title)
+            screen = app.screen
+            if title == "Runs":  # the help screen itself, once (it costs seconds here); its rows are these
+                await pilot.press("question_mark")
+                await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
+                assert app.screen.current is screen
+                await pilot.press("escape")
+                await wait_for(pilot, lambda s=screen: app.screen is s, what="the help to close")
+            shown = help_sections(PrunelabApp.BINDINGS, screen)
+            assert shown[1][0] == title  # the screen's own keys come first
+            sections = {t: [k for k, _ in rows] for t, _, rows in shown}
+
+            for section in [title] + (["Everywhere"] if title == "Plots" else []):
+                displays = [{"plus,equals_sign": "+"}.get(keys) or ", ".join(KEY_NAMES.get(k, k) for k in keys.split(
+                    ",")) for keys in (spec.split(" ")[0] for spec in KEYS[section])]
+                assert sections[section] == displays, section  # every key listed, in order, and no other
+                for spec in KEYS[section]:
+                    keys, action = spec.split(" ", 1)
+                    namespace, name, params = parse(action)
+                    target = PrunelabApp if namespace == "app" or section == "Everywhere" else next(
+                        c for c in (type(screen), RunTable) if hasattr(c, f"action_{name}"))
+                    calls = []
+                    with monkeypatch.context() as mp:
+                        mp.setattr(target, f"action_{name}", lambda self, *args, n=name, c=calls: c.append((n, args)))
+                        for key in keys.split(","):
+                            calls.clear()
+                            await pilot.press(key)
+                            for _ in range(50):  # a key can take a few message hops to reach its binding
+                                if calls:
+                                    break
+                                await pilot.pause(0.02)
+                            assert calls == [(name, params)], (title, key, action, calls)
+                            assert app.screen is screen, (title, key)  # the recorder ran instead: nothing moved
+                            pressed += 1
+        assert pressed == sum(len(k.split(" ")[0].split(",")) for keys in KEYS.values() for k in keys)
+
+
+async def test_s_sorts_the_rows_and_shift_s_reverses_them():
+    """On the fixed runs: `s` moves to the next column and orders the rows by it, `S` reverses the rows."""
+    from tui.widgets.run_table import COLUMNS
+
+    app = PrunelabApp(backend=FixedBackend())
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: app.recent_runs, what="the runs")
+        table = app.screen.query_one("RunTable")
+        await wait_for(pilot, lambda: table.row_count == len(RUNS), what="every row")
+
+        def shown() -> list[str]:
+            return [table.coordinate_to_cell_key((row, 0)).row_key.value for row in range(table.row_count)]
+
+        by_start = [r.run_id for r in sorted(RUNS, key=lambda r: r.start_time, reverse=True)]
+        assert table.sort_key == "started" and shown() == by_start  # newest first
+        await pilot.press("S")
+        await pilot.pause()
+        assert table.sort_key == "started" and shown() == by_start[::-1]  # oldest first
+        await pilot.press("S")
+        await pilot.pause()
+        assert shown() == by_start
+        table.sort_by("best")  # largest first by default; runs without an accuracy last
+        await pilot.pause()
+        by_best = [r.run_id for r in sorted(RUNS, key=lambda r: (r.best_accuracy or -1.0, r.start_time),
+                                           reverse=True)]
+        assert [c[3] for c in COLUMNS if c[0] == "best"] == [True]
+        assert shown()[:2] == by_best[:2] == [RUNS[0].run_id, RUNS[1].run_id]
+        await pilot.press("S")
+        await pilot.pause()
+        assert shown()[2:] == [RUNS[1].run_id, RUNS[0].run_id] and table.sort_reverse is False
+        await pilot.press("s")  # the next column after "best": trials done, largest first
+        await pilot.pause()
+        assert table.sort_key == "trials" and shown()[0] == RUNS[2].run_id  # 4 of 12 done

@@ -28,8 +28,10 @@ class MonitorScreen(BaseScreen):
     BINDINGS = [
         Binding("x", "cancel", "Cancel run", id="monitor.cancel", tooltip="Cancel the selected run (asks first)"),
         Binding("enter", "open", "Open plots", id="monitor.open", tooltip="Open the selected run's plots"),
-        Binding("down,j", "focus_panel(1)", "Next run", show=False, id="monitor.next", tooltip="Select the next run"),
-        Binding("up,k", "focus_panel(-1)", "Previous run", show=False, id="monitor.previous",
+        # priority: at 80x24 the panels overflow, and their scroll container would take down/up to scroll
+        Binding("down,j", "focus_panel(1)", "Next run", show=False, priority=True, id="monitor.next",
+                tooltip="Select the next run"),
+        Binding("up,k", "focus_panel(-1)", "Previous run", show=False, priority=True, id="monitor.previous",
                 tooltip="Select the previous run"),
     ]
 
