@@ -28,7 +28,7 @@ class RunsScreen(BaseScreen):
         Binding("o", "open('overlap')", "Overlap", id="runs.overlap", tooltip="Show how much the run's scorers agree"),
         Binding("g", "open('gallery')", "Gallery", id="runs.gallery",
                 tooltip="Show the run's top or bottom samples by a score"),
-        Binding("l", "leaderboard", "Leaderboard", id="runs.leaderboard",
+        Binding("l", "leaderboard", "Leaderboard", show=False, id="runs.leaderboard",
                 tooltip="Show a benchmark run's method x keep-ratio leaderboard"),
         Binding("c", "compare", "Compare", id="runs.compare", tooltip="Compare the marked runs (or two runs)"),
         Binding("x", "cancel", "Cancel run", show=False, id="runs.cancel", tooltip="Cancel the running run"),
