@@ -1,15 +1,20 @@
-"""The Leaderboard screen on a real tiny benchmark run, and accuracy vs samples seen on a real tiny dynamic run.
+"""The Leaderboard screen and accuracy vs samples seen.
 
-One store per module: a benchmark (mlp on 400 mnist-mini samples, 1 epoch, loss and el2n against random, keep
-0.3 and 0.7, seeds 0 and 1: 14 trials) and a dynamic run (InfoBatch beside full data, 4 epochs, the last one on all data).
+The grid, its colours, the sort, the `l` key and the palette are checked on the benchmark.json of the real
+benchmark run in the README (tests/tui/fixtures/benchmark.json, through the fixed backend); the reading path on a
+real store (`Backend.benchmark`, `Backend.seen_curves`) on one module store of two real tiny runs: a benchmark (mlp
+on 300 mnist-mini samples, 1 epoch, loss against random at keep 0.5, seeds 0 and 1, 4 trials) and a dynamic run
+(InfoBatch beside full data, 4 epochs on 400 samples, the last one on all data).
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
 
 import pytest
+from fixed_backend import BENCHMARK_RUN, FIXTURES, RUNS, FixedBackend
 from textual.color import Color
 from textual.command import CommandList
 from textual.widgets import DataTable
@@ -20,8 +25,7 @@ from tui.app import PrunelabApp
 
 pytestmark = pytest.mark.anyio
 
-SMALL = ["model=mlp", "data.train_size=400", "data.test_size=300", "train.epochs=1", "surrogate.epochs=1",
-         "sweep.score_epochs=[1]"]
+SMALL = ["model=mlp", "data.test_size=300", "train.epochs=1", "surrogate.epochs=1", "sweep.score_epochs=[1]"]
 
 
 @dataclass
@@ -41,14 +45,22 @@ def runs(tmp_path_factory) -> Runs:
     os.chdir(workdir)
     try:
         bench = run(load_config("benchmark-mnist", SMALL + [
-            "name=tui-bench", 'benchmark.methods=["loss", "el2n"]', "benchmark.keep_ratios=[0.3, 0.7]",
-            "benchmark.seeds=[0, 1]"]), tracking_uri=uri)
-        dyn = run(load_config("quick", SMALL + ["kind=dynamic", "name=tui-dyn", "train.epochs=4", "dynamic.delta=0.75",
-                                                "dynamic.seeds=[0]"]), tracking_uri=uri)
+            "name=tui-bench", "data.train_size=300", 'benchmark.methods=["loss"]', "benchmark.keep_ratios=[0.5]",
+            "benchmark.seeds=[0, 1]", "benchmark.full_data=false"]), tracking_uri=uri)
+        dyn = run(load_config("quick", SMALL + ["kind=dynamic", "name=tui-dyn", "data.train_size=400",
+                                                "train.epochs=4", "dynamic.delta=0.75", "dynamic.seeds=[0]"]),
+                  tracking_uri=uri)
     finally:
         os.chdir(cwd)
     assert bench.status == dyn.status == "FINISHED"
     return Runs(uri, bench.run_id, dyn.run_id)
+
+
+class WithBenchmark(FixedBackend):
+    """The fixed runs with the benchmark run listed first (the snapshots' backend leaves it out of the list)."""
+
+    def list_runs(self):
+        return [BENCHMARK_RUN, *RUNS]
 
 
 def grid(app) -> tuple[list[str], dict[tuple[str, str], object]]:
@@ -57,29 +69,28 @@ def grid(app) -> tuple[list[str], dict[tuple[str, str], object]]:
     return order, {(m, str(c.value)): table.get_cell(m, c) for m in order for c in table.columns}
 
 
-async def test_leaderboard_shows_benchmark_json_sorts_and_is_in_the_palette(runs):
+async def test_leaderboard_shows_benchmark_json_sorts_and_is_in_the_palette():
     from tui.commands import PrunelabCommands
     from tui.screens.leaderboard import LeaderboardScreen, cell_text
 
-    app = PrunelabApp(runs.uri)
+    report = json.loads((FIXTURES / "benchmark.json").read_text())
+    rows = {(r["method"], f"{r['ratio']:g}"): r for r in report["rows"] if "rank" in r}
+    app = PrunelabApp(backend=WithBenchmark())
     async with app.run_test(size=(120, 30)) as pilot:
-        await wait_for(pilot, lambda: app.recent_runs and len(app.recent_runs) == 2, what="the runs")
+        await wait_for(pilot, lambda: app.recent_runs, what="the runs")
         table = app.screen.query_one("RunTable")
-        table.move_cursor(row=table.get_row_index(runs.dynamic))
+        table.move_cursor(row=table.get_row_index(RUNS[0].run_id))
         await pilot.press("l")  # not a benchmark run: a warning, no screen
         await wait_for(pilot, lambda: any("Only a benchmark run" in n.message for n in app._notifications),
                        what="the warning")
         assert not isinstance(app.screen, LeaderboardScreen)
-        table.move_cursor(row=table.get_row_index(runs.benchmark))
+        table.move_cursor(row=table.get_row_index(BENCHMARK_RUN.run_id))
         await pilot.press("l")
         await wait_for(pilot, lambda: isinstance(app.screen, LeaderboardScreen) and app.screen.board,
                        what="the leaderboard")
-        report = app.backend.benchmark(runs.benchmark)
-        rows = {(r["method"], f"{r['ratio']:g}"): r for r in report["rows"] if "rank" in r}
-        assert len(rows) == 3 * 2 and set(report["average_ranks"]) == {"random", "loss/hardest", "el2n/hardest"}
 
         order, cells = grid(app)
-        assert order == list(report["average_ranks"])  # best average rank first, as the engine ranks them
+        assert len(order) == 9 and order == list(report["average_ranks"])  # best average rank first
         for (method, ratio), row in rows.items():
             text = str(cells[(method, ratio)])
             assert text == cell_text(row)
@@ -89,37 +100,59 @@ async def test_leaderboard_shows_benchmark_json_sorts_and_is_in_the_palette(runs
                 assert f"{row['diff'] * 100:+.2f}" in text
         for method in order:
             assert str(cells[(method, "rank")]) == f"{report['average_ranks'][method]:.2f}"
-        # the colour: the largest |difference| is the scale's end; its cell is the theme's error/success colour
-        worst = max((r for r in rows.values() if r["method"] != "random"), key=lambda r: abs(r["diff"]))
-        end = Color.parse(app.theme_variables["error" if worst["diff"] < 0 else "success"])
-        style = cells[(worst["method"], f"{worst['ratio']:g}")].style
-        assert Color.from_rich_color(style.bgcolor) == end
-        random_style = cells[("random", "0.3")].style
-        assert Color.from_rich_color(random_style.bgcolor) == Color.parse(app.theme_variables["surface"])
+        # the diverging scale over the grid's own range: the largest |difference| gets the end colour, random
+        # (no difference) the surface, and a cell halfway is the halfway blend
+        theme = app.theme_variables
+        surface, error, success = (Color.parse(theme[k]) for k in ("surface", "error", "success"))
+        span = max(abs(r["diff"]) for r in rows.values())
+        for (method, ratio), row in rows.items():
+            expected = surface.blend(error if row["diff"] < 0 else success, abs(row["diff"]) / span)
+            assert Color.from_rich_color(cells[(method, ratio)].style.bgcolor) == expected, (method, ratio)
+        assert Color.from_rich_color(cells[("loss/hardest", "0.3")].style.bgcolor) == error  # the worst
         lines = str(app.screen.query_one("#leaderboard-status").render())
-        assert f"critical difference {report['critical_difference']:.2f}" in lines
-        assert "loss/hardest" in lines or all(math.isnan(v) for v in report["crossover"].values())
+        assert f"critical difference {report['critical_difference']:.2f}" in lines and "Friedman p = 0.988" in lines
+        assert "forgetting/hardest ≈ 0.61" in lines and "full data 83.4% ± 0.6" in lines
 
         for ratio in ("0.3", "0.7"):  # s: by each ratio's accuracy in turn, then back to the average rank
             await pilot.press("s")
             by_accuracy = sorted(report["average_ranks"], key=lambda m: (-rows[(m, ratio)]["mean_accuracy"],
                                                                          report["average_ranks"][m], m))
             assert grid(app)[0] == by_accuracy and app.screen.sort_key == float(ratio)
+        assert grid(app)[0][0] == "aum/hardest" and grid(app)[0][-1] == "el2n/moderate"  # at keep 0.7
         await pilot.press("s")
         assert grid(app)[0] == list(report["average_ranks"])
 
-        await pilot.press("escape")  # the palette: the screen, and a line per benchmark run
+        await pilot.press("escape")  # the palette: the screen once, and a line per benchmark run
         provider = PrunelabCommands(app.screen)
         await provider.startup()
         found = [c.name for c in provider.commands()]
         assert found.count("Leaderboard") == 1
-        assert [n for n in found if n.startswith("Leaderboard of")] == [f"Leaderboard of tui-bench ({runs.benchmark[:8]})"]
+        assert [n for n in found if n.startswith("Leaderboard of")] == ["Leaderboard of benchmark-mnist (e5f60718)"]
         await pilot.press("ctrl+p", *"leaderboard")
         await wait_for(pilot, lambda: str(app.screen.query_one(CommandList).get_option_at_index(0).prompt)
                        .startswith("Leaderboard"), timeout=10, what="the palette's hit")
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, LeaderboardScreen), what="the palette's leaderboard")
-        assert app.screen.run_id == runs.benchmark
+        assert app.screen.run_id == BENCHMARK_RUN.run_id
+
+
+async def test_leaderboard_reads_a_real_benchmark_run(runs):
+    from engine.store.tracking import tracker
+    from tui.screens.leaderboard import LeaderboardScreen, cell_text
+
+    logged = json.loads(tracker(runs.uri).load_text(runs.benchmark, names.BENCHMARK_JSON), parse_constant=float)
+    app = PrunelabApp(runs.uri)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.open_run(runs.dynamic, "leaderboard")  # a dynamic run has none: the screen says so
+        await wait_for(pilot, lambda: "No leaderboard for this dynamic run" in
+                       str(app.screen.query_one("#leaderboard-status").render()), what="the no-benchmark line")
+        app.open_run(runs.benchmark, "leaderboard")
+        await wait_for(pilot, lambda: isinstance(app.screen, LeaderboardScreen) and app.screen.board,
+                       what="the leaderboard")
+        order, cells = grid(app)
+        assert sorted(order) == ["loss/hardest", "random"]
+        for row in (r for r in logged["rows"] if "rank" in r):
+            assert str(cells[(row["method"], "0.5")]) == cell_text(row)
 
 
 async def test_plots_of_a_dynamic_run_draw_accuracy_against_samples_seen(runs):
