@@ -3,8 +3,8 @@
 The grid, its colours, the sort, the `l` key and the palette are checked on the benchmark.json of the real
 benchmark run in the README (tests/tui/fixtures/benchmark.json, through the fixed backend); the reading path on a
 real store (`Backend.benchmark`, `Backend.seen_curves`) on one module store of two real tiny runs: a benchmark (mlp
-on 300 mnist-mini samples, 1 epoch, loss against random at keep 0.5, seeds 0 and 1, 4 trials) and a dynamic run
-(InfoBatch beside full data, 4 epochs on 400 samples, the last one on all data).
+on 300 mnist-mini samples, 1 epoch, loss against random at keep 0.5, seed 0, 2 trials) and a dynamic run
+(InfoBatch beside full data, 4 epochs on 300 samples, the last one on all data).
 """
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ def runs(tmp_path_factory) -> Runs:
     try:
         bench = run(load_config("benchmark-mnist", SMALL + [
             "name=tui-bench", "data.train_size=300", 'benchmark.methods=["loss"]', "benchmark.keep_ratios=[0.5]",
-            "benchmark.seeds=[0, 1]", "benchmark.full_data=false"]), tracking_uri=uri)
-        dyn = run(load_config("quick", SMALL + ["kind=dynamic", "name=tui-dyn", "data.train_size=400",
+            "benchmark.seeds=[0]", "benchmark.full_data=false"]), tracking_uri=uri)
+        dyn = run(load_config("quick", SMALL + ["kind=dynamic", "name=tui-dyn", "data.train_size=300",
                                                 "train.epochs=4", "dynamic.delta=0.75", "dynamic.seeds=[0]"]),
                   tracking_uri=uri)
     finally:
@@ -167,10 +167,10 @@ async def test_plots_of_a_dynamic_run_draw_accuracy_against_samples_seen(runs):
         client = app.backend._track().client
         children = {c.data.tags["method"]: c.info.run_id for c in app.backend._track().children(runs.dynamic)}
         assert set(curves) == set(children) == {names.FULL, "infobatch"}
-        assert [x for x, _ in curves[names.FULL]] == [400.0, 800.0, 1200.0, 1600.0]  # every sample, every epoch
+        assert [x for x, _ in curves[names.FULL]] == [300.0, 600.0, 900.0, 1200.0]  # every sample, every epoch
         seen = [x for x, _ in curves["infobatch"]]
         per_epoch = [b - a for a, b in zip([0.0, *seen], seen)]
-        assert per_epoch[0] == 400 and per_epoch[3] == 400 and max(per_epoch[1:3]) < 400  # 2 and 3 pruned
+        assert per_epoch[0] == 300 and per_epoch[3] == 300 and max(per_epoch[1:3]) < 300  # 2 and 3 pruned
         for method, child in children.items():
             accuracy = [m.value for m in sorted(client.get_metric_history(child, "test_accuracy"),
                                                 key=lambda m: m.step)]
