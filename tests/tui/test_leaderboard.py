@@ -1,7 +1,7 @@
 """The Leaderboard screen and accuracy vs samples seen.
 
-The grid, its colours, the sort, the `l` key and the palette are checked on the benchmark.json of the real
-benchmark run in the README (tests/tui/fixtures/benchmark.json, through the fixed backend); the reading path on a
+The grid, its colours, the sort, the `l` key and the palette are checked on the benchmark.json of a real
+benchmark-mnist run on this CPU, 8 methods (tests/tui/fixtures/benchmark.json, through the fixed backend); the reading path on a
 real store (`Backend.benchmark`, `Backend.seen_curves`) on one module store of two real tiny runs: a benchmark (mlp
 on 300 mnist-mini samples, 1 epoch, loss against random at keep 0.5, seed 0, 2 trials) and a dynamic run
 (InfoBatch beside full data, 4 epochs on 300 samples, the last one on all data).
