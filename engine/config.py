@@ -156,6 +156,13 @@ class SweepConfig(Section):
         return epochs
 
 
+def dynamic_score(scorer: Any) -> bool:
+    """Whether the training forward pass gives this score: a function of the logits (a batch scorer needing no
+    gradients), or a training observer's running statistic."""
+    return scorer.kind == "training" or (scorer.kind == "batch" and scorer.fn is not None
+                                         and not scorer.needs_param_grads and not scorer.needs_input_grad)
+
+
 def _scorer_names(methods: list[str], batch_only: bool = False) -> list[str]:
     """Check scorer names; with batch_only, only those that score a batch with the current model (or random)."""
     for m in methods:
@@ -288,9 +295,20 @@ class DynamicConfig(Section):
 
     ratio: float = Field(0.5, ge=0, lt=1, description="r, the probability that a below-mean-score sample is pruned")
     delta: float = Field(0.875, gt=0, le=1, description="δ: prune in the first δ of the epochs, then train on all")
-    score: Literal["loss", "el2n"] = Field("loss", description="the ranking score from the training forward pass: "
-                                                               "latest loss (the paper) or EL2N")
+    score: str = Field("loss", description="the ranking score from the training forward pass: latest loss (the "
+                       "paper), any scorer of the logits (el2n, entropy, margin, ...) or a training observer "
+                       "(forgetting, aum, ...)")
     seeds: list[int] = Field([0], min_length=1, description="training seeds, one InfoBatch and one full trial each")
+
+    @field_validator("score")
+    @classmethod
+    def _forward_score(cls, name: str) -> str:
+        checked(check_scorer, name)
+        if not dynamic_score(check_scorer(name)):
+            raise ValueError(f"scorer {name!r} is not computed from the training forward pass (it needs "
+                             "gradients, embeddings or no model); use loss, a scorer of the logits (el2n, "
+                             "entropy, margin, ...) or a training observer (forgetting, aum, ...)")
+        return name
 
 
 class Config(Section):

@@ -92,15 +92,18 @@ class PrunelabApp(WorkerErrors, App):
 
     # ------------------------------------------------------------ routing
     def open_run(self, run_id: str, view: str = "plots") -> None:
-        """Show one run's plots, overlap or gallery, on top of the runs screen (escape goes back)."""
+        """Show one run's plots, overlap, gallery or (a benchmark's) leaderboard, on top of the runs screen (escape goes back)."""
         from .screens.gallery import GalleryScreen
+        from .screens.leaderboard import LeaderboardScreen
         from .screens.overlap import OverlapScreen
         from .screens.plots import PlotsScreen
 
-        screen_cls = {"plots": PlotsScreen, "overlap": OverlapScreen, "gallery": GalleryScreen}[view]
+        views = {"plots": PlotsScreen, "overlap": OverlapScreen, "gallery": GalleryScreen,
+                 "leaderboard": LeaderboardScreen}
+        screen_cls = views[view]
         if self.current_mode != "runs":
             self.switch_mode("runs")
-        if isinstance(self.screen, (PlotsScreen, OverlapScreen, GalleryScreen)):
+        if isinstance(self.screen, tuple(views.values())):
             self.switch_screen(screen_cls(run_id))
         else:
             self.push_screen(screen_cls(run_id))

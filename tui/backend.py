@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # numpy costs ~0.2 s at startup, the engine more; the functio
     from engine.store.runs import RunInfo
 
 ACCURACY, TRAIN_LOSS, TEST_LOSS = "test_accuracy", "train_loss", "test_loss"
+SAMPLES_SEEN = "samples_seen"  # the dynamic kind's cumulative samples trained on, per epoch
 RECENT_S = 15 * 60  # a finished run stays on the monitor this long
 PREDICTIONS = names.PREDICTIONS  # scores/predictions@eN.npy: the surrogate's predicted labels, not a score
 
@@ -210,6 +211,10 @@ class BackendProtocol(Protocol):
 
     def predictions(self, run_id: str, epoch: int | None = None) -> np.ndarray | None: ...
 
+    def benchmark(self, run_id: str) -> dict[str, Any] | None: ...
+
+    def seen_curves(self, run_id: str) -> dict[str, list[tuple[float, float]]]: ...
+
     def samples(self, run_id: str) -> SampleSet: ...
 
     def progress(self) -> list[RunProgress]: ...
@@ -307,6 +312,28 @@ class Backend:
             out[key] = sorted((int(m.step), float(m.value)) for m in points)
         return out
 
+    def seen_curves(self, run_id: str) -> dict[str, list[tuple[float, float]]]:
+        """Test accuracy against samples seen, per method (full data included), the mean over seeds epoch by
+        epoch: the dynamic kind's `samples_seen` (cumulative forward/backward passes) per epoch, or the online
+        kind's evaluation steps (their MLflow step is the examples backpropagated so far)."""
+        from collections import defaultdict
+
+        from engine.store.tracking import retry
+
+        client = self._track().client
+        points: dict[str, dict[int, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
+        for child in self._track().children(run_id):
+            if child.info.status != names.FINISHED:
+                continue
+            cid, method = child.info.run_id, child.data.tags.get("method", "?")
+            seen = {m.step: m.value for m in retry(client.get_metric_history, cid, SAMPLES_SEEN)}
+            for m in retry(client.get_metric_history, cid, ACCURACY):
+                x = seen.get(m.step) if seen else float(m.step)
+                if x is not None:
+                    points[method][int(m.step)].append((float(x), float(m.value)))
+        return {method: [(sum(x for x, _ in v) / len(v), sum(a for _, a in v) / len(v))
+                         for _, v in sorted(steps.items())] for method, steps in sorted(points.items())}
+
     # ------------------------------------------------------------ artifacts
     def _artifacts(self, run_id: str, path: str) -> list[str]:
         from engine.store.tracking import retry
@@ -351,6 +378,18 @@ class Backend:
             return json.loads(text)
         except json.JSONDecodeError:
             return None
+
+    def benchmark(self, run_id: str) -> dict[str, Any] | None:
+        """The benchmark kind's benchmark.json (rows, winners, average ranks, CD, Friedman, crossovers), when the
+        run logged one (NaN stays NaN: the engine writes it as JSON's NaN)."""
+        text = self._track().load_text(run_id, names.BENCHMARK_JSON)
+        if not text:
+            return None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            return None
+        return data if isinstance(data, dict) and isinstance(data.get("rows"), list) else None
 
     def predictions(self, run_id: str, epoch: int | None = None) -> np.ndarray | None:
         """The surrogate's predicted label per training sample at a score epoch (scores/predictions@eN.npy),

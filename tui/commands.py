@@ -50,7 +50,23 @@ class PrunelabCommands(Provider):
             Command("Help", "Every key of every screen", app.action_help),
             Command("Compare marked runs", "Overlay the curves of the runs marked on the runs screen",
                     self._compare),
+            Command("Leaderboard", "Method x keep-ratio grid of this benchmark run (or the newest one)",
+                    self._leaderboard),
         ]
+
+    def _leaderboard(self) -> None:
+        """The current run's leaderboard if it is a benchmark run, else the newest benchmark run's."""
+        app: Any = self.app
+        current = getattr(app.screen, "run", None)
+        if current is not None and getattr(current, "kind", "") == "benchmark":
+            app.open_run(current.run_id, "leaderboard")
+            return
+        newest = next((r for r in self.runs if r.kind == "benchmark"), None)
+        if newest is None:
+            app.notify("No benchmark run in the store yet: run one (e.g. the benchmark-mnist preset)",
+                       severity="warning")
+        else:
+            app.open_run(newest.run_id, "leaderboard")
 
     def _compare(self) -> None:
         app: Any = self.app
@@ -59,7 +75,7 @@ class PrunelabCommands(Provider):
 
     def action_commands(self) -> list[Command]:
         """The app's bindings, then the current screen's (those the screen commands already cover left out)."""
-        covered = {"help", "runs", "switch_mode('monitor')", "switch_mode('new')"}
+        covered = {"help", "runs", "switch_mode('monitor')", "switch_mode('new')", "leaderboard"}
         out, seen = [], set()
         for node in (self.app, self.screen):
             for binding in node.BINDINGS:
@@ -84,6 +100,10 @@ class PrunelabCommands(Provider):
             out.append(Command(f"Open run {run.experiment or run.name} ({short_id(run.run_id)})",
                                f"{run.name} · {run.status}{best}: show its plots",
                                partial(app.open_run, run.run_id, "plots")))
+            if run.kind == "benchmark":
+                out.append(Command(f"Leaderboard of {run.experiment or run.name} ({short_id(run.run_id)})",
+                                   f"{run.name} · {run.status}: methods x keep ratios, ranked against random",
+                                   partial(app.open_run, run.run_id, "leaderboard")))
         return out
 
     def commands(self) -> list[Command]:

@@ -37,10 +37,11 @@ class RunLoaded(Loaded):
 
 
 class DetailLoaded(Loaded):
-    def __init__(self, detail: Any, live: dict[int, Any]) -> None:
+    def __init__(self, detail: Any, live: dict[int, Any], seen: dict[str, list] | None = None) -> None:
         super().__init__()
         self.detail = detail  # tui.backend.RunDetail
         self.live = live  # tui.backend.Backend.live_curves
+        self.seen = seen  # tui.backend.Backend.seen_curves, for the dynamic and online kinds
 
 
 class HistoryLoaded(Loaded):
@@ -56,6 +57,12 @@ class DetailsLoaded(Loaded):
     def __init__(self, details: list[Any]) -> None:
         super().__init__()
         self.details = details
+
+
+class BenchmarkLoaded(Loaded):
+    def __init__(self, report: dict[str, Any] | None) -> None:
+        super().__init__()
+        self.report = report  # a benchmark run's benchmark.json, None when it has none (yet)
 
 
 class ScoresListed(Loaded):

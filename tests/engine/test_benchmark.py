@@ -103,15 +103,16 @@ def test_tiny_benchmark_end_to_end(in_tmp, shared_data):
     cfg = load_config("benchmark-mnist", {
         "data.dataset": "mnist", "data.data_dir": str(shared_data), "data.train_size": 600, "data.test_size": 300,
         "model": "mlp", "train.epochs": 1, "train.batch_size": 64, "surrogate.epochs": 1, "sweep.score_epochs": [1],
-        "benchmark.methods": ["loss", "el2n/ccs"], "benchmark.keep_ratios": [0.3, 0.7], "benchmark.seeds": [0, 1]})
+        "benchmark.methods": ["loss", "el2n/ccs", "el2n/craig"], "benchmark.keep_ratios": [0.3, 0.7],
+        "benchmark.seeds": [0, 1]})  # craig: a strategy that needs the surrogate's gradients
     result = engine.run(cfg)
-    assert result.status == "FINISHED" and len(result.trials) == 2 + 3 * 2 * 2
+    assert result.status == "FINISHED" and len(result.trials) == 2 + 4 * 2 * 2
     assert {names.BENCHMARK_JSON, names.BENCHMARK_CSV, "plots/benchmark_ranks.png"} <= set(result.artifacts)
     rows = [r for r in result.summary if r["method"] != "full"]
-    assert len(rows) == 6 and all(r["seeds"] == 2 for r in rows)
+    assert len(rows) == 8 and all(r["seeds"] == 2 for r in rows)
     assert all(r["diff"] == 0 and np.isnan(r["p_value"]) for r in rows if r["method"] == "random")
     report = engine.show(result.run_id)
-    assert report["kind"] == "benchmark" and len(report["summary"]) == 7
+    assert report["kind"] == "benchmark" and len(report["summary"]) == 9
     from engine.store.tracking import tracker
     text = tracker(result.tracking_uri).load_text(result.run_id, names.BENCHMARK_JSON)
     saved = json.loads(text)

@@ -68,6 +68,56 @@ def test_rescaling_keeps_the_expected_gradient_unbiased(shared_data):
     assert torch.linalg.vector_norm(estimate - full) / torch.linalg.vector_norm(full) < 0.02
 
 
+def test_ranking_score_by_any_forward_scorer(shared_data):
+    """`dynamic.score`: a batch scorer of the logits keeps each sample's latest value, a training scorer its
+    observer's running statistic; each epoch's plan is the rule applied to that, checked against an independent
+    computation from the logits the trainer showed (entropy; AUM = -mean(assigned - largest other logit))."""
+    ds = load_dataset("mnist", shared_data, "cpu", 400, 100)
+    n, epochs, r = len(ds), 3, 0.5
+    for score in ("entropy", "aum"):
+        pruner = InfoBatch(n, epochs=epochs, ratio=r, delta=1.0, score=score, seed=3)
+        latest = torch.zeros(n, dtype=torch.float64)
+        margin_sum, seen = torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64)
+        expected_scores, plans = [], []
+
+        def mine(idx, logits, y):
+            z = logits.double()
+            p = z.softmax(1)
+            latest[idx] = -(p * p.log()).sum(1)
+            others = z.clone()
+            others[torch.arange(len(y)), y] = -torch.inf
+            margin_sum[idx] += z[torch.arange(len(y)), y] - others.max(1).values
+            seen[idx] += 1
+
+        def plan(epoch):
+            expected_scores.append(latest.clone() if score == "entropy" else -margin_sum / seen.clamp(min=1))
+            plans.append(pruner(epoch))
+            return plans[-1]
+
+        train("mlp", ds, TrainConfig(epochs=epochs, batch_size=64), observers=[pruner.observe, mine], plan_epoch=plan)
+        draws = torch.rand(epochs * n, generator=torch.Generator().manual_seed(3)).numpy().reshape(epochs, n)
+        for e in range(1, epochs):  # epoch 1 is full (all scores equal); from epoch 2, the rule on the score
+            s = expected_scores[e].numpy()
+            well = s < s.mean()
+            kept = np.flatnonzero(~(well & (draws[e] < r)))
+            np.testing.assert_array_equal(plans[e][0].numpy(), kept, err_msg=f"{score}, epoch {e + 1}")
+            assert 0.05 * n < n - len(kept) < 0.5 * n  # it prunes: a share of the below-mean part
+        assert len(plans[0][0]) == n
+        if score == "entropy":  # a batch scorer's latest values live in the pruner (float32)
+            np.testing.assert_allclose(pruner.scores.numpy(), latest.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, ok", [("loss", True), ("entropy", True), ("forgetting", True), ("aum", True),
+                                      ("grad_norm", False), ("moderate", False), ("random", False),
+                                      ("nope", False)])
+def test_dynamic_score_is_validated_against_the_registry(name, ok):
+    if ok:
+        assert load_config("quick", {"kind": "dynamic", "dynamic.score": name}).dynamic.score == name
+    else:
+        with pytest.raises(engine.errors.ConfigError, match="dynamic.score"):
+            load_config("quick", {"kind": "dynamic", "dynamic.score": name})
+
+
 def test_savings_against_the_full_row():
     rows = [{"method": "full", "mean_accuracy": 0.9, "forward": 1000.0, "backward": 1000.0, "wall_seconds": 10.0},
             {"method": "infobatch", "mean_accuracy": 0.895, "forward": 700.0, "backward": 700.0, "wall_seconds": 8.0}]

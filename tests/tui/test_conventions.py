@@ -28,6 +28,7 @@ def binding_owners() -> list[type]:
     from tui.screens.compare import CompareScreen
     from tui.screens.gallery import GalleryScreen
     from tui.screens.help import ConfirmScreen, HelpScreen
+    from tui.screens.leaderboard import LeaderboardScreen
     from tui.screens.monitor import MonitorScreen
     from tui.screens.new import NewExperimentScreen
     from tui.screens.overlap import OverlapScreen
@@ -36,7 +37,7 @@ def binding_owners() -> list[type]:
     from tui.widgets.run_table import RunTable
 
     return [PrunelabApp, RunsScreen, RunTable, MonitorScreen, NewExperimentScreen, PlotsScreen, OverlapScreen,
-            GalleryScreen, CompareScreen, HelpScreen, ConfirmScreen]
+            GalleryScreen, LeaderboardScreen, CompareScreen, HelpScreen, ConfirmScreen]
 
 
 def test_every_binding_has_an_id_and_a_tooltip():

@@ -99,3 +99,15 @@ def test_compare(snap_compare, size):
 
 def test_help(snap_compare):
     assert snap_compare(make_app(), terminal_size=(80, 24), run_before=before("question_mark"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_leaderboard(snap_compare, size):
+    from fixed_backend import BENCHMARK_RUN
+
+    def leaderboard(app):
+        app.open_run(BENCHMARK_RUN.run_id, "leaderboard")
+
+    assert snap_compare(make_app(), terminal_size=size,
+                        run_before=before(setup=leaderboard,
+                                          until=lambda app: app.screen.query_one("#leaderboard").row_count > 0))

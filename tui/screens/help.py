@@ -45,6 +45,7 @@ def help_sections(app_bindings: list, current: Screen | None = None) -> list[tup
     from ..widgets.run_table import RunTable
     from .compare import CompareScreen
     from .gallery import GalleryScreen
+    from .leaderboard import LeaderboardScreen
     from .monitor import MonitorScreen
     from .new import NewExperimentScreen
     from .overlap import OverlapScreen
@@ -53,7 +54,8 @@ def help_sections(app_bindings: list, current: Screen | None = None) -> list[tup
 
     screens = [("Runs", RunsScreen, RunTable.BINDINGS), ("Monitor", MonitorScreen, []),
                ("New experiment", NewExperimentScreen, []), ("Plots", PlotsScreen, []),
-               ("Overlap", OverlapScreen, []), ("Gallery", GalleryScreen, []), ("Compare", CompareScreen, [])]
+               ("Overlap", OverlapScreen, []), ("Gallery", GalleryScreen, []), ("Leaderboard", LeaderboardScreen, []),
+               ("Compare", CompareScreen, [])]
     if current is not None:
         screens.sort(key=lambda s: not isinstance(current, s[1]))
     sections = [("Everywhere", "", _rows(app_bindings))]

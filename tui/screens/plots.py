@@ -1,6 +1,7 @@
 """A run's plots, live while it runs: accuracy vs keep ratio (error bars over seeds, full-data
 line), accuracy vs epoch of one trial, accuracy vs the surrogate epoch of the scores, and the
-summary table. Drawing is plotext inside textual-plotext; data comes from thread workers.
+summary table; for a dynamic or online run also accuracy vs samples seen, beside full data.
+Drawing is plotext inside textual-plotext; data comes from thread workers.
 """
 from __future__ import annotations
 
@@ -123,6 +124,27 @@ def draw_curve(plt: Any, curves: list[tuple[str, list[tuple[int, float]]]], titl
     return drawn
 
 
+SEEN_KINDS = {"dynamic": "samples seen (forward/backward passes)", "online": "examples backpropagated"}
+
+
+def draw_seen(plt: Any, curves: dict[str, list[tuple[float, float]]], xlabel: str, title: str) -> bool:
+    """Test accuracy (%) against samples seen, one line per method, full data first (drawn under the others)."""
+    plt.clear_figure()
+    drawn = False
+    for i, (method, points) in enumerate(sorted(curves.items(), key=lambda kv: kv[0] != FULL)):
+        if not points:
+            continue
+        xs, ys = [p[0] for p in points], [p[1] * 100 for p in points]
+        color = "gray" if method == FULL else COLORS[(i - (FULL in curves)) % len(COLORS)]
+        label = f"{'full data' if method == FULL else method} {ys[-1]:.1f}% at {xs[-1]:,.0f}"
+        (plt.plot if len(xs) > 1 else plt.scatter)(xs, ys, marker="braille", color=color, label=label)
+        drawn = True
+    plt.title(title)
+    plt.xlabel(xlabel)
+    plt.ylabel("test accuracy %")
+    return drawn
+
+
 def empty(plot: PlotextPlot, message: str) -> None:
     plot.plt.clear_figure()
     plot.plt.title(message)
@@ -165,7 +187,8 @@ def fill_summary(table: DataTable, rows: list[dict[str, Any]], runs: list[str] |
 class PlotsScreen(RunScreen):
     """Plots of one run; they refresh every few seconds while it runs."""
 
-    HELP = "One run's curves. 1-4 pick a tab; in trial curves, move in the list to pick a trial."
+    HELP = ("One run's curves. 1-4 pick a tab (5: accuracy vs samples seen, dynamic and online runs); in trial "
+            "curves, move in the list to pick a trial.")
     view = "plots"
     BINDINGS = RunScreen.BINDINGS + [
         Binding("1", "tab('tab-ratio')", "vs ratio", show=False, id="plots.tab-ratio",
@@ -176,6 +199,8 @@ class PlotsScreen(RunScreen):
                 tooltip="Accuracy against the surrogate epoch of the scores"),
         Binding("4", "tab('tab-summary')", "summary", show=False, id="plots.tab-summary",
                 tooltip="The run's summary table"),
+        Binding("5", "tab('tab-seen')", "vs samples seen", show=False, id="plots.tab-seen",
+                tooltip="Accuracy against samples seen, beside full data (dynamic and online runs)"),
     ]
 
     def __init__(self, run_id: str) -> None:
@@ -199,12 +224,15 @@ class PlotsScreen(RunScreen):
                 yield PlotextPlot(id="plot-epoch")
             with TabPane("4 summary", id="tab-summary"):
                 yield Table(id="summary", cursor_type="row", zebra_stripes=True)
+            with TabPane("5 vs samples seen", id="tab-seen"):
+                yield PlotextPlot(id="plot-seen")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#trials", DataTable).add_columns("acc", "status", "trial")  # the long name last
-        for plot_id in ("#plot-ratio", "#plot-trial", "#plot-epoch"):
+        for plot_id in ("#plot-ratio", "#plot-trial", "#plot-epoch", "#plot-seen"):
             empty(self.query_one(plot_id, PlotextPlot), "loading…")
+        self.query_one("#plot-tabs", TabbedContent).hide_tab("tab-seen")  # shown for dynamic and online runs
         self.load()
         self._timer = self.set_interval(LIVE_S, self._tick, pause=True)
         self.app.theme_changed_signal.subscribe(self, self._theme_changed)
@@ -225,10 +253,22 @@ class PlotsScreen(RunScreen):
     def load(self) -> None:
         detail = self.backend.run_detail(self.run_id)
         live = self.backend.live_curves(self.run_id) if detail.run.status == names.RUNNING else {}
-        self.post_result(DetailLoaded(detail, live))
+        seen = self.backend.seen_curves(self.run_id) if detail.run.kind in SEEN_KINDS else None
+        self.post_result(DetailLoaded(detail, live, seen))
 
     def on_detail_loaded(self, message: DetailLoaded) -> None:
         self._show(message.detail, message.live)
+        if message.seen is not None:
+            self._show_seen(message.detail.run, message.seen)
+
+    def _show_seen(self, run: Any, curves: dict[str, list[tuple[float, float]]]) -> None:
+        self.query_one("#plot-tabs", TabbedContent).show_tab("tab-seen")
+        plot = self.query_one("#plot-seen", PlotextPlot)
+        note = " (live)" if run.status == names.RUNNING else ""
+        if draw_seen(plot.plt, curves, SEEN_KINDS[run.kind], f"test accuracy vs samples seen{note}"):
+            plot.refresh()
+        else:
+            empty(plot, "no finished trials yet")
 
     def _show(self, detail: Any, live: dict) -> None:
         self.detail, self.live = detail, live

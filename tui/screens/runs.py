@@ -28,6 +28,8 @@ class RunsScreen(BaseScreen):
         Binding("o", "open('overlap')", "Overlap", id="runs.overlap", tooltip="Show how much the run's scorers agree"),
         Binding("g", "open('gallery')", "Gallery", id="runs.gallery",
                 tooltip="Show the run's top or bottom samples by a score"),
+        Binding("l", "leaderboard", "Leaderboard", show=False, id="runs.leaderboard",
+                tooltip="Show a benchmark run's method x keep-ratio leaderboard"),
         Binding("c", "compare", "Compare", id="runs.compare", tooltip="Compare the marked runs (or two runs)"),
         Binding("x", "cancel", "Cancel run", show=False, id="runs.cancel", tooltip="Cancel the running run"),
         Binding("f5", "reload", "Reload", show=False, id="runs.reload", tooltip="Read the runs from the store again"),
@@ -141,6 +143,16 @@ class RunsScreen(BaseScreen):
         run_id = self.table.current_run_id
         if run_id:
             self.app.open_run(run_id, view)
+
+    def action_leaderboard(self) -> None:
+        run = self.table.runs.get(self.table.current_run_id or "")
+        if run is None:
+            return
+        if run.kind != "benchmark":
+            self.notify(f"Only a benchmark run has a leaderboard (this is a {run.kind or 'plain'} run)",
+                        severity="warning")
+            return
+        self.app.open_run(run.run_id, "leaderboard")
 
     def action_compare(self) -> None:
         marked = list(self.table.marked)
