@@ -131,6 +131,7 @@ def run_experiment(config: Config | None, tracking_uri: str | None = None, on_ev
     FAILED and re-raises.
     """
     track = tracker(tracking_uri, os.getcwd())
+    track.require_writable()  # a read-only store: one line naming its folder, before any lock or progress file
     if resume is not None:
         if not resume.strip():
             raise UserError("--resume: the run id is empty; pass a run id from `prunelab runs`")

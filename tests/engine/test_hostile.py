@@ -391,3 +391,45 @@ def test_an_unreachable_tracking_server_fails_in_seconds(in_tmp):
     result = cli(["--tracking-uri", f"http://127.0.0.1:{port}", "runs"], in_tmp)
     one_line_exit_2(result, f"cannot reach tracking server http://127.0.0.1:{port}")
     assert time.time() - started < 10
+
+
+# ---------------------------------------------------------------- 21: a read-only store
+READ_ONLY_CHECK = """
+import json, sys
+from click.testing import CliRunner
+from engine.cli import main
+out = []
+for args in (["runs", "--json"], ["show", sys.argv[1], "--json"], ["run", "--resume", sys.argv[1]],
+             ["run", "--preset", "quick", "--set", "train.epochs=0"]):
+    r = CliRunner().invoke(main, args)
+    out.append({"code": r.exit_code, "stdout": r.stdout, "stderr": r.stderr, "exc": repr(r.exception)})
+print(json.dumps(out))
+"""
+
+
+def test_a_read_only_store_reads_and_refuses_writes_in_one_line(in_tmp, parent):
+    """Mounted read-only (root ignores file modes, so as root a private read-only bind mount), or chmod a-w."""
+    track = tracker(None, str(in_tmp))
+    track.end_run(parent, "FINISHED")
+    store = in_tmp / "mlruns"
+    before = sorted(str(p.relative_to(store)) for p in store.rglob("*"))
+    check = [sys.executable, "-c", READ_ONLY_CHECK, parent]
+    if os.geteuid() == 0:
+        script = f'mount --bind "{store}" "{store}" && mount -o remount,bind,ro "{store}" && exec "$@"'
+        check = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *check]
+    else:
+        subprocess.run(["chmod", "-R", "a-w", str(store)], check=True)
+    try:
+        proc = subprocess.run(check, cwd=in_tmp, capture_output=True, text=True, timeout=200,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(store)], check=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs, shown, resumed, started = json.loads(proc.stdout.splitlines()[-1])
+    assert runs["code"] == 0 and [r["run_id"] for r in json.loads(runs["stdout"])] == [parent], runs
+    assert shown["code"] == 0 and json.loads(shown["stdout"])["run_id"] == parent, shown
+    for write in (resumed, started):
+        assert write["code"] == 2 and write["exc"].startswith("SystemExit"), write
+        lines = [line for line in write["stderr"].splitlines() if line.strip()]
+        assert len(lines) == 1 and f"the store in {store} is read-only" in lines[0], write
+    assert sorted(str(p.relative_to(store)) for p in store.rglob("*")) == before  # nothing written
