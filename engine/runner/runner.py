@@ -18,7 +18,7 @@ from typing import Any
 from .. import names
 from ..config import Config, config_from_dict
 from ..errors import UserError
-from ..kinds import KINDS
+from ..kinds import KINDS, used_config
 from ..store.events import EventCallback, RunStarted, RunStatus, fan_out
 from ..store.process import process_start
 from ..store.progress import JsonLinesSink, fold, read_events
@@ -83,7 +83,7 @@ def create_parent_run(config: Config, tracking_uri: str | None = None) -> str:
     run_name = f"{config.kind} {config.data.dataset} {config.model}"
     parent = track.start_run(config.name, run_name, parent_tags(config))
     track.log_text(parent, config.to_toml(), names.CONFIG_TOML)
-    track.log_params(parent, flatten(config.model_dump(mode="json")))
+    track.log_params(parent, flatten(used_config(config)))  # only the sections its kind reads
     return parent
 
 

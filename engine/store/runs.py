@@ -65,8 +65,9 @@ def reconcile(track: Tracker, run) -> str:
         return status
     progress = progress_of(track, run.info.run_id)
     if progress is not None and progress.pid and progress.alive is False:
-        track.end_run(run.info.run_id, names.KILLED)
-        track.set_tags(run.info.run_id, {names.ERROR: f"process {progress.pid} on {progress.host} died"})
+        if not getattr(track, "read_only", False):  # a read-only store is only read: KILLED is shown, not stored
+            track.end_run(run.info.run_id, names.KILLED)
+            track.set_tags(run.info.run_id, {names.ERROR: f"process {progress.pid} on {progress.host} died"})
         return names.KILLED
     return status
 
@@ -105,6 +106,16 @@ def run_summary(track: Tracker, run_id: str) -> list[dict[str, Any]]:
     if text:
         return json.loads(text)
     return summarize_seeds(list(records_from_children(track, run_id, mark_stale=False).values()))
+
+
+def trial_rows(track: Tracker, run_id: str) -> list[dict[str, Any]]:
+    """One row per finished or failed trial (the newest child of each), for `export --trials`."""
+    rows = []
+    for record in records_from_children(track, run_id, mark_stale=False).values():
+        metrics = {k: v for k, v in sorted(record.metrics.items()) if k != "final_test_accuracy"}
+        rows.append({**record.tags, "status": record.status, **metrics, "child_run_id": record.child_run_id,
+                     "error": record.message})
+    return sorted(rows, key=lambda r: tuple(str(r.get(k, "")) for k in names.TRIAL_TAGS))
 
 
 def records_from_children(track: Tracker, parent_id: str, mark_stale: bool = True) -> dict[str, TrialRecord]:

@@ -328,9 +328,10 @@ def test_a_corrupted_mnist_gz_is_one_data_error(shared_data, tmp_path):
         read_idx(damaged)
 
 
-# ---------------------------------------------------------------- 26: --retry-failed
+# ---------------------------------------------------------------- 26: --retry-failed (and 13: params, export)
 def test_resume_retries_failed_trials_only_when_asked(in_tmp, shared_data):
     first = engine.run(engine.load_config("quick", small(shared_data)))
+    check_kind_params_and_exports(first, in_tmp)  # one small run serves both (a run costs seconds)
     track = tracker(None, str(in_tmp))
     failed = next(t for t in first.trials if t.tags.get("method") == "random")
     track.end_run(failed.child_run_id, "FAILED")  # as a trial that raised would leave it
@@ -433,3 +434,50 @@ def test_a_read_only_store_reads_and_refuses_writes_in_one_line(in_tmp, parent):
         lines = [line for line in write["stderr"].splitlines() if line.strip()]
         assert len(lines) == 1 and f"the store in {store} is read-only" in lines[0], write
     assert sorted(str(p.relative_to(store)) for p in store.rglob("*")) == before  # nothing written
+
+
+# ---------------------------------------------------------------- 13: small CLI fixes
+def test_config_show_documents_each_field_and_check_says_ok(in_tmp):
+    import tomllib
+
+    from engine.config import Config, TrainConfig, preset_text
+
+    shown = cli(["config", "show", "quick"], in_tmp)
+    assert shown.exit_code == 0
+    assert tomllib.loads(shown.stdout) == tomllib.loads(preset_text("quick"))  # comments only were added
+    lines = shown.stdout.splitlines()
+    assert lines[lines.index("epochs = 2") - 1] == f"# {TrainConfig.model_fields['epochs'].description}"
+    assert lines[lines.index('model = "cnn"') - 1] == f"# {Config.model_fields['model'].description}"
+
+    checked = cli(["config", "check", "quick"], in_tmp)
+    assert checked.exit_code == 0
+    assert checked.stdout.splitlines()[-1] == "# OK: quick is valid (prune, 14 trials)"
+    resolved = tomllib.loads(checked.stdout)
+    assert {"data", "train", "surrogate", "sweep"} <= set(resolved)
+    assert not {"online", "noise", "study", "benchmark", "dynamic", "overlap"} & set(resolved)  # not prune's
+    assert "[data.options]" not in checked.stdout and "[selection]" not in checked.stdout  # no empty tables
+    overlap = cli(["config", "check", "quick", "--set", "kind=overlap"], in_tmp)
+    assert "overlap" in tomllib.loads(overlap.stdout) and "sweep" not in tomllib.loads(overlap.stdout)
+
+
+def check_kind_params_and_exports(result, in_tmp):
+    """A prune run logs only the sections a prune run reads; `export` needs no --csv and has --trials (13)."""
+    import csv
+    import io
+
+    track = tracker(None, str(in_tmp))
+    params = track.get_run(result.run_id).data.params
+    assert params["sweep.keep_ratios"] == "[0.5]" and params["train.epochs"] == "1"
+    assert not [k for k in params if k.split(".")[0] in ("online", "noise", "study", "benchmark", "dynamic",
+                                                        "overlap")]
+    plain = cli(["export", result.run_id[:8]], in_tmp)  # no --csv needed
+    assert plain.exit_code == 0 and plain.stdout == cli(["export", result.run_id, "--csv"], in_tmp).stdout
+    assert [r["method"] for r in csv.DictReader(io.StringIO(plain.stdout))] == ["full", "random"]
+    trials = cli(["export", result.run_id, "--trials"], in_tmp)
+    rows = list(csv.DictReader(io.StringIO(trials.stdout)))
+    children = {c.info.run_id: c for c in track.children(result.run_id)}
+    assert len(rows) == 2 and set(children) == {r["child_run_id"] for r in rows}
+    for row in rows:
+        child = children[row["child_run_id"]]
+        assert row["method"] == child.data.tags["method"] and row["status"] == "FINISHED"
+        assert float(row["test_accuracy"]) == child.data.metrics["final_test_accuracy"]
