@@ -97,6 +97,10 @@ def config_check_command(config_file, overrides):
     from ..kinds import KINDS, used_config
 
     config = load_config(config_file, list(overrides))
+    if config.device not in ("auto", "cpu"):  # needs torch, so only when a device is named
+        from ..device import resolve_device
+
+        resolve_device(config.device)
     click.echo(without_empty_tables(tomli_w.dumps(used_config(config))), nl=False)
     trials = KINDS[config.kind].count_trials(config)
     click.echo(f"# OK: {config_file} is valid ({config.kind}, {trials} trial{'s' if trials != 1 else ''})")

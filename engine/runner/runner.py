@@ -77,11 +77,22 @@ def parent_tags(config: Config) -> dict[str, Any]:
             names.NOTE: config.description or f"prunelab {config.kind} experiment"}
 
 
+def parent_name(config: Config) -> str:
+    """`<kind> <dataset> <model>`, and for a sweep what tells two runs of one config apart: methods @ keep ratios."""
+    name = f"{config.kind} {config.data.dataset} {config.model}"
+    if KINDS[config.kind].sections is not None and "sweep" in KINDS[config.kind].sections and config.kind != "study":
+        sweep = config.sweep
+        name += f" · {','.join(sweep.methods)} @ {','.join(f'{r:g}' for r in sweep.keep_ratios)}"
+    return name
+
+
 def create_parent_run(config: Config, tracking_uri: str | None = None) -> str:
     """Create the parent run with its config and params, so a detached process can pick it up."""
+    from ..device import resolve_device
+
+    resolve_device(config.device)  # device = "cuda" on a machine without CUDA: one line, before any run exists
     track = tracker(tracking_uri, os.getcwd())
-    run_name = f"{config.kind} {config.data.dataset} {config.model}"
-    parent = track.start_run(config.name, run_name, parent_tags(config))
+    parent = track.start_run(config.name, parent_name(config), parent_tags(config))
     track.log_text(parent, config.to_toml(), names.CONFIG_TOML)
     track.log_params(parent, flatten(used_config(config)))  # only the sections its kind reads
     return parent

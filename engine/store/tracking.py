@@ -150,6 +150,16 @@ def read_only_folder(db: Path) -> bool:
     return db.exists() and not (os.access(db.parent, os.W_OK) and os.access(db, os.W_OK))
 
 
+def _damaged_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text or "file is encrypted" in text
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.removeprefix("(sqlite3.DatabaseError) ")
+
+
 def _read_only_copy(db: Path) -> str:
     """A private copy of a store this process cannot write, to read from.
 
@@ -189,6 +199,11 @@ def _prepare_sqlite(store: Store) -> bool:
             mode = con.execute("PRAGMA journal_mode").fetchone()[0]
             if mode.lower() != "wal":
                 con.execute("PRAGMA journal_mode=WAL")
+    except Exception as exc:  # SQLAlchemy's DatabaseError, wrapped by MLflow in several types
+        if not _damaged_error(exc):
+            raise
+        raise TrackingError(f"the store {db} is damaged ({_first_line(exc)}); restore it from a backup, or move "
+                            "it away to start a new store") from None
     finally:
         lock.__exit__(None, None, None)
     return False

@@ -481,3 +481,29 @@ def check_kind_params_and_exports(result, in_tmp):
         child = children[row["child_run_id"]]
         assert row["method"] == child.data.tags["method"] and row["status"] == "FINISHED"
         assert float(row["test_accuracy"]) == child.data.metrics["final_test_accuracy"]
+
+
+# ---------------------------------------------------------------- 23, 25: a damaged store, a missing device
+def test_a_damaged_store_is_one_line(in_tmp):
+    (in_tmp / "mlruns").mkdir()
+    (in_tmp / "mlruns" / "mlflow.db").write_bytes(b"not sqlite at all " * 300)
+    one_line_exit_2(cli(["runs"], in_tmp), f"the store {in_tmp / 'mlruns' / 'mlflow.db'} is damaged",
+                    "not a database", "backup")
+
+
+def test_a_device_this_machine_lacks_fails_before_any_run(in_tmp):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: device = cuda is valid here")
+    one_line_exit_2(cli(["config", "check", "quick", "--set", "device=cuda"], in_tmp), "device 'cuda'", "CUDA")
+    one_line_exit_2(cli(["run", "--preset", "quick", "--set", "device=cuda"], in_tmp), "device 'cuda'", "CUDA")
+    assert cli(["runs"], in_tmp).stdout.startswith("no runs yet")  # no parent run was created
+
+
+def test_parent_runs_are_named_by_what_differs():
+    from engine.runner.runner import parent_name
+
+    assert parent_name(engine.load_config("quick")) == "prune mnist-mini cnn · random,loss,grad_norm @ 0.3,0.7"
+    assert parent_name(engine.load_config("quick", {"sweep.keep_ratios": [0.5]})).endswith("@ 0.5")
+    assert parent_name(engine.load_config("quick", {"kind": "overlap"})) == "overlap mnist-mini cnn"
