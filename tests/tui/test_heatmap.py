@@ -1,0 +1,51 @@
+"""The overlap heatmap: three decimals, a colour scale over the matrix's own range with a legend, feedback for `e`."""
+from __future__ import annotations
+
+import pytest
+from fixed_backend import RUNS, FixedBackend
+from textual.app import App
+from textual.color import Color
+from tui_helpers import wait_for
+
+from tui.app import PrunelabApp
+from tui.widgets.heatmap import Heatmap
+
+pytestmark = pytest.mark.anyio
+
+MATRIX = [[1.0, 0.94, 0.9991], [0.94, 1.0, 0.97], [0.9991, 0.97, 1.0]]
+
+
+def distance(a, b) -> float:
+    ca, cb = Color.from_rich_color(a.bgcolor), Color.from_rich_color(b.bgcolor)
+    return abs(ca.r - cb.r) + abs(ca.g - cb.g) + abs(ca.b - cb.b)
+
+
+async def test_close_values_get_distinct_colours_three_decimals_and_a_legend():
+    app = App()
+    async with app.run_test(size=(80, 24)) as pilot:
+        heatmap = Heatmap()
+        await app.screen.mount(heatmap)
+        heatmap.show(["loss", "grad_norm", "el2n"], MATRIX, signed=True)
+        await pilot.pause()
+        lines = heatmap.render().plain.splitlines()
+        assert "0.999" in lines[1] and "0.940" in lines[1] and "1.00 " not in lines[1].replace("1.000", "")
+        assert heatmap.value_range() == (0.94, 0.9991)  # off the diagonal only
+        low, high = heatmap._cell_style(0.94), heatmap._cell_style(0.9991)
+        base = Color.parse(app.theme_variables["surface"])
+        full = Color.parse(app.theme_variables["primary"])
+        span = abs(full.r - base.r) + abs(full.g - base.g) + abs(full.b - base.b)
+        assert distance(low, high) > 0.7 * span  # lowest and highest: most of the way from surface to primary
+        assert lines[-1].split() == ["scale", "0.940", "0.970", "0.999"]  # the legend spans the same range
+
+
+async def test_e_with_one_score_epoch_says_so():
+    app = PrunelabApp(backend=FixedBackend())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.screen.query("RunTable") and app.screen.query_one("RunTable").runs,
+                       what="the runs")
+        app.open_run(RUNS[0].run_id, "overlap")
+        await wait_for(pilot, lambda: app.screen.query_one(Heatmap).matrix, what="the heatmap")
+        assert app.screen.epochs == [1]
+        await pilot.press("e")
+        await wait_for(pilot, lambda: any("one surrogate epoch only (e1)" in n.message
+                                          for n in app._notifications), what="the notice")
