@@ -167,8 +167,9 @@ def _run_locked(track: Tracker, config: Config | None, tracking_uri: str | None,
         if retry_failed:
             done = {key: record for key, record in done.items() if record.status != names.FAILED}
         track.set_status(parent, names.RUNNING)
+        active_before = track.get_run(parent).data.metrics.get(names.ACTIVE_SECONDS, 0.0)
     else:
-        done = {}
+        done, active_before = {}, 0.0
     kind = KINDS.check(config.kind)
     progress = track.store.progress_file(parent)
     resumed = bool(resume) and ran_before(progress)
@@ -188,22 +189,31 @@ def _run_locked(track: Tracker, config: Config | None, tracking_uri: str | None,
         failed = [r for r in records if r.status == names.FAILED]
         message = f"{len(failed)} of {len(records)} trials failed" if failed else ""
         log_headline_metrics(track, parent, summary)
+        _log_active(track, parent, active_before, start)
         track.end_run(parent, names.FINISHED)
         events(RunStatus(status=names.FINISHED, run_id=parent, message=message))
         return RunResult(parent, config.name, names.FINISHED, summary, ctx.artifacts, records, track.store.uri,
                          str(progress), time.time() - start)
     except KeyboardInterrupt:
+        _log_active(track, parent, active_before, start)
         track.end_run(parent, names.KILLED)
         events(RunStatus(status=names.KILLED, run_id=parent, message="interrupted"))
         raise
     except BaseException as exc:
         track.set_tags(parent, {names.ERROR: f"{type(exc).__name__}: {exc}"[:5000]})
+        _log_active(track, parent, active_before, start)
         track.end_run(parent, names.FAILED)
         events(RunStatus(status=names.FAILED, run_id=parent, message=f"{type(exc).__name__}: {exc}"))
         raise
     finally:
         _restore_sigterm(previous_sigterm)
         sink.close()
+
+
+def _log_active(track: Tracker, parent: str, before: float, start: float) -> None:
+    """The run's active time so far: earlier sessions' plus this one's, so a resumed run's duration leaves out
+    the hours it lay dead (MLflow's end - start counts them)."""
+    track.log_metrics(parent, {names.ACTIVE_SECONDS: before + time.time() - start})
 
 
 def _sigterm_as_interrupt():

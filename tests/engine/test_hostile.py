@@ -336,8 +336,13 @@ def test_resume_retries_failed_trials_only_when_asked(in_tmp, shared_data):
     failed = next(t for t in first.trials if t.tags.get("method") == "random")
     track.end_run(failed.child_run_id, "FAILED")  # as a trial that raised would leave it
 
+    time.sleep(3)  # the run lies dead a while before it is resumed (item 8: that time is not its duration)
     again = engine.run(resume=first.run_id)
     assert len(track.children(first.run_id)) == 2  # a plain resume leaves FAILED trials alone
+    active = track.get_run(first.run_id).data.metrics["active_seconds"]
+    assert abs(active - (first.seconds + again.seconds)) < 1.0, (active, first.seconds, again.seconds)
+    info = next(r for r in engine.list_runs() if r.run_id == first.run_id)
+    assert info.duration == active and info.duration < info.end_time - info.start_time - 2.5
     assert [t.status for t in again.trials if t.key == failed.key] == ["FAILED"]
     retried = engine.run(resume=first.run_id, retry_failed=True)
     children = track.children(first.run_id)
