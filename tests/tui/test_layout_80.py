@@ -46,3 +46,18 @@ async def test_the_empty_state_hint_is_whole_at_80_columns():
         text = screen_text(app)
         assert "Press n to start an experiment" in text
         assert "pruning-study" in text  # the store's URI wraps onto the next line, whole
+
+
+async def test_a_boolean_field_says_on_or_off_in_words():
+    from textual.widgets import Label, Switch
+
+    app = PrunelabApp(backend=FixedBackend())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(RunTable).runs, what="the runs")
+        await pilot.press("n")
+        await wait_for(pilot, lambda: getattr(app.screen, "config", None) is not None, what="the form")
+        switch, state = app.screen.query_one("#f-train--augment", Switch), app.screen.query_one("#s-train--augment", Label)
+        await wait_for(pilot, lambda: str(state.render()) == "on", what="the preset's true")  # quick: augment = true
+        switch.value = False
+        await wait_for(pilot, lambda: str(state.render()) == "off" and not state.has_class("on"), what="off")
+        assert app.screen.form_data()["train"]["augment"] is False
