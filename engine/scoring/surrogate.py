@@ -189,12 +189,14 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
         forget_keys = {(s.name, t): _observer_key(base, s, t) for s in observed for t in epochs}
         state_keys = {t: cache_key(**base, epoch=t, what="state") for t in epochs}
         got: dict[int, dict[str, np.ndarray]] = {}
+        # an entry without one of these is a miss (a damaged or foreign file), not a KeyError below
+        needed = ("predictions", *(s.name for s in mine), *(("embeddings",) if embeddings and extras else ()))
         for t in epochs:
-            arrays = cache.load_arrays("scores", score_keys[t])
+            arrays = cache.load_arrays("scores", score_keys[t], require=needed)
             if arrays is not None:
                 got[t] = arrays
             for s in observed:
-                counts = cache.load_arrays("forgetting", forget_keys[s.name, t])
+                counts = cache.load_arrays("forgetting", forget_keys[s.name, t], require=(s.name,))
                 if counts is not None:
                     got.setdefault(t, {})[s.name] = counts[s.name]
         wants_pass = bool(mine) or extras  # surrogates k > 0 may be needed for forgetting alone

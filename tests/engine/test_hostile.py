@@ -512,3 +512,20 @@ def test_parent_runs_are_named_by_what_differs():
     assert parent_name(engine.load_config("quick")) == "prune mnist-mini cnn · random,loss,grad_norm @ 0.3,0.7"
     assert parent_name(engine.load_config("quick", {"sweep.keep_ratios": [0.5]})).endswith("@ 0.5")
     assert parent_name(engine.load_config("quick", {"kind": "overlap"})) == "overlap mnist-mini cnn"
+
+
+# ---------------------------------------------------------------- 23, 26: cache entries
+def test_a_cache_entry_without_its_key_is_a_miss_and_entries_are_group_readable(tmp_path):
+    import numpy as np
+
+    from engine.store.cache import Cache
+
+    cache = Cache(tmp_path)
+    cache.save_arrays("forgetting", "ab" * 8, {"other": np.arange(3)})
+    assert cache.load_arrays("forgetting", "ab" * 8, require=("forgetting",)) is None and cache.misses == 1
+    assert list(cache.load_arrays("forgetting", "ab" * 8, require=("other",))["other"]) == [0, 1, 2]
+    from engine.store.cache import _UMASK
+
+    cache.save_arrays("scores", "cd" * 8, {"loss": np.ones(2)})
+    entry = next((tmp_path / "scores").rglob("*.npz"))
+    assert entry.stat().st_mode & 0o777 == 0o666 & ~_UMASK != 0o600  # as the umask says, not mkstemp's 0600
