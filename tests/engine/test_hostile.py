@@ -529,3 +529,38 @@ def test_a_cache_entry_without_its_key_is_a_miss_and_entries_are_group_readable(
     cache.save_arrays("scores", "cd" * 8, {"loss": np.ones(2)})
     entry = next((tmp_path / "scores").rglob("*.npz"))
     assert entry.stat().st_mode & 0o777 == 0o666 & ~_UMASK != 0o600  # as the umask says, not mkstemp's 0600
+
+
+# ---------------------------------------------------------------- 10: the CLI's progress bars
+def test_cli_progress_is_the_tuis_three_bars():
+    import io
+
+    from rich.console import Console
+
+    from engine.cli.common import ProgressBars
+    from engine.store.events import BatchProgress, EpochEnd, StageStarted, TrialFinished
+
+    bars = ProgressBars(enabled=True, console=Console(file=io.StringIO(), force_terminal=True, width=120))
+    with bars:
+        bars(RunStarted(run_id="r", experiment="e", kind="prune", trials=2))
+        bars(StageStarted(stage="retrain", detail="loss / hardest / keep 0.5 / seed 0 / e1", trial=0, trials=2))
+        assert set(bars.tasks) <= {"trials", "epoch", "batch"}  # no "retrain 0/1" bar that never moves
+        assert "retrain loss / hardest" in bars.task("trials").fields["info"]
+        bars(BatchProgress(epoch=1, epochs=2, batch=10, batches=10))
+        bars(EpochEnd(epoch=1, epochs=2, metrics={"train_loss": 0.5, "test_accuracy": 0.75}))
+        first_epoch_clock = bars.task("batch").start_time
+        time.sleep(0.05)
+        bars(BatchProgress(epoch=2, epochs=2, batch=1, batches=10))
+        epoch, batch = bars.task("epoch"), bars.task("batch")
+        assert (epoch.completed, epoch.total) == (1, 2)  # epoch 2 of 2 under way: 1/2, not 2/2
+        assert epoch.fields["info"] == "train loss 0.5000 test acc 75.00%"  # which loss, which accuracy
+        assert batch.start_time > first_epoch_clock and batch.description == "epoch 2/2"  # its own time
+        bars(TrialFinished(trial=0, trials=2, status="FINISHED", metrics={"test_accuracy": 0.8125},
+                           name="loss / hardest / keep 0.5 / seed 0 / e1"))
+        trials = bars.task("trials")
+        assert trials.completed == 1 and not bars.task("epoch").visible and not bars.task("batch").visible
+        assert "last: loss / hardest / keep 0.5 / seed 0 / e1 81.25%" in trials.fields["info"]
+        assert "finished" not in trials.fields["info"].lower()
+        bars(StageStarted(stage="retrain", detail="full-data / seed 0", trial=1, trials=2))
+        bars(BatchProgress(epoch=1, epochs=2, batch=3, batches=10))
+        assert bars.task("epoch").visible and bars.task("epoch").completed == 0 and bars.task("batch").visible
