@@ -49,3 +49,26 @@ async def test_e_with_one_score_epoch_says_so():
         await pilot.press("e")
         await wait_for(pilot, lambda: any("one surrogate epoch only (e1)" in n.message
                                           for n in app._notifications), what="the notice")
+
+
+def test_compare_gives_eight_series_eight_colours():
+    """Four runs of two methods each, with their full-data lines: no colour drawn twice (issue 18, item 5)."""
+    from tui.screens.plots import draw_accuracy_vs
+
+    class Recorder:  # plotext's calls, recorded
+        def __init__(self):
+            self.colors = []
+
+        def plot(self, xs, ys, color=None, **kwargs):
+            self.colors.append(color)
+
+        scatter = plot
+
+        def __getattr__(self, name):
+            return lambda *args, **kwargs: None
+
+    rows = [{"method": m, "strategy": "hardest", "ratio": r, "epoch": 1, "mean_accuracy": 0.5 + r / 4,
+             "std_accuracy": 0.01, "seeds": 2, "failed": 0} for m in ("loss", "el2n") for r in (0.3, 0.7)]
+    plt = Recorder()
+    drawn = draw_accuracy_vs(plt, [(f"run{i}: ", rows) for i in range(4)], "ratio", "keep ratio", "t")
+    assert drawn == 8 and len(plt.colors) == 8 and len(set(map(str, plt.colors))) == 8
