@@ -72,3 +72,17 @@ def test_compare_gives_eight_series_eight_colours():
     plt = Recorder()
     drawn = draw_accuracy_vs(plt, [(f"run{i}: ", rows) for i in range(4)], "ratio", "keep ratio", "t")
     assert drawn == 8 and len(plt.colors) == 8 and len(set(map(str, plt.colors))) == 8
+
+
+async def test_compare_with_one_score_epoch_says_so_instead_of_plotting_it():
+    from tui.screens.compare import CompareScreen
+
+    app = PrunelabApp(backend=FixedBackend())  # its runs took scores at surrogate epoch 1 only
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.screen.query("RunTable") and app.screen.query_one("RunTable").runs,
+                       what="the runs")
+        app.push_screen(CompareScreen([RUNS[0].run_id, RUNS[1].run_id]))
+        await wait_for(pilot, lambda: app.screen.query_one("#cmp-table").row_count == 8, what="the comparison")
+        plot = app.screen.query_one("#cmp-plot-epoch")
+        assert "one score epoch only (e1)" in plot.plt.build()
+        assert "one score epoch" not in app.screen.query_one("#cmp-plot-ratio").plt.build()
