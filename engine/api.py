@@ -194,10 +194,17 @@ def top_samples(run_id: str, method: str = "loss", epoch: int | None = None, n: 
     return pick_samples(scores, labels, ds.x_train, arrays.get("predictions"), n, lowest, ds.train_index)
 
 
-def export_csv(run_id: str, tracking_uri: str | None = None) -> str:
+def export_csv(run_id: str, tracking_uri: str | None = None, trials: bool = False) -> str:
+    """The run's summary rows as CSV, or with `trials` one row per trial (its tags, status and final metrics)."""
     from .runner.runner import summary_to_csv
+    from .store.runs import trial_rows
 
-    return summary_to_csv(show(run_id, tracking_uri)["summary"])
+    if not trials:
+        return summary_to_csv(show(run_id, tracking_uri)["summary"])
+    track = tracker(tracking_uri, os.getcwd())
+    run_id = track.resolve(run_id)
+    track.get_run(run_id)  # not found: one line
+    return summary_to_csv(trial_rows(track, run_id))
 
 
 # ---------------------------------------------------------------- one step at a time (scripts)

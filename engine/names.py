@@ -16,6 +16,7 @@ ERROR = "prunelab.error"  # why a run or trial failed or was killed (one line)
 TRACEBACK = "prunelab.traceback"  # the tail of an unexpected exception's traceback
 HOST = "prunelab.host"  # where a trial ran (a Ray worker's host)
 PID = "prunelab.pid"  # and in which process
+ACTIVE_SECONDS = "active_seconds"  # parent metric: seconds its processes ran, over every resume (not the dead time)
 KEPT = "prunelab.kept"  # input tag on a trial's data set: samples kept
 KEEP_FRACTION = "prunelab.keep_fraction"
 PARENT = "mlflow.parentRunId"  # MLflow's own

@@ -7,6 +7,9 @@ warmed up by a thread worker after it, so startup stays under a second.
 """
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from typing import TYPE_CHECKING, Any, Callable
 
 from textual import work
@@ -151,9 +154,24 @@ class PrunelabApp(WorkerErrors, App):
         self.notify(message.message, timeout=6, markup=False)
 
 
-def run_app(tracking_uri: str | None = None) -> None:
-    """Open the TUI on a store (default: ./mlruns); `prunelab` and `prunelab tui` call this."""
-    PrunelabApp(tracking_uri).run()
+def run_app(tracking_uri: str | None = None, backend: "BackendProtocol | None" = None) -> None:
+    """Open the TUI on a store (default: ./mlruns); `prunelab` and `prunelab tui` call this.
+
+    `q` quits at once: the app runs on its own event loop (asyncio.run would join the
+    worker threads first), and the process ends without waiting for a worker still
+    importing MLflow or reading the store (18-25 s on a busy 2-core machine). Nothing
+    is lost: workers only read, and launched runs are processes of their own.
+    """
+    import asyncio
+
+    app = PrunelabApp(tracking_uri, backend=backend)
+    loop = asyncio.new_event_loop()
+    app.run(loop=loop)
+    if any(thread.is_alive() for thread in threading.enumerate() if thread is not threading.main_thread()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(app.return_code or 0)
+    loop.close()
 
 
 __all__ = ["PrunelabApp", "run_app"]

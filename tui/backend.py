@@ -34,9 +34,9 @@ PREDICTIONS = names.PREDICTIONS  # scores/predictions@eN.npy: the surrogate's pr
 
 
 def run_duration(run: Any, now: float) -> float | None:
-    """Seconds a run took, or has taken so far while it runs (`now` is injected, for fixed snapshots)."""
-    end = run.end_time or (now if run.status == names.RUNNING else None)
-    return max(0.0, end - run.start_time) if end else None
+    """Seconds a run took, or has taken so far while it runs (`now` is injected, for fixed snapshots);
+    a resumed run's time between its sessions does not count."""
+    return run.duration_at(now)
 
 
 @dataclass(frozen=True)
@@ -276,7 +276,8 @@ class Backend:
                        dataset=tags.get(names.DATASET, ""), model=tags.get(names.MODEL, ""),
                        best_accuracy=run.data.metrics.get("best_test_accuracy"), trials_done=0,
                        trials=_int(run.data.metrics.get("trials")), start_time=run.info.start_time / 1000,
-                       end_time=run.info.end_time / 1000 if run.info.end_time else None)
+                       end_time=run.info.end_time / 1000 if run.info.end_time else None,
+                       active_seconds=run.data.metrics.get(names.ACTIVE_SECONDS))
 
     def trials(self, run_id: str) -> list[TrialRow]:
         out = []

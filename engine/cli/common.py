@@ -11,7 +11,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from ..errors import PrunelabError, UserError
 from ..store import events as ev
@@ -55,17 +55,28 @@ def print_json(obj: Any) -> None:
 
 
 class ProgressBars:
-    """An event sink drawing rich progress bars on stderr: stage, trials, epochs, batches."""
+    """An event sink drawing the TUI's three bars on stderr: trials, epoch and batch, each with its own time.
 
-    def __init__(self, enabled: bool | None = None):
-        console = Console(stderr=True)
+    The stage (surrogate, scoring, retrain ...) is the trials bar's text, not a bar of its
+    own; the epoch bar counts finished epochs (epoch 2 of 2 under way is 1/2); the batch
+    bar restarts its clock each epoch; a finished trial's epoch and batch bars go away
+    until the next one trains, and the trials bar names the last trial that finished.
+    """
+
+    def __init__(self, enabled: bool | None = None, console: Console | None = None):
+        console = console or Console(stderr=True)
         self.enabled = console.is_terminal if enabled is None else enabled
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-                                 console=console, transient=True, disable=not self.enabled)
+        info = Column(no_wrap=True, overflow="ellipsis", ratio=1)  # a long trial name is cut, not the bars
+        self.progress = Progress(TextColumn("{task.description}", table_column=Column(no_wrap=True)),
+                                 BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(),
+                                 TimeRemainingColumn(), TextColumn("{task.fields[info]}", table_column=info),
+                                 console=console, transient=True, disable=not self.enabled, expand=True)
         self.console = console
         self.tasks: dict[str, Any] = {}
         self.finished = 0
+        self.stage = ""
+        self.last = ""
+        self.batch_epoch: int | None = None
 
     def __enter__(self) -> "ProgressBars":
         self.progress.__enter__()
@@ -74,25 +85,58 @@ class ProgressBars:
     def __exit__(self, *exc) -> None:
         self.progress.__exit__(*exc)
 
-    def _bar(self, key: str, description: str, total: int, completed: int, info: str = "") -> None:
+    def _bar(self, key: str, description: str, total: int, completed: int, info: str | None = None) -> None:
+        """Show and update a bar; info None keeps the text it has."""
         if key not in self.tasks:
-            self.tasks[key] = self.progress.add_task(description, total=total, info=info)
-        self.progress.update(self.tasks[key], description=description, total=total, completed=completed, info=info)
+            self.tasks[key] = self.progress.add_task(description, total=total, info=info or "")
+        fields = {} if info is None else {"info": info}
+        self.progress.update(self.tasks[key], description=description, total=total, completed=completed,
+                             visible=True, **fields)
+
+    def task(self, key: str) -> Any:
+        """The rich Task behind a bar (for tests and for reading its state)."""
+        return next(t for t in self.progress.tasks if t.id == self.tasks[key])
+
+    def _restart(self, key: str) -> None:
+        """Hide a bar and zero its clock: the next trial's or epoch's time is its own."""
+        if key in self.tasks:
+            self.progress.reset(self.tasks[key], completed=0, visible=False)
+
+    def _trials_info(self) -> str:
+        return " · ".join(x for x in (self.stage, f"last: {self.last}" if self.last else "") if x)
 
     def __call__(self, event) -> None:
         if isinstance(event, ev.RunStarted):
-            self._bar("trials", "trials", event.trials, 0)
+            self._bar("trials", "trials", event.trials, self.finished, "")
         elif isinstance(event, ev.TrialFinished):  # trials finish out of order on Ray, and resume skips some
             self.finished += 1
-            self._bar("trials", "trials", event.trials, self.finished, event.status.lower())
+            acc = (event.metrics or {}).get("test_accuracy")
+            name = event.name or f"trial {event.trial + 1}"
+            finished = event.status == "FINISHED" and acc is not None
+            self.last = f"{name} {acc:.2%}" if finished else f"{name} {event.status}"
+            self._bar("trials", "trials", event.trials, self.finished, self._trials_info())
+            self._restart("epoch")
+            self._restart("batch")
         elif isinstance(event, ev.StageStarted):
-            self._bar("stage", event.stage, 1, 0, event.detail)
+            self.stage = " ".join(x for x in (event.stage, event.detail) if x)
+            if "trials" in self.tasks:
+                self.progress.update(self.tasks["trials"], info=self._trials_info())
+            self._bar("epoch", "epochs", 1, 0, "" if "trials" in self.tasks else self.stage)  # a lone `score`
+            self._restart("epoch")
+            self._restart("batch")
+            self.batch_epoch = None
         elif isinstance(event, ev.EpochEnd):
             acc = event.metrics.get("test_accuracy")
-            info = f"loss {event.metrics.get('train_loss', float('nan')):.4f}" + (f" acc {acc:.2%}" if acc is not None else "")
-            self._bar("epoch", "epochs", event.epochs, event.epoch, info)
+            info = f"train loss {event.metrics.get('train_loss', float('nan')):.4f}" + \
+                (f" test acc {acc:.2%}" if acc is not None else "")
+            self._bar("epoch", "epochs", event.epochs, event.epoch,
+                      info if "trials" in self.tasks else " · ".join(x for x in (self.stage, info) if x))
         elif isinstance(event, ev.BatchProgress):
-            self._bar("batch", f"epoch {event.epoch}/{event.epochs}", event.batches, event.batch)
+            if event.epoch != self.batch_epoch:  # a new epoch: the batch bar's time starts again
+                self._restart("batch")
+                self.batch_epoch = event.epoch
+            self._bar("epoch", "epochs", event.epochs, event.epoch - (event.batch < event.batches))
+            self._bar("batch", f"epoch {event.epoch}/{event.epochs}", event.batches, event.batch, "")
         elif isinstance(event, ev.LogLine) and self.enabled:
             self.progress.console.print(event.message)
 

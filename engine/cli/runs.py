@@ -246,16 +246,17 @@ def print_samples(samples: list[dict[str, Any]], title: str) -> None:
 
 @main.command("export")
 @click.argument("run_id")
-@click.option("--csv", "as_csv", is_flag=True, required=True, help="Export the summary as CSV.")
+@click.option("--csv", "as_csv", is_flag=True, default=True, help="CSV (the only format, and the default).")
+@click.option("--trials", is_flag=True, help="One row per trial instead of the summary (mean ± std over seeds).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write to this file instead of stdout.")
 @click.pass_context
 @handle_errors
-def export_command(ctx, run_id, as_csv, out):
-    """Export a run's summary table."""
+def export_command(ctx, run_id, as_csv, trials, out):
+    """Export a run's summary table (or its trials) as CSV."""
     from .. import api
 
     check_out_path(out)
-    text = api.export_csv(run_id, tracking_uri=tracking_uri_of(ctx))
+    text = api.export_csv(run_id, tracking_uri=tracking_uri_of(ctx), trials=trials)
     if out:
         with open(out, "w", encoding="utf-8") as f:
             f.write(text)

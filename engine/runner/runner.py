@@ -19,7 +19,7 @@ from typing import Any
 from .. import names
 from ..config import Config, config_from_dict
 from ..errors import UserError
-from ..kinds import KINDS
+from ..kinds import KINDS, used_config
 from ..store.events import EventCallback, RunStarted, RunStatus, fan_out
 from ..store.process import process_start
 from ..store.progress import JsonLinesSink, fold, read_events
@@ -78,13 +78,24 @@ def parent_tags(config: Config) -> dict[str, Any]:
             names.NOTE: config.description or f"prunelab {config.kind} experiment"}
 
 
+def parent_name(config: Config) -> str:
+    """`<kind> <dataset> <model>`, and for a sweep what tells two runs of one config apart: methods @ keep ratios."""
+    name = f"{config.kind} {config.data.dataset} {config.model}"
+    if KINDS[config.kind].sections is not None and "sweep" in KINDS[config.kind].sections and config.kind != "study":
+        sweep = config.sweep
+        name += f" · {','.join(sweep.methods)} @ {','.join(f'{r:g}' for r in sweep.keep_ratios)}"
+    return name
+
+
 def create_parent_run(config: Config, tracking_uri: str | None = None) -> str:
     """Create the parent run with its config and params, so a detached process can pick it up."""
+    from ..device import resolve_device
+
+    resolve_device(config.device)  # device = "cuda" on a machine without CUDA: one line, before any run exists
     track = tracker(tracking_uri, os.getcwd())
-    run_name = f"{config.kind} {config.data.dataset} {config.model}"
-    parent = track.start_run(config.name, run_name, parent_tags(config))
+    parent = track.start_run(config.name, parent_name(config), parent_tags(config))
     track.log_text(parent, config.to_toml(), names.CONFIG_TOML)
-    track.log_params(parent, flatten(config.model_dump(mode="json")))
+    track.log_params(parent, flatten(used_config(config)))  # only the sections its kind reads
     return parent
 
 
@@ -132,6 +143,7 @@ def run_experiment(config: Config | None, tracking_uri: str | None = None, on_ev
     FAILED and re-raises.
     """
     track = tracker(tracking_uri, os.getcwd())
+    track.require_writable()  # a read-only store: one line naming its folder, before any lock or progress file
     if resume is not None:
         if not resume.strip():
             raise UserError("--resume: the run id is empty; pass a run id from `prunelab runs`")
@@ -156,8 +168,9 @@ def _run_locked(track: Tracker, config: Config | None, tracking_uri: str | None,
         if retry_failed:
             done = {key: record for key, record in done.items() if record.status != names.FAILED}
         track.set_status(parent, names.RUNNING)
+        active_before = track.get_run(parent).data.metrics.get(names.ACTIVE_SECONDS, 0.0)
     else:
-        done = {}
+        done, active_before = {}, 0.0
     kind = KINDS.check(config.kind)
     progress = track.store.progress_file(parent)
     resumed = bool(resume) and ran_before(progress)
@@ -177,17 +190,20 @@ def _run_locked(track: Tracker, config: Config | None, tracking_uri: str | None,
         failed = [r for r in records if r.status == names.FAILED]
         message = f"{len(failed)} of {len(records)} trials failed" if failed else ""
         log_headline_metrics(track, parent, summary)
+        _log_active(track, parent, active_before, start)
         track.end_run(parent, names.FINISHED)
         events(RunStatus(status=names.FINISHED, run_id=parent, message=message))
         return RunResult(parent, config.name, names.FINISHED, summary, ctx.artifacts, records, track.store.uri,
                          str(progress), time.time() - start)
     except KeyboardInterrupt:
         _CANCEL.clear()
+        _log_active(track, parent, active_before, start)
         track.end_run(parent, names.KILLED)
         events(RunStatus(status=names.KILLED, run_id=parent, message="interrupted"))
         raise
     except BaseException as exc:
         track.set_tags(parent, {names.ERROR: f"{type(exc).__name__}: {exc}"[:5000]})
+        _log_active(track, parent, active_before, start)
         track.end_run(parent, names.FAILED)
         events(RunStatus(status=names.FAILED, run_id=parent, message=f"{type(exc).__name__}: {exc}"))
         raise
@@ -209,6 +225,12 @@ def _raise_if_cancelled(event) -> None:
     if _CANCEL.is_set():
         _CANCEL.clear()
         raise KeyboardInterrupt
+
+
+def _log_active(track: Tracker, parent: str, before: float, start: float) -> None:
+    """The run's active time so far: earlier sessions' plus this one's, so a resumed run's duration leaves out
+    the hours it lay dead (MLflow's end - start counts them)."""
+    track.log_metrics(parent, {names.ACTIVE_SECONDS: before + time.time() - start})
 
 
 def _sigterm_as_interrupt():

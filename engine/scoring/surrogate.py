@@ -219,12 +219,15 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
                        for t in all_epochs for s in observed_at[t]}
         state_keys = {t: cache_key(**base, epoch=t, what="state") for t in all_epochs}
         got: dict[int, dict[str, np.ndarray]] = {}
+        # an entry without one of these is a miss (a damaged or foreign file), not a KeyError below
         for t in all_epochs:
-            arrays = cache.load_arrays("scores", score_keys[t]) if t in score_keys else None
+            needed = ("predictions", *(s.name for s in mine_at[t]),
+                      *(("embeddings",) if embeddings and extras_at(t) else ()))
+            arrays = cache.load_arrays("scores", score_keys[t], require=needed) if t in score_keys else None
             if arrays is not None:
                 got[t] = arrays
             for s in observed_at[t]:
-                counts = cache.load_arrays("forgetting", forget_keys[s.name, t])
+                counts = cache.load_arrays("forgetting", forget_keys[s.name, t], require=(s.name,))
                 if counts is not None:
                     got.setdefault(t, {})[s.name] = counts[s.name]
         missing_scores = [t for t in all_epochs if wants_pass(t) and "predictions" not in got.get(t, {})]

@@ -63,6 +63,15 @@ def code_digest(fn: Callable[..., Any] | Ref | None, whole_module: bool = False)
     return h.hexdigest()[:16]
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()  # read once: os.umask can only be read by setting it
+
+
 class Cache:
     """Arrays (`.npz`) and model states (`.pt`) under `root/<kind>/<key[:2]>/<key>`."""
 
@@ -81,6 +90,7 @@ class Cache:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         os.close(fd)
         try:
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a store shared by a group must stay readable
             write(tmp)
             os.replace(tmp, path)
         finally:
@@ -107,9 +117,13 @@ class Cache:
             pass
         return value
 
-    def load_arrays(self, kind: str, key: str) -> dict[str, np.ndarray] | None:
+    def load_arrays(self, kind: str, key: str, require: tuple[str, ...] = ()) -> dict[str, np.ndarray] | None:
+        """The arrays of an entry; one that lacks a `require`d name is a miss (and is rewritten), not a KeyError."""
         def read(path: Path) -> dict[str, np.ndarray]:
             with np.load(path, allow_pickle=False) as f:
+                missing = [name for name in require if name not in f.files]
+                if missing:
+                    raise KeyError(f"{path} lacks {missing}")
                 return {k: f[k] for k in f.files}
 
         return self._read(kind, key, ".npz", read)

@@ -134,7 +134,7 @@ class RunProgress:
             self.stage, self.stage_detail = event.stage, event.detail
             if event.trial is not None:
                 self.trial = event.trial
-            self.batch = self.batches = 0
+            self.epoch = self.batch = self.batches = 0  # a new stage trains from its first epoch
         elif isinstance(event, EpochEnd):
             self.epoch, self.epochs = event.epoch, event.epochs
             self.metrics.update(event.metrics)
@@ -151,6 +151,11 @@ class RunProgress:
             if event.message:
                 self.log.append(f"{event.status}: {event.message}")
         del self.log[:-200]
+
+    @property
+    def epochs_done(self) -> int:
+        """Epochs finished: the epoch of a batch report is still under way (epoch 2 of 2 starting is 1/2)."""
+        return self.epoch - 1 if 0 < self.batch < self.batches else self.epoch
 
     @property
     def alive(self) -> bool | None:

@@ -43,11 +43,20 @@ class RunInfo:
     trials: int
     start_time: float  # seconds since the epoch
     end_time: float | None
+    active_seconds: float | None = None  # the sessions that ended (names.ACTIVE_SECONDS); None: not recorded
+    session_start: float | None = None  # a running run: when its current session (the start or a resume) began
+
+    def duration_at(self, now: float) -> float | None:
+        """Seconds its processes ran: a resumed run's dead time between sessions does not count."""
+        running = self.status == names.RUNNING
+        if self.active_seconds is not None and (not running or self.session_start):
+            return self.active_seconds + (max(0.0, now - self.session_start) if running else 0.0)
+        end = self.end_time or (now if running else None)
+        return max(0.0, end - self.start_time) if end else None
 
     @property
     def duration(self) -> float | None:
-        end = self.end_time or (time.time() if self.status == names.RUNNING else None)
-        return end - self.start_time if end else None
+        return self.duration_at(time.time())
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "duration": self.duration}
@@ -65,8 +74,9 @@ def reconcile(track: Tracker, run) -> str:
         return status
     progress = progress_of(track, run.info.run_id)
     if progress is not None and progress.pid and progress.alive is False:
-        track.end_run(run.info.run_id, names.KILLED)
-        track.set_tags(run.info.run_id, {names.ERROR: f"process {progress.pid} on {progress.host} died"})
+        if not getattr(track, "read_only", False):  # a read-only store is only read: KILLED is shown, not stored
+            track.end_run(run.info.run_id, names.KILLED)
+            track.set_tags(run.info.run_id, {names.ERROR: f"process {progress.pid} on {progress.host} died"})
         return names.KILLED
     return status
 
@@ -95,7 +105,9 @@ def list_runs(track: Tracker, status: str | None = None, kind: str | None = None
             dataset=run.data.tags.get(names.DATASET, ""), model=run.data.tags.get(names.MODEL, ""),
             best_accuracy=run.data.metrics.get("best_test_accuracy"),
             trials_done=done.get(run.info.run_id, 0), trials=trials,
-            start_time=run.info.start_time / 1000, end_time=run.info.end_time / 1000 if run.info.end_time else None))
+            start_time=run.info.start_time / 1000, end_time=run.info.end_time / 1000 if run.info.end_time else None,
+            active_seconds=run.data.metrics.get(names.ACTIVE_SECONDS),
+            session_start=progress.started if progress is not None and progress.started else None))
     return out
 
 
@@ -105,6 +117,16 @@ def run_summary(track: Tracker, run_id: str) -> list[dict[str, Any]]:
     if text:
         return json.loads(text)
     return summarize_seeds(list(records_from_children(track, run_id, mark_stale=False).values()))
+
+
+def trial_rows(track: Tracker, run_id: str) -> list[dict[str, Any]]:
+    """One row per finished or failed trial (the newest child of each), for `export --trials`."""
+    rows = []
+    for record in records_from_children(track, run_id, mark_stale=False).values():
+        metrics = {k: v for k, v in sorted(record.metrics.items()) if k != "final_test_accuracy"}
+        rows.append({**record.tags, "status": record.status, **metrics, "child_run_id": record.child_run_id,
+                     "error": record.message})
+    return sorted(rows, key=lambda r: tuple(str(r.get(k, "")) for k in names.TRIAL_TAGS))
 
 
 def records_from_children(track: Tracker, parent_id: str, mark_stale: bool = True) -> dict[str, TrialRecord]:

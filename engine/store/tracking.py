@@ -19,12 +19,14 @@ run lists, progress files and `config check` must not wait for it.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import functools
 import json
 import os
 import random
+import shutil
 import socket
 import sqlite3
 import tempfile
@@ -143,11 +145,53 @@ def _quiet_mlflow() -> None:
     logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
-def _prepare_sqlite(store: Store) -> None:
-    """Create the store once (under a file lock, as MLflow migrates a new file) and set WAL mode."""
+def read_only_folder(db: Path) -> bool:
+    """A store whose file exists in a folder this process cannot write (read-only mount, another's files)."""
+    return db.exists() and not (os.access(db.parent, os.W_OK) and os.access(db, os.W_OK))
+
+
+def _damaged_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text or "file is encrypted" in text
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.removeprefix("(sqlite3.DatabaseError) ")
+
+
+def _read_only_copy(db: Path) -> str:
+    """A private copy of a store this process cannot write, to read from.
+
+    SQLite cannot open a WAL file read-only without writing its -shm file beside it,
+    and MLflow accepts no SQLite URI options; a copy (with its -wal) reads the same runs.
+    Artifacts stay where they are: their locations in the store are absolute paths.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="prunelab-readonly-"))
+    atexit.register(shutil.rmtree, folder, True)
+    for suffix in ("", "-wal"):
+        source = Path(f"{db}{suffix}")
+        if source.exists():
+            shutil.copyfile(source, folder / f"mlflow.db{suffix}")
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def _prepare_sqlite(store: Store) -> bool:
+    """Create the store once (under a file lock, as MLflow migrates a new file) and set WAL mode.
+
+    Returns whether the store is read-only: then it is opened as it is, for reads only.
+    """
     db = Path(store.uri[len("sqlite:///"):])
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(db.parent / ".init.lock"):
+    if read_only_folder(db):
+        return True
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        lock = _file_lock(db.parent / ".init.lock")
+        lock.__enter__()
+    except OSError as exc:
+        raise TrackingError(f"cannot create the store in {db.parent} ({exc.strerror or exc}); run from a folder "
+                            "you can write, or pass --tracking-uri") from None
+    try:
         from mlflow.tracking import MlflowClient
 
         MlflowClient(store.uri).search_experiments(max_results=1)  # creates and migrates the schema
@@ -155,6 +199,24 @@ def _prepare_sqlite(store: Store) -> None:
             mode = con.execute("PRAGMA journal_mode").fetchone()[0]
             if mode.lower() != "wal":
                 con.execute("PRAGMA journal_mode=WAL")
+    except Exception as exc:  # SQLAlchemy's DatabaseError, wrapped by MLflow in several types
+        if not _damaged_error(exc):
+            raise
+        raise TrackingError(f"the store {db} is damaged ({_first_line(exc)}); restore it from a backup, or move "
+                            "it away to start a new store") from None
+    finally:
+        lock.__exit__(None, None, None)
+    return False
+
+
+def _writes(method: Callable[..., T]) -> Callable[..., T]:
+    """A Tracker method that writes to the store: on a read-only store it fails first, naming the folder."""
+    @functools.wraps(method)
+    def guarded(self: "Tracker", *args: Any, **kwargs: Any) -> T:
+        self.require_writable()
+        return method(self, *args, **kwargs)
+
+    return guarded
 
 
 class Tracker:
@@ -167,11 +229,17 @@ class Tracker:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no download bars on stderr
         check_reachable(self.store.uri)  # before MLflow loads: seconds saved on the way to the error
         _quiet_mlflow()
-        if self.store.is_sqlite:
-            _prepare_sqlite(self.store)
+        self.read_only = self.store.is_sqlite and _prepare_sqlite(self.store)
         from mlflow.tracking import MlflowClient
 
-        self.client = MlflowClient(self.store.uri)
+        db = Path(self.store.uri[len("sqlite:///"):])
+        self.client = MlflowClient(_read_only_copy(db) if self.read_only else self.store.uri)
+
+    def require_writable(self) -> None:
+        """Fail before any work, with one line naming the folder, when this store can only be read."""
+        if self.read_only:
+            raise TrackingError(f"the store in {self.store.root} is read-only; run from a folder you can write, "
+                                "or pass --tracking-uri to a writable store")
 
     # ------------------------------------------------------------ experiments and runs
     def experiment_id(self, name: str) -> str:
@@ -187,6 +255,7 @@ class Tracker:
                 raise
             return exp.experiment_id
 
+    @_writes
     def start_run(self, experiment: str, run_name: str, tags: dict[str, Any], parent_id: str | None = None) -> str:
         tags = {k: str(v) for k, v in tags.items()}
         if parent_id:
@@ -194,9 +263,11 @@ class Tracker:
         run = retry(self.client.create_run, self.experiment_id(experiment), tags=tags, run_name=run_name)
         return run.info.run_id
 
+    @_writes
     def end_run(self, run_id: str, status: str) -> None:
         retry(self.client.set_terminated, run_id, status)
 
+    @_writes
     def set_status(self, run_id: str, status: str) -> None:
         retry(self.client.update_run, run_id, status=status)
 
@@ -237,6 +308,7 @@ class Tracker:
                           max_results=max_results, order_by=["attributes.start_time DESC"]))
 
     # ------------------------------------------------------------ logging
+    @_writes
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
@@ -244,6 +316,7 @@ class Tracker:
         for i in range(0, len(items), 100):
             retry(self.client.log_batch, run_id, params=items[i:i + 100])
 
+    @_writes
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
         from mlflow.entities import Metric
 
@@ -252,6 +325,7 @@ class Tracker:
         if items:
             retry(self.client.log_batch, run_id, metrics=items)
 
+    @_writes
     def log_history(self, run_id: str, history: Iterable[dict[str, float]]) -> None:
         """Per-epoch metrics, each at step = epoch."""
         from mlflow.entities import Metric
@@ -262,23 +336,29 @@ class Tracker:
         for i in range(0, len(items), 900):
             retry(self.client.log_batch, run_id, metrics=items[i:i + 900])
 
+    @_writes
     def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
         from mlflow.entities import RunTag
 
         retry(self.client.log_batch, run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
+    @_writes
     def log_artifact_file(self, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
         retry(self.client.log_artifact, run_id, str(path), artifact_path)
 
+    @_writes
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         retry(self.client.log_text, run_id, text, artifact_file)
 
+    @_writes
     def log_json(self, run_id: str, obj: Any, artifact_file: str) -> None:
         self.log_text(run_id, json.dumps(obj, indent=2, default=_jsonable), artifact_file)
 
+    @_writes
     def log_figure(self, run_id: str, figure, artifact_file: str) -> None:
         retry(self.client.log_figure, run_id, figure, artifact_file)
 
+    @_writes
     def log_numpy(self, run_id: str, array, artifact_file: str) -> None:
         folder, _, name = artifact_file.rpartition("/")
         with tempfile.TemporaryDirectory() as tmp:
@@ -298,6 +378,7 @@ class Tracker:
             path = self.download(run_id, artifact_file, tmp)
             return path.read_text() if path and path.is_file() else None
 
+    @_writes
     def log_dataset_input(self, run_id: str, dataset, kept: int | None = None, context: str = "train") -> None:
         """Record the data set as the run's input (MLflow's `log_input`), so the UI shows what it trained on.
 

@@ -328,15 +328,21 @@ def test_a_corrupted_mnist_gz_is_one_data_error(shared_data, tmp_path):
         read_idx(damaged)
 
 
-# ---------------------------------------------------------------- 26: --retry-failed
+# ---------------------------------------------------------------- 26: --retry-failed (and 13: params, export)
 def test_resume_retries_failed_trials_only_when_asked(in_tmp, shared_data):
     first = engine.run(engine.load_config("quick", small(shared_data)))
+    check_kind_params_and_exports(first, in_tmp)  # one small run serves both (a run costs seconds)
     track = tracker(None, str(in_tmp))
     failed = next(t for t in first.trials if t.tags.get("method") == "random")
     track.end_run(failed.child_run_id, "FAILED")  # as a trial that raised would leave it
 
+    time.sleep(3)  # the run lies dead a while before it is resumed (item 8: that time is not its duration)
     again = engine.run(resume=first.run_id)
     assert len(track.children(first.run_id)) == 2  # a plain resume leaves FAILED trials alone
+    active = track.get_run(first.run_id).data.metrics["active_seconds"]
+    assert abs(active - (first.seconds + again.seconds)) < 1.0, (active, first.seconds, again.seconds)
+    info = next(r for r in engine.list_runs() if r.run_id == first.run_id)
+    assert info.duration == active and info.duration < info.end_time - info.start_time - 2.5
     assert [t.status for t in again.trials if t.key == failed.key] == ["FAILED"]
     retried = engine.run(resume=first.run_id, retry_failed=True)
     children = track.children(first.run_id)
@@ -391,3 +397,170 @@ def test_an_unreachable_tracking_server_fails_in_seconds(in_tmp):
     result = cli(["--tracking-uri", f"http://127.0.0.1:{port}", "runs"], in_tmp)
     one_line_exit_2(result, f"cannot reach tracking server http://127.0.0.1:{port}")
     assert time.time() - started < 10
+
+
+# ---------------------------------------------------------------- 21: a read-only store
+READ_ONLY_CHECK = """
+import json, sys
+from click.testing import CliRunner
+from engine.cli import main
+out = []
+for args in (["runs", "--json"], ["show", sys.argv[1], "--json"], ["run", "--resume", sys.argv[1]],
+             ["run", "--preset", "quick", "--set", "train.epochs=0"]):
+    r = CliRunner().invoke(main, args)
+    out.append({"code": r.exit_code, "stdout": r.stdout, "stderr": r.stderr, "exc": repr(r.exception)})
+print(json.dumps(out))
+"""
+
+
+def test_a_read_only_store_reads_and_refuses_writes_in_one_line(in_tmp, parent):
+    """Mounted read-only (root ignores file modes, so as root a private read-only bind mount), or chmod a-w."""
+    track = tracker(None, str(in_tmp))
+    track.end_run(parent, "FINISHED")
+    store = in_tmp / "mlruns"
+    before = sorted(str(p.relative_to(store)) for p in store.rglob("*"))
+    check = [sys.executable, "-c", READ_ONLY_CHECK, parent]
+    if os.geteuid() == 0:
+        script = f'mount --bind "{store}" "{store}" && mount -o remount,bind,ro "{store}" && exec "$@"'
+        check = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *check]
+    else:
+        subprocess.run(["chmod", "-R", "a-w", str(store)], check=True)
+    try:
+        proc = subprocess.run(check, cwd=in_tmp, capture_output=True, text=True, timeout=200,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(store)], check=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs, shown, resumed, started = json.loads(proc.stdout.splitlines()[-1])
+    assert runs["code"] == 0 and [r["run_id"] for r in json.loads(runs["stdout"])] == [parent], runs
+    assert shown["code"] == 0 and json.loads(shown["stdout"])["run_id"] == parent, shown
+    for write in (resumed, started):
+        assert write["code"] == 2 and write["exc"].startswith("SystemExit"), write
+        lines = [line for line in write["stderr"].splitlines() if line.strip()]
+        assert len(lines) == 1 and f"the store in {store} is read-only" in lines[0], write
+    assert sorted(str(p.relative_to(store)) for p in store.rglob("*")) == before  # nothing written
+
+
+# ---------------------------------------------------------------- 13: small CLI fixes
+def test_config_show_documents_each_field_and_check_says_ok(in_tmp):
+    import tomllib
+
+    from engine.config import Config, TrainConfig, preset_text
+
+    shown = cli(["config", "show", "quick"], in_tmp)
+    assert shown.exit_code == 0
+    assert tomllib.loads(shown.stdout) == tomllib.loads(preset_text("quick"))  # comments only were added
+    lines = shown.stdout.splitlines()
+    assert lines[lines.index("epochs = 2") - 1] == f"# {TrainConfig.model_fields['epochs'].description}"
+    assert lines[lines.index('model = "cnn"') - 1] == f"# {Config.model_fields['model'].description}"
+
+    checked = cli(["config", "check", "quick"], in_tmp)
+    assert checked.exit_code == 0
+    assert checked.stdout.splitlines()[-1] == "# OK: quick is a valid prune config"
+    resolved = tomllib.loads(checked.stdout)
+    assert {"data", "train", "surrogate", "sweep"} <= set(resolved)
+    assert not {"online", "noise", "study", "benchmark", "dynamic", "overlap"} & set(resolved)  # not prune's
+    assert "[data.options]" not in checked.stdout and "[selection]" not in checked.stdout  # no empty tables
+    overlap = cli(["config", "check", "quick", "--set", "kind=overlap"], in_tmp)
+    assert "overlap" in tomllib.loads(overlap.stdout) and "sweep" not in tomllib.loads(overlap.stdout)
+
+
+def check_kind_params_and_exports(result, in_tmp):
+    """A prune run logs only the sections a prune run reads; `export` needs no --csv and has --trials (13)."""
+    import csv
+    import io
+
+    track = tracker(None, str(in_tmp))
+    params = track.get_run(result.run_id).data.params
+    assert params["sweep.keep_ratios"] == "[0.5]" and params["train.epochs"] == "1"
+    assert not [k for k in params if k.split(".")[0] in ("online", "noise", "study", "benchmark", "dynamic",
+                                                        "overlap")]
+    plain = cli(["export", result.run_id[:8]], in_tmp)  # no --csv needed
+    assert plain.exit_code == 0 and plain.stdout == cli(["export", result.run_id, "--csv"], in_tmp).stdout
+    assert [r["method"] for r in csv.DictReader(io.StringIO(plain.stdout))] == ["full", "random"]
+    trials = cli(["export", result.run_id, "--trials"], in_tmp)
+    rows = list(csv.DictReader(io.StringIO(trials.stdout)))
+    children = {c.info.run_id: c for c in track.children(result.run_id)}
+    assert len(rows) == 2 and set(children) == {r["child_run_id"] for r in rows}
+    for row in rows:
+        child = children[row["child_run_id"]]
+        assert row["method"] == child.data.tags["method"] and row["status"] == "FINISHED"
+        assert float(row["test_accuracy"]) == child.data.metrics["final_test_accuracy"]
+
+
+# ---------------------------------------------------------------- 23, 25: a damaged store, a missing device
+def test_a_damaged_store_is_one_line(in_tmp):
+    (in_tmp / "mlruns").mkdir()
+    (in_tmp / "mlruns" / "mlflow.db").write_bytes(b"not sqlite at all " * 300)
+    one_line_exit_2(cli(["runs"], in_tmp), f"the store {in_tmp / 'mlruns' / 'mlflow.db'} is damaged",
+                    "not a database", "backup")
+
+
+def test_a_device_this_machine_lacks_fails_before_any_run(in_tmp):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: device = cuda is valid here")
+    one_line_exit_2(cli(["config", "check", "quick", "--set", "device=cuda"], in_tmp), "device 'cuda'", "CUDA")
+    one_line_exit_2(cli(["run", "--preset", "quick", "--set", "device=cuda"], in_tmp), "device 'cuda'", "CUDA")
+    assert cli(["runs"], in_tmp).stdout.startswith("no runs yet")  # no parent run was created
+
+
+def test_parent_runs_are_named_by_what_differs():
+    from engine.runner.runner import parent_name
+
+    assert parent_name(engine.load_config("quick")) == "prune mnist-mini cnn · random,loss,grad_norm @ 0.3,0.7"
+    assert parent_name(engine.load_config("quick", {"sweep.keep_ratios": [0.5]})).endswith("@ 0.5")
+    assert parent_name(engine.load_config("quick", {"kind": "overlap"})) == "overlap mnist-mini cnn"
+
+
+# ---------------------------------------------------------------- 23, 26: cache entries
+def test_a_cache_entry_without_its_key_is_a_miss_and_entries_are_group_readable(tmp_path):
+    import numpy as np
+
+    from engine.store.cache import Cache
+
+    cache = Cache(tmp_path)
+    cache.save_arrays("forgetting", "ab" * 8, {"other": np.arange(3)})
+    assert cache.load_arrays("forgetting", "ab" * 8, require=("forgetting",)) is None and cache.misses == 1
+    assert list(cache.load_arrays("forgetting", "ab" * 8, require=("other",))["other"]) == [0, 1, 2]
+    from engine.store.cache import _UMASK
+
+    cache.save_arrays("scores", "cd" * 8, {"loss": np.ones(2)})
+    entry = next((tmp_path / "scores").rglob("*.npz"))
+    assert entry.stat().st_mode & 0o777 == 0o666 & ~_UMASK != 0o600  # as the umask says, not mkstemp's 0600
+
+
+# ---------------------------------------------------------------- 10: the CLI's progress bars
+def test_cli_progress_is_the_tuis_three_bars():
+    import io
+
+    from rich.console import Console
+
+    from engine.cli.common import ProgressBars
+    from engine.store.events import BatchProgress, EpochEnd, StageStarted, TrialFinished
+
+    bars = ProgressBars(enabled=True, console=Console(file=io.StringIO(), force_terminal=True, width=120))
+    with bars:
+        bars(RunStarted(run_id="r", experiment="e", kind="prune", trials=2))
+        bars(StageStarted(stage="retrain", detail="loss / hardest / keep 0.5 / seed 0 / e1", trial=0, trials=2))
+        assert set(bars.tasks) <= {"trials", "epoch", "batch"}  # no "retrain 0/1" bar that never moves
+        assert "retrain loss / hardest" in bars.task("trials").fields["info"]
+        bars(BatchProgress(epoch=1, epochs=2, batch=10, batches=10))
+        bars(EpochEnd(epoch=1, epochs=2, metrics={"train_loss": 0.5, "test_accuracy": 0.75}))
+        first_epoch_clock = bars.task("batch").start_time
+        time.sleep(0.05)
+        bars(BatchProgress(epoch=2, epochs=2, batch=1, batches=10))
+        epoch, batch = bars.task("epoch"), bars.task("batch")
+        assert (epoch.completed, epoch.total) == (1, 2)  # epoch 2 of 2 under way: 1/2, not 2/2
+        assert epoch.fields["info"] == "train loss 0.5000 test acc 75.00%"  # which loss, which accuracy
+        assert batch.start_time > first_epoch_clock and batch.description == "epoch 2/2"  # its own time
+        bars(TrialFinished(trial=0, trials=2, status="FINISHED", metrics={"test_accuracy": 0.8125},
+                           name="loss / hardest / keep 0.5 / seed 0 / e1"))
+        trials = bars.task("trials")
+        assert trials.completed == 1 and not bars.task("epoch").visible and not bars.task("batch").visible
+        assert "last: loss / hardest / keep 0.5 / seed 0 / e1 81.25%" in trials.fields["info"]
+        assert "finished" not in trials.fields["info"].lower()
+        bars(StageStarted(stage="retrain", detail="full-data / seed 0", trial=1, trials=2))
+        bars(BatchProgress(epoch=1, epochs=2, batch=3, batches=10))
+        assert bars.task("epoch").visible and bars.task("epoch").completed == 0 and bars.task("batch").visible

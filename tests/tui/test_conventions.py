@@ -218,7 +218,7 @@ KEYS = {
     "Runs": ["slash filter", "enter open('plots')", "p open('plots')", "o open('overlap')", "g open('gallery')",
              "c compare", "x cancel", "f5 reload", "escape clear_filter", "space toggle_mark", "s next_sort",
              "S reverse_sort"],
-    "Monitor": ["x cancel", "enter open", "down,j focus_panel(1)", "up,k focus_panel(-1)"],
+    "Monitor": ["x cancel", "enter open", "down,j select_panel(1)", "up,k select_panel(-1)"],
     "New experiment": ["ctrl+l launch", "ctrl+r reset"],
     "Plots": RUN_VIEWS + ["1 tab('tab-ratio')", "2 tab('tab-trial')", "3 tab('tab-epoch')", "4 tab('tab-summary')"],
     "Overlap": RUN_VIEWS + ["f mode('first')", "l mode('last')", "s mode('spearman')", "plus,equals_sign k(1)",

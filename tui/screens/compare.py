@@ -82,7 +82,11 @@ class CompareScreen(BaseScreen):
                                        ("#cmp-plot-epoch", "epoch", "surrogate epoch of the scores")):
             plot = self.query_one(plot_id, PlotextPlot)
             runs = [(f"{label}: ", d.summary) for label, d in zip(labels, details)]
-            if draw_accuracy_vs(plot.plt, runs, x_key, xlabel, f"test accuracy vs {xlabel}"):
+            epochs = sorted({r.get("epoch") for d in details for r in d.summary if r.get("method") != "full"} - {None})
+            if x_key == "epoch" and len(epochs) == 1:  # a pile of error bars at one x says nothing
+                empty(plot, f"one score epoch only (e{epochs[0]}): "
+                            "accuracy vs keep ratio is tab 1")
+            elif draw_accuracy_vs(plot.plt, runs, x_key, xlabel, f"test accuracy vs {xlabel}"):
                 plot.refresh()
             else:
                 empty(plot, "no results in these runs")

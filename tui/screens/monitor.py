@@ -6,6 +6,8 @@ re-attaches. Runs that ended in the last minutes stay, with their final status.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -21,24 +23,40 @@ from .base import BaseScreen
 POLL_S = 0.5
 
 
-class MonitorScreen(BaseScreen):
-    """One progress panel per live (or just ended) run; x cancels the focused one."""
+def run_order(progress: Any) -> tuple:
+    """Running runs first, then the ended ones; newest first within each."""
+    return progress.effective_status != names.RUNNING, -(progress.started or 0.0)
 
-    HELP = "Live experiments, whoever started them. Tab moves between runs."
+
+class MonitorScreen(BaseScreen):
+    """One progress panel per live (or just ended) run; x and enter act on the selected one.
+
+    The selection is the screen's, not the focus: panels hold no focus, so j/k/up/down
+    and a click always reach it. A newly seen running run is selected, as a launch
+    expects; ended runs sit below, folded to their title and metrics unless selected.
+    """
+
+    HELP = "Live experiments, whoever started them. j/k or a click selects a run."
     BINDINGS = [
         Binding("x", "cancel", "Cancel run", id="monitor.cancel", tooltip="Cancel the selected run (asks first)"),
         Binding("enter", "open", "Open plots", id="monitor.open", tooltip="Open the selected run's plots"),
         # priority: at 80x24 the panels overflow, and their scroll container would take down/up to scroll
-        Binding("down,j", "focus_panel(1)", "Next run", show=False, priority=True, id="monitor.next",
+        Binding("down,j", "select_panel(1)", "Next run", show=False, priority=True, id="monitor.next",
                 tooltip="Select the next run"),
-        Binding("up,k", "focus_panel(-1)", "Previous run", show=False, priority=True, id="monitor.previous",
+        Binding("up,k", "select_panel(-1)", "Previous run", show=False, priority=True, id="monitor.previous",
                 tooltip="Select the previous run"),
     ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.selected: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("reading progress files…", id="monitor-status", classes="status-line", markup=False)
-        yield VerticalScroll(id="panels")
+        panels = VerticalScroll(id="panels")
+        panels.can_focus = False  # it would take up/down for scrolling; the selection scrolls it
+        yield panels
         yield Footer()
 
     def on_mount(self) -> None:
@@ -58,50 +76,70 @@ class MonitorScreen(BaseScreen):
     def poll(self) -> None:
         self.post_result(ProgressPolled(self.backend.progress(), self.now()))
 
-    def on_progress_polled(self, message: ProgressPolled) -> None:
-        runs, now = message.runs, message.now
+    async def on_progress_polled(self, message: ProgressPolled) -> None:
+        now = message.now
+        runs = sorted((p for p in message.runs if p.run_id), key=run_order)
         container = self.query_one("#panels", VerticalScroll)
         panels = {p.run_id: p for p in container.query(ProgressPanel)}
-        wanted = [p.run_id for p in runs if p.run_id]
-        for run_id, panel in panels.items():
-            if run_id not in wanted:
-                panel.remove()
+        wanted = {p.run_id for p in runs}
+        gone = [panel for run_id, panel in panels.items() if run_id not in wanted]
+        if gone:
+            await container.remove_children(gone)
+        fresh = []
         for progress in runs:
-            if not progress.run_id:
-                continue
             panel = panels.get(progress.run_id)
             if panel is None:
-                panel = ProgressPanel(progress.run_id)
-                panel.update_progress(progress, now)  # held until the panel has mounted its children
-                container.mount(panel)
-            else:
-                panel.update_progress(progress, now)
+                panel = panels[progress.run_id] = ProgressPanel(progress.run_id)
+                fresh.append(progress)
+            panel.update_progress(progress, now)  # before mount it is held until the panel's children exist
+        if fresh:
+            await container.mount_all([panels[p.run_id] for p in fresh])
+        for i, progress in enumerate(runs):
+            if container.children[i] is not panels[progress.run_id]:
+                container.move_child(panels[progress.run_id], before=i)
+        new_running = [p.run_id for p in fresh if p.effective_status == names.RUNNING]
+        if new_running:
+            self.select(new_running[0])
+        elif self.selected not in wanted:
+            self.select(runs[0].run_id if runs else None)
+        else:
+            self.select(self.selected, scroll=False)
         live = sum(p.effective_status == names.RUNNING for p in runs)
         if not runs:
             text = "No experiments running. Press n to start one."
         else:
             text = f"{live} running" + (f", {len(runs) - live} ended lately" if len(runs) > live else "")
-            text += " · x cancel · enter plots"
+            text += " · j/k select · x cancel · enter plots"
         self.query_one("#monitor-status", Static).update(text)
 
-    # ------------------------------------------------------------ actions
-    def _panel(self) -> ProgressPanel | None:
-        node = self.focused
-        while node is not None and not isinstance(node, ProgressPanel):
-            node = node.parent
-        if isinstance(node, ProgressPanel):
-            return node
-        panels = list(self.query(ProgressPanel))
-        return panels[0] if panels else None
+    # ------------------------------------------------------------ selection
+    def panels(self) -> list[ProgressPanel]:
+        return list(self.query_one("#panels", VerticalScroll).query_children(ProgressPanel))
 
-    def action_focus_panel(self, step: int) -> None:
-        panels = list(self.query(ProgressPanel))
+    def select(self, run_id: str | None, scroll: bool = True) -> None:
+        self.selected = run_id
+        chosen = None
+        for panel in self.panels():
+            panel.set_selected(panel.run_id == run_id)
+            chosen = panel if panel.run_id == run_id else chosen
+        if chosen is not None and scroll:
+            self.query_one("#panels", VerticalScroll).scroll_to_widget(chosen, animate=False)
+
+    def on_progress_panel_clicked(self, message: ProgressPanel.Clicked) -> None:
+        self.select(message.run_id)
+
+    def _panel(self) -> ProgressPanel | None:
+        return next((p for p in self.panels() if p.run_id == self.selected), None)
+
+    def action_select_panel(self, step: int) -> None:
+        panels = self.panels()
         if not panels:
             return
-        current = self._panel()
-        i = panels.index(current) if current in panels and current.has_focus else -step
-        panels[(i + step) % len(panels)].focus()
+        ids = [p.run_id for p in panels]
+        i = ids.index(self.selected) if self.selected in ids else -step
+        self.select(ids[(i + step) % len(ids)])
 
+    # ------------------------------------------------------------ actions
     def action_cancel(self) -> None:
         panel = self._panel()
         if panel is None or panel.progress is None:

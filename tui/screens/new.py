@@ -128,7 +128,10 @@ class NewExperimentScreen(BaseScreen):
             suggester = ListSuggester(spec.suggestions) if spec.suggestions else None
             widget = Input(id=spec.widget_id, placeholder=placeholder, suggester=suggester, compact=True)
         widget.tooltip = spec.description or None
-        children = [widget]
+        children: list[Any] = [widget]
+        if spec.kind == "bool":  # the switch alone is hard to read in a dark theme: say it in words too
+            children = [Horizontal(widget, Label("off", id="s-" + spec.widget_id[2:], classes="switch-state"),
+                                   classes="switch-row")]
         if spec.description:
             children.append(Static(spec.description, classes="field-help", markup=False))
         error = Static("", id="e-" + spec.widget_id[2:], classes="field-error", markup=False)
@@ -179,6 +182,10 @@ class NewExperimentScreen(BaseScreen):
     @on(Select.Changed)
     def _edited(self, event) -> None:
         control = event.control
+        if isinstance(control, Switch) and control.id:
+            state = self.query_one(f"#s-{control.id[2:]}", Label)
+            state.update("on" if control.value else "off")
+            state.set_class(control.value, "on")
         if control.id == "preset":
             if not self._filling and event.value is not Select.NULL:
                 self.load_preset(str(event.value))

@@ -196,3 +196,7 @@ class OverlapScreen(RunScreen):
         if len(self.epochs) > 1:
             self.epoch = self.epochs[(self.epochs.index(self.epoch) + 1) % len(self.epochs)]
             self.compute()
+        elif self.epochs:
+            self.notify(f"This run logged scores at one surrogate epoch only (e{self.epochs[0]})", timeout=4)
+        else:
+            self.notify("This run logged no scores to switch between", severity="warning", timeout=4)

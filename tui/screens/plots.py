@@ -26,7 +26,10 @@ from .base import RunScreen
 LIVE_S = 2.0
 FULL = "full"
 # plotext's named terminal colours: the terminal's palette, so they suit its light or dark scheme
-COLORS = ("blue", "red", "green", "orange", "cyan", "magenta")
+# twelve distinct series colours (plotext takes names and RGB): a compare of several runs' methods needs more
+# than the six named ones, which repeated ("red for three of eight series")
+COLORS = ("blue", "red", "green", "orange", "cyan", "magenta", (188, 189, 34), (148, 103, 189), (140, 86, 75),
+          (227, 119, 194), (127, 127, 127), (23, 190, 207))
 
 
 # ---------------------------------------------------------------- drawing (shared with compare)

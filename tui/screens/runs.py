@@ -90,7 +90,7 @@ class RunsScreen(BaseScreen):
         table = self.table
         shown, total = table.row_count, len(table.runs)
         if not total:
-            text = f"No runs yet in {self.backend.uri}. Press n to start an experiment."
+            text = f"No runs yet. Press n to start an experiment (store: {self.backend.uri})."  # the action first
         else:
             running = sum(r.status == names.RUNNING for r in table.runs.values())
             noun = "run" if total == 1 else "runs"
@@ -99,7 +99,9 @@ class RunsScreen(BaseScreen):
                 text += f", {running} running"
             if table.marked:
                 text += f" · {len(table.marked)} marked (c compares)"
-        self.query_one("#runs-status", Static).update(text)
+        status = self.query_one("#runs-status", Static)
+        status.set_class(not total, "wraps")  # the empty-state hint wraps rather than being cut at 80 columns
+        status.update(text)
 
     # ------------------------------------------------------------ filter
     def action_filter(self) -> None:

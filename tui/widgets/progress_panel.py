@@ -11,6 +11,7 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.widgets import Label, ProgressBar, RichLog, Static
 
 from engine import names
@@ -27,8 +28,17 @@ def eta_seconds(progress: Any, now: float) -> float | None:
     return elapsed / done * (total - done)
 
 
-class ProgressPanel(Vertical, can_focus=True):
-    """Live view of one progress file (folded into an engine.events.RunProgress)."""
+class ProgressPanel(Vertical):
+    """Live view of one progress file (folded into an engine.events.RunProgress).
+
+    It holds no focus; the monitor selects it (class `selected`). An ended run folds
+    to its title, stage and metrics unless it is the selected one.
+    """
+
+    class Clicked(Message):
+        def __init__(self, run_id: str) -> None:
+            super().__init__()
+            self.run_id = run_id
 
     def __init__(self, run_id: str, **kwargs: Any) -> None:
         super().__init__(id=f"panel-{run_id}", classes="progress-panel", **kwargs)
@@ -74,7 +84,7 @@ class ProgressPanel(Vertical, can_focus=True):
         stage = " · ".join(x for x in (progress.stage or "starting", trial, progress.stage_detail) if x)
         self.query_one("#panel-stage", Static).update(Text(stage, no_wrap=True, overflow="ellipsis"))
         self._bar("trials", progress.trials_done, progress.trials)
-        self._bar("epoch", progress.epoch, progress.epochs)
+        self._bar("epoch", progress.epochs_done, progress.epochs)
         self._bar("batch", progress.batch, progress.batches)
         running = self.status == names.RUNNING
         elapsed = ((now if running else progress.updated) - progress.started) if progress.started else None
@@ -84,9 +94,9 @@ class ProgressPanel(Vertical, can_focus=True):
         if running and progress.trials:  # kinds without trials (overlap) have no pace to go by
             parts.append(f"ETA {duration(eta)}" if eta is not None else "ETA estimating…")
         if "train_loss" in metrics:
-            parts.append(f"loss {metrics['train_loss']:.4f}")
+            parts.append(f"train loss {metrics['train_loss']:.4f}")
         if "test_accuracy" in metrics:
-            parts.append(f"acc {pct(metrics['test_accuracy'], 2)}")
+            parts.append(f"test acc {pct(metrics['test_accuracy'], 2)}")
         self.query_one("#panel-metrics", Static).update("   ".join(parts))
         signature = (len(progress.log), progress.log[-1] if progress.log else "")
         if signature != self._log_signature:
@@ -96,6 +106,14 @@ class ProgressPanel(Vertical, can_focus=True):
             for line in progress.log[-100:]:
                 log.write(line)
         self.set_class(not running, "ended")
+        self.set_class(not running and not self.has_class("selected"), "folded")
+
+    def set_selected(self, selected: bool) -> None:
+        self.set_class(selected, "selected")
+        self.set_class(self.has_class("ended") and not selected, "folded")
+
+    def on_click(self) -> None:
+        self.post_message(self.Clicked(self.run_id))
 
     def _bar(self, name: str, done: int, total: int) -> None:
         bar = self.query_one(f"#bar-{name}", ProgressBar)

@@ -37,6 +37,9 @@ COLUMNS: list[tuple[str, str, Callable[[Any, float], Any], bool]] = [
     ("run_id", "run id", lambda r, now: r.run_id, False),
 ]
 SORTABLE = [c[0] for c in COLUMNS if c[0] != "mark"]
+# below WIDE columns, these give way so that the run id and the model still fit (80 columns: all the rest fit)
+NARROW_HIDDEN = ("started", "dataset")
+WIDE = 100
 
 
 class RunTable(Table):
@@ -62,12 +65,30 @@ class RunTable(Table):
         self.sort_reverse = True
         self.now: Callable[[], float] = lambda: 0.0
         self._shown: list[tuple] = []
+        self.hidden: tuple[str, ...] = ()
+
+    @property
+    def shown_columns(self) -> list[str]:
+        return [c[0] for c in COLUMNS if c[0] not in self.hidden]
 
     def on_mount(self) -> None:
-        for key, label, _, _ in COLUMNS:
-            self.add_column(label, key=key)
-        self._update_labels()
+        self._add_columns()
         self.app.theme_changed_signal.subscribe(self, self._theme_changed)
+
+    def _add_columns(self) -> None:
+        for key, label, _, _ in COLUMNS:
+            if key not in self.hidden:
+                self.add_column(label, key=key)
+        self._update_labels()
+
+    def on_resize(self) -> None:
+        hidden = NARROW_HIDDEN if self.size.width < WIDE else ()
+        if hidden != self.hidden:
+            self.hidden = hidden
+            self.clear(columns=True)
+            self._add_columns()
+            self._shown = []
+            self.rebuild()
 
     def _theme_changed(self, theme: Any) -> None:
         """Status colours come from the theme: redraw the rows in the new one."""
@@ -104,7 +125,7 @@ class RunTable(Table):
             return
         if [rid for rid, _ in signature] == [rid for rid, _ in self._shown]:
             for (run_id, cells), (_, old), (_, new) in zip(rows, self._shown, signature):
-                for key, cell, before, after in zip((c[0] for c in COLUMNS), cells, old, new):
+                for key, cell, before, after in zip(self.shown_columns, cells, old, new):
                     if before != after:
                         self.update_cell(run_id, key, cell, update_width=True)
             self._shown = signature
@@ -121,9 +142,10 @@ class RunTable(Table):
         theme = self.app.theme_variables
         mark = Text("●", style=theme.get("text-accent", "")) if r.run_id in self.marked else " "
         trials = f"{r.trials_done}/{r.trials}" if r.trials else (str(r.trials_done) if r.trials_done else "-")
-        return [mark, status_text(r.status, theme), r.experiment, r.kind, Text(pct(r.best_accuracy), justify="right"),
-                Text(trials, justify="right"), Text(duration(run_duration(r, now)), justify="right"),
-                clock(r.start_time), r.dataset, r.model, short_id(r.run_id)]
+        cells = [mark, status_text(r.status, theme), r.experiment, r.kind, Text(pct(r.best_accuracy), justify="right"),
+                 Text(trials, justify="right"), Text(duration(run_duration(r, now)), justify="right"),
+                 clock(r.start_time), r.dataset, r.model, short_id(r.run_id)]
+        return [cell for (key, *_), cell in zip(COLUMNS, cells) if key not in self.hidden]
 
     @property
     def current_run_id(self) -> str | None:
