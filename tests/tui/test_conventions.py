@@ -9,7 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from fixed_backend import RUNS, FixedBackend
+from fixed_backend import BENCHMARK_RUN, RUNS, FixedBackend
 from textual.binding import Binding
 from textual.command import CommandList
 from tui_helpers import wait_for
@@ -202,10 +202,13 @@ async def open_screen(app, pilot, title: str):
         await pilot.press({"Monitor": "m", "New experiment": "n"}[title])
     elif title in ("Plots", "Overlap", "Gallery"):
         app.open_run(RUNS[0].run_id, title.lower())
+    elif title == "Leaderboard":
+        app.open_run(BENCHMARK_RUN.run_id, "leaderboard")
     elif title == "Compare":
         app.push_screen(CompareScreen([RUNS[0].run_id, RUNS[1].run_id]))
     names = {"Runs": "RunsScreen", "Monitor": "MonitorScreen", "New experiment": "NewExperimentScreen",
-             "Plots": "PlotsScreen", "Overlap": "OverlapScreen", "Gallery": "GalleryScreen", "Compare": "CompareScreen"}
+             "Plots": "PlotsScreen", "Overlap": "OverlapScreen", "Gallery": "GalleryScreen", "Compare": "CompareScreen",
+             "Leaderboard": "LeaderboardScreen"}
     await wait_for(pilot, lambda: type(app.screen).__name__ == names[title], what=f"the {title} screen")
     await pilot.pause()
 
@@ -216,11 +219,13 @@ KEYS = {
     "Everywhere": ["question_mark help", "q quit", "r runs", "m switch_mode('monitor')", "n switch_mode('new')",
                    "escape back"],
     "Runs": ["slash filter", "enter open('plots')", "p open('plots')", "o open('overlap')", "g open('gallery')",
-             "c compare", "x cancel", "f5 reload", "escape clear_filter", "space toggle_mark", "s next_sort",
+             "l leaderboard", "c compare", "x cancel", "f5 reload", "escape clear_filter", "space toggle_mark", "s next_sort",
              "S reverse_sort"],
     "Monitor": ["x cancel", "enter open", "down,j select_panel(1)", "up,k select_panel(-1)"],
     "New experiment": ["ctrl+l launch", "ctrl+r reset"],
-    "Plots": RUN_VIEWS + ["1 tab('tab-ratio')", "2 tab('tab-trial')", "3 tab('tab-epoch')", "4 tab('tab-summary')"],
+    "Plots": RUN_VIEWS + ["1 tab('tab-ratio')", "2 tab('tab-trial')", "3 tab('tab-epoch')", "4 tab('tab-summary')",
+                           "5 tab('tab-seen')"],
+    "Leaderboard": RUN_VIEWS + ["s cycle_sort"],
     "Overlap": RUN_VIEWS + ["f mode('first')", "l mode('last')", "s mode('spearman')", "plus,equals_sign k(1)",
                             "minus k(-1)", "e next_epoch"],
     "Gallery": RUN_VIEWS + ["t toggle_top", "plus,equals_sign n(1)", "minus n(-1)", "left_square_bracket score(-1)",
@@ -246,7 +251,7 @@ async def test_every_key_the_help_lists_runs_its_action_on_its_screen(monkeypatc
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.recent_runs, what="the runs")
         pressed = 0
-        for title in ("Runs", "Monitor", "New experiment", "Plots", "Overlap", "Gallery", "Compare"):
+        for title in ("Runs", "Monitor", "New experiment", "Plots", "Overlap", "Gallery", "Leaderboard", "Compare"):
             await open_screen(app, pilot, title)
             screen = app.screen
             if title == "Runs":  # the help screen itself, once (it costs seconds here); its rows are these
