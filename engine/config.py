@@ -81,6 +81,10 @@ class DataConfig(Section):
     options: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="the data set's reader options (cifar100: labels; svhn: extra; folder: "
         "test_dir, test_fraction, seed, size, skip_bad)")
+    device_budget_mb: float | None = Field(
+        None, ge=0, description="device memory (MB) the uint8 images may take; above it they stay in host memory "
+        "and stream batch by batch (tag prunelab.data_path). Default: half the free CUDA memory; on a CPU never "
+        "streams. 0 forces streaming")
 
     @field_validator("data_dir")
     @classmethod

@@ -1,8 +1,9 @@
 """The trainer: SGD on data that already sits on the device, in the shape of airbench.
 
 No DataLoader and no per-sample Python: each epoch is a device-side permutation,
-batches are gathered by index, augmented and normalised as whole tensors, and
-the host syncs once per epoch (for metrics and the divergence check).
+batches are gathered by index (on the device, or on the host and streamed for a
+set above the device budget: `Dataset.batches`), augmented and normalised as whole
+tensors, and the host syncs once per epoch (for metrics and the divergence check).
 """
 from __future__ import annotations
 
@@ -105,21 +106,19 @@ def autocast(device: torch.device, enabled: bool):
 def evaluate(model: nn.Module, dataset: Dataset, split: str = "test", batch_size: int = 1024,
              amp: bool = True) -> tuple[float, float]:
     """(accuracy, mean loss) on a split, with one host sync at the end."""
-    x_all, y_all = (dataset.x_test, dataset.y_test) if split == "test" else (dataset.x_train, dataset.y_train)
-    device = x_all.device
+    device = dataset.device
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
-    for start in range(0, len(y_all), batch_size):
-        x = to_model_layout(dataset.normalize(x_all[start:start + batch_size]))
-        y = y_all[start:start + batch_size]
+    for x, y in dataset.split_batches(split, batch_size):
+        x = to_model_layout(dataset.normalize(x))
         with autocast(device, amp):
             logits = model(x)
         loss_sum += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
     model.train(was_training)
-    n = max(1, len(y_all))
+    n = max(1, len(dataset.y_test if split == "test" else dataset.y_train))
     return correct.item() / n, loss_sum.item() / n
 
 
@@ -176,7 +175,7 @@ def train(
         sample_weight = torch.zeros(len(dataset), device=device)
         sample_weight[index] = w.to(device=device, dtype=torch.float32)
     if callable(getattr(model, "init_from_data", None)):  # a data-dependent init (airbench's whitening), once
-        model.init_from_data(dataset.normalize(dataset.x_train[index[:5000]]))
+        model.init_from_data(dataset.normalize(dataset.images(index[:5000])))
     budget = plan_budget(cfg, n)
     checkpoints = sorted(set(int(e) for e in checkpoint_epochs))
     if checkpoints and checkpoints[-1] > budget.epochs:
@@ -216,9 +215,7 @@ def train(
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
         epoch_start = time.perf_counter()
-        for b in range(batches):
-            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            x = dataset.x_train[idx]
+        for b, (idx, x) in enumerate(dataset.batches(perm, cfg.batch_size, batches)):
             y = dataset.y_train[idx]
             if augment:
                 x = dataset.augment_batch(x, generator)
