@@ -70,6 +70,9 @@ class TrainConfig(BaseModel):
     amp: bool = Field(True, description="bf16 autocast on CUDA")
     compile: bool = Field(False, description="torch.compile the model (CUDA)")
     eval_batch_size: int = Field(1024, ge=1)
+    tta: Literal["none", "flip", "flip_translate"] = Field(
+        "none", description="test-time augmentation of the test evaluation: mean logits of the image and its mirror "
+        "(flip), and of the two 1-pixel translations too (flip_translate, airbench94's level 2)")
 
 
 class DataConfig(Section):

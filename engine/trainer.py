@@ -102,10 +102,29 @@ def autocast(device: torch.device, enabled: bool):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
 
 
+def tta_logits(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
+    """Logits with test-time augmentation, as airbench94 infers (Jordan 2024): "flip" averages the image and
+    its mirror; "flip_translate" averages that (weight 1/2) with the flip-averages of the image shifted one
+    pixel up-left and down-right (1/4 each; reflect padding)."""
+    if tta == "none":
+        return model(x)
+
+    def mirror(v: torch.Tensor) -> torch.Tensor:
+        return 0.5 * model(v) + 0.5 * model(v.flip(-1))
+
+    logits = mirror(x)
+    if tta == "flip":
+        return logits
+    h, w = x.shape[-2:]
+    padded = nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    shifted = 0.5 * mirror(to_model_layout(padded[..., :h, :w])) + 0.5 * mirror(to_model_layout(padded[..., 2:, 2:]))
+    return 0.5 * logits + 0.5 * shifted
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, dataset: Dataset, split: str = "test", batch_size: int = 1024,
-             amp: bool = True) -> tuple[float, float]:
-    """(accuracy, mean loss) on a split, with one host sync at the end."""
+             amp: bool = True, tta: str = "none") -> tuple[float, float]:
+    """(accuracy, mean loss) on a split, with one host sync at the end; `tta` as in `tta_logits`."""
     device = dataset.device
     was_training = model.training
     model.eval()
@@ -114,7 +133,7 @@ def evaluate(model: nn.Module, dataset: Dataset, split: str = "test", batch_size
     for x, y in dataset.split_batches(split, batch_size):
         x = to_model_layout(dataset.normalize(x))
         with autocast(device, amp):
-            logits = model(x)
+            logits = tta_logits(model, x, tta)
         loss_sum += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
     model.train(was_training)
@@ -263,7 +282,8 @@ def train(
         metrics = {"train_loss": train_loss, "train_accuracy": correct.item() / max(1, seen),
                    "lr": optimizer.param_groups[0]["lr"]}
         if evaluate_every_epoch or (epoch == budget.epochs and evaluate_at_end):
-            metrics["test_accuracy"], metrics["test_loss"] = evaluate(model, dataset, "test", cfg.eval_batch_size, cfg.amp)
+            metrics["test_accuracy"], metrics["test_loss"] = evaluate(model, dataset, "test", cfg.eval_batch_size,
+                                                                      cfg.amp, cfg.tta)
         metrics["seconds"] = time.perf_counter() - start
         history.append({"epoch": epoch, **metrics})
         emit(on_event, EpochEnd(epoch=epoch, epochs=budget.epochs, metrics=metrics, trial=trial))
@@ -273,7 +293,7 @@ def train(
     if history and "test_accuracy" in history[-1]:
         test_acc, test_loss = history[-1]["test_accuracy"], history[-1]["test_loss"]
     elif evaluate_at_end:
-        test_acc, test_loss = evaluate(model, dataset, "test", cfg.eval_batch_size, cfg.amp)
+        test_acc, test_loss = evaluate(model, dataset, "test", cfg.eval_batch_size, cfg.amp, cfg.tta)
     else:
         test_acc = test_loss = float("nan")
     return TrainResult(model=model, history=history, test_accuracy=test_acc, test_loss=test_loss,
