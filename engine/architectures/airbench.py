@@ -43,6 +43,12 @@ RECIPE = {"epochs": 10, "batch_size": 1024, "lr": round(11.5 / (1 + 1 / (1 - _MO
           "label_smoothing": 0.2, "schedule": "onecycle", "warmup": 0.23, "tta": "flip_translate"}
 
 
+def recipe(batch_size: int = 1024) -> dict:
+    """RECIPE at another batch size, in airbench's decoupled form: the learning rate per example (1.5 / 1024)
+    stays, so lr = 1.5·B/1024; the weight decay per step then scales with B as airbench's does."""
+    return {**RECIPE, "batch_size": batch_size, "lr": RECIPE["lr"] * batch_size / 1024}
+
+
 def _bn(c: int) -> nn.BatchNorm2d:
     bn = nn.BatchNorm2d(c, eps=1e-12, momentum=0.4)
     bn.weight.requires_grad_(False)

@@ -204,6 +204,11 @@ def test_airbench_preset_is_the_recipe():
     assert {k: getattr(config.train, k) for k in RECIPE} == RECIPE
     assert RECIPE["lr"] == pytest.approx(11.5 / (1 + 1 / 0.15)) and RECIPE["label_smoothing"] == 0.2
     assert RECIPE["lr"] * RECIPE["weight_decay"] == pytest.approx(0.0153 * 1024 / (1024 * (1 + 1 / 0.15)), rel=1e-5)
+    from engine.architectures.airbench import recipe
+    from engine.bench.train import RECIPES
+
+    assert RECIPES["airbench"] is recipe and recipe(256)["lr"] == RECIPE["lr"] / 4  # the same lr per example
+    assert TrainConfig(**recipe(256)).tta == "flip_translate"
 
 
 def test_exact_grad_norms_of_airbench_and_a_wide_resnet(cifar):
@@ -303,3 +308,6 @@ def test_bench_train_takes_several_models_and_reports_accuracy():
     for r in out:
         assert r["ours"]["samples_per_second"] > 0 and r["accuracy"]["train_samples"] == 500
         assert r["accuracy"]["test_accuracy"] > 0.2 and r["accuracy"]["wall_seconds"] > 0  # chance 0.1
+        assert r["streamed"]["samples"] == r["ours"]["samples"] and r["accuracy"]["recipe"] == "default"
+        assert r["streamed"]["ratio_to_device"] == pytest.approx(
+            r["streamed"]["samples_per_second"] / r["ours"]["samples_per_second"], abs=0.01)
