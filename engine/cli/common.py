@@ -66,6 +66,7 @@ class ProgressBars:
         self.console = console
         self.tasks: dict[str, Any] = {}
         self.finished = 0
+        self.stage = ""
 
     def __enter__(self) -> "ProgressBars":
         self.progress.__enter__()
@@ -86,13 +87,15 @@ class ProgressBars:
             self.finished += 1
             self._bar("trials", "trials", event.trials, self.finished, event.status.lower())
         elif isinstance(event, ev.StageStarted):
+            self.stage = event.stage
             self._bar("stage", event.stage, 1, 0, event.detail)
         elif isinstance(event, ev.EpochEnd):
             acc = event.metrics.get("test_accuracy")
             info = f"loss {event.metrics.get('train_loss', float('nan')):.4f}" + (f" acc {acc:.2%}" if acc is not None else "")
             self._bar("epoch", "epochs", event.epochs, event.epoch, info)
         elif isinstance(event, ev.BatchProgress):
-            self._bar("batch", f"epoch {event.epoch}/{event.epochs}", event.batches, event.batch)
+            what = "images" if self.stage == "decoding" else f"epoch {event.epoch}/{event.epochs}"
+            self._bar("batch", what, event.batches, event.batch)
         elif isinstance(event, ev.LogLine) and self.enabled:
             self.progress.console.print(event.message)
 

@@ -8,6 +8,7 @@ batched on the device, so the training loop never touches per-sample Python.
 from __future__ import annotations
 
 import hashlib
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..store.events import BatchProgress, EventCallback, StageStarted, emit
 from . import placement
 from .formats import check_arrays, default_data_root, load_npz_arrays, pixel_stats
 from .folders import read_folder
@@ -184,13 +186,15 @@ def load_dataset(
     test_size: int | None = None,
     options: dict | None = None,
     device_budget_mb: float | None = None,
+    on_event: EventCallback | None = None,
 ) -> Dataset:
     """Load a data set by name (or `npz:PATH`, `folder:PATH`) onto `device`, optionally a stratified subset.
 
     `options` are the reader's (registry `DatasetSpec.options`, e.g. cifar100's labels).
     Loaded arrays are kept for the life of the process, so a sweep reads its files once.
     `device_budget_mb` bounds the images on the device (None: auto); above it they stay in host
-    memory and stream (placement.py).
+    memory and stream (placement.py). Decoding an image folder (once; then cached) reports to `on_event`:
+    StageStarted("decoding") and BatchProgress over the images.
     """
     check_dataset_name(name)
     options = dict(options or {})
@@ -198,15 +202,28 @@ def load_dataset(
     data_dir = Path(data_dir).expanduser() if data_dir else None
     key = (name, str(data_dir), tuple(sorted((k, str(v)) for k, v in options.items())))
     if key not in _CACHE:
-        _CACHE[key] = _read(name, data_dir, options)
+        _CACHE[key] = _read(name, data_dir, options, _decode_progress(name, on_event))
     ds = _CACHE[key]
     if train_size is not None or test_size is not None:
         ds = ds.subset(train_size, test_size)
     return ds.to(device, device_budget_mb)
 
 
-def _read(name: str, data_dir: Path | None, options: dict | None = None) -> Dataset:
-    options = options or {}
+def _decode_progress(name: str, on_event: EventCallback | None):
+    """A folder reader's progress(done, total) as events: one StageStarted per decoded split, then BatchProgress."""
+    if on_event is None:
+        return None
+
+    def progress(done: int, total: int) -> None:
+        if done == 1:
+            emit(on_event, StageStarted("decoding", detail=f"{name}: {total} images, once (cached afterwards)"))
+        emit(on_event, BatchProgress(epoch=0, epochs=0, batch=done, batches=total))
+
+    return progress
+
+
+def _read(name: str, data_dir: Path | None, options: dict | None = None, progress=None) -> Dataset:
+    options = dict(options or {})
     if name.startswith(NPZ_PREFIX):
         path = Path(name[len(NPZ_PREFIX):]).expanduser()
         arrays = check_arrays(load_npz_arrays(path), str(path))
@@ -216,7 +233,7 @@ def _read(name: str, data_dir: Path | None, options: dict | None = None) -> Data
         source = str(path)
     elif name.startswith(FOLDER_PREFIX):
         path = Path(name[len(FOLDER_PREFIX):]).expanduser()
-        raw = read_folder(path, **options)
+        raw = read_folder(path, progress=progress, **options)
         arrays = check_arrays(raw, str(path), len(raw["classes"]))
         spec = DatasetSpec(name, lambda _d: arrays, pixel_stats(arrays["x_train"]), raw["classes"].tolist(), "none",
                            str(path))
@@ -224,6 +241,8 @@ def _read(name: str, data_dir: Path | None, options: dict | None = None) -> Data
     else:
         spec = DATASETS[name]
         source = str(data_dir) if data_dir else ("package asset" if name == "mnist-mini" else str(default_data_root()))
+        if progress is not None and "progress" in inspect.signature(spec.load).parameters:  # readers that decode
+            options["progress"] = progress
         raw = spec.load(data_dir, **options) if options else spec.load(data_dir)
         if "classes" in raw:  # the reader knows the class names (and count) from the files
             spec = DatasetSpec(spec.name, spec.load, spec.stats, np.asarray(raw["classes"]).tolist(), spec.augment,

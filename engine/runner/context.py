@@ -35,7 +35,7 @@ class RunContext:
         if dataset is None:
             dataset = load_dataset(config.data.dataset, config.data.data_dir, self.device,
                                    config.data.train_size, config.data.test_size, config.data.options,
-                                   config.data.device_budget_mb)
+                                   config.data.device_budget_mb, on_event)
             tracker.log_dataset_input(parent_id, dataset)  # here, not at creation: a detached launch loads no data
             tracker.set_tags(parent_id, {names.DATA_PATH: dataset.data_path})
         self.dataset = dataset
