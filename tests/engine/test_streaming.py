@@ -76,3 +76,17 @@ def test_scores_and_kept_indices_are_the_same_on_both_paths(both):
         theirs = select(strategy, b.get("el2n"), 0.3, labels, seed=0,
                         **({"embeddings": b.embeddings[1]} if extra else {}))
         np.testing.assert_array_equal(mine, theirs)
+
+
+def test_a_run_on_the_host_path_finishes_and_says_so(in_tmp, shared_data):
+    import engine
+    from engine.store.tracking import tracker
+
+    overrides = {"data.dataset": "mnist", "data.data_dir": str(shared_data), "data.train_size": 600,
+                 "data.test_size": 200, "data.device_budget_mb": 0, "model": "mlp", "train.epochs": 1,
+                 "train.batch_size": 64, "surrogate.epochs": 1, "sweep.score_epochs": [1], "sweep.methods": ["loss"],
+                 "sweep.keep_ratios": [0.5], "sweep.seeds": [0], "sweep.full_data": False, "device": "cpu"}
+    result = engine.run(engine.load_config("quick", overrides))
+    assert result.status == "FINISHED" and [t.status for t in result.trials] == ["FINISHED"]
+    parent = tracker(None, str(in_tmp)).get_run(result.run_id)
+    assert parent.data.tags["prunelab.data_path"] == "host"
