@@ -26,7 +26,7 @@ from .registry import DATASETS, FOLDER_PREFIX, NPZ_PREFIX, DatasetSpec, check_da
 
 @dataclass
 class Dataset:
-    """A classification data set with both splits on one device."""
+    """A classification data set with both splits on one device (the images in host memory on the host path)."""
 
     name: str
     x_train: torch.Tensor  # uint8 (N, C, H, W)
