@@ -222,6 +222,13 @@ def _decode_progress(name: str, on_event: EventCallback | None):
     return progress
 
 
+def _takes_progress(reader) -> bool:
+    try:
+        return "progress" in inspect.signature(reader).parameters
+    except (TypeError, ValueError):  # no signature to read (a C function): no progress
+        return False
+
+
 def _read(name: str, data_dir: Path | None, options: dict | None = None, progress=None) -> Dataset:
     options = dict(options or {})
     if name.startswith(NPZ_PREFIX):
@@ -241,7 +248,7 @@ def _read(name: str, data_dir: Path | None, options: dict | None = None, progres
     else:
         spec = DATASETS[name]
         source = str(data_dir) if data_dir else ("package asset" if name == "mnist-mini" else str(default_data_root()))
-        if progress is not None and "progress" in inspect.signature(spec.load).parameters:  # readers that decode
+        if progress is not None and _takes_progress(spec.load):  # readers that decode images
             options["progress"] = progress
         raw = spec.load(data_dir, **options) if options else spec.load(data_dir)
         if "classes" in raw:  # the reader knows the class names (and count) from the files
