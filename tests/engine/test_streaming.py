@@ -52,7 +52,7 @@ def test_training_is_the_same_on_both_paths(both):
     assert runs[0].test_accuracy == runs[1].test_accuracy and runs[0].steps == 10
     same(evaluate(runs[0].model, on, "train"), evaluate(runs[0].model, off, "train"))
     # airbench initialises its whitening from the first training images: gathered from the host too
-    short = TrainConfig(steps=2, batch_size=32)
+    short = TrainConfig(steps=1, batch_size=8)
     air = [train("airbench", ds, short, seed=1, evaluate_at_end=False) for ds in (on, off)]
     same(air[0].model.features[0].weight.cpu(), air[1].model.features[0].weight.cpu())
 
@@ -78,12 +78,11 @@ def test_scores_and_kept_indices_are_the_same_on_both_paths(both):
         np.testing.assert_array_equal(mine, theirs)
 
 
-def test_a_run_on_the_host_path_finishes_and_says_so(in_tmp, shared_data):
+def test_a_run_on_the_host_path_finishes_and_says_so(in_tmp):
     import engine
     from engine.store.tracking import tracker
 
-    overrides = {"data.dataset": "mnist", "data.data_dir": str(shared_data), "data.train_size": 600,
-                 "data.test_size": 200, "data.device_budget_mb": 0, "model": "mlp", "train.epochs": 1,
+    overrides = {"data.dataset": "mnist-mini", "data.train_size": 300, "data.test_size": 100, "data.device_budget_mb": 0, "model": "mlp", "train.epochs": 1,
                  "train.batch_size": 64, "surrogate.epochs": 1, "sweep.score_epochs": [1], "sweep.methods": ["loss"],
                  "sweep.keep_ratios": [0.5], "sweep.seeds": [0], "sweep.full_data": False, "device": "cpu"}
     result = engine.run(engine.load_config("quick", overrides))
