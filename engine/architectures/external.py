@@ -26,6 +26,11 @@ class External(nn.Module):
         # with tied parameters that torch.func's functional_call leaves wrapped after a vmap
         self.__dict__["_last"] = linears[-1] if linears else None
 
+    @property
+    def head(self) -> nn.Linear | None:
+        """The classifier (the last Linear layer), as built-in models name it, for scorers that read the head."""
+        return self.__dict__["_last"]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x.expand(-1, 3, -1, -1) if self.grey_to_rgb else x)
 
