@@ -244,7 +244,7 @@ def test_library_models_by_prefix(cifar):
             assert model.embed(cifar.normalize(cifar.x_train[:2])).shape[0] == 2
         # each parameter once (the classifier is not registered a second time), so torch.func's vmap, which the
         # bench runs as a peer, leaves the model's own parameters behind and the model can still be moved
-        assert all(k.startswith("model.") for k in model.state_dict())
+        assert all(k.startswith("model.") for k in model.state_dict()) and isinstance(model.head, nn.Linear)
     torch_func_norms(model, cifar.normalize(cifar.x_train[:2]), cifar.y_train[:2])
     model.to(cifar.device)
     grey = build_model("torchvision:resnet18", (1, 28, 28), 10, seed=0).eval()
