@@ -214,14 +214,16 @@ DatasetLike = Union[str, "Dataset", Sequence[Any]]
 
 
 def as_dataset(dataset: DatasetLike = "mnist-mini", *, data_dir: str | Path | None = None, device: str = "auto",
-               train_size: int | None = None, test_size: int | None = None) -> "Dataset":
-    """A Dataset on the compute device from a name, a Dataset or four arrays, so every step takes all three."""
+               train_size: int | None = None, test_size: int | None = None,
+               on_event: EventCallback | None = None) -> "Dataset":
+    """A Dataset on the compute device from a name, a Dataset or four arrays, so every step takes all three.
+    `on_event` hears of an image folder's decoding."""
     from .data.dataset import Dataset, from_arrays, load_dataset
     from .device import resolve_device
 
     target = resolve_device(device)
     if isinstance(dataset, str):
-        return load_dataset(dataset, data_dir, target, train_size, test_size)
+        return load_dataset(dataset, data_dir, target, train_size, test_size, on_event=on_event)
     if isinstance(dataset, Dataset):
         ds = dataset
     elif isinstance(dataset, Sequence) and len(dataset) == 4:
@@ -254,7 +256,8 @@ def train(dataset: DatasetLike = "mnist-mini", model: "str | nn.Module" = "cnn",
     from .trainer import train as run_training
 
     cfg = _train_config("engine.train", epochs=epochs, **options)
-    ds = as_dataset(dataset, data_dir=data_dir, device=device, train_size=train_size, test_size=test_size)
+    ds = as_dataset(dataset, data_dir=data_dir, device=device, train_size=train_size, test_size=test_size,
+                    on_event=on_event)
     return run_training(model, ds, cfg, seed=seed, indices=_checked_indices(indices, len(ds)), on_event=on_event)
 
 
@@ -299,7 +302,8 @@ def score_result(dataset: DatasetLike = "mnist-mini", model: str = "cnn",
     if train_batch_size is not None:
         options["batch_size"] = train_batch_size
     cfg = _train_config("engine.score", epochs=budget, **options)
-    ds = as_dataset(dataset, data_dir=data_dir, device=device, train_size=train_size, test_size=test_size)
+    ds = as_dataset(dataset, data_dir=data_dir, device=device, train_size=train_size, test_size=test_size,
+                    on_event=on_event)
     return compute_scores(ds, model, scorer_names, epochs=at, inits=inits, train_cfg=cfg, seed=seed, on_event=on_event,
                           cache=cache if isinstance(cache, Cache) else Cache(cache), batch_size=batch_size,
                           embeddings=embeddings, options=scorer_options)

@@ -70,6 +70,9 @@ class TrainConfig(BaseModel):
     amp: bool = Field(True, description="bf16 autocast on CUDA")
     compile: bool = Field(False, description="torch.compile the model (CUDA)")
     eval_batch_size: int = Field(1024, ge=1)
+    tta: Literal["none", "flip", "flip_translate"] = Field(
+        "none", description="test-time augmentation of the test evaluation: mean logits of the image and its mirror "
+        "(flip), and of the two 1-pixel translations too (flip_translate, airbench94's level 2)")
 
 
 class DataConfig(Section):
@@ -81,6 +84,10 @@ class DataConfig(Section):
     options: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="the data set's reader options (cifar100: labels; svhn: extra; folder: "
         "test_dir, test_fraction, seed, size, skip_bad)")
+    device_budget_mb: float | None = Field(
+        None, ge=0, description="device memory (MB) the uint8 images may take; above it they stay in host memory "
+        "and stream batch by batch (tag prunelab.data_path). Default: half the free CUDA memory; on a CPU never "
+        "streams. 0 forces streaming")
 
     @field_validator("data_dir")
     @classmethod

@@ -47,6 +47,7 @@ BENCHMARK_CSV = "benchmark.csv"
 BENCHMARK_JSON = "benchmark.json"
 KEPT_INDICES = "selection/kept_indices.npy"
 SELECTION_WEIGHTS = "selection/weights.npy"  # a weighted coreset's loss weights, aligned with kept_indices.npy
+DATA_PATH = "prunelab.data_path"  # tag: "device" (images on the device) or "host" (streamed from host memory)
 GRADIENT_PROJECTION = "prunelab.gradient_projection"  # tag: "none" or "gaussian:<dim>" (gradient embeddings)
 NOISE_LABELS = "noise/labels.npy"
 NOISE_FLIPPED = "noise/flipped.npy"

@@ -1,8 +1,9 @@
 """The trainer: SGD on data that already sits on the device, in the shape of airbench.
 
 No DataLoader and no per-sample Python: each epoch is a device-side permutation,
-batches are gathered by index, augmented and normalised as whole tensors, and
-the host syncs once per epoch (for metrics and the divergence check).
+batches are gathered by index (on the device, or on the host and streamed for a
+set above the device budget: `Dataset.batches`), augmented and normalised as whole
+tensors, and the host syncs once per epoch (for metrics and the divergence check).
 """
 from __future__ import annotations
 
@@ -101,25 +102,42 @@ def autocast(device: torch.device, enabled: bool):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
 
 
+def tta_logits(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
+    """Logits with test-time augmentation, as airbench94 infers (Jordan 2024): "flip" averages the image and
+    its mirror; "flip_translate" averages that (weight 1/2) with the flip-averages of the image shifted one
+    pixel up-left and down-right (1/4 each; reflect padding)."""
+    if tta == "none":
+        return model(x)
+
+    def mirror(v: torch.Tensor) -> torch.Tensor:
+        return 0.5 * model(v) + 0.5 * model(v.flip(-1))
+
+    logits = mirror(x)
+    if tta == "flip":
+        return logits
+    h, w = x.shape[-2:]
+    padded = nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    shifted = 0.5 * mirror(to_model_layout(padded[..., :h, :w])) + 0.5 * mirror(to_model_layout(padded[..., 2:, 2:]))
+    return 0.5 * logits + 0.5 * shifted
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, dataset: Dataset, split: str = "test", batch_size: int = 1024,
-             amp: bool = True) -> tuple[float, float]:
-    """(accuracy, mean loss) on a split, with one host sync at the end."""
-    x_all, y_all = (dataset.x_test, dataset.y_test) if split == "test" else (dataset.x_train, dataset.y_train)
-    device = x_all.device
+             amp: bool = True, tta: str = "none") -> tuple[float, float]:
+    """(accuracy, mean loss) on a split, with one host sync at the end; `tta` as in `tta_logits`."""
+    device = dataset.device
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
-    for start in range(0, len(y_all), batch_size):
-        x = to_model_layout(dataset.normalize(x_all[start:start + batch_size]))
-        y = y_all[start:start + batch_size]
+    for x, y in dataset.split_batches(split, batch_size):
+        x = to_model_layout(dataset.normalize(x))
         with autocast(device, amp):
-            logits = model(x)
+            logits = tta_logits(model, x, tta)
         loss_sum += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
     model.train(was_training)
-    n = max(1, len(y_all))
+    n = max(1, len(dataset.y_test if split == "test" else dataset.y_train))
     return correct.item() / n, loss_sum.item() / n
 
 
@@ -176,7 +194,7 @@ def train(
         sample_weight = torch.zeros(len(dataset), device=device)
         sample_weight[index] = w.to(device=device, dtype=torch.float32)
     if callable(getattr(model, "init_from_data", None)):  # a data-dependent init (airbench's whitening), once
-        model.init_from_data(dataset.normalize(dataset.x_train[index[:5000]]))
+        model.init_from_data(dataset.normalize(dataset.images(index[:5000])))
     budget = plan_budget(cfg, n)
     checkpoints = sorted(set(int(e) for e in checkpoint_epochs))
     if checkpoints and checkpoints[-1] > budget.epochs:
@@ -216,9 +234,7 @@ def train(
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
         epoch_start = time.perf_counter()
-        for b in range(batches):
-            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            x = dataset.x_train[idx]
+        for b, (idx, x) in enumerate(dataset.batches(perm, cfg.batch_size, batches)):
             y = dataset.y_train[idx]
             if augment:
                 x = dataset.augment_batch(x, generator)
@@ -266,7 +282,8 @@ def train(
         metrics = {"train_loss": train_loss, "train_accuracy": correct.item() / max(1, seen),
                    "lr": optimizer.param_groups[0]["lr"]}
         if evaluate_every_epoch or (epoch == budget.epochs and evaluate_at_end):
-            metrics["test_accuracy"], metrics["test_loss"] = evaluate(model, dataset, "test", cfg.eval_batch_size, cfg.amp)
+            metrics["test_accuracy"], metrics["test_loss"] = evaluate(model, dataset, "test", cfg.eval_batch_size,
+                                                                      cfg.amp, cfg.tta)
         metrics["seconds"] = time.perf_counter() - start
         history.append({"epoch": epoch, **metrics})
         emit(on_event, EpochEnd(epoch=epoch, epochs=budget.epochs, metrics=metrics, trial=trial))
@@ -276,7 +293,7 @@ def train(
     if history and "test_accuracy" in history[-1]:
         test_acc, test_loss = history[-1]["test_accuracy"], history[-1]["test_loss"]
     elif evaluate_at_end:
-        test_acc, test_loss = evaluate(model, dataset, "test", cfg.eval_batch_size, cfg.amp)
+        test_acc, test_loss = evaluate(model, dataset, "test", cfg.eval_batch_size, cfg.amp, cfg.tta)
     else:
         test_acc = test_loss = float("nan")
     return TrainResult(model=model, history=history, test_accuracy=test_acc, test_loss=test_loss,

@@ -22,7 +22,14 @@ class External(nn.Module):
         self.model = model
         self.grey_to_rgb = grey_to_rgb
         linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-        self._last = linears[-1] if linears else None
+        # kept out of the module tree: registered, the classifier would appear twice (as `model.…` and `_last`),
+        # with tied parameters that torch.func's functional_call leaves wrapped after a vmap
+        self.__dict__["_last"] = linears[-1] if linears else None
+
+    @property
+    def head(self) -> nn.Linear | None:
+        """The classifier (the last Linear layer), as built-in models name it, for scorers that read the head."""
+        return self.__dict__["_last"]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x.expand(-1, 3, -1, -1) if self.grey_to_rgb else x)

@@ -14,12 +14,15 @@ from torch import nn
 from torchvision import transforms
 
 from ..architectures import build_model
+from ..architectures.airbench import recipe as airbench_recipe
 from ..config import TrainConfig
 from ..data.dataset import load_dataset
 from ..data.formats import MNIST_FILES
 from ..device import resolve_device
 from ..trainer import make_optimizer, train
 from .common import NO_EVAL, device_label, timed_seconds
+
+RECIPES = {"airbench": airbench_recipe}  # a model's own training recipe, by batch size
 
 
 def _torchvision_dataset(dataset: str, data_dir: str | None, folder: Path):
@@ -73,22 +76,29 @@ def bench_models(models: str, epochs: int = 0, train_size: int | None = None, **
 
 def bench_accuracy(model: str, dataset: str, epochs: int, train_size: int | None, batch_size: int,
                    data_dir: str | None, device: str) -> dict:
-    """Test accuracy and wall time of the trainer's default recipe (onecycle SGD, the set's augmentation)."""
+    """Test accuracy and wall time of the model's own recipe (airbench: airbench94's, at this batch size, with
+    TTA), else the trainer's default (onecycle SGD, the set's augmentation)."""
     dev = resolve_device(device)
     ds = load_dataset(dataset, data_dir, dev, train_size=train_size)
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size)
+    own = RECIPES.get(model)
+    cfg = TrainConfig(**{**(own(batch_size) if own else {"batch_size": batch_size}), "epochs": epochs})
     start = time.perf_counter()
     result = train(model, ds, cfg, seed=0, evaluate_every_epoch=False)
     return {"epochs": epochs, "train_samples": len(ds), "test_samples": len(ds.y_test),
-            "test_accuracy": round(result.test_accuracy, 4), "wall_seconds": round(time.perf_counter() - start, 2)}
+            "recipe": model if own else "default", "lr": cfg.lr, "label_smoothing": cfg.label_smoothing,
+            "tta": cfg.tta, "test_accuracy": round(result.test_accuracy, 4),
+            "wall_seconds": round(time.perf_counter() - start, 2)}
 
 
 def bench_train(dataset: str = "mnist", model: str | None = None, batch_size: int = 128, samples: int = 30000,
                 data_dir: str | None = None, device: str = "auto", compile: bool = False) -> dict:
-    """Training samples/s of prunelab's trainer and of a DataLoader loop with the same model and optimizer.
+    """Training samples/s of prunelab's trainer, on both data paths, and of a DataLoader loop with the same model
+    and optimizer.
 
-    `compile` turns on torch.compile in prunelab's trainer (CUDA only); the warm-up
-    steps absorb the compilation, which is reported apart.
+    "ours" has the images on the device; "streamed" the same training with them left in
+    host memory (`device_budget_mb=0`: gathered there and copied batch by batch; on a CPU
+    a host gather). `compile` turns on torch.compile in prunelab's trainer (CUDA only);
+    the warm-up steps absorb the compilation, which is reported apart.
     """
     model = model or ("cnn" if dataset.startswith("mnist") else "resnet18")
     dev = resolve_device(device)
@@ -97,6 +107,7 @@ def bench_train(dataset: str = "mnist", model: str | None = None, batch_size: in
     ds = load_dataset(dataset, data_dir, dev)
     warm_up = timed_seconds(lambda: train(model, ds, cfg.model_copy(update={"steps": 5}), seed=1, **NO_EVAL))
     ours = train(model, ds, cfg, seed=0, **NO_EVAL)
+    streamed = train(model, load_dataset(dataset, data_dir, dev, device_budget_mb=0), cfg, seed=0, **NO_EVAL)
 
     with tempfile.TemporaryDirectory() as tmp:
         tv = _torchvision_dataset(dataset, data_dir, Path(tmp))
@@ -126,6 +137,9 @@ def bench_train(dataset: str = "mnist", model: str | None = None, batch_size: in
         "torch_threads": torch.get_num_threads(),
         "ours": {"samples": ours.samples, "seconds": round(ours.train_seconds, 3), "samples_per_second": round(ours_sps, 1),
                  "compile": compile and dev.type == "cuda", "warm_up_seconds": round(warm_up, 3)},
+        "streamed": {"samples": streamed.samples, "seconds": round(streamed.train_seconds, 3),
+                     "samples_per_second": round(streamed.samples_per_second, 1),
+                     "ratio_to_device": round(streamed.samples_per_second / ours_sps, 3)},
         "baseline": {"samples": seen, "seconds": round(base_seconds, 3), "samples_per_second": round(base_sps, 1),
                      "pipeline": "torchvision dataset + DataLoader(shuffle=True) + ToTensor/Normalize"},
         "ratio": round(ours_sps / base_sps, 3),

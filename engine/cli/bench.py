@@ -41,12 +41,14 @@ def bench_train_command(dataset, model, batch_size, samples, compile_model, epoc
         return
     for result in results:
         click.echo(f"{result['dataset']} {result['model']} batch {batch_size} on {result['device']}: "
-                   f"prunelab {result['ours']['samples_per_second']:,.0f} samples/s, "
+                   f"prunelab {result['ours']['samples_per_second']:,.0f} samples/s (data on the device), "
+                   f"{result['streamed']['samples_per_second']:,.0f} (streamed from host memory), "
                    f"DataLoader loop {result['baseline']['samples_per_second']:,.0f} samples/s, "
                    f"ratio {result['ratio']:.2f}x")
         if "accuracy" in result:
             acc = result["accuracy"]
-            click.echo(f"  {acc['epochs']} epoch(s) on {acc['train_samples']} samples: test accuracy "
+            click.echo(f"  {acc['epochs']} epoch(s) on {acc['train_samples']} samples, {acc['recipe']} recipe "
+                       f"(lr {acc['lr']:.4g}, tta {acc['tta']}): test accuracy "
                        f"{acc['test_accuracy']:.4f} ({acc['test_samples']} images), {acc['wall_seconds']:.1f} s")
 
 

@@ -77,6 +77,7 @@ class ProgressBars:
         self.stage = ""
         self.last = ""
         self.batch_epoch: int | None = None
+        self.stage_name = ""
 
     def __enter__(self) -> "ProgressBars":
         self.progress.__enter__()
@@ -118,6 +119,7 @@ class ProgressBars:
             self._restart("epoch")
             self._restart("batch")
         elif isinstance(event, ev.StageStarted):
+            self.stage_name = event.stage
             self.stage = " ".join(x for x in (event.stage, event.detail) if x)
             if "trials" in self.tasks:
                 self.progress.update(self.tasks["trials"], info=self._trials_info())
@@ -132,6 +134,9 @@ class ProgressBars:
             self._bar("epoch", "epochs", event.epochs, event.epoch,
                       info if "trials" in self.tasks else " · ".join(x for x in (self.stage, info) if x))
         elif isinstance(event, ev.BatchProgress):
+            if self.stage_name == "decoding":  # an image folder's first load: a bar over its images
+                self._bar("batch", "images", event.batches, event.batch, "")
+                return
             if event.epoch != self.batch_epoch:  # a new epoch: the batch bar's time starts again
                 self._restart("batch")
                 self.batch_epoch = event.epoch

@@ -1,19 +1,24 @@
 """The on-device data set every other module uses, and `load_dataset` (by registry name) / `from_arrays`.
 
-Images live on the compute device as uint8 NCHW tensors. Normalisation and
-augmentation run batched on the device (`Dataset.prepare`), so the training
-loop never touches per-sample Python.
+Images live on the compute device as uint8 NCHW tensors, or, when they exceed
+the device-memory budget, in host memory, streamed batch by batch (placement.py);
+`Dataset.batches` / `split_batches` hide which. Normalisation and augmentation run
+batched on the device, so the training loop never touches per-sample Python.
 """
 from __future__ import annotations
 
 import hashlib
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 
 from ..errors import DataError
+from ..store.events import BatchProgress, EventCallback, StageStarted, emit
+from . import placement
 from .formats import check_arrays, default_data_root, load_npz_arrays, pixel_stats
 from .folders import read_folder
 from .registry import DATASETS, FOLDER_PREFIX, NPZ_PREFIX, DatasetSpec, check_dataset_name, check_dataset_options
@@ -21,7 +26,7 @@ from .registry import DATASETS, FOLDER_PREFIX, NPZ_PREFIX, DatasetSpec, check_da
 
 @dataclass
 class Dataset:
-    """A classification data set with both splits on one device."""
+    """A classification data set with both splits on one device (the images in host memory on the host path)."""
 
     name: str
     x_train: torch.Tensor  # uint8 (N, C, H, W)
@@ -34,6 +39,7 @@ class Dataset:
     augment: str = "none"  # "none" or "crop_flip"
     source: str = ""  # where it was read from, for messages and MLflow
     train_index: np.ndarray | None = None  # positions in the full source data, if subset
+    compute_device: torch.device | None = None  # set when the images stay in host memory (the host path)
     _norm: dict = field(default_factory=dict, repr=False)
     _digest: str | None = field(default=None, repr=False)  # same content, same digest: computed once
 
@@ -47,19 +53,58 @@ class Dataset:
 
     @property
     def device(self) -> torch.device:
-        return self.x_train.device
+        """The compute device (where labels, batches and models are)."""
+        return self.compute_device or self.x_train.device
+
+    @property
+    def streamed(self) -> bool:
+        """True on the host path: the images stay in host memory and batches are copied to the device."""
+        return self.compute_device is not None and self.x_train.device.type == "cpu"  # forced on a CPU too
+
+    @property
+    def data_path(self) -> str:
+        """"device" or "host", for the tag prunelab.data_path."""
+        return placement.HOST if self.streamed else placement.DEVICE
 
     def __len__(self) -> int:
         return len(self.y_train)
 
-    def to(self, device: torch.device | str) -> "Dataset":
+    def to(self, device: torch.device | str, budget_mb: float | None = None) -> "Dataset":
+        """On `device`: the images too when they fit `budget_mb` (placement.py), else in host memory."""
         device = torch.device(device)
-        if device == self.device:
+        if device == self.device and budget_mb is None:
             return self
-        moved = {k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_test", "y_test")}
-        copy = self.replace(**moved)
+        nbytes = self.x_train.numel() + self.x_test.numel()
+        on_device = placement.fits(nbytes, device, budget_mb)
+        if device == self.device and on_device != self.streamed:
+            return self
+        labels = {k: getattr(self, k).to(device) for k in ("y_train", "y_test")}
+        if on_device:
+            images = {k: getattr(self, k).to(device) for k in ("x_train", "x_test")}
+        else:
+            images = {k: placement.to_host(getattr(self, k), device) for k in ("x_train", "x_test")}
+        copy = self.replace(**images, **labels, compute_device=None if on_device else device)
         copy._digest = self._digest  # the same bytes on another device
         return copy
+
+    def images(self, idx: torch.Tensor) -> torch.Tensor:
+        """The uint8 training images at `idx` on the compute device (off the hot loop: it syncs on the host path)."""
+        if not self.streamed:
+            return self.x_train[idx]
+        return self.x_train[idx.cpu()].to(self.device)
+
+    def batches(self, order: torch.Tensor, batch_size: int,
+                count: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(indices, uint8 images) on the device for the first `count` slices of `batch_size` of `order`."""
+        count = -(-len(order) // batch_size) if count is None else count
+        if self.streamed:
+            return placement.host_batches(self.x_train, order, batch_size, count, self.device)
+        return placement.device_batches(self.x_train, order, batch_size, count)
+
+    def split_batches(self, split: str, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(uint8 images, labels) of the "train" or "test" split in order, on the device."""
+        x, y = (self.x_test, self.y_test) if split == "test" else (self.x_train, self.y_train)
+        return placement.slice_batches(x, y, batch_size, self.device)
 
     def replace(self, **changes) -> "Dataset":
         """A copy with some fields changed; derived state (normalisation constants, digest) is recomputed."""
@@ -140,11 +185,16 @@ def load_dataset(
     train_size: int | None = None,
     test_size: int | None = None,
     options: dict | None = None,
+    device_budget_mb: float | None = None,
+    on_event: EventCallback | None = None,
 ) -> Dataset:
     """Load a data set by name (or `npz:PATH`, `folder:PATH`) onto `device`, optionally a stratified subset.
 
     `options` are the reader's (registry `DatasetSpec.options`, e.g. cifar100's labels).
     Loaded arrays are kept for the life of the process, so a sweep reads its files once.
+    `device_budget_mb` bounds the images on the device (None: auto); above it they stay in host
+    memory and stream (placement.py). Decoding an image folder (once; then cached) reports to `on_event`:
+    StageStarted("decoding") and BatchProgress over the images.
     """
     check_dataset_name(name)
     options = dict(options or {})
@@ -152,15 +202,35 @@ def load_dataset(
     data_dir = Path(data_dir).expanduser() if data_dir else None
     key = (name, str(data_dir), tuple(sorted((k, str(v)) for k, v in options.items())))
     if key not in _CACHE:
-        _CACHE[key] = _read(name, data_dir, options)
+        _CACHE[key] = _read(name, data_dir, options, _decode_progress(name, on_event))
     ds = _CACHE[key]
     if train_size is not None or test_size is not None:
         ds = ds.subset(train_size, test_size)
-    return ds.to(device)
+    return ds.to(device, device_budget_mb)
 
 
-def _read(name: str, data_dir: Path | None, options: dict | None = None) -> Dataset:
-    options = options or {}
+def _decode_progress(name: str, on_event: EventCallback | None):
+    """A folder reader's progress(done, total) as events: one StageStarted per decoded split, then BatchProgress."""
+    if on_event is None:
+        return None
+
+    def progress(done: int, total: int) -> None:
+        if done == 1:
+            emit(on_event, StageStarted("decoding", detail=f"{name}: {total} images, once (cached afterwards)"))
+        emit(on_event, BatchProgress(epoch=0, epochs=0, batch=done, batches=total))
+
+    return progress
+
+
+def _takes_progress(reader) -> bool:
+    try:
+        return "progress" in inspect.signature(reader).parameters
+    except (TypeError, ValueError):  # no signature to read (a C function): no progress
+        return False
+
+
+def _read(name: str, data_dir: Path | None, options: dict | None = None, progress=None) -> Dataset:
+    options = dict(options or {})
     if name.startswith(NPZ_PREFIX):
         path = Path(name[len(NPZ_PREFIX):]).expanduser()
         arrays = check_arrays(load_npz_arrays(path), str(path))
@@ -170,7 +240,7 @@ def _read(name: str, data_dir: Path | None, options: dict | None = None) -> Data
         source = str(path)
     elif name.startswith(FOLDER_PREFIX):
         path = Path(name[len(FOLDER_PREFIX):]).expanduser()
-        raw = read_folder(path, **options)
+        raw = read_folder(path, progress=progress, **options)
         arrays = check_arrays(raw, str(path), len(raw["classes"]))
         spec = DatasetSpec(name, lambda _d: arrays, pixel_stats(arrays["x_train"]), raw["classes"].tolist(), "none",
                            str(path))
@@ -178,6 +248,8 @@ def _read(name: str, data_dir: Path | None, options: dict | None = None) -> Data
     else:
         spec = DATASETS[name]
         source = str(data_dir) if data_dir else ("package asset" if name == "mnist-mini" else str(default_data_root()))
+        if progress is not None and _takes_progress(spec.load):  # readers that decode images
+            options["progress"] = progress
         raw = spec.load(data_dir, **options) if options else spec.load(data_dir)
         if "classes" in raw:  # the reader knows the class names (and count) from the files
             spec = DatasetSpec(spec.name, spec.load, spec.stats, np.asarray(raw["classes"]).tolist(), spec.augment,

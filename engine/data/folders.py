@@ -2,15 +2,18 @@
 
 Decoding thousands of files is slow, so a folder is decoded once into an npz
 cached by content (every file's path, mtime and size, plus the options), and a
-second load reads that. Corrupt images are listed in one DataError, or skipped
-with `skip_bad=True`. No torch.
+second load reads that; `progress(done, total)` hears of the decoding (load_dataset
+turns it into "decoding" progress events: the CLI's bar, the TUI's monitor).
+Corrupt images are listed in one DataError, or skipped with `skip_bad=True`. No torch.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -33,12 +36,20 @@ def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def decode(files: list[Path], size: int | None, skip_bad: bool) -> tuple[np.ndarray, np.ndarray]:
+Progress = Callable[[int, int], None]  # (images decoded, images in all), a few times a second and at the end
+
+
+def decode(files: list[Path], size: int | None, skip_bad: bool,
+           progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """RGB uint8 (N, H, W, 3) of the files (resized to size×size when given) and the mask of those kept."""
     from PIL import Image, UnidentifiedImageError
 
     images, bad, keep = [], [], np.ones(len(files), dtype=bool)
+    last = 0.0
     for i, path in enumerate(files):
+        if progress is not None and (time.monotonic() - last > 0.2 or i == len(files) - 1):
+            last = time.monotonic()
+            progress(i + 1, len(files))
         try:
             with Image.open(path) as im:
                 im = im.convert("RGB")
@@ -68,8 +79,10 @@ def _signature(files: list[Path], options: dict) -> str:
     return h.hexdigest()[:24]
 
 
-def cached(files: list[Path], labels: np.ndarray, size: int | None, skip_bad: bool, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """decode() through the content-keyed cache: (NHWC images, labels of the images kept)."""
+def cached(files: list[Path], labels: np.ndarray, size: int | None, skip_bad: bool, what: str,
+           progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """decode() through the content-keyed cache: (NHWC images, labels of the images kept); `progress` hears of
+    the decoding only (a cached folder opens no image)."""
     path = cache_dir() / f"{_signature(files, {'size': size, 'skip_bad': skip_bad, 'what': what})}.npz"
     if path.exists():
         try:
@@ -77,7 +90,7 @@ def cached(files: list[Path], labels: np.ndarray, size: int | None, skip_bad: bo
                 return f["x"], f["y"]
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache entry: decode again
-    x, keep = decode(files, size, skip_bad)
+    x, keep = decode(files, size, skip_bad, progress)
     y = labels[keep]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
@@ -120,13 +133,14 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> np.ndarr
 
 
 def read_folder(path: str | Path, test_dir: str | None = None, test_fraction: float = 0.2, seed: int = 0,
-                size: int | None = None, skip_bad: bool = False) -> dict[str, np.ndarray]:
+                size: int | None = None, skip_bad: bool = False,
+                progress: Progress | None = None) -> dict[str, np.ndarray]:
     """`folder:PATH`: one subfolder per class; the test split from `test_dir` (same class names) or a seeded,
     class-stratified `test_fraction` of PATH."""
     root = Path(path).expanduser()
     names = [c.name for c in class_folders(root)]
     files, labels = _files_of(root, names)
-    x, y = cached(files, labels, size, skip_bad, "folder")
+    x, y = cached(files, labels, size, skip_bad, "folder", progress)
     out: dict[str, np.ndarray] = {"classes": np.asarray(names)}
     if test_dir is not None:
         test_root = Path(test_dir).expanduser()
@@ -135,7 +149,7 @@ def read_folder(path: str | Path, test_dir: str | None = None, test_fraction: fl
             raise DataError(f"{test_root}: class folder(s) {', '.join(extra)} are not in {root}; "
                             "the test folder must use the training folder's class names")
         test_files, test_labels = _files_of(test_root, names)
-        out["x_test"], out["y_test"] = cached(test_files, test_labels, size, skip_bad, "folder")
+        out["x_test"], out["y_test"] = cached(test_files, test_labels, size, skip_bad, "folder", progress)
         out["x_train"], out["y_train"] = x, y
     else:
         if not 0 < test_fraction < 1:
@@ -149,7 +163,8 @@ def read_folder(path: str | Path, test_dir: str | None = None, test_fraction: fl
     return out
 
 
-def read_tinyimagenet(data_dir: Path | None, skip_bad: bool = False) -> dict[str, np.ndarray]:
+def read_tinyimagenet(data_dir: Path | None, skip_bad: bool = False,
+                      progress: Progress | None = None) -> dict[str, np.ndarray]:
     """Tiny-ImageNet-200 (Le and Yang 2015) in its original layout: `train/<wnid>/images/*.JPEG`, the labelled
     `val/images` with `val/val_annotations.txt` as the test split, 64×64 RGB. Classes: the wnids, sorted."""
     if data_dir is None:
@@ -189,6 +204,6 @@ def read_tinyimagenet(data_dir: Path | None, skip_bad: bool = False) -> dict[str
         val_labels.append(index[parts[1]])
     if not val_files:
         raise DataError(f"{annotations}: empty; Tiny-ImageNet's val split lists 10000 images")
-    x_train, y_train = cached(files, np.asarray(labels, dtype=np.int64), 64, skip_bad, "tinyimagenet")
-    x_test, y_test = cached(val_files, np.asarray(val_labels, dtype=np.int64), 64, skip_bad, "tinyimagenet")
+    x_train, y_train = cached(files, np.asarray(labels, dtype=np.int64), 64, skip_bad, "tinyimagenet", progress)
+    x_test, y_test = cached(val_files, np.asarray(val_labels, dtype=np.int64), 64, skip_bad, "tinyimagenet", progress)
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test, "classes": np.asarray(wnids)}

@@ -8,6 +8,7 @@ from typing import Any, Callable
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .. import names
 from ..config import Config
 from ..data.dataset import Dataset, load_dataset
 from ..device import resolve_device
@@ -33,8 +34,10 @@ class RunContext:
         self.device = resolve_device(config.device)
         if dataset is None:
             dataset = load_dataset(config.data.dataset, config.data.data_dir, self.device,
-                                   config.data.train_size, config.data.test_size, config.data.options)
+                                   config.data.train_size, config.data.test_size, config.data.options,
+                                   config.data.device_budget_mb, on_event)
             tracker.log_dataset_input(parent_id, dataset)  # here, not at creation: a detached launch loads no data
+            tracker.set_tags(parent_id, {names.DATA_PATH: dataset.data_path})
         self.dataset = dataset
         self.cache = Cache(tracker.store.cache_dir)
         self.artifacts: list[str] = []

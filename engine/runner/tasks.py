@@ -49,7 +49,8 @@ def retrain_budget(config: Config, n_full: int) -> TrainConfig:
 def trial_dataset(config: Config) -> Dataset:
     """The run's data set, loaded (once per process) where the trial runs."""
     return load_dataset(config.data.dataset, config.data.data_dir, resolve_device(config.device),
-                        config.data.train_size, config.data.test_size, config.data.options)
+                        config.data.train_size, config.data.test_size, config.data.options,
+                        config.data.device_budget_mb)
 
 
 # ---------------------------------------------------------------- retrain

@@ -152,10 +152,9 @@ def score_model(model: nn.Module, dataset: Dataset, scorers: Iterable[str | Scor
              for m in model.modules() if need_input and input_grad_by_fold(m)]
     try:
         with norms, ieee_float32():
-            for b, start in enumerate(range(0, n, batch_size)):
-                stop = min(n, start + batch_size)
-                idx = index[start:stop]
-                x = to_model_layout(dataset.normalize(dataset.x_train[idx], dtype))
+            for b, (idx, images) in enumerate(dataset.batches(index, batch_size)):  # on the device or streamed
+                start, stop = b * batch_size, b * batch_size + len(idx)
+                x = to_model_layout(dataset.normalize(images, dtype))
                 y = dataset.y_train[idx]
                 if need_params or need_input:
                     if need_input:

@@ -317,3 +317,35 @@ def test_registry_options_reach_the_validator():
     assert config.data.options == {"labels": "coarse"}
     with pytest.raises(ConfigError, match="data.options: dataset 'svhn' takes no option.s. labels; it takes: extra"):
         config_from_dict({"data": {"dataset": "svhn", "options": {"labels": "coarse"}}})
+
+
+def test_image_folder_decoding_reports_progress_and_the_second_load_opens_no_image(tmp_path, cifar, monkeypatch):
+    from PIL import Image as PILImage
+
+    from engine.cli.common import ProgressBars
+    from engine.store.events import BatchProgress, StageStarted
+
+    write_folder(tmp_path / "imgs", cifar["x_train"][:120], cifar["y_train"][:120], NAMES)
+    name = f"folder:{tmp_path / 'imgs'}"
+    events = []
+    first = load_dataset(name, on_event=events.append)
+    stages = [e for e in events if isinstance(e, StageStarted)]
+    counts = [(e.batch, e.batches) for e in events if isinstance(e, BatchProgress)]
+    assert [s.stage for s in stages] == ["decoding"] and "120 images" in stages[0].detail
+    assert counts[0] == (1, 120) and counts[-1] == (120, 120) and counts == sorted(counts)
+    bars = ProgressBars(enabled=True)  # the CLI's bars name the images, not an epoch
+    with bars:
+        for event in events:
+            bars(event)
+    described = {t.description: (t.completed, t.total) for t in bars.progress.tasks}
+    assert described["images"] == (120, 120) and "decoding" in described
+
+    def no_image(*args, **kwargs):
+        raise AssertionError("an image was opened although the folder is cached")
+
+    dataset._CACHE.clear()  # a new process: only the decoded-folder cache remains
+    monkeypatch.setattr(PILImage, "open", no_image)
+    events.clear()
+    second = load_dataset(name, on_event=events.append)
+    assert events == [] and np.array_equal(first.x_train.numpy(), second.x_train.numpy())
+    assert np.array_equal(first.y_test.numpy(), second.y_test.numpy())

@@ -155,11 +155,60 @@ def test_airbench_whitening_whitens_the_patches(cifar):
     first = whiten.weight.clone()
     model.init_from_data(x[:5])  # once only
     assert torch.equal(whiten.weight, first) and not whiten.weight.requires_grad
-    out = nn.functional.conv2d(x, whiten.weight[:12])  # the positive half: covariance ≈ diag(λ/(λ+eps))
-    cov = torch.cov(out.permute(1, 0, 2, 3).reshape(12, -1))
-    patches = x.unfold(2, 2, 1).unfold(3, 2, 1).permute(0, 2, 3, 1, 4, 5).reshape(-1, 12)
-    values = torch.linalg.eigvalsh(torch.cov(patches.T))
-    np.testing.assert_allclose(cov.numpy(), torch.diag(values / (values + 5e-4)).numpy(), atol=1e-8)
+    out = nn.functional.conv2d(x, whiten.weight[:12])  # the positive half: second moment = diag(λ/(λ+eps)) ≈ I
+    flat = out.permute(1, 0, 2, 3).reshape(12, -1).numpy()
+    moment = flat @ flat.T / flat.shape[1]
+    # the patch statistics computed apart, in numpy: airbench's uncentred PᵀP/n over every 2×2 patch
+    xn = x.numpy()
+    patches = np.lib.stride_tricks.sliding_window_view(xn, (2, 2), axis=(2, 3)).transpose(0, 2, 3, 1, 4, 5)
+    patches = patches.reshape(-1, 12)
+    values = np.linalg.eigvalsh(patches.T @ patches / len(patches))
+    np.testing.assert_allclose(moment, np.diag(values / (values + 5e-4)), atol=1e-10)
+    assert np.abs(np.diag(moment)[-10:] - 1).max() < 0.1  # all but the two faintest directions: about unit variance
+
+
+def test_tta_is_the_mean_of_the_mirrored_and_shifted_views(cifar):
+    from engine.trainer import evaluate, tta_logits
+
+    torch.manual_seed(0)
+    model = build_model("cnn", cifar.input_shape, 10, seed=2).double().eval()
+    x = cifar.normalize(cifar.x_train[:6], torch.float64)
+    xn = x.numpy()
+
+    def f(images: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.from_numpy(np.ascontiguousarray(images))).numpy()
+
+    padded = np.pad(xn, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="reflect")
+    up_left, down_right = padded[:, :, :32, :32], padded[:, :, 2:, 2:]
+    flip = lambda a: a[..., ::-1]  # noqa: E731
+    mirror = f(xn) / 2 + f(flip(xn)) / 2
+    reference = mirror / 2 + (f(up_left) + f(flip(up_left)) + f(down_right) + f(flip(down_right))) / 8
+    with torch.no_grad():
+        np.testing.assert_allclose(tta_logits(model, x, "flip").numpy(), mirror, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(tta_logits(model, x, "flip_translate").numpy(), reference, rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(tta_logits(model, x).numpy(), f(xn))
+    assert np.abs(reference - f(xn)).max() > 1e-3  # the views differ, so the test could fail
+    # the trainer's test accuracy is the TTA one when the config asks for it
+    cfg = TrainConfig(steps=4, batch_size=20, tta="flip_translate")
+    result = train("mlp", cifar, cfg, seed=0)
+    assert result.test_accuracy == evaluate(result.model, cifar, tta="flip_translate")[0]
+
+
+def test_airbench_preset_is_the_recipe():
+    from engine.architectures.airbench import RECIPE
+    from engine.config import load_config
+
+    config = load_config("airbench-cifar10")
+    assert config.model == "airbench"
+    assert {k: getattr(config.train, k) for k in RECIPE} == RECIPE
+    assert RECIPE["lr"] == pytest.approx(11.5 / (1 + 1 / 0.15)) and RECIPE["label_smoothing"] == 0.2
+    assert RECIPE["lr"] * RECIPE["weight_decay"] == pytest.approx(0.0153 * 1024 / (1024 * (1 + 1 / 0.15)), rel=1e-5)
+    from engine.architectures.airbench import recipe
+    from engine.bench.train import RECIPES
+
+    assert RECIPES["airbench"] is recipe and recipe(256)["lr"] == RECIPE["lr"] / 4  # the same lr per example
+    assert TrainConfig(**recipe(256)).tta == "flip_translate"
 
 
 def test_exact_grad_norms_of_airbench_and_a_wide_resnet(cifar):
@@ -193,6 +242,11 @@ def test_library_models_by_prefix(cifar):
         with torch.no_grad():
             assert model(cifar.normalize(cifar.x_train[:2])).shape == (2, 10)
             assert model.embed(cifar.normalize(cifar.x_train[:2])).shape[0] == 2
+        # each parameter once (the classifier is not registered a second time), so torch.func's vmap, which the
+        # bench runs as a peer, leaves the model's own parameters behind and the model can still be moved
+        assert all(k.startswith("model.") for k in model.state_dict()) and isinstance(model.head, nn.Linear)
+    torch_func_norms(model, cifar.normalize(cifar.x_train[:2]), cifar.y_train[:2])
+    model.to(cifar.device)
     grey = build_model("torchvision:resnet18", (1, 28, 28), 10, seed=0).eval()
     with torch.no_grad():
         assert grey(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
@@ -259,3 +313,6 @@ def test_bench_train_takes_several_models_and_reports_accuracy():
     for r in out:
         assert r["ours"]["samples_per_second"] > 0 and r["accuracy"]["train_samples"] == 500
         assert r["accuracy"]["test_accuracy"] > 0.2 and r["accuracy"]["wall_seconds"] > 0  # chance 0.1
+        assert r["streamed"]["samples"] == r["ours"]["samples"] and r["accuracy"]["recipe"] == "default"
+        assert r["streamed"]["ratio_to_device"] == pytest.approx(
+            r["streamed"]["samples_per_second"] / r["ours"]["samples_per_second"], abs=0.01)
