@@ -123,7 +123,8 @@ class ProgressBars:
             self.stage = " ".join(x for x in (event.stage, event.detail) if x)
             if "trials" in self.tasks:
                 self.progress.update(self.tasks["trials"], info=self._trials_info())
-            self._bar("epoch", "epochs", 1, 0, "" if "trials" in self.tasks else self.stage)  # a lone `score`
+            if event.stage != "decoding":  # decoding has its own bar over the images (below)
+                self._bar("epoch", "epochs", 1, 0, "" if "trials" in self.tasks else self.stage)  # a lone `score`
             self._restart("epoch")
             self._restart("batch")
             self.batch_epoch = None
@@ -135,7 +136,7 @@ class ProgressBars:
                       info if "trials" in self.tasks else " · ".join(x for x in (self.stage, info) if x))
         elif isinstance(event, ev.BatchProgress):
             if self.stage_name == "decoding":  # an image folder's first load: a bar over its images
-                self._bar("batch", "images", event.batches, event.batch, "")
+                self._bar("batch", "images", event.batches, event.batch, self.stage)
                 return
             if event.epoch != self.batch_epoch:  # a new epoch: the batch bar's time starts again
                 self._restart("batch")
