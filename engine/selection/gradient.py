@@ -7,10 +7,11 @@ from scipy.optimize import nnls
 
 from ..errors import ConfigError
 from .base import Selection
-from .blocks import block_rows, by_class, sq_dists, tensor
+from .blocks import block_rows, by_class, coreset, device, sq_dists, tensor
 from .submodular import FacilityLocation, greedy as maximise
 
 
+@coreset
 def craig(scores, budget, labels, seed, embeddings, gradients, per_class, greedy, epsilon):
     """CRAIG (Mirzasoleiman, Bilmes & Leskovec, ICML 2020; baharanm/craig `craig.py`, DeepCore `methods/craig.py`).
 
@@ -24,7 +25,7 @@ def craig(scores, budget, labels, seed, embeddings, gradients, per_class, greedy
     g_all = tensor(gradients)
 
     def pick(members, quota, rng):
-        g = g_all[torch.as_tensor(members)]
+        g = g_all[torch.as_tensor(members, device=g_all.device)]
         c = 2 * float((g - g.mean(0)).norm(dim=1).max()) + 1e-12
 
         def similarity(a, b):
@@ -32,11 +33,11 @@ def craig(scores, budget, labels, seed, embeddings, gradients, per_class, greedy
 
         chosen = maximise(FacilityLocation(g, similarity), len(g), quota, greedy, epsilon, rng)
         centers = g[torch.as_tensor(chosen)]
-        nearest = torch.empty(len(g), dtype=torch.long)
+        nearest = torch.empty(len(g), dtype=torch.long, device=g.device)
         step = block_rows(quota)
         for start in range(0, len(g), step):
             nearest[start:start + step] = sq_dists(g[start:start + step], centers).argmin(1)
-        return Selection(chosen, np.bincount(nearest.numpy(), minlength=quota).astype(np.float64))
+        return Selection(chosen, np.bincount(nearest.cpu().numpy(), minlength=quota).astype(np.float64))
 
     return by_class(pick, budget, labels, seed, per_class)
 
@@ -64,6 +65,7 @@ def omp_nonnegative(a: np.ndarray, target: np.ndarray, k: int, lam: float) -> tu
     return np.asarray(chosen, dtype=np.int64), weights
 
 
+@coreset
 def gradmatch(scores, budget, labels, seed, embeddings, gradients, per_class, omp_lam):
     """GradMatch (Killamsetty et al., ICML 2021; decile-team/cords `gradmatchstrategy.py`, DeepCore
     `methods/gradmatch.py`).
@@ -98,12 +100,14 @@ def _logits_and_features(g: torch.Tensor, y: torch.Tensor, classes: int) -> tupl
     g = g.reshape(len(g), classes, -1)
     delta = g[:, :, -1]
     p = (delta + torch.nn.functional.one_hot(y, classes).to(g.dtype)).clamp_min(1e-12)
-    rows = g[torch.arange(len(g)), y, :-1]
-    scale = delta[torch.arange(len(g)), y]
+    at = torch.arange(len(g), device=g.device)
+    rows = g[at, y, :-1]
+    scale = delta[at, y]
     features = torch.where(scale[:, None].abs() > 1e-6, rows / scale[:, None].clamp_max(-1e-6), 0.0)
     return p.log(), features
 
 
+@coreset
 def glister(scores, budget, labels, seed, embeddings, gradients, per_class, validation, eta):
     """GLISTER-ONLINE (Killamsetty et al., AAAI 2021; decile-team/cords `glisterstrategy.py`, DeepCore
     `methods/glister.py`), on the last layer.
@@ -117,15 +121,15 @@ def glister(scores, budget, labels, seed, embeddings, gradients, per_class, vali
     of the holdout are recovered from its gradient embeddings (unprojected gradients
     only); holdout samples stay selectable, so any keep ratio is valid.
     """
-    g_all = torch.as_tensor(np.asarray(gradients, dtype=np.float64))
-    y_all = torch.as_tensor(labels, dtype=torch.long)
+    g_all = torch.as_tensor(np.asarray(gradients, dtype=np.float64), device=device())
+    y_all = torch.as_tensor(labels, dtype=torch.long, device=g_all.device)
     classes = int(labels.max()) + 1
     if g_all.shape[1] % classes:
         raise ConfigError(f"glister needs unprojected gradient embeddings (C·(d+1) columns, C={classes}); got "
                           f"{g_all.shape[1]}: raise surrogate.gradient_mb so they are not projected")
-    val = torch.as_tensor(holdout(labels, validation, seed))
+    val = torch.as_tensor(holdout(labels, validation, seed), device=g_all.device)
     z_val, e_val = _logits_and_features(g_all[val], y_all[val], classes)
-    e_val = torch.cat([e_val, torch.ones(len(val), 1, dtype=e_val.dtype)], 1)
+    e_val = torch.cat([e_val, torch.ones(len(val), 1, dtype=e_val.dtype, device=e_val.device)], 1)
     onehot = torch.nn.functional.one_hot(y_all[val], classes).to(e_val.dtype)
 
     def val_gradient(step: torch.Tensor) -> torch.Tensor:
@@ -133,9 +137,9 @@ def glister(scores, budget, labels, seed, embeddings, gradients, per_class, vali
         return ((torch.softmax(z, 1) - onehot)[:, :, None] * e_val[:, None, :]).mean(0).flatten()
 
     def pick(members, quota, rng):
-        g = g_all[torch.as_tensor(members)]
-        taken = torch.zeros(len(g), dtype=torch.bool)
-        total = torch.zeros(g.shape[1], dtype=g.dtype)
+        g = g_all[torch.as_tensor(members, device=g_all.device)]
+        taken = torch.zeros(len(g), dtype=torch.bool, device=g.device)
+        total = torch.zeros(g.shape[1], dtype=g.dtype, device=g.device)
         target = val_gradient(total)
         chosen = np.empty(quota, dtype=np.int64)
         for t in range(quota):
