@@ -9,7 +9,8 @@ at `SELECT_THREADS` = 1 for the call (and restores them after). A greedy step is
 memory-bound vector ops over n samples; spreading each over the pool's threads gains
 little on an idle machine (4.0 against 4.4 ms per k-center step at n = 50,000, 2 cores)
 and, on a shared box where every core is busy, each op waits for a descheduled worker:
-k-center greedy on 50,000 samples took 197 s with 2 threads against 22 s with 1. No
+k-center greedy on 50,000 samples took 197 s with 2 threads (load 2.1) against 22 s with
+1 (load 1), and did not finish in 300 s with 2 threads at load 12. No
 strategy here uses faiss (whose OpenMP pool would be a second set of threads).
 """
 from __future__ import annotations

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.linalg import solve_triangular
 from scipy.optimize import nnls
 
 from ..errors import ConfigError
@@ -46,21 +47,31 @@ def omp_nonnegative(a: np.ndarray, target: np.ndarray, k: int, lam: float) -> tu
     """Orthogonal matching pursuit with non-negative, ridge-regularised weights: k columns of `a` (D, n).
 
     Step t adds the unchosen column most correlated with the residual, then refits all
-    weights by min ‖A_S w − target‖² + λ‖w‖², w ≥ 0 (NNLS on [A_S; √λ I]). Returns the
-    columns in pick order and their weights.
+    weights by min ‖A_S w − target‖² + λ‖w‖², w ≥ 0. With λ > 0 the refit is NNLS on the
+    t x t Cholesky form: M = A_SᵀA_S + λI = LLᵀ gives ‖Lᵀw − L⁻¹A_Sᵀtarget‖², the same
+    objective up to a constant, built from a Gram matrix grown one column per step (not
+    NNLS on the (D + t) x t stack [A_S; √λ I], which λ = 0 still uses). Returns the columns
+    in pick order and their weights.
     """
     chosen: list[int] = []
     residual = target.copy()
     weights = np.zeros(0)
     free = np.ones(a.shape[1], dtype=bool)
-    for _ in range(k):
+    gram = np.zeros((k, k))
+    rhs = np.zeros(k)
+    for t in range(k):
         corr = np.where(free, a.T @ residual, -np.inf)
         j = int(np.argmax(corr))
         chosen.append(j)
         free[j] = False
         cols = a[:, chosen]
-        weights, _ = nnls(np.vstack([cols, np.sqrt(lam) * np.eye(len(chosen))]),
-                          np.concatenate([target, np.zeros(len(chosen))]))
+        if lam > 0:
+            gram[t, :t + 1] = gram[:t + 1, t] = cols.T @ a[:, j]
+            rhs[t] = a[:, j] @ target
+            lower = np.linalg.cholesky(gram[:t + 1, :t + 1] + lam * np.eye(t + 1))
+            weights, _ = nnls(lower.T, solve_triangular(lower, rhs[:t + 1], lower=True))
+        else:
+            weights, _ = nnls(cols, target)
         residual = target - cols @ weights
     return np.asarray(chosen, dtype=np.int64), weights
 

@@ -1,5 +1,6 @@
 """Submodular coresets: facility location, graph cut and log-determinant, maximised by lazy,
-stochastic or plain greedy, with similarities computed in row blocks (never an N x N matrix)."""
+stochastic or plain greedy; the similarity matrix is precomputed only when it fits in BLOCK_MB, and
+otherwise computed in row blocks at each use (never an N x N matrix above the bound)."""
 from __future__ import annotations
 
 import math
@@ -25,18 +26,30 @@ def unit_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a @ b.T).mul_(0.5).add_(0.5)
 
 
-def prepared(x: torch.Tensor, similarity: Similarity) -> tuple[torch.Tensor, Similarity]:
-    """The cosine kernel on unit rows, normalised once (not at every gain evaluation); others as given."""
+def prepared(x: torch.Tensor, similarity: Similarity, block_mb: float = BLOCK_MB) -> tuple[torch.Tensor, Similarity]:
+    """The samples and similarity a set function works with.
+
+    When the n x n similarity fits in `block_mb`, it is computed once (in row blocks) and
+    the samples become their own indices: similarity(a, b) is then a lookup of rows b
+    (every similarity here is symmetric, and rows gather ~20x faster than columns), as
+    DeepCore's precomputed matrix, but only below the bound. Above it, similarities are
+    recomputed in blocks at each use; the cosine kernel from rows normalised once.
+    """
     if similarity is cosine_similarity:
-        return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12), unit_cosine
-    return x, similarity
+        x, similarity = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12), unit_cosine
+    n = len(x)
+    if 4 * n * n > block_mb * 2**20:
+        return x, similarity
+    step = block_rows(n, block_mb)
+    kernel = torch.cat([similarity(x[start:start + step], x) for start in range(0, n, step)])
+    return torch.arange(n, device=x.device), lambda a, b: kernel.index_select(0, b).index_select(1, a).T
 
 
 class FacilityLocation:
     """F(S) = Σ_i max_{j∈S} s(i, j) over the ground set; gains of a candidate block, rows in blocks."""
 
     def __init__(self, x: torch.Tensor, similarity: Similarity = cosine_similarity, block_mb: float = BLOCK_MB):
-        (self.x, self.similarity), self.block_mb = prepared(x, similarity), block_mb
+        (self.x, self.similarity), self.block_mb = prepared(x, similarity, block_mb), block_mb
         self.best = torch.zeros(len(x), device=x.device)  # max_{j∈S} s(i, j); 0 for the empty set (similarities are >= 0)
 
     def gains(self, cand: torch.Tensor) -> torch.Tensor:
@@ -60,7 +73,7 @@ class GraphCut:
 
     def __init__(self, x: torch.Tensor, lam: float, similarity: Similarity = cosine_similarity,
                  block_mb: float = BLOCK_MB):
-        (x, similarity), self.lam = prepared(x, similarity), lam
+        (x, similarity), self.lam = prepared(x, similarity, block_mb), lam
         self.x, self.similarity = x, similarity
         step = block_rows(len(x), block_mb)
         self.total = torch.zeros(len(x), device=x.device)
