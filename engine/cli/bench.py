@@ -1,4 +1,4 @@
-"""`prunelab bench train|scores|tui`: the benchmarks, as ratios measured in one run."""
+"""`prunelab bench train|scores|select|tui`: the benchmarks, as ratios measured in one run."""
 from __future__ import annotations
 
 import click
@@ -110,3 +110,45 @@ def bench_tui_command(runs, store, marker, as_json):
     else:
         click.echo(f"first frame of `prunelab tui` (s): {', '.join(map(str, result['seconds']))}; "
                    f"median {result['median_seconds']} s, max {result['max_seconds']} s")
+
+
+@bench_group.command("select")
+@click.option("--n", "n", default=50000, show_default=True, type=click.IntRange(min=20),
+              help="Samples (MNIST has 60,000; more are tiled with 1 % noise).")
+@click.option("--dim", default=128, show_default=True, type=click.IntRange(min=2),
+              help="Embedding width (the cnn's is 128; another is a seeded Gaussian projection).")
+@click.option("--fraction", default=0.1, show_default=True, type=float, help="Keep ratio, 0 < fraction < 1.")
+@click.option("--strategies", default=None,
+              help="Comma-separated; NAME or NAME/GREEDY (e.g. facility_location/stochastic). Default: all.")
+@click.option("--reference-n", default=5000, show_default=True, type=click.IntRange(min=20),
+              help="Samples on which ours and the dense DeepCore-style references are timed side by side.")
+@click.option("--surrogate-samples", default=10000, show_default=True, type=click.IntRange(min=100),
+              help="Training samples of the one-epoch cnn surrogate whose embeddings are used.")
+@data_dir_option
+@device_option
+@json_option
+@handle_errors
+def bench_select_command(n, dim, fraction, strategies, reference_n, surrogate_samples, data_dir, device, as_json):
+    """Seconds and peak memory of every selection strategy on real cnn embeddings, beside dense references."""
+    from ..bench.select import bench_select
+
+    names = [s.strip() for s in strategies.split(",") if s.strip()] if strategies else None
+    r = bench_select(n=n, dim=dim, fraction=fraction, strategies=names, device=device, data_dir=data_dir,
+                     reference_n=reference_n, surrogate_samples=surrogate_samples)
+    if as_json:
+        print_json(r)
+        return
+    tiled = f" (tiled from {r['real_samples']} real)" if r["real_samples"] < r["samples"] else ""
+    click.echo(f"{r['dataset']} cnn embeddings: {r['samples']} samples{tiled}, {r['dim']}-d (gradients "
+               f"{r['gradient_dim']}-d), keep {r['fraction']:g}, on {r['device']}; load average "
+               f"{r['load_average'][0]}-{r['load_average'][1]}")
+    m = r["reference_samples"]
+    click.echo(f"{'strategy':<30} {'seconds':>8} {'peak MB':>8} | at {m}: {'ours s':>7} {'dense s':>8} "
+               f"{'speed-up':>8} {'ours MB':>8} {'dense MB':>8}")
+    for row in r["strategies"]:
+        def cell(key: str, fmt: str, width: int) -> str:
+            return (format(row[key], fmt) if key in row else "-").rjust(width)
+        click.echo(f"{row['strategy']:<30} {cell('seconds', '.2f', 8)} {cell('peak_mb', '.1f', 8)} | "
+                   f"{' ' * (len(str(m)) + 4)}{cell('small_seconds', '.2f', 7)} {cell('reference_seconds', '.2f', 8)} "
+                   f"{cell('speedup', '.2f', 8)} {cell('small_peak_mb', '.1f', 8)} {cell('reference_peak_mb', '.1f', 8)}")
+    click.echo(f"peak MB: {r['memory_method']}; dense: DeepCore-style full matrices and masked loops")

@@ -75,9 +75,8 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 def execute(ctx: RunContext) -> list[dict[str, Any]]:
     config = ctx.config
     compared = pairs(config)
-    embeddings = any(STRATEGIES[s].needs_embeddings for _, s in compared)
-    gradients = any(STRATEGIES[s].needs_gradients for _, s in compared)  # CRAIG, GradMatch, Glister
-    scored = steps.surrogate_scores(ctx, [m for m, _ in compared], [config.surrogate.epochs], embeddings, gradients)
+    scored = steps.surrogate_scores(ctx, [m for m, _ in compared], [config.surrogate.epochs],
+                                    *steps.needs(config, [s for _, s in compared]))
     steps.log_scored(ctx, scored)
     jobs = [(t, (lambda t=t: None if t.method == names.FULL else steps.select_for(ctx, t, scored)))
             for t in plan(config)]

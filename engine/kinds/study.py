@@ -45,7 +45,7 @@ def shared_scores(ctx: RunContext) -> steps.Scored:
     for part in part_configs(config).values():
         methods += part.sweep.methods
         epochs.update(part.sweep.score_epochs)
-    scored = steps.surrogate_scores(ctx, list(dict.fromkeys(methods)), sorted(epochs), steps.needs_embeddings(config))
+    scored = steps.surrogate_scores(ctx, list(dict.fromkeys(methods)), sorted(epochs), *steps.needs(config))
     steps.log_scored(ctx, scored)
     return scored
 

@@ -111,12 +111,11 @@ def sweep_trials(config: Config) -> list[Trial]:
     return list(dict.fromkeys(trials))
 
 
-def needs_embeddings(config: Config) -> bool:
-    return any(STRATEGIES[s].needs_embeddings for s in config.sweep.strategies)
-
-
-def needs_gradients(config: Config) -> bool:
-    return any(STRATEGIES[s].needs_gradients for s in config.sweep.strategies)
+def needs(config: Config, strategies: list[str] | None = None) -> tuple[bool, bool]:
+    """(embeddings, gradient embeddings): whether any of `strategies` (default: the sweep's) needs them,
+    under the config's [selection] options (kcenter_greedy's `space` picks one)."""
+    wants = [STRATEGIES[s].inputs(config.strategy_options(s)) for s in (strategies or config.sweep.strategies)]
+    return any(e for e, _ in wants), any(g for _, g in wants)
 
 
 def select_for(ctx: RunContext, trial: Trial, scored: Scored) -> Selection:
@@ -135,8 +134,7 @@ def select_for(ctx: RunContext, trial: Trial, scored: Scored) -> Selection:
 def sweep_scores(ctx: RunContext) -> Scored:
     """One scoring pass for the sweep's methods and epochs, logged."""
     config = ctx.config
-    scored = surrogate_scores(ctx, config.sweep.methods, config.sweep.score_epochs, needs_embeddings(config),
-                              needs_gradients(config))
+    scored = surrogate_scores(ctx, config.sweep.methods, config.sweep.score_epochs, *needs(config))
     log_scored(ctx, scored)
     return scored
 

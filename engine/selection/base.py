@@ -109,10 +109,11 @@ def select_weighted(strategy: str, scores: np.ndarray, keep_ratio: float, labels
     check_strategy(strategy, options)
     check_keep_ratio(keep_ratio)
     spec = STRATEGIES[strategy]
-    if spec.needs_embeddings and embeddings is None:
+    wants_embeddings, wants_gradients = spec.inputs(options)
+    if wants_embeddings and embeddings is None:
         raise ConfigError(f"selection strategy {strategy!r} needs embeddings: pass embeddings= the surrogate's "
                           f"penultimate-layer features (model.embed(x)), an array of shape (n, d)")
-    if spec.needs_gradients and gradients is None:
+    if wants_gradients and gradients is None:
         raise ConfigError(f"selection strategy {strategy!r} needs gradients: pass gradients= the surrogate's "
                           f"last-layer per-sample gradients (engine.scoring.gradembed), an array of shape (n, D)")
     scores, labels, embeddings = _check_arrays(scores, labels, embeddings, seed)
@@ -122,7 +123,7 @@ def select_weighted(strategy: str, scores: np.ndarray, keep_ratio: float, labels
         return Selection(np.arange(n, dtype=np.int64))
     opts = {**spec.defaults, **options}
     weighted = opts.pop("weighted", True)
-    extra = {"gradients": _check_gradients(gradients, n)} if spec.needs_gradients else {}
+    extra = {"gradients": _check_gradients(gradients, n)} if wants_gradients else {}
     out = spec.fn(scores, budget, labels, seed, embeddings, **extra, **opts)
     raw, weights = (out.indices, out.weights) if isinstance(out, Selection) else (out, None)
     raw = np.asarray(raw, dtype=np.int64)

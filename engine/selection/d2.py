@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .blocks import block_rows, sq_dists, tensor
+from .blocks import block_rows, coreset, sq_dists, tensor
 
 EPSILON = 1e-7  # the reference's floor on a neighbour's score in the forward messages
 
@@ -13,18 +13,20 @@ EPSILON = 1e-7  # the reference's floor on a neighbour's score in the forward me
 def knn(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Euclidean distances (n, k) and indices (n, k) of each row's k nearest other rows, in row blocks."""
     k = min(k, len(x) - 1)
-    dists, index = torch.empty(len(x), k), torch.empty(len(x), k, dtype=torch.long)
+    dists = torch.empty(len(x), k, device=x.device)
+    index = torch.empty(len(x), k, dtype=torch.long, device=x.device)
     x_sq = (x * x).sum(1)
     step = block_rows(len(x))
     for start in range(0, len(x), step):
         d = sq_dists(x[start:start + step], x, x_sq[start:start + step])
-        rows = torch.arange(start, min(len(x), start + step))
+        rows = torch.arange(start, min(len(x), start + step), device=x.device)
         d[rows - start, rows] = float("inf")  # not its own neighbour
         top = torch.topk(d, k, largest=False)
         dists[start:start + step], index[start:start + step] = top.values.sqrt(), top.indices
     return dists, index
 
 
+@coreset
 def d2_pruning(scores, budget, labels, seed, embeddings, n_neighbor, gamma):
     """D2-pruning (ICLR 2024; adymaharana/d2pruning `core/data/sampling.py`, GraphDensitySampler).
 
@@ -40,7 +42,7 @@ def d2_pruning(scores, budget, labels, seed, embeddings, n_neighbor, gamma):
     """
     x = tensor(embeddings)
     s = torch.as_tensor(scores, dtype=torch.float64)
-    dists, index = knn(x, n_neighbor)
+    dists, index = (t.cpu() for t in knn(x, n_neighbor))  # the graph and the sampling loop stay on the host
     n, k = index.shape
     rows = torch.arange(n).repeat_interleave(k)
     cols = index.flatten()

@@ -20,7 +20,8 @@ from ..registry import Registry, implementation
 StrategyFn = Callable[..., Any]
 
 ORDERS = ("hardest", "easiest", "random")
-GREEDY = ("lazy", "stochastic", "plain")  # submodular maximisation: exact lazy, stochastic (Mirzasoleiman 2015), plain
+GREEDY = ("lazy", "stochastic", "plain")
+SPACES = ("embeddings", "gradients")  # what a geometric coreset measures distances in  # submodular maximisation: exact lazy, stochastic (Mirzasoleiman 2015), plain
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,13 @@ class Strategy:
     needs_embeddings: bool = False
     options: dict[str, tuple[Any, str]] = field(default_factory=dict)
     needs_gradients: bool = False  # then `fn` also gets gradients=: last-layer per-sample gradients (n, D)
+
+    def inputs(self, options: dict[str, Any] | None = None) -> tuple[bool, bool]:
+        """(needs embeddings, needs gradients) under `options`: a `space` option picks one of the two."""
+        space = {**self.defaults, **(options or {})}.get("space")
+        if space is not None:
+            return space == "embeddings", space == "gradients"
+        return self.needs_embeddings, self.needs_gradients
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -103,6 +111,7 @@ _OPTION_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "eta": (lambda v: _is_real(v) and v > 0, "a number > 0"),
     "n_neighbor": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "gamma": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
+    "space": (lambda v: v in SPACES, "one of " + ", ".join(SPACES)),
     "validation": (lambda v: _is_real(v) and 0 < v < 1, "a fraction with 0 < validation < 1"),
 }
 
@@ -167,7 +176,8 @@ _WEIGHTED = (True, "train with the coreset's per-sample weights; false drops the
 register_strategy(
     "kcenter_greedy", "engine.selection.geometric:kcenter_greedy",
     "k-center greedy (Sener & Savarese 2018): farthest-first traversal of the embeddings",
-    needs_embeddings=True, options={"per_class": _PER_CLASS})
+    needs_embeddings=True, options={"per_class": _PER_CLASS, "space": (
+        "embeddings", "the distances' space: embeddings (penultimate features) or gradients (last-layer gradients)")})
 register_strategy(
     "herding", "engine.selection.geometric:herding",
     "herding (Welling 2009): the running mean of the kept embeddings tracks the mean of all",

@@ -1,5 +1,6 @@
 """Submodular coresets: facility location, graph cut and log-determinant, maximised by lazy,
-stochastic or plain greedy, with similarities computed in row blocks (never an N x N matrix)."""
+stochastic or plain greedy; the similarity matrix is precomputed only when it fits in BLOCK_MB, and
+otherwise computed in row blocks at each use (never an N x N matrix above the bound)."""
 from __future__ import annotations
 
 import math
@@ -8,7 +9,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .blocks import BLOCK_MB, block_rows, by_class, tensor
+from .blocks import BLOCK_MB, block_rows, by_class, coreset, tensor
 
 Similarity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (a, d), (b, d) -> (a, b)
 
@@ -20,15 +21,39 @@ def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return 0.5 + 0.5 * (a @ b.T)
 
 
+def unit_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """`cosine_similarity` of rows that are already unit vectors."""
+    return (a @ b.T).mul_(0.5).add_(0.5)
+
+
+def prepared(x: torch.Tensor, similarity: Similarity, block_mb: float = BLOCK_MB) -> tuple[torch.Tensor, Similarity]:
+    """The samples and similarity a set function works with.
+
+    When the n x n similarity fits in `block_mb`, it is computed once (in row blocks) and
+    the samples become their own indices: similarity(a, b) is then a lookup of rows b
+    (every similarity here is symmetric, and rows gather ~20x faster than columns), as
+    DeepCore's precomputed matrix, but only below the bound. Above it, similarities are
+    recomputed in blocks at each use; the cosine kernel from rows normalised once.
+    """
+    if similarity is cosine_similarity:
+        x, similarity = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12), unit_cosine
+    n = len(x)
+    if 4 * n * n > block_mb * 2**20:
+        return x, similarity
+    step = block_rows(n, block_mb)
+    kernel = torch.cat([similarity(x[start:start + step], x) for start in range(0, n, step)])
+    return torch.arange(n, device=x.device), lambda a, b: kernel.index_select(0, b).index_select(1, a).T
+
+
 class FacilityLocation:
     """F(S) = Σ_i max_{j∈S} s(i, j) over the ground set; gains of a candidate block, rows in blocks."""
 
     def __init__(self, x: torch.Tensor, similarity: Similarity = cosine_similarity, block_mb: float = BLOCK_MB):
-        self.x, self.similarity, self.block_mb = x, similarity, block_mb
-        self.best = torch.zeros(len(x))  # max_{j∈S} s(i, j); 0 for the empty set (similarities are >= 0)
+        (self.x, self.similarity), self.block_mb = prepared(x, similarity, block_mb), block_mb
+        self.best = torch.zeros(len(x), device=x.device)  # max_{j∈S} s(i, j); 0 for the empty set (similarities are >= 0)
 
     def gains(self, cand: torch.Tensor) -> torch.Tensor:
-        out = torch.zeros(len(cand))
+        out = torch.zeros(len(cand), device=self.x.device)
         xc = self.x[cand]
         step = block_rows(len(cand), self.block_mb)
         for start in range(0, len(self.x), step):
@@ -48,14 +73,15 @@ class GraphCut:
 
     def __init__(self, x: torch.Tensor, lam: float, similarity: Similarity = cosine_similarity,
                  block_mb: float = BLOCK_MB):
-        self.x, self.lam, self.similarity = x, lam, similarity
+        (x, similarity), self.lam = prepared(x, similarity, block_mb), lam
+        self.x, self.similarity = x, similarity
         step = block_rows(len(x), block_mb)
-        self.total = torch.zeros(len(x))
+        self.total = torch.zeros(len(x), device=x.device)
         for start in range(0, len(x), step):
             self.total += similarity(x[start:start + step], x).sum(0)
         self.self_sim = torch.cat([similarity(x[i:i + step], x[i:i + step]).diagonal()
                                    for i in range(0, len(x), step)])
-        self.chosen_sum = torch.zeros(len(x))
+        self.chosen_sum = torch.zeros(len(x), device=x.device)
 
     def gains(self, cand: torch.Tensor) -> torch.Tensor:
         return self.total[cand] - self.lam * (2 * self.chosen_sum[cand] + self.self_sim[cand])
@@ -69,10 +95,11 @@ class LogDeterminant:
     (Chen et al., NeurIPS 2018, fast greedy MAP): gain_i = log d_i², d_i² = L_ii − ‖c_i‖²."""
 
     def __init__(self, x: torch.Tensor, ridge: float, capacity: int, similarity: Similarity = cosine_similarity):
-        self.x, self.similarity = x, similarity
+        self.x, self.similarity = prepared(x, similarity)
+        x, similarity = self.x, self.similarity
         self.d2 = torch.cat([similarity(x[i:i + 4096], x[i:i + 4096]).diagonal() for i in range(0, len(x), 4096)])
         self.d2 += ridge
-        self.c = torch.zeros(len(x), capacity)
+        self.c = torch.zeros(len(x), capacity, device=x.device)
         self.k = 0
 
     def gains(self, cand: torch.Tensor) -> torch.Tensor:
@@ -97,8 +124,9 @@ def greedy(f, n: int, k: int, method: str, epsilon: float, rng: np.random.Genera
     samples drawn from `rng`, a (1 − 1/e − ε) approximation in expectation.
     """
     chosen = np.empty(k, dtype=np.int64)
-    taken = torch.zeros(n, dtype=torch.bool)
-    every = torch.arange(n)
+    dev = f.x.device
+    taken = torch.zeros(n, dtype=torch.bool, device=dev)
+    every = torch.arange(n, device=dev)
     bound = f.gains(every) if method == "lazy" else None
     sample = min(n, math.ceil(n / k * math.log(1 / epsilon)))
     for t in range(k):
@@ -106,11 +134,11 @@ def greedy(f, n: int, k: int, method: str, epsilon: float, rng: np.random.Genera
             gains = f.gains(every).masked_fill_(taken, -float("inf"))
             j = int(torch.argmax(gains))
         elif method == "stochastic":
-            pool = np.flatnonzero(~taken.numpy())
-            cand = torch.as_tensor(rng.choice(pool, size=min(sample, len(pool)), replace=False))
+            pool = np.flatnonzero(~taken.cpu().numpy())
+            cand = torch.as_tensor(rng.choice(pool, size=min(sample, len(pool)), replace=False), device=dev)
             j = int(cand[torch.argmax(f.gains(cand))])
         else:
-            fresh = torch.zeros(n, dtype=torch.bool) if t else torch.ones(n, dtype=torch.bool)
+            fresh = torch.full((n,), t == 0, dtype=torch.bool, device=dev)
             while True:
                 j = int(torch.argmax(bound))
                 if fresh[j]:
@@ -129,12 +157,13 @@ def _maximise(make, budget, labels, seed, embeddings, per_class, greedy_method, 
     x_all = tensor(embeddings)
 
     def pick(members, quota, rng):
-        x = x_all[torch.as_tensor(members)]
+        x = x_all[torch.as_tensor(members, device=x_all.device)]
         return greedy(make(x, quota), len(x), quota, greedy_method, epsilon, rng)
 
     return by_class(pick, budget, labels, seed, per_class)
 
 
+@coreset
 def facility_location(scores, budget, labels, seed, embeddings, per_class, greedy, epsilon):
     """Facility location on the embeddings (DeepCore `methods/submodular.py` + `submodular_function.py`).
 
@@ -146,6 +175,7 @@ def facility_location(scores, budget, labels, seed, embeddings, per_class, greed
     return _maximise(lambda x, k: FacilityLocation(x), budget, labels, seed, embeddings, per_class, greedy, epsilon)
 
 
+@coreset
 def graph_cut(scores, budget, labels, seed, embeddings, per_class, greedy, epsilon, lam):
     """Graph cut on the embeddings (DeepCore `submodular_function.py` GraphCut; submodlib's definition).
 
@@ -155,6 +185,7 @@ def graph_cut(scores, budget, labels, seed, embeddings, per_class, greedy, epsil
     return _maximise(lambda x, k: GraphCut(x, lam), budget, labels, seed, embeddings, per_class, greedy, epsilon)
 
 
+@coreset
 def log_determinant(scores, budget, labels, seed, embeddings, per_class, greedy, epsilon, ridge):
     """Log-determinant on the embeddings (DeepCore `submodular_function.py` LogDeterminant).
 

@@ -1,0 +1,327 @@
+"""`prunelab bench select`: seconds and peak memory of every selection strategy on real surrogate embeddings,
+beside DeepCore-style dense reference implementations (full matrices, plain loops) that live only here.
+
+The embeddings are real: a `cnn` surrogate trained one epoch on MNIST (mnist-mini without a data
+folder), whose penultimate layer is 128 wide, and its exact last-layer gradient embeddings
+(C·(d + 1) = 1290 columns). A width other than 128 is reached by a seeded Gaussian projection;
+more samples than the data set holds by tiling it with small noise (1 % of each column's std),
+so no two samples coincide. Peak memory is the growth of the process's peak RSS over the call
+(VmHWM after `clear_refs`, with glibc told to return every freed block above 64 KB to the OS,
+so RSS follows live memory) or `torch.cuda.max_memory_allocated` on a GPU. tracemalloc would
+miss it: torch's CPU allocator does not report to it.
+"""
+from __future__ import annotations
+
+import ctypes
+import gc
+import math
+import os
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..config import TrainConfig
+from ..data.dataset import load_dataset
+from ..device import resolve_device
+from ..errors import ConfigError
+from ..registry import Ref
+from ..scoring.batch import score_model
+from ..selection.base import Selection, keep_count, select_weighted
+from ..selection.blocks import by_class, coreset, on_device, sq_dists
+from ..selection.registry import GREEDY, STRATEGIES
+from ..trainer import train
+from .common import NO_EVAL, device_label, sync, timed_seconds
+
+NOISE = 0.01  # tiling noise, in units of each column's standard deviation
+
+
+# ------------------------------------------------------------------ the inputs
+def real_inputs(n: int, dim: int, data_dir: str | None, surrogate_samples: int, seed: int = 0) -> dict[str, Any]:
+    """Loss scores, labels, `dim`-wide embeddings and gradient embeddings of n samples, from a real surrogate."""
+    ds = load_dataset("mnist" if data_dir else "mnist-mini", data_dir)
+    model = train("cnn", ds.subset(train_size=min(len(ds), surrogate_samples)), TrainConfig(epochs=1, batch_size=128),
+                  seed=seed, **NO_EVAL).model
+    real = ds.subset(train_size=min(n, len(ds)))
+    out = score_model(model, real, ["loss"], embeddings=True, gradients=True)
+    emb, grads = out.embeddings.astype(np.float32), out.gradients.astype(np.float32)
+    loss, labels = out.scores["loss"].astype(np.float64), real.y_train.cpu().numpy()
+    rng = np.random.default_rng(seed)
+    width = emb.shape[1]
+    if dim != width:
+        emb = emb @ rng.normal(0, 1 / math.sqrt(dim), (width, dim)).astype(np.float32)
+    if n > len(emb):
+        reps = -(-n // len(emb))
+
+        def tile(a: np.ndarray) -> np.ndarray:
+            big = np.concatenate([a] * reps)[:n]
+            return big + (NOISE * a.std(0) * rng.standard_normal(big.shape)).astype(a.dtype) if a.ndim == 2 else big
+
+        emb, grads, loss, labels = tile(emb), tile(grads), tile(loss), tile(labels)
+    return {"scores": loss, "labels": labels, "embeddings": emb, "gradients": grads, "real_samples": len(real),
+            "dataset": ds.name, "embedding_width": width}
+
+
+# ------------------------------------------------------------------ measuring
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"/proc/self/status has no {field}")
+
+
+def _return_freed_memory() -> None:
+    """Large blocks by mmap, freed ones trimmed: so peak RSS measures what a call itself allocates."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 65536)  # M_MMAP_THRESHOLD: fixed at 64 KB (no dynamic growth)
+        libc.malloc_trim(0)
+    except OSError:
+        pass
+
+
+def measure(fn: Callable[[], Any], dev: torch.device) -> tuple[float, int]:
+    """(seconds, peak memory growth in bytes) of one call."""
+    gc.collect()
+    _return_freed_memory()
+    if dev.type == "cuda":
+        sync()
+        torch.cuda.reset_peak_memory_stats(dev)
+        before = torch.cuda.memory_allocated(dev)
+        seconds = timed_seconds(fn)
+        return seconds, torch.cuda.max_memory_allocated(dev) - before
+    before = _rss_kib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset VmHWM to the current RSS
+    seconds = timed_seconds(fn)
+    return seconds, (_rss_kib("VmHWM") - before) * 1024
+
+
+# ------------------------------------------------------------------ dense references (DeepCore's way)
+def _t(a: np.ndarray, dev: torch.device) -> torch.Tensor:
+    return torch.as_tensor(a, dtype=torch.float32, device=dev)
+
+
+def dense_kcenter(x: torch.Tensor, budget: int, first: int,
+                  metric: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> np.ndarray:
+    """DeepCore `k_center_greedy`: a (budget, n) distance matrix, a boolean mask over the pool each step."""
+    metric = metric or (lambda a, b: sq_dists(a, b).sqrt_())
+    n = len(x)
+    selected = np.zeros(n, dtype=bool)
+    selected[first] = True
+    dis = -torch.ones(budget, n, device=x.device)  # -1: a chosen sample
+    dis[0, ~selected] = metric(x[[first]], x[~selected])[0]
+    mins = dis[0].clone()
+    for i in range(1, budget):
+        p = int(torch.argmax(mins))
+        selected[p] = True
+        mins[p] = -1
+        dis[i, ~selected] = metric(x[[p]], x[~selected])[0]
+        mins = torch.minimum(mins, dis[i])
+    return np.flatnonzero(selected)
+
+
+def dense_herding(x: torch.Tensor, budget: int) -> np.ndarray:
+    """DeepCore `herding`: each step sums the chosen rows again and measures the unchosen ones through a mask."""
+    n = len(x)
+    index = np.arange(n)
+    mu = x.mean(0)
+    selected = np.zeros(n, dtype=bool)
+    for i in range(budget):
+        target = ((i + 1) * mu - x[selected].sum(0))[None]
+        p = index[~selected][int(torch.argmin(sq_dists(x[~selected], target)[:, 0]))]
+        selected[p] = True
+    return np.flatnonzero(selected)
+
+
+def _cosine_matrix(x: torch.Tensor) -> torch.Tensor:
+    u = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return 0.5 + 0.5 * u @ u.T
+
+
+def _dense_greedy(sim: torch.Tensor, budget: int, gain: Callable, method: str, rng: np.random.Generator,
+                  epsilon: float = 0.01) -> np.ndarray:
+    """DeepCore's greedy optimisers over a precomputed n x n matrix: all gains each step (naive, which picks
+    what lazy picks) or the best of n/k·ln(1/ε) random candidates (stochastic)."""
+    n = len(sim)
+    selected = np.zeros(n, dtype=bool)
+    state = {"best": torch.zeros(n, device=sim.device), "chosen_sum": torch.zeros(n, device=sim.device)}
+    sample = min(n, math.ceil(n / budget * math.log(1 / epsilon)))
+    for _ in range(budget):
+        pool = np.flatnonzero(~selected)
+        cand = rng.choice(pool, size=min(sample, len(pool)), replace=False) if method == "stochastic" else pool
+        gains = gain(sim, state, torch.as_tensor(cand, device=sim.device))
+        j = int(cand[int(torch.argmax(gains))])
+        selected[j] = True
+        state["best"] = torch.maximum(state["best"], sim[:, j])
+        state["chosen_sum"] += sim[:, j]
+    return np.flatnonzero(selected)
+
+
+def _fl_gain(sim, state, cand):
+    return (sim[:, cand] - state["best"][:, None]).clamp_min(0).sum(0)
+
+
+def dense_facility_location(x, labels, budget, seed, method):
+    """DeepCore `Submodular` with `FacilityLocation`: per class, the class's full cosine matrix."""
+    return by_class(lambda m, q, rng: _dense_greedy(_cosine_matrix(x[torch.as_tensor(m)]), q, _fl_gain, method, rng),
+                    budget, labels, seed, True).indices
+
+
+def dense_graph_cut(x, labels, budget, seed, method, lam=1.0):
+    """DeepCore `GraphCut` over the class's full matrix: column sums minus lam x twice the chosen similarity."""
+    def gain(sim, state, cand):
+        return sim[:, cand].sum(0) - lam * (2 * state["chosen_sum"][cand] + sim.diagonal()[cand])
+
+    return by_class(lambda m, q, rng: _dense_greedy(_cosine_matrix(x[torch.as_tensor(m)]), q, gain, method, rng),
+                    budget, labels, seed, True).indices
+
+
+def dense_log_determinant(x, labels, budget, seed, ridge=1e-4):
+    """DeepCore `LogDeterminant`: each step, log det of the kernel on S ∪ {j} for every candidate j."""
+    def pick(members, quota, rng):
+        kernel = _cosine_matrix(x[torch.as_tensor(members)]) + ridge * torch.eye(len(members), device=x.device)
+        chosen: list[int] = []
+        for _ in range(quota):
+            pool = torch.as_tensor(np.setdiff1d(np.arange(len(members)), chosen), device=x.device)
+            sets = torch.cat([torch.as_tensor(chosen, dtype=torch.long, device=x.device).expand(len(pool), -1),
+                              pool[:, None]], 1)
+            blocks = kernel[sets[:, :, None], sets[:, None, :]]
+            chosen.append(int(pool[int(torch.argmax(torch.linalg.slogdet(blocks).logabsdet))]))
+        return np.asarray(chosen)
+
+    return by_class(pick, budget, labels, seed, True).indices
+
+
+def dense_craig(g, labels, budget, seed, method):
+    """DeepCore/CRAIG: per class the full distance matrix D, similarity max(D) − D, then facility location."""
+    def pick(members, quota, rng):
+        d = sq_dists(g[torch.as_tensor(members)], g[torch.as_tensor(members)]).sqrt_()
+        sim = d.max() - d
+        chosen = _dense_greedy(sim, quota, _fl_gain, method, rng)
+        weights = np.bincount(sim[:, torch.as_tensor(chosen)].argmax(1).cpu().numpy(), minlength=quota)
+        return Selection(chosen, weights.astype(np.float64))
+
+    return by_class(pick, budget, labels, seed, True)
+
+
+def dense_contextual_diversity(g, labels, budget, first):
+    """DeepCore `ContextualDiversity`: k_center_greedy with its KL metric, on the full (budget, n) matrix."""
+    classes = int(labels.max()) + 1
+    delta = g.double().reshape(len(g), classes, -1)[:, :, -1]
+    p = (delta + torch.nn.functional.one_hot(torch.as_tensor(labels, device=g.device), classes)).clamp_min(1e-12)
+    p = (p / p.sum(1, keepdim=True)).float()
+
+    def kl(a, b):  # KL(b_i || a_0) for each row of b: DeepCore's `_metric`
+        return (b * (b.log() - a.log())).sum(1)[None]
+
+    return dense_kcenter(p, budget, first, kl)
+
+
+def dense_d2_pruning(x, scores, budget, n_neighbor=10):
+    """D2-pruning as its reference builds the graph: the full pairwise distance matrix (sklearn's), then argsort."""
+    d = sq_dists(x, x).sqrt_()
+    d.fill_diagonal_(float("inf"))
+    dists, index = torch.sort(d, 1)
+    dists, index = dists[:, :n_neighbor].double().cpu(), index[:, :n_neighbor].cpu()
+    s = torch.as_tensor(scores, dtype=torch.float64)
+    adj = torch.zeros(len(x), len(x), dtype=torch.float64)
+    rows = torch.arange(len(x)).repeat_interleave(n_neighbor)
+    adj[rows, index.flatten()] = torch.exp(-dists.flatten())
+    adj = torch.maximum(adj, adj.T)
+    density = (adj * s.clamp_min(1e-7)[None]).sum(1) * s
+    damp = torch.exp(-dists / x.shape[1])
+    chosen = []
+    for _ in range(budget):
+        j = int(torch.argmax(density))
+        chosen.append(j)
+        density[index[j]] -= damp[j] * density[j]
+        density[j] = -float("inf")
+    return np.asarray(chosen)
+
+
+def reference(case: str, inputs: dict[str, Any], budget: int, dev: torch.device) -> Callable[[], Any] | None:
+    """The dense reference of a bench case (`name` or `name/greedy`), or None where there is none."""
+    name, _, method = case.partition("/")
+    method = "plain" if method in ("", "lazy") else method
+    labels, seed = inputs["labels"], 0
+    x, g = _t(inputs["embeddings"], dev), _t(inputs["gradients"], dev)
+    first = int(np.random.default_rng(seed).integers(len(labels)))
+    refs = {
+        "kcenter_greedy": lambda: dense_kcenter(x, budget, first),
+        "herding": lambda: dense_herding(x, budget),
+        "facility_location": lambda: dense_facility_location(x, labels, budget, seed, method),
+        "graph_cut": lambda: dense_graph_cut(x, labels, budget, seed, method),
+        "log_determinant": lambda: dense_log_determinant(x, labels, budget, seed),
+        "craig": lambda: dense_craig(g, labels, budget, seed, method),
+        "contextual_diversity": lambda: dense_contextual_diversity(g, labels, budget, first),
+        "d2_pruning": lambda: dense_d2_pruning(x, inputs["scores"], budget),
+    }
+    fn = refs.get(name)
+    return coreset(fn) if fn is not None else None  # under the strategies' own thread cap, for a fair ratio
+
+
+# ------------------------------------------------------------------ the bench
+def bench_cases(strategies: list[str] | None) -> list[str]:
+    """Every registered strategy with its defaults, plus facility location by stochastic greedy (the
+    target's); or the cases asked for, each `name` or `name/greedy`."""
+    if not strategies:
+        return [*STRATEGIES, "facility_location/stochastic"]
+    for case in strategies:
+        name, _, method = case.partition("/")
+        STRATEGIES.check(name)
+        if method and (method not in GREEDY or "greedy" not in STRATEGIES[name].options):
+            raise ConfigError(f"--strategies entry {case!r}: only a strategy with a greedy option takes "
+                              f"/{'|'.join(GREEDY)}, e.g. facility_location/stochastic")
+    return list(strategies)
+
+
+def _subset(inputs: dict[str, Any], n: int) -> dict[str, Any]:
+    return {**inputs, **{k: inputs[k][:n] for k in ("scores", "labels", "embeddings", "gradients")}}
+
+
+def run_case(case: str, inputs: dict[str, Any], fraction: float, dev: torch.device) -> tuple[float, int]:
+    name, _, method = case.partition("/")
+    options = {"greedy": method} if method else {}
+    spec = STRATEGIES[name]
+    if isinstance(spec.fn, Ref):
+        spec.fn.load()  # import the module before the clock starts
+
+    def call():
+        with on_device(dev):
+            return select_weighted(name, inputs["scores"], fraction, inputs["labels"], seed=0,
+                                   embeddings=inputs["embeddings"], gradients=inputs["gradients"], **options)
+
+    return measure(call, dev)
+
+
+def bench_select(n: int = 50000, dim: int = 128, fraction: float = 0.1, strategies: list[str] | None = None,
+                 device: str = "auto", data_dir: str | None = None, reference_n: int = 5000,
+                 surrogate_samples: int = 10000) -> dict[str, Any]:
+    """Seconds and peak memory of each case at n samples, and at `reference_n` beside its dense reference."""
+    if not 0 < fraction < 1:
+        raise ConfigError(f"--fraction {fraction} is out of range; use a number with 0 < fraction < 1")
+    cases = bench_cases(strategies)
+    dev = resolve_device(device)
+    load_before = os.getloadavg()[0]
+    inputs = real_inputs(n, dim, data_dir, surrogate_samples)
+    small = _subset(inputs, min(n, reference_n))
+    rows = []
+    for case in cases:
+        seconds, peak = run_case(case, inputs, fraction, dev)
+        row = {"strategy": case, "seconds": round(seconds, 3), "peak_mb": round(peak / 2**20, 1)}
+        ref = reference(case, small, keep_count(fraction, len(small["labels"])), dev)
+        if ref is not None:
+            ours_small, ours_peak = run_case(case, small, fraction, dev)
+            ref_seconds, ref_peak = measure(ref, dev)
+            row.update(small_seconds=round(ours_small, 3), small_peak_mb=round(ours_peak / 2**20, 1),
+                       reference_seconds=round(ref_seconds, 3), reference_peak_mb=round(ref_peak / 2**20, 1),
+                       speedup=round(ref_seconds / max(ours_small, 1e-9), 2))
+        rows.append(row)
+    return {"samples": n, "real_samples": inputs["real_samples"], "dataset": inputs["dataset"], "model": "cnn",
+            "dim": dim, "embedding_width": inputs["embedding_width"], "gradient_dim": inputs["gradients"].shape[1],
+            "fraction": fraction, "reference_samples": len(small["labels"]), "device": device_label(dev),
+            "torch_threads": torch.get_num_threads(), "memory_method": (
+                "torch.cuda.max_memory_allocated" if dev.type == "cuda" else "peak RSS growth (VmHWM after clear_refs)"),
+            "strategies": rows, "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
