@@ -328,6 +328,16 @@ def test_a_corrupted_mnist_gz_is_one_data_error(shared_data, tmp_path):
         read_idx(damaged)
 
 
+def test_images_too_small_for_the_model_are_one_line_naming_the_fix(shared_data, tmp_path):
+    import numpy as np
+
+    _, arrays = _small_cifar(shared_data, tmp_path)
+    tiny = tmp_path / "tiny.npz"  # real 8x8 crops: the cnn's second 5x5 conv has no pixels left
+    np.savez(tiny, **{k: v[:, :8, :8] if k.startswith("x") else v for k, v in arrays.items()})
+    result = CliRunner().invoke(main, ["train", "--dataset", f"npz:{tiny}", "--model", "cnn", "--epochs", "1"])
+    one_line_exit_2(result, "3x8x8", "'cnn'", "data.options.size", "another model")
+
+
 # ---------------------------------------------------------------- 26: --retry-failed (and 13: params, export)
 def test_resume_retries_failed_trials_only_when_asked(in_tmp, shared_data):
     first = engine.run(engine.load_config("quick", small(shared_data)))
