@@ -6,7 +6,7 @@ from fixed_backend import RUNS, FixedBackend
 from tui_helpers import wait_for
 
 from tui.app import PrunelabApp
-from tui.fmt import short_id
+from tui.fmt import pct, short_id
 from tui.widgets.run_table import RunTable
 
 pytestmark = pytest.mark.anyio
@@ -30,6 +30,8 @@ async def test_runs_table_fits_with_model_and_run_id(size):
         for run in RUNS:
             assert short_id(run.run_id) in text and run.model in text
         assert ("dataset" in text) == (size[0] >= 120)  # what gives way at 80 columns
+        assert " full " in text and "best pruned" in text  # item 9: what pruning kept beside all the data
+        assert pct(RUNS[0].full_accuracy) in text and pct(RUNS[0].best_pruned) in text
 
 
 class Empty(FixedBackend):
