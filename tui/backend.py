@@ -277,7 +277,9 @@ class Backend:
                        best_accuracy=run.data.metrics.get("best_test_accuracy"), trials_done=0,
                        trials=_int(run.data.metrics.get("trials")), start_time=run.info.start_time / 1000,
                        end_time=run.info.end_time / 1000 if run.info.end_time else None,
-                       active_seconds=run.data.metrics.get(names.ACTIVE_SECONDS))
+                       active_seconds=run.data.metrics.get(names.ACTIVE_SECONDS),
+                       full_accuracy=run.data.metrics.get(names.FULL_ACCURACY),
+                       best_pruned=run.data.metrics.get(names.BEST_PRUNED))
 
     def trials(self, run_id: str) -> list[TrialRow]:
         out = []

@@ -143,7 +143,7 @@ class ProgressBars:
                 self.batch_epoch = event.epoch
             self._bar("epoch", "epochs", event.epochs, event.epoch - (event.batch < event.batches))
             self._bar("batch", f"epoch {event.epoch}/{event.epochs}", event.batches, event.batch, "")
-        elif isinstance(event, ev.LogLine) and self.enabled:
+        elif isinstance(event, ev.LogLine) and self.enabled and event.level != "warning":  # already on stderr
             self.progress.console.print(event.message)
 
 

@@ -110,10 +110,16 @@ def runs_command(ctx, status, kind, as_json):
     ids = short_ids([r.run_id for r in runs])
     rows = [{"run_id": ids[r.run_id], "experiment": r.experiment, "kind": r.kind, "status": r.status,
              "dataset": r.dataset, "model": r.model,
-             "best": f"{r.best_accuracy:.2%}" if r.best_accuracy is not None else "-",
+             "full data": _pct(r.full_accuracy), "best pruned": _pct(r.best_pruned),
              "trials": f"{r.trials_done}/{r.trials}",
-             "duration": f"{r.duration:.0f}s" if r.duration is not None else "-"} for r in runs]
+             "time": f"{r.duration:.0f}s" if r.duration is not None else "-"} for r in runs]
+    if Console().width < 100:  # as in the TUI, some columns give way so that ids and accuracies stay whole
+        rows = [{k: v for k, v in row.items() if k not in ("kind", "dataset")} for row in rows]
     print_summary(rows, title="prunelab runs")
+
+
+def _pct(value: float | None) -> str:
+    return f"{value:.2%}" if value is not None else "-"
 
 
 def short_ids(run_ids: list[str], length: int = 8) -> dict[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ..store.events import BatchProgress, EventCallback, StageStarted, emit
+from ..store.events import BatchProgress, EventCallback, LogLine, StageStarted, emit
 from . import placement
 from .formats import check_arrays, default_data_root, load_npz_arrays, pixel_stats
 from .folders import read_folder
@@ -206,7 +207,36 @@ def load_dataset(
     ds = _CACHE[key]
     if train_size is not None or test_size is not None:
         ds = ds.subset(train_size, test_size)
+    warn_about_labels(ds, on_event)
     return ds.to(device, device_budget_mb)
+
+
+_WARNED: set[str] = set()  # warnings already on stderr in this process (every trial loads the data again)
+
+
+def label_warnings(ds: Dataset) -> list[str]:
+    """What about the labels makes accuracies meaningless: one training class, or test classes never trained on."""
+    train = set(ds.y_train.cpu().unique().tolist())
+    absent = sorted(set(ds.y_test.cpu().unique().tolist()) - train)
+    warnings = []
+    if len(train) == 1:
+        warnings.append(f"{ds.name}: the training split holds one class ({ds.classes[train.pop()]}), so a model "
+                        "learns to predict it alone; add samples of other classes")
+    if absent:
+        shown = ", ".join(ds.classes[c] for c in absent[:10]) + (" ..." if len(absent) > 10 else "")
+        warnings.append(f"{ds.name}: {len(absent)} test class(es) never occur in the training split ({shown}), "
+                        "so their test samples can only be misclassified; train on them or drop them from the test "
+                        "split")
+    return warnings
+
+
+def warn_about_labels(ds: Dataset, on_event: EventCallback | None = None) -> None:
+    """Accepted, but said: one line on stderr (once per process) and a LogLine for the run's log and the TUI."""
+    for message in label_warnings(ds):
+        if message not in _WARNED:
+            _WARNED.add(message)
+            print(f"prunelab: warning: {message}", file=sys.stderr)
+        emit(on_event, LogLine(message=f"warning: {message}", level="warning"))
 
 
 def _decode_progress(name: str, on_event: EventCallback | None):
@@ -278,10 +308,12 @@ def from_arrays(x_train, y_train, x_test, y_test, name: str = "arrays", augment:
                            "x_test": as_np(x_test), "y_test": as_np(y_test)}, name)
     num_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
     mean, std = pixel_stats(arrays["x_train"])
-    return Dataset(
+    ds = Dataset(
         name=name,
         x_train=torch.from_numpy(arrays["x_train"]), y_train=torch.from_numpy(arrays["y_train"]),
         x_test=torch.from_numpy(arrays["x_test"]), y_test=torch.from_numpy(arrays["y_test"]),
         classes=[str(i) for i in range(num_classes)],
         mean=mean, std=std, augment=augment, source=name,
     )
+    warn_about_labels(ds)
+    return ds

@@ -45,6 +45,8 @@ class RunInfo:
     end_time: float | None
     active_seconds: float | None = None  # the sessions that ended (names.ACTIVE_SECONDS); None: not recorded
     session_start: float | None = None  # a running run: when its current session (the start or a resume) began
+    full_accuracy: float | None = None  # the full-data trials' mean accuracy (names.FULL_ACCURACY)
+    best_pruned: float | None = None  # the best mean accuracy of a pruned setting (names.BEST_PRUNED)
 
     def duration_at(self, now: float) -> float | None:
         """Seconds its processes ran: a resumed run's dead time between sessions does not count."""
@@ -107,7 +109,9 @@ def list_runs(track: Tracker, status: str | None = None, kind: str | None = None
             trials_done=done.get(run.info.run_id, 0), trials=trials,
             start_time=run.info.start_time / 1000, end_time=run.info.end_time / 1000 if run.info.end_time else None,
             active_seconds=run.data.metrics.get(names.ACTIVE_SECONDS),
-            session_start=progress.started if progress is not None and progress.started else None))
+            session_start=progress.started if progress is not None and progress.started else None,
+            full_accuracy=run.data.metrics.get(names.FULL_ACCURACY),
+            best_pruned=run.data.metrics.get(names.BEST_PRUNED)))
     return out
 
 

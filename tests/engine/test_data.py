@@ -145,3 +145,25 @@ def test_digest_follows_content_through_copies():
     assert ds.subset(train_size=100).digest() != digest
     flipped = ds.replace(y_train=(ds.y_train + 1) % 10)  # e.g. the noise experiment's relabelled copy
     assert flipped.digest() != digest and ds.digest() == digest
+
+
+def test_one_class_and_untrained_test_classes_are_warned_of(tmp_path, capsys):
+    """Accepted (a user may mean it), but said once on stderr and as a LogLine for the run's log and the TUI."""
+    from engine.store.events import LogLine
+
+    mini = load_dataset("mnist-mini")
+    x, y, xt, yt = mini.x_train.numpy(), mini.y_train.numpy(), mini.x_test.numpy(), mini.y_test.numpy()
+    cases = {"one-class": (y == 3, yt == 3, ["one class (3)"]),
+             "unseen": (y < 8, np.ones_like(yt, bool), ["2 test class(es) never occur in the training split (8, 9)"]),
+             "fine": (np.ones_like(y, bool), np.ones_like(yt, bool), [])}
+    for name, (train, test, expected) in cases.items():
+        path = tmp_path / f"{name}.npz"
+        np.savez(path, x_train=x[train], y_train=y[train], x_test=xt[test], y_test=yt[test])
+        events = []
+        load_dataset(f"npz:{path}", on_event=events.append)
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        logged = [e.message for e in events if isinstance(e, LogLine) and e.level == "warning"]
+        assert len(err) == len(logged) == len(expected), (name, err, logged)
+        for line, message, words in zip(err, logged, expected):
+            assert line.startswith("prunelab: warning: ") and str(path) in line and words in line, line
+            assert message in line

@@ -328,10 +328,21 @@ def test_a_corrupted_mnist_gz_is_one_data_error(shared_data, tmp_path):
         read_idx(damaged)
 
 
+def test_images_too_small_for_the_model_are_one_line_naming_the_fix(shared_data, tmp_path):
+    import numpy as np
+
+    _, arrays = _small_cifar(shared_data, tmp_path)
+    tiny = tmp_path / "tiny.npz"  # real 8x8 crops: the cnn's second 5x5 conv has no pixels left
+    np.savez(tiny, **{k: v[:, :8, :8] if k.startswith("x") else v for k, v in arrays.items()})
+    result = CliRunner().invoke(main, ["train", "--dataset", f"npz:{tiny}", "--model", "cnn", "--epochs", "1"])
+    one_line_exit_2(result, "3x8x8", "'cnn'", "data.options.size", "another model")
+
+
 # ---------------------------------------------------------------- 26: --retry-failed (and 13: params, export)
 def test_resume_retries_failed_trials_only_when_asked(in_tmp, shared_data):
     first = engine.run(engine.load_config("quick", small(shared_data)))
     check_kind_params_and_exports(first, in_tmp)  # one small run serves both (a run costs seconds)
+    check_best_pruned_beside_full(first, in_tmp)
     track = tracker(None, str(in_tmp))
     failed = next(t for t in first.trials if t.tags.get("method") == "random")
     track.end_run(failed.child_run_id, "FAILED")  # as a trial that raised would leave it
@@ -348,6 +359,22 @@ def test_resume_retries_failed_trials_only_when_asked(in_tmp, shared_data):
     children = track.children(first.run_id)
     assert len(children) == 3 and [t.status for t in retried.trials if t.key == failed.key] == ["FINISHED"]
     assert sorted(c.info.status for c in children if c.data.tags[TRIAL_KEY] == failed.key) == ["FAILED", "FINISHED"]
+
+
+def check_best_pruned_beside_full(result, in_tmp):
+    """Item 9: `runs` shows the best pruned setting's accuracy beside the full data's, whole at 80 columns."""
+    rows = {r["method"]: r["mean_accuracy"] for r in result.summary}
+    info = next(r for r in engine.list_runs() if r.run_id == result.run_id)
+    assert (info.full_accuracy, info.best_pruned) == (rows["full"], rows["random"])
+    listed = cli(["runs"], in_tmp)
+    lines = listed.stdout.splitlines()
+    assert max(map(len, lines)) <= 80, listed.stdout
+    header = " ".join(lines[:next(i for i, line in enumerate(lines) if line.startswith("┡"))])
+    assert all(word in header for word in ("full", "data", "best", "pruned", "trials", "status")), listed.stdout
+    row = next(line for line in lines if result.run_id[:8] in line)
+    assert f"{rows['full']:.2%}" in row and f"{rows['random']:.2%}" in row, listed.stdout
+    assert "FINISHED" in row and "hostile" in row and row.rstrip().endswith("│"), listed.stdout  # not cropped
+    assert "kind" not in header and "dataset" not in header  # what gives way below 100 columns (--json has all)
 
 
 # ---------------------------------------------------------------- 9: run-id prefixes

@@ -139,3 +139,25 @@ def test_half_blocks_draw_two_pixel_rows_per_line():
     lines = half_block_lines(small)
     assert len(lines) == 7 and all(line.plain == "▀" * 14 for line in lines)
     assert np.isclose(small.mean(), image.mean(), atol=2)
+
+
+def test_compare_labels_runs_by_what_differs():
+    """Item 5: two runs of one config read by their methods or ratios (the run name), not `quick:b71f`."""
+    from types import SimpleNamespace
+
+    from engine.config import load_config
+    from engine.runner.runner import parent_name
+    from tui.screens.compare import run_label
+
+    def detail(experiment, run_id, **overrides):
+        name = parent_name(load_config("quick", overrides))
+        return SimpleNamespace(run=SimpleNamespace(experiment=experiment, name=name, run_id=run_id))
+
+    ratios = [detail("quick", "a1b2c3d4", **{"sweep.keep_ratios": [0.3, 0.7]}),
+              detail("quick", "b2c3d4e5", **{"sweep.keep_ratios": [0.5]}), detail("other", "c3d4e5f6")]
+    assert [run_label(d, ratios) for d in ratios] == ["quick @ 0.3,0.7", "quick @ 0.5", "other"]
+    methods = [detail("quick", "a1b2c3d4", **{"sweep.methods": ["random"]}),
+               detail("quick", "b2c3d4e5", **{"sweep.methods": ["random", "loss"]})]
+    assert [run_label(d, methods) for d in methods] == ["quick random", "quick random,loss"]
+    same = [detail("quick", "a1b2c3d4"), detail("quick", "b2c3d4e5")]  # nothing differs but the id
+    assert [run_label(d, same) for d in same] == ["quick:a1b2", "quick:b2c3"]

@@ -17,10 +17,19 @@ from .plots import draw_accuracy_vs, empty, fill_summary
 
 
 def run_label(detail: Any, all_details: list[Any]) -> str:
-    """A short label that tells the runs apart: the experiment name, plus the id when names repeat."""
+    """A short label that tells the runs apart: the experiment name, and where names repeat what differs in the run
+    names (`prune mnist cnn · random,loss @ 0.3,0.7`: the methods or the ratios), else a short id."""
     name = detail.run.experiment or detail.run.name
-    same = sum((d.run.experiment or d.run.name) == name for d in all_details)
-    return f"{name}:{short_id(detail.run.run_id)[:4]}" if same > 1 else name
+    group = [d for d in all_details if (d.run.experiment or d.run.name) == name]
+    if len(group) == 1:
+        return name
+    words = detail.run.name.split()
+    others = [set(d.run.name.split()) for d in group if d is not detail]
+    differ = [w for w in words if w not in ("·", "@") and not all(w in o for o in others)]
+    if not differ:
+        return f"{name}:{short_id(detail.run.run_id)[:4]}"
+    after_at = "@" in words and all(words.index(w) > words.index("@") for w in differ)
+    return f"{name} {'@ ' if after_at else ''}{' '.join(differ)}"
 
 
 class CompareScreen(BaseScreen):

@@ -18,8 +18,8 @@ from ..fmt import clock, duration, pct, short_id, status_text
 from .table import Table
 
 
-def _best(r: Any) -> float:
-    return r.best_accuracy if r.best_accuracy is not None else -1.0
+def _accuracy(value: float | None) -> float:
+    return value if value is not None else -1.0  # runs without one sort last
 
 
 # column key, label, sort key, newest/largest first by default
@@ -28,7 +28,8 @@ COLUMNS: list[tuple[str, str, Callable[[Any, float], Any], bool]] = [
     ("status", "status", lambda r, now: r.status, False),
     ("experiment", "experiment", lambda r, now: r.experiment.lower(), False),
     ("kind", "kind", lambda r, now: r.kind, False),
-    ("best", "best", lambda r, now: _best(r), True),
+    ("full", "full", lambda r, now: _accuracy(r.full_accuracy), True),  # full-data accuracy (80 columns: short)
+    ("best", "best pruned", lambda r, now: _accuracy(r.best_pruned), True),
     ("trials", "trials", lambda r, now: (r.trials_done, r.trials), True),
     ("duration", "time", lambda r, now: run_duration(r, now) or 0.0, True),
     ("started", "started", lambda r, now: r.start_time, True),
@@ -38,12 +39,12 @@ COLUMNS: list[tuple[str, str, Callable[[Any, float], Any], bool]] = [
 ]
 SORTABLE = [c[0] for c in COLUMNS if c[0] != "mark"]
 # below WIDE columns, these give way so that the run id and the model still fit (80 columns: all the rest fit)
-NARROW_HIDDEN = ("started", "dataset")
+NARROW_HIDDEN = ("started", "dataset", "kind")
 WIDE = 100
 
 
 class RunTable(Table):
-    """Parent runs with status, kind, data, model, best accuracy, duration and start time."""
+    """Parent runs with status, kind, data, model, full-data and best pruned accuracy, duration and start time."""
 
     BINDINGS = [
         Binding("space", "toggle_mark", "Mark", id="runs.mark", tooltip="Mark the run for comparison"),
@@ -142,7 +143,8 @@ class RunTable(Table):
         theme = self.app.theme_variables
         mark = Text("●", style=theme.get("text-accent", "")) if r.run_id in self.marked else " "
         trials = f"{r.trials_done}/{r.trials}" if r.trials else (str(r.trials_done) if r.trials_done else "-")
-        cells = [mark, status_text(r.status, theme), r.experiment, r.kind, Text(pct(r.best_accuracy), justify="right"),
+        cells = [mark, status_text(r.status, theme), r.experiment, r.kind, Text(pct(r.full_accuracy), justify="right"),
+                 Text(pct(r.best_pruned), justify="right"),
                  Text(trials, justify="right"), Text(duration(run_duration(r, now)), justify="right"),
                  clock(r.start_time), r.dataset, r.model, short_id(r.run_id)]
         return [cell for (key, *_), cell in zip(COLUMNS, cells) if key not in self.hidden]
