@@ -237,19 +237,26 @@ def _log_active(track: Tracker, parent: str, before: float, start: float) -> Non
     track.log_metrics(parent, {names.ACTIVE_SECONDS: before + time.time() - start})
 
 
-def _sigterm_as_interrupt():
-    """SIGTERM (a cancel from the TUI) ends the run like Ctrl-C: KILLED, with its state recorded."""
+def _sigterm_as_interrupt() -> dict | None:
+    """SIGTERM (a cancel from the TUI) ends the run like Ctrl-C: KILLED, with its state recorded.
+
+    Ctrl-C gets the same handler (unless the caller installed its own), so that its
+    interrupt, too, is re-raised at the next event if a __del__ swallowed it."""
     def handler(signum, frame):
         _CANCEL.set()
         raise KeyboardInterrupt
 
     try:
-        return signal.signal(signal.SIGTERM, handler)
+        previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, handler)}
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, handler)
+        return previous
     except ValueError:  # not the main thread: leave signals alone
         return None
 
 
-def _restore_sigterm(previous) -> None:
+def _restore_sigterm(previous: dict | None) -> None:
     _CANCEL.clear()
-    if previous is not None:
-        signal.signal(signal.SIGTERM, previous)
+    for signum, handler in (previous or {}).items():
+        if handler is not None:  # None: installed from C, nothing Python can put back
+            signal.signal(signum, handler)

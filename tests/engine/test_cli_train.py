@@ -44,10 +44,11 @@ def test_bench_tui_times_the_real_first_frame(in_tmp):
 
 
 def test_bench_scores_reports_every_scorer_against_its_peers():
-    result = CliRunner().invoke(main, ["bench", "scores", "--samples", "512", "--rounds", "1", "--json"])
+    # two rounds (the median of their ratios): one round was once 0.87x naive in CI, a single hiccup
+    result = CliRunner().invoke(main, ["bench", "scores", "--samples", "256", "--rounds", "2", "--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert out["dataset"] == "mnist-mini" and out["model"] == "cnn" and out["samples"] == 512
+    assert out["dataset"] == "mnist-mini" and out["model"] == "cnn" and out["samples"] == 256
     assert set(out["scorers"]) == set(SCORERS) >= {"random", "loss", "grad_norm", "aum", "tdds", "cal"}
     for name in ("grad_norm", "input_grad_norm"):
         entry = out["scorers"][name]

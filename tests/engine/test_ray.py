@@ -98,7 +98,8 @@ def test_online_and_noise_trials_run_on_the_workers(ray_local, store):
     for cfg, expected in ((online, {"full", "loss"}), (noise, {"full", "oracle", "loss"})):
         result = engine.run(cfg, executor="ray", executor_options={"cpus_per_trial": 1})
         assert result.status == "FINISHED", result
-        assert all(t.status == "FINISHED" for t in result.trials) and {t.tags["method"] for t in result.trials} == expected
+        failed = [(t.key, t.status, t.tags.get("prunelab.error")) for t in result.trials if t.status != "FINISHED"]
+        assert not failed and {t.tags["method"] for t in result.trials} == expected, failed
         children = tracker(None, str(store)).children(result.run_id)
         pids = {c.data.tags["prunelab.pid"] for c in children}
         assert pids and str(os.getpid()) not in pids  # every trial ran outside this (the driver's) process
