@@ -41,3 +41,12 @@ def tiled(ds, size: int):
     reps = -(-size // len(ds))
     return ds.replace(x_train=ds.x_train.repeat(reps, 1, 1, 1)[:size], y_train=ds.y_train.repeat(reps)[:size],
                       train_index=None)
+
+
+def rss_kib(field: str) -> int:
+    """A /proc/self/status memory field (VmRSS, VmHWM) in KiB: peak RSS sees torch's CPU allocator."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"/proc/self/status has no {field}")

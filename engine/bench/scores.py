@@ -23,7 +23,7 @@ from ..registry import Ref
 from ..scoring.registry import SCORERS
 from ..scoring.surrogate import random_scores
 from ..trainer import autocast, make_optimizer, prepare_model, to_model_layout, train
-from .common import NO_EVAL, device_label, tiled, timed_seconds
+from .common import NO_EVAL, device_label, rss_kib, tiled, timed_seconds
 
 
 
@@ -68,14 +68,6 @@ def _vmap_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, wrt_input: 
     return torch.cat(out)
 
 
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise OSError(f"/proc/self/status has no {field}")
-
-
 def score_memory_probe(kind: str, dataset: str, data_dir: str | None, batch_size: int, model_name: str = "cnn",
                        device: str = "auto") -> dict:
     """Peak memory growth of one training step (kind='train') or one scoring batch (kind=scorer list).
@@ -116,11 +108,11 @@ def score_memory_probe(kind: str, dataset: str, data_dir: str | None, batch_size
         step()
         torch.cuda.synchronize()
         return {"peak_bytes": torch.cuda.max_memory_allocated() - before, "method": "cuda"}
-    before = _rss_kib("VmRSS")
+    before = rss_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
     step()
-    return {"peak_bytes": (_rss_kib("VmHWM") - before) * 1024, "method": "rss"}
+    return {"peak_bytes": (rss_kib("VmHWM") - before) * 1024, "method": "rss"}
 
 
 def _probe_in_subprocess(kind: str, dataset: str, data_dir: str | None, batch_size: int, model_name: str,

@@ -31,7 +31,7 @@ from ..selection.base import Selection, keep_count, select_weighted
 from ..selection.blocks import by_class, coreset, on_device, sq_dists
 from ..selection.registry import GREEDY, STRATEGIES
 from ..trainer import train
-from .common import NO_EVAL, device_label, sync, timed_seconds
+from .common import NO_EVAL, device_label, rss_kib, sync, timed_seconds
 
 NOISE = 0.01  # tiling noise, in units of each column's standard deviation
 
@@ -63,14 +63,6 @@ def real_inputs(n: int, dim: int, data_dir: str | None, surrogate_samples: int, 
 
 
 # ------------------------------------------------------------------ measuring
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise OSError(f"/proc/self/status has no {field}")
-
-
 def _return_freed_memory() -> None:
     """Large blocks by mmap, freed ones trimmed: so peak RSS measures what a call itself allocates."""
     try:
@@ -91,11 +83,11 @@ def measure(fn: Callable[[], Any], dev: torch.device) -> tuple[float, int]:
         before = torch.cuda.memory_allocated(dev)
         seconds = timed_seconds(fn)
         return seconds, torch.cuda.max_memory_allocated(dev) - before
-    before = _rss_kib("VmRSS")
+    before = rss_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset VmHWM to the current RSS
     seconds = timed_seconds(fn)
-    return seconds, (_rss_kib("VmHWM") - before) * 1024
+    return seconds, (rss_kib("VmHWM") - before) * 1024
 
 
 # ------------------------------------------------------------------ dense references (DeepCore's way)
