@@ -90,8 +90,11 @@ def test_prune_sweep_lands_in_mlflow_with_its_structure(in_tmp, shared_data):
 
 
 def _start(args, cwd):
+    # SIGINT back to its default in the child: a suite started in the background (`cmd &` in a script)
+    # inherits SIGINT ignored, and Python then keeps ignoring Ctrl-C
     return subprocess.Popen([sys.executable, "-m", "engine.cli", "run", "--json", *args], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_trials(progress_dir, count, timeout=240):
@@ -137,7 +140,9 @@ def test_killed_hard_then_resumed_runs_every_trial_once(in_tmp, shared_data):
 
 
 def test_ctrl_c_ends_the_run_killed(in_tmp, shared_data):
-    proc = _start(["--preset", "quick", *as_set_args(tiny(shared_data, name="interrupt"))], in_tmp)
+    # 30 epochs a trial: with warm file caches the 2-epoch trials finished before the signal arrived (exit 0)
+    proc = _start(["--preset", "quick", *as_set_args(tiny(shared_data, name="interrupt", **{"train.epochs": 30}))],
+                  in_tmp)
     run_id = _wait_for_trials(in_tmp / "mlruns" / "progress", 1)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
