@@ -88,8 +88,8 @@ def test_ray_workers_import_the_configs_plugins(ray_local, store):
 
 
 @pytest.mark.xfail(raises=AssertionError, strict=False,
-                   reason="known bug, open: in the full suite (never alone, nor with its module) the noise kind's "
-                          "oracle trial ends FAILED on a Ray worker with no error tag; see the closing note")
+                   reason="known bug, open: now and then (alone too) the noise kind's oracle trial ends FAILED "
+                          "on a Ray worker with no error tag; see the closing note")
 def test_online_and_noise_trials_run_on_the_workers(ray_local, store):
     """Online selection trains its live model in the worker; noise retraining re-draws the noisy labels there."""
     import os
