@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.linalg import solve_triangular
+from scipy.linalg import cho_solve, solve_triangular
 from scipy.optimize import nnls
 
 from ..errors import ConfigError
@@ -43,36 +43,109 @@ def craig(scores, budget, labels, seed, embeddings, gradients, per_class, greedy
     return by_class(pick, budget, labels, seed, per_class)
 
 
+def _grow_cholesky(lower: np.ndarray, m: np.ndarray, passive: list[int], j: int) -> np.ndarray:
+    """The Cholesky factor of m[P+j, P+j] from that of m[P, P]: one triangular solve, O(|P|²)."""
+    t = len(passive)
+    out = np.zeros((t + 1, t + 1))
+    if t:
+        out[:t, :t] = lower
+        out[t, :t] = solve_triangular(lower, m[passive, j], lower=True)
+    out[t, t] = np.sqrt(max(m[j, j] - out[t, :t] @ out[t, :t], 1e-300))
+    return out
+
+
+def _shrink_cholesky(lower: np.ndarray, m: np.ndarray, passive: list[int], kept: np.ndarray) -> np.ndarray:
+    """The Cholesky factor of m[P', P'], P' the passive columns where `kept`: rows before the first
+    dropped one keep their factor rows; the rows after it keep their first columns too, and their
+    trailing block is the factor of its Schur complement, O(r³) in those r rows, not in |P|."""
+    first = int(np.argmin(kept))
+    rest = np.flatnonzero(kept)[np.flatnonzero(kept) > first]
+    out = np.zeros((first + len(rest),) * 2)
+    out[:first, :first] = lower[:first, :first]
+    if len(rest):
+        idx = np.asarray(passive)[rest]
+        cross = lower[rest, :first]
+        out[first:, :first] = cross
+        out[first:, first:] = np.linalg.cholesky(m[np.ix_(idx, idx)] - cross @ cross.T)
+    return out
+
+
+def nnls_gram(m: np.ndarray, b: np.ndarray, w: np.ndarray, passive: list[int],
+              lower: np.ndarray) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """min ½wᵀMw − bᵀw subject to w ≥ 0, M symmetric positive definite: Lawson & Hanson's active set
+    (1974, ch. 23) on the normal equations, warm-started from w ≥ 0 that is positive on `passive` and
+    zero off it, `lower` the Cholesky factor of M[P, P]. Returns (w, passive, lower) at the optimum.
+
+    Why not scipy's `nnls`: it starts from w = 0 each call, so OMP's t-th refit costs O(t³) again;
+    warm-started, a refit that only adds the new column is one O(t²) factor update. The optimum is
+    unique (M is positive definite), so it is scipy's, which the tests check. A column leaving the
+    passive set refactors only the rows after it. Should the active set cycle (rounding), scipy
+    solves the problem from scratch.
+    """
+    n = len(b)
+    tol = 1e-12 * max(1.0, float(np.abs(b).max()), float(np.abs(m).max()))
+    for _ in range(3 * n + 10):
+        while passive:  # the optimum on the passive set, stepping back to stay feasible
+            p = np.asarray(passive)
+            s = np.zeros(n)
+            s[p] = cho_solve((lower, True), b[p])
+            if s[p].min() > 0:
+                w = s
+                break
+            neg = p[s[p] <= 0]  # move from w towards s until the first of these reaches 0
+            step = w[neg] / np.maximum(w[neg] - s[neg], 1e-300)
+            w = w + float(step.min()) * (s - w)
+            kept = w[p] > tol
+            kept[np.flatnonzero(p == neg[np.argmin(step)])] = False
+            w[p[~kept]] = 0.0
+            lower = _shrink_cholesky(lower, m, passive, kept)
+            passive = list(p[kept])
+        gain = b - m @ w  # minus the gradient: ≤ 0 off the passive set at the optimum
+        gain[passive] = -np.inf
+        j = int(np.argmax(gain))
+        if gain[j] <= tol:
+            return w, passive, lower
+        lower = _grow_cholesky(lower, m, passive, j)
+        passive = [*passive, j]
+    lower = np.linalg.cholesky(m)
+    w = nnls(lower.T, solve_triangular(lower, b, lower=True))[0]
+    passive = list(np.flatnonzero(w > 0))
+    return w, passive, np.linalg.cholesky(m[np.ix_(passive, passive)]) if passive else np.zeros((0, 0))
+
+
 def omp_nonnegative(a: np.ndarray, target: np.ndarray, k: int, lam: float) -> tuple[np.ndarray, np.ndarray]:
     """Orthogonal matching pursuit with non-negative, ridge-regularised weights: k columns of `a` (D, n).
 
     Step t adds the unchosen column most correlated with the residual, then refits all
-    weights by min ‖A_S w − target‖² + λ‖w‖², w ≥ 0. With λ > 0 the refit is NNLS on the
-    t x t Cholesky form: M = A_SᵀA_S + λI = LLᵀ gives ‖Lᵀw − L⁻¹A_Sᵀtarget‖², the same
-    objective up to a constant, built from a Gram matrix grown one column per step (not
-    NNLS on the (D + t) x t stack [A_S; √λ I], which λ = 0 still uses). Returns the columns
-    in pick order and their weights.
+    weights by min ‖A_S w − target‖² + λ‖w‖², w ≥ 0. With λ > 0 that is min ½wᵀMw − bᵀw,
+    M = A_SᵀA_S + λI, b = A_Sᵀtarget, over a Gram matrix grown one column per step and
+    solved by `nnls_gram`, warm-started from the previous step's weights; λ = 0 uses
+    scipy's NNLS on A_S itself. Returns the columns in pick order and their weights.
     """
     chosen: list[int] = []
     residual = target.copy()
     weights = np.zeros(0)
     free = np.ones(a.shape[1], dtype=bool)
+    cols = np.zeros((a.shape[0], k), order="F")  # columns contiguous: the slices below are too
     gram = np.zeros((k, k))
     rhs = np.zeros(k)
+    passive: list[int] = []
+    lower = np.zeros((0, 0))
     for t in range(k):
         corr = np.where(free, a.T @ residual, -np.inf)
         j = int(np.argmax(corr))
         chosen.append(j)
         free[j] = False
-        cols = a[:, chosen]
+        cols[:, t] = a[:, j]
         if lam > 0:
-            gram[t, :t + 1] = gram[:t + 1, t] = cols.T @ a[:, j]
+            gram[t, :t + 1] = gram[:t + 1, t] = cols[:, :t + 1].T @ a[:, j]
+            gram[t, t] += lam
             rhs[t] = a[:, j] @ target
-            lower = np.linalg.cholesky(gram[:t + 1, :t + 1] + lam * np.eye(t + 1))
-            weights, _ = nnls(lower.T, solve_triangular(lower, rhs[:t + 1], lower=True))
+            weights, passive, lower = nnls_gram(gram[:t + 1, :t + 1], rhs[:t + 1], np.append(weights, 0.0),
+                                                passive, lower)
         else:
-            weights, _ = nnls(cols, target)
-        residual = target - cols @ weights
+            weights, _ = nnls(cols[:, :t + 1], target)
+        residual = target - cols[:, :t + 1] @ weights
     return np.asarray(chosen, dtype=np.int64), weights
 
 
@@ -145,7 +218,7 @@ def glister(scores, budget, labels, seed, embeddings, gradients, per_class, vali
 
     def val_gradient(step: torch.Tensor) -> torch.Tensor:
         z = z_val - eta * e_val @ step.reshape(classes, -1).T
-        return ((torch.softmax(z, 1) - onehot)[:, :, None] * e_val[:, None, :]).mean(0).flatten()
+        return ((torch.softmax(z, 1) - onehot).T @ e_val).flatten() / len(e_val)  # mean of (p − y) ⊗ [e, 1]
 
     def pick(members, quota, rng):
         g = g_all[torch.as_tensor(members, device=g_all.device)]

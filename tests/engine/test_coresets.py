@@ -5,6 +5,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from scipy.optimize import nnls
 
 import engine
 from engine.config import TrainConfig
@@ -12,7 +13,7 @@ from engine.data.dataset import load_dataset
 from engine.scoring.batch import score_model
 from engine.scoring.gradembed import GradientEmbeddings, last_layer_gradients
 from engine.selection import STRATEGIES, select, select_weighted
-from engine.selection.gradient import _logits_and_features, holdout
+from engine.selection.gradient import _logits_and_features, holdout, nnls_gram
 from engine.selection.submodular import FacilityLocation, greedy
 from engine.store.tracking import tracker
 from engine.trainer import train
@@ -123,6 +124,68 @@ def test_gradmatch_residual_shrinks_with_the_budget(real):
         residuals.append(total)
     assert all(b < a for a, b in zip(residuals, residuals[1:])), residuals
     assert residuals[-1] < 0.5 * residuals[0]
+
+
+def test_gradmatch_weights_are_the_exact_nonnegative_ridge_fit_of_its_picks(real):
+    """Warm-started active-set NNLS at every OMP step must land on the unique optimum that scipy's NNLS
+    finds from scratch on the stacked form [A_S; √λ I] w ≈ [target; 0], here for the final picks."""
+    _, _, loss, labels, _, grads = real
+    g = grads.astype(np.float64)
+    sel = select_weighted("gradmatch", loss, 0.05, labels, gradients=grads)
+    zeros = 0
+    for c in np.unique(labels):
+        mine = labels[sel.indices] == c
+        a = g[sel.indices[mine]].T
+        stacked = np.vstack([a, np.eye(a.shape[1])])  # omp_lam = 1
+        want, _ = nnls(stacked, np.concatenate([g[labels == c].sum(0), np.zeros(a.shape[1])]))
+        np.testing.assert_allclose(sel.weights[mine], want, rtol=1e-10, atol=1e-10 * want.max())
+        zeros += int((want == 0).sum())
+    assert zeros > 0  # the non-negativity bound is active somewhere, so the active set was exercised
+
+
+def test_nnls_gram_matches_scipy_from_any_warm_start():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(40, 25))
+    y = rng.normal(size=40)
+    m, b = a.T @ a + 0.5 * np.eye(25), a.T @ y  # min ‖a w − y‖² + 0.5 ‖w‖², w ≥ 0
+    want, _ = nnls(np.vstack([a, np.sqrt(0.5) * np.eye(25)]), np.concatenate([y, np.zeros(25)]))
+    w, passive, lower = nnls_gram(m, b, np.zeros(25), [], np.zeros((0, 0)))
+    np.testing.assert_allclose(w, want, rtol=1e-10, atol=1e-12)
+    assert 0 < len(passive) < 25 and sorted(passive) == list(np.flatnonzero(w > 0))
+    np.testing.assert_allclose(lower @ lower.T, m[np.ix_(passive, passive)], rtol=1e-12, atol=1e-12)
+    wrong = [i for i in range(25) if i not in passive][:4]  # a warm start on columns the optimum drops
+    start = np.zeros(25)
+    start[wrong] = 1.0
+    w2, passive2, _ = nnls_gram(m, b, start, wrong, np.linalg.cholesky(m[np.ix_(wrong, wrong)]))
+    np.testing.assert_allclose(w2, want, rtol=1e-10, atol=1e-12)
+    assert sorted(passive2) == sorted(passive)
+
+
+def test_glister_is_greedy_on_the_autograd_validation_gradient(real):
+    """Each pick maximises g_i · ∇L_val(θ − η·mean(g_S)), the validation loss's last-layer gradient
+    taken here by autograd on the recovered holdout logits, independently of glister's closed form."""
+    ds, _, loss, labels, _, grads = real
+    val = holdout(labels, 0.1, seed=0)
+    g = torch.as_tensor(grads, dtype=torch.float64)
+    z, e = _logits_and_features(g[val], ds.y_train[val], 10)
+    e = torch.cat([e, torch.ones(len(val), 1, dtype=e.dtype)], 1)
+
+    def val_gradient(step):
+        delta = (-0.1 * step.reshape(10, -1)).requires_grad_(True)
+        val_loss = torch.nn.functional.cross_entropy(z + e @ delta.T, ds.y_train[val])
+        return torch.autograd.grad(val_loss, delta)[0].flatten()
+
+    want = []
+    for c in range(10):
+        members = np.flatnonzero(labels == c)
+        chosen: list[int] = []
+        for _ in range(4):
+            step = g[members[chosen]].mean(0) if chosen else torch.zeros(g.shape[1], dtype=g.dtype)
+            gains = g[members] @ val_gradient(step)
+            gains[chosen] = -torch.inf
+            chosen.append(int(torch.argmax(gains)))
+        want += list(members[chosen])
+    assert np.array_equal(select("glister", loss, 40 / 2000, labels, gradients=grads), np.sort(want))
 
 
 def test_craig_weights_are_the_class_members_each_medoid_covers(real):
