@@ -15,6 +15,12 @@ from .tasks import TRIAL_TASKS
 from .trials import TrialJob
 
 
+def trial_run_tags(job: TrialJob) -> dict:
+    """The tags that make a child run a trial's: its role, kind, key and grid cell."""
+    return {names.ROLE: names.TRIAL_ROLE, names.KIND: job.config.get("kind"), names.TRIAL_KEY: job.trial.key,
+            **job.trial.tags()}
+
+
 def execute_trial(job: TrialJob, on_event: EventCallback | None = None) -> TrialRecord:
     """Run the job's task and log its child run, start to end. Runs in any process (a Ray worker too).
 
@@ -24,8 +30,7 @@ def execute_trial(job: TrialJob, on_event: EventCallback | None = None) -> Trial
     config = config_from_dict(job.config)  # imports the config's plugins here first
     trial = job.trial
     track = tracker(job.tracking_uri, job.workdir)
-    tags = {names.ROLE: names.TRIAL_ROLE, names.KIND: config.kind, names.TRIAL_KEY: trial.key, **trial.tags(),
-            names.HOST: socket.gethostname(), names.PID: os.getpid()}  # where it ran (Ray: which worker)
+    tags = {**trial_run_tags(job), names.HOST: socket.gethostname(), names.PID: os.getpid()}  # where it ran
     name = job.run_name
     child = track.start_run(job.experiment, name, tags, parent_id=job.parent_id)
     emit(on_event, StageStarted(stage=job.task, detail=name, trial=job.index, trials=job.total))

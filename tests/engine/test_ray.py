@@ -150,6 +150,24 @@ def test_a_run_that_loses_the_race_to_log_a_new_data_set_reuses_the_winners_entr
     assert {t.key: t.value for t in logged.tags}["prunelab.kept"] == "480"
 
 
+def test_a_trial_that_fails_in_its_worker_before_its_run_starts_is_recorded_failed_with_why(ray_local, store):
+    """A plugin file the driver imported but a worker cannot find (another node's disk) fails the trial in the
+    worker's config validation, before execute_trial starts a child run; the store must still say it failed, and why."""
+    plugin = write_plugin(store, "ray_margins_gone", "plugin_margin_gone")
+    cfg = tiny("ray-plugin-gone", plugins=[str(plugin)], **{"sweep.methods": ["plugin_margin_gone"], "sweep.seeds": [0]})
+    plugin.unlink()  # imported here already; the workers, fresh to it, look for the file
+    result = engine.run(cfg, executor="ray", executor_options={"cpus_per_trial": 1})
+    (trial,) = result.trials
+    assert result.status == "FINISHED" and trial.status == "FAILED"
+    assert trial.message == f"ConfigError: plugin file {plugin} not found"
+    track = tracker(None, str(store))
+    (child,) = track.children(result.run_id)
+    assert child.info.run_id == trial.child_run_id and child.info.status == "FAILED"
+    assert child.data.tags["prunelab.error"] == trial.message and child.data.tags[TRIAL_KEY] == trial.key
+    assert child.data.tags["prunelab.role"] == "trial" and child.data.tags["method"] == "plugin_margin_gone"
+    assert records_from_children(track, result.run_id)[trial.key].message == trial.message  # what a resume reads
+
+
 def test_a_worker_killed_mid_trial_is_retried(ray_local, store, tmp_path, monkeypatch):
     marker = tmp_path / "crash-once"
     marker.touch()  # the first worker to reach training deletes it and SIGKILLs itself
