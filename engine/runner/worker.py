@@ -38,13 +38,13 @@ def execute_trial(job: TrialJob, on_event: EventCallback | None = None) -> Trial
     try:
         metrics = TRIAL_TASKS[job.task](job, config, track, child, on_event)
     except PrunelabError as exc:
-        status, message = names.FAILED, str(exc)
+        status, message = names.FAILED, str(exc) or type(exc).__name__  # never FAILED without a reason
     except KeyboardInterrupt:
         track.set_tags(child, {names.ERROR: "interrupted"})
         track.end_run(child, names.KILLED)
         raise
     except Exception as exc:  # a bug in one trial must not sink the sweep; the message says what it was
-        status, message = names.FAILED, f"{type(exc).__name__}: {exc}"
+        status, message = names.FAILED, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         track.set_tags(child, {names.TRACEBACK: traceback.format_exc()[-4000:]})
     if message:
         track.set_tags(child, {names.ERROR: message})

@@ -2,7 +2,9 @@
 
 Same results as the local executor, a worker killed mid-trial is retried, a
 shared `mlflow server` receives every run, and without Ray the CLI says how to
-install it.
+install it. Workers logging one new data set at once do not fail a trial, and
+a FAILED trial always says why in its child run (the module's store serves these
+store-level tests too, to spare a fresh one).
 """
 import sys
 from collections import Counter
@@ -166,6 +168,30 @@ def test_a_trial_that_fails_in_its_worker_before_its_run_starts_is_recorded_fail
     assert child.data.tags["prunelab.error"] == trial.message and child.data.tags[TRIAL_KEY] == trial.key
     assert child.data.tags["prunelab.role"] == "trial" and child.data.tags["method"] == "plugin_margin_gone"
     assert records_from_children(track, result.run_id)[trial.key].message == trial.message  # what a resume reads
+
+
+def test_a_trial_that_raises_without_a_message_still_says_why(store, monkeypatch):
+    """execute_trial, as every executor runs it: an error with an empty message must not leave a FAILED trial
+    without its error tag (a bare `raise TrainingDiverged()` used to)."""
+    from engine.errors import TrainingDiverged
+    from engine.runner.tasks import TRIAL_TASKS
+    from engine.runner.trials import Trial, TrialJob
+    from engine.runner.worker import execute_trial
+
+    def bare(*_):
+        raise TrainingDiverged()
+
+    monkeypatch.setitem(TRIAL_TASKS, "bare-failure", bare)
+    track = tracker(None, str(store))
+    parent = track.start_run("bare-failure", "parent", {})
+    trial = Trial("loss", "hardest", 0.5, 0, 1)
+    job = TrialJob(tiny("bare-failure").model_dump(mode="json"), trial, 0, 1, None, track.store.uri, str(store),
+                   parent, "bare-failure", task="bare-failure")
+    record = execute_trial(job)
+    assert record.status == "FAILED" and record.message == "TrainingDiverged"
+    child = track.get_run(record.child_run_id)
+    assert child.info.status == "FAILED" and child.data.tags["prunelab.error"] == "TrainingDiverged"
+    assert records_from_children(track, parent)[trial.key].message == "TrainingDiverged"
 
 
 def test_a_worker_killed_mid_trial_is_retried(ray_local, store, tmp_path, monkeypatch):
