@@ -174,7 +174,7 @@ class RayExecutor:
                     except RayTaskError as exc:  # the trial's own code raised past execute_trial: no retry
                         cause = exc.cause if getattr(exc, "cause", None) is not None else exc
                         yield _failed(job, f"{type(cause).__name__}: {cause}", on_event,
-                                      record=isinstance(cause, Exception))  # not an interrupt: it ended KILLED
+                                      record=isinstance(cause, Exception))  # an interrupt ended its child KILLED
                     except RayError as exc:
                         if not _system_failure(exc):
                             yield _failed(job, f"{type(exc).__name__}: {_first_line(exc)}", on_event, record=True)
