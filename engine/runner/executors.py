@@ -23,7 +23,7 @@ from ..errors import UnknownNameError, UserError
 from ..store.events import BatchProgress, EpochEnd, EventCallback, LogLine, TrialFinished, emit
 from ..store.runs import TrialRecord
 from ..store.tracking import TrackingError, tracker
-from .worker import execute_trial
+from .worker import execute_trial, trial_run_tags
 
 RAY_INSTALL = "pip install 'prunelab[ray]'"
 # Test-only fault injection: a path to a marker file. The first Ray worker that
@@ -173,10 +173,11 @@ class RayExecutor:
                         yield ray.get(ref)
                     except RayTaskError as exc:  # the trial's own code raised past execute_trial: no retry
                         cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-                        yield _failed(job, f"{type(cause).__name__}: {cause}", on_event)
+                        yield _failed(job, f"{type(cause).__name__}: {cause}", on_event,
+                                      record=isinstance(cause, Exception))  # an interrupt ended its child KILLED
                     except RayError as exc:
                         if not _system_failure(exc):
-                            yield _failed(job, f"{type(exc).__name__}: {_first_line(exc)}", on_event)
+                            yield _failed(job, f"{type(exc).__name__}: {_first_line(exc)}", on_event, record=True)
                             continue
                         _end_stale_children(job)
                         tries = attempts.get(job.trial.key, 0)
@@ -231,20 +232,43 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [""])[0][:300]
 
 
-def _failed(job, message: str, on_event: EventCallback | None):
-    """The record (and event) of a trial whose worker never reported back."""
+def _failed(job, message: str, on_event: EventCallback | None, record: bool = False):
+    """The record (and event) of a trial whose worker never reported back.
+
+    With `record`, the store gets it too: the child run the worker left RUNNING, or a new one
+    if it failed before starting one, ends FAILED with the error tag, so `show`, the TUI and a
+    resume (`--retry-failed`) see the failure and why. A worker that died is not recorded so:
+    its child is KILLED (`_end_stale_children`) and a resume runs the trial again.
+    """
+    child = _record_failure(job, message) if record else ""
     emit(on_event, TrialFinished(trial=job.index, trials=job.total, status=names.FAILED, params=job.trial.tags(),
-                                 message=message, name=job.run_name))
-    return TrialRecord(job.trial.key, job.trial.tags(), names.FAILED, {}, "", message)
+                                 message=message, child_run_id=child, name=job.run_name))
+    return TrialRecord(job.trial.key, job.trial.tags(), names.FAILED, {}, child, message)
+
+
+def _record_failure(job, message: str) -> str:
+    """End the trial's RUNNING child FAILED with `message` as its error tag (start one if there is none)."""
+    track = tracker(job.tracking_uri, job.workdir)
+    children = [run.info.run_id for run in _running_children(track, job)]
+    if not children:
+        children = [track.start_run(job.experiment, job.run_name, trial_run_tags(job), parent_id=job.parent_id)]
+    for run_id in children:
+        track.set_tags(run_id, {names.ERROR: message})
+        track.end_run(run_id, names.FAILED)
+    return children[-1]
+
+
+def _running_children(track, job) -> list:
+    experiment_id = track.get_run(job.parent_id).info.experiment_id
+    query = (f"tags.`{names.PARENT}` = '{job.parent_id}' and tags.`{names.TRIAL_KEY}` = '{job.trial.key}' "
+             f"and attributes.status = '{names.RUNNING}'")
+    return track.search([experiment_id], query)
 
 
 def _end_stale_children(job) -> None:
     """End KILLED the child runs a dead attempt left RUNNING, so only a finished retry counts."""
     track = tracker(job.tracking_uri, job.workdir)
-    experiment_id = track.get_run(job.parent_id).info.experiment_id
-    query = (f"tags.`{names.PARENT}` = '{job.parent_id}' and tags.`{names.TRIAL_KEY}` = '{job.trial.key}' "
-             f"and attributes.status = '{names.RUNNING}'")
-    for run in track.search([experiment_id], query):
+    for run in _running_children(track, job):
         track.set_tags(run.info.run_id, {names.ERROR: "its Ray worker died"})
         track.end_run(run.info.run_id, names.KILLED)
 

@@ -15,6 +15,12 @@ from .tasks import TRIAL_TASKS
 from .trials import TrialJob
 
 
+def trial_run_tags(job: TrialJob) -> dict:
+    """The tags that make a child run a trial's: its role, kind, key and grid cell."""
+    return {names.ROLE: names.TRIAL_ROLE, names.KIND: job.config.get("kind"), names.TRIAL_KEY: job.trial.key,
+            **job.trial.tags()}
+
+
 def execute_trial(job: TrialJob, on_event: EventCallback | None = None) -> TrialRecord:
     """Run the job's task and log its child run, start to end. Runs in any process (a Ray worker too).
 
@@ -24,8 +30,7 @@ def execute_trial(job: TrialJob, on_event: EventCallback | None = None) -> Trial
     config = config_from_dict(job.config)  # imports the config's plugins here first
     trial = job.trial
     track = tracker(job.tracking_uri, job.workdir)
-    tags = {names.ROLE: names.TRIAL_ROLE, names.KIND: config.kind, names.TRIAL_KEY: trial.key, **trial.tags(),
-            names.HOST: socket.gethostname(), names.PID: os.getpid()}  # where it ran (Ray: which worker)
+    tags = {**trial_run_tags(job), names.HOST: socket.gethostname(), names.PID: os.getpid()}  # where it ran
     name = job.run_name
     child = track.start_run(job.experiment, name, tags, parent_id=job.parent_id)
     emit(on_event, StageStarted(stage=job.task, detail=name, trial=job.index, trials=job.total))
@@ -33,13 +38,13 @@ def execute_trial(job: TrialJob, on_event: EventCallback | None = None) -> Trial
     try:
         metrics = TRIAL_TASKS[job.task](job, config, track, child, on_event)
     except PrunelabError as exc:
-        status, message = names.FAILED, str(exc)
+        status, message = names.FAILED, str(exc) or type(exc).__name__  # never FAILED without a reason
     except KeyboardInterrupt:
         track.set_tags(child, {names.ERROR: "interrupted"})
         track.end_run(child, names.KILLED)
         raise
     except Exception as exc:  # a bug in one trial must not sink the sweep; the message says what it was
-        status, message = names.FAILED, f"{type(exc).__name__}: {exc}"
+        status, message = names.FAILED, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         track.set_tags(child, {names.TRACEBACK: traceback.format_exc()[-4000:]})
     if message:
         track.set_tags(child, {names.ERROR: message})

@@ -3,7 +3,8 @@
 The default store is SQLite, `sqlite:///mlruns/mlflow.db` under the working
 directory, with artifacts in `mlruns/artifacts/`. `--tracking-uri` (or
 MLFLOW_TRACKING_URI) picks another store or a tracking server. SQLite is shared
-by concurrent runs: WAL mode, a busy timeout, and a retry on "database is locked".
+by concurrent runs: WAL mode, a busy timeout, a retry on "database is locked", and
+a second try for a data set input that another run inserted at the same moment.
 
 Conventions every reader (CLI, TUI, scripts) relies on:
 - one MLflow experiment per config `name`; one parent run per experiment run,
@@ -105,6 +106,14 @@ def _file_lock(path: Path):
 def _locked_error(exc: BaseException) -> bool:
     text = str(exc).lower()
     return "database is locked" in text or "database is busy" in text or "unable to open database" in text
+
+
+def _lost_insert_race(exc: BaseException) -> bool:
+    """MLflow's `log_inputs` looks a data set up, then inserts it if absent, in two statements. Two runs (Ray
+    workers, concurrent runs) logging one new data set to an experiment at once can both miss it; the second
+    insert then breaks the (experiment, name, digest) unique key. Logging again finds the first one's row."""
+    text = str(exc).lower()
+    return "datasets" in text and ("unique constraint" in text or "duplicate key" in text or "duplicate entry" in text)
 
 
 def retry(fn: Callable[..., T], *args, attempts: int = 12, **kwargs) -> T:
@@ -401,7 +410,13 @@ class Tracker:
         kept = n_train if kept is None else int(kept)
         tags = [InputTag(MLFLOW_DATASET_CONTEXT, context), InputTag(names.KEPT, str(kept)),
                 InputTag(names.KEEP_FRACTION, f"{kept / max(1, n_train):.4g}")]
-        retry(self.client.log_inputs, run_id, datasets=[DatasetInput(entity, tags)])
+        inputs = [DatasetInput(entity, tags)]
+        try:
+            retry(self.client.log_inputs, run_id, datasets=inputs)
+        except Exception as exc:
+            if not _lost_insert_race(exc):
+                raise
+            retry(self.client.log_inputs, run_id, datasets=inputs)  # the winner's row is committed: MLflow reuses it
 
 
 def _slug(name: str) -> str:
