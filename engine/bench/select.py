@@ -7,8 +7,9 @@ folder), whose penultimate layer is 128 wide, and its exact last-layer gradient 
 more samples than the data set holds by tiling it with small noise (1 % of each column's std),
 so no two samples coincide. Peak memory is the growth of the process's peak RSS over the call
 (VmHWM after `clear_refs`, with glibc told to return every freed block above 64 KB to the OS,
-so RSS follows live memory) or `torch.cuda.max_memory_allocated` on a GPU. tracemalloc would
-miss it: torch's CPU allocator does not report to it.
+so RSS follows live memory) or `torch.cuda.max_memory_allocated` on a GPU, in a second call of each
+case after every case has been timed: returning freed blocks costs page faults, which must not be
+in the seconds. tracemalloc would miss it: torch's CPU allocator does not report to it.
 """
 from __future__ import annotations
 
@@ -73,21 +74,30 @@ def _return_freed_memory() -> None:
         pass
 
 
-def measure(fn: Callable[[], Any], dev: torch.device) -> tuple[float, int]:
-    """(seconds, peak memory growth in bytes) of one call."""
+def seconds_of(fn: Callable[[], Any]) -> float:
+    """Wall seconds of one call, under the allocator's normal settings."""
     gc.collect()
-    _return_freed_memory()
+    return timed_seconds(fn)
+
+
+def peak_bytes(fn: Callable[[], Any], dev: torch.device) -> int:
+    """Peak memory growth of one call. On the CPU the allocator is first told to return freed blocks
+    (`_return_freed_memory`), which costs page faults on every mid-sized allocation after it (Glister at
+    20,000 samples: 950,000 faults against 19,000): so every case is timed before any is measured."""
+    gc.collect()
     if dev.type == "cuda":
         sync()
         torch.cuda.reset_peak_memory_stats(dev)
         before = torch.cuda.memory_allocated(dev)
-        seconds = timed_seconds(fn)
-        return seconds, torch.cuda.max_memory_allocated(dev) - before
+        fn()
+        sync()
+        return torch.cuda.max_memory_allocated(dev) - before
+    _return_freed_memory()
     before = rss_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset VmHWM to the current RSS
-    seconds = timed_seconds(fn)
-    return seconds, (rss_kib("VmHWM") - before) * 1024
+    fn()
+    return (rss_kib("VmHWM") - before) * 1024
 
 
 # ------------------------------------------------------------------ dense references (DeepCore's way)
@@ -273,7 +283,8 @@ def _subset(inputs: dict[str, Any], n: int) -> dict[str, Any]:
     return {**inputs, **{k: inputs[k][:n] for k in ("scores", "labels", "embeddings", "gradients")}}
 
 
-def run_case(case: str, inputs: dict[str, Any], fraction: float, dev: torch.device) -> tuple[float, int]:
+def case_call(case: str, inputs: dict[str, Any], fraction: float, dev: torch.device) -> Callable[[], Any]:
+    """One call of a bench case (`name` or `name/greedy`) on `inputs`, its module imported already."""
     name, _, method = case.partition("/")
     options = {"greedy": method} if method else {}
     spec = STRATEGIES[name]
@@ -285,13 +296,14 @@ def run_case(case: str, inputs: dict[str, Any], fraction: float, dev: torch.devi
             return select_weighted(name, inputs["scores"], fraction, inputs["labels"], seed=0,
                                    embeddings=inputs["embeddings"], gradients=inputs["gradients"], **options)
 
-    return measure(call, dev)
+    return call
 
 
 def bench_select(n: int = 50000, dim: int = 128, fraction: float = 0.1, strategies: list[str] | None = None,
                  device: str = "auto", data_dir: str | None = None, reference_n: int = 5000,
-                 surrogate_samples: int = 10000) -> dict[str, Any]:
-    """Seconds and peak memory of each case at n samples, and at `reference_n` beside its dense reference."""
+                 surrogate_samples: int = 10000, memory: bool = True) -> dict[str, Any]:
+    """Seconds and (with `memory`) peak memory of each case at n samples, and at `reference_n` beside its
+    dense reference. Each case is called once more for its memory, after all have been timed."""
     if not 0 < fraction < 1:
         raise ConfigError(f"--fraction {fraction} is out of range; use a number with 0 < fraction < 1")
     cases = bench_cases(strategies)
@@ -299,21 +311,27 @@ def bench_select(n: int = 50000, dim: int = 128, fraction: float = 0.1, strategi
     load_before = os.getloadavg()[0]
     inputs = real_inputs(n, dim, data_dir, surrogate_samples)
     small = _subset(inputs, min(n, reference_n))
-    rows = []
+    calls = []  # per case: (row, {field: call}); seconds for every case first, then peak memory
     for case in cases:
-        seconds, peak = run_case(case, inputs, fraction, dev)
-        row = {"strategy": case, "seconds": round(seconds, 3), "peak_mb": round(peak / 2**20, 1)}
+        row: dict[str, Any] = {"strategy": case}
+        fields = {"": case_call(case, inputs, fraction, dev)}
         ref = reference(case, small, keep_count(fraction, len(small["labels"])), dev)
         if ref is not None:
-            ours_small, ours_peak = run_case(case, small, fraction, dev)
-            ref_seconds, ref_peak = measure(ref, dev)
-            row.update(small_seconds=round(ours_small, 3), small_peak_mb=round(ours_peak / 2**20, 1),
-                       reference_seconds=round(ref_seconds, 3), reference_peak_mb=round(ref_peak / 2**20, 1),
-                       speedup=round(ref_seconds / max(ours_small, 1e-9), 2))
-        rows.append(row)
+            fields.update(small_=case_call(case, small, fraction, dev), reference_=ref)
+        calls.append((row, fields))
+    for row, fields in calls:
+        for prefix, fn in fields.items():
+            row[f"{prefix}seconds"] = round(seconds_of(fn), 3)
+        if "reference_seconds" in row:
+            row["speedup"] = round(row["reference_seconds"] / max(row["small_seconds"], 1e-9), 2)
+    for row, fields in calls if memory else ():
+        for prefix, fn in fields.items():
+            row[f"{prefix}peak_mb"] = round(peak_bytes(fn, dev) / 2**20, 1)
+    rows = [row for row, _ in calls]
     return {"samples": n, "real_samples": inputs["real_samples"], "dataset": inputs["dataset"], "model": "cnn",
             "dim": dim, "embedding_width": inputs["embedding_width"], "gradient_dim": inputs["gradients"].shape[1],
             "fraction": fraction, "reference_samples": len(small["labels"]), "device": device_label(dev),
             "torch_threads": torch.get_num_threads(), "memory_method": (
-                "torch.cuda.max_memory_allocated" if dev.type == "cuda" else "peak RSS growth (VmHWM after clear_refs)"),
+                None if not memory else "torch.cuda.max_memory_allocated" if dev.type == "cuda"
+                else "peak RSS growth (VmHWM after clear_refs), a second call after every case was timed"),
             "strategies": rows, "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)]}

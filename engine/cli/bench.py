@@ -124,17 +124,20 @@ def bench_tui_command(runs, store, marker, as_json):
               help="Samples on which ours and the dense DeepCore-style references are timed side by side.")
 @click.option("--surrogate-samples", default=10000, show_default=True, type=click.IntRange(min=100),
               help="Training samples of the one-epoch cnn surrogate whose embeddings are used.")
+@click.option("--memory/--no-memory", default=True, show_default=True,
+              help="Measure peak memory: each case called once more, after all have been timed.")
 @data_dir_option
 @device_option
 @json_option
 @handle_errors
-def bench_select_command(n, dim, fraction, strategies, reference_n, surrogate_samples, data_dir, device, as_json):
+def bench_select_command(n, dim, fraction, strategies, reference_n, surrogate_samples, memory, data_dir, device,
+                         as_json):
     """Seconds and peak memory of every selection strategy on real cnn embeddings, beside dense references."""
     from ..bench.select import bench_select
 
     names = [s.strip() for s in strategies.split(",") if s.strip()] if strategies else None
     r = bench_select(n=n, dim=dim, fraction=fraction, strategies=names, device=device, data_dir=data_dir,
-                     reference_n=reference_n, surrogate_samples=surrogate_samples)
+                     reference_n=reference_n, surrogate_samples=surrogate_samples, memory=memory)
     if as_json:
         print_json(r)
         return
@@ -151,4 +154,5 @@ def bench_select_command(n, dim, fraction, strategies, reference_n, surrogate_sa
         click.echo(f"{row['strategy']:<30} {cell('seconds', '.2f', 8)} {cell('peak_mb', '.1f', 8)} | "
                    f"{' ' * (len(str(m)) + 4)}{cell('small_seconds', '.2f', 7)} {cell('reference_seconds', '.2f', 8)} "
                    f"{cell('speedup', '.2f', 8)} {cell('small_peak_mb', '.1f', 8)} {cell('reference_peak_mb', '.1f', 8)}")
-    click.echo(f"peak MB: {r['memory_method']}; dense: DeepCore-style full matrices and masked loops")
+    click.echo(f"peak MB: {r['memory_method'] or 'not measured (--no-memory)'}; dense: DeepCore-style full matrices "
+               "and masked loops")

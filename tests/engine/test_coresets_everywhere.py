@@ -88,5 +88,7 @@ def test_bench_select_table_and_speedups():
     for name in ("kcenter_greedy", "herding", "contextual_diversity", "d2_pruning"):  # the README's claimed speed-ups
         assert rows[name]["speedup"] > 1, (name, rows[name])
     assert rows["d2_pruning"]["small_peak_mb"] < rows["d2_pruning"]["reference_peak_mb"]
+    timed_only = json.loads(runner.invoke(main, [*args[:-1], "hardest", "--no-memory", "--json"]).output)
+    assert timed_only["memory_method"] is None and list(timed_only["strategies"][0]) == ["strategy", "seconds"]
     bad = runner.invoke(main, ["bench", "select", "--strategies", "kcenter_greedy/stochastic"])
     assert bad.exit_code == 2 and "greedy option" in bad.output
