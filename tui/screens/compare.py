@@ -6,11 +6,12 @@ from typing import Any
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Header, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
 from ..fmt import pct, short_id
 from ..messages import DetailsLoaded
+from ..widgets.footer import FitFooter
 from ..widgets.table import Table
 from .base import BaseScreen
 from .plots import draw_accuracy_vs, empty, fill_summary
@@ -59,7 +60,7 @@ class CompareScreen(BaseScreen):
                 yield PlotextPlot(id="cmp-plot-epoch")
             with TabPane("3 summary", id="cmp-summary"):
                 yield Table(id="cmp-table", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         for plot_id in ("#cmp-plot-ratio", "#cmp-plot-epoch"):

@@ -13,11 +13,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Footer, Header, Label, Select, Static
+from textual.widgets import Header, Label, Select, Static
 from textual.worker import Worker
 
 from ..backend import split_name
 from ..messages import RunLoaded, SamplesLoaded, TilesRanked
+from ..widgets.footer import FitFooter
 from ..widgets.image_grid import ImageGrid, Tile
 from .base import RunScreen
 
@@ -85,7 +86,7 @@ class GalleryScreen(RunScreen):
         with VerticalScroll(id="gallery-body"):
             yield Static("loading scores and images…", id="gallery-state", markup=False)
             yield ImageGrid(id="grid")
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self.load()

@@ -19,11 +19,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.color import Color
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from engine import names
 
 from ..messages import BenchmarkLoaded, RunLoaded
+from ..widgets.footer import FitFooter
 from ..widgets.table import Table
 from .base import RunScreen
 
@@ -126,7 +127,7 @@ class LeaderboardScreen(RunScreen):
         yield Table(id="leaderboard", cursor_type="row", zebra_stripes=False)
         yield Static("", id="leaderboard-legend", classes="leaderboard-lines")
         yield Static("loading benchmark.json…", id="leaderboard-status", classes="leaderboard-lines", markup=False)
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self.load()

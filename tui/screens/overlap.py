@@ -13,13 +13,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Footer, Header, Input, Label, Static
+from textual.widgets import Header, Input, Label, Static
 from textual.worker import Worker
 
 from engine import names
 
 from ..backend import overlap_matrices, parse_overlap_json, split_name
 from ..messages import OverlapComputed, RunLoaded, ScoresListed
+from ..widgets.footer import FitFooter
 from ..widgets.heatmap import Heatmap
 from .base import RunScreen
 
@@ -65,7 +66,7 @@ class OverlapScreen(RunScreen):
             yield Static("loading scores…", id="overlap-state", markup=False)
             yield Heatmap(id="heatmap")
             yield Static("", id="overlap-note", markup=False)
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self.query_one(Heatmap).display = False

@@ -13,13 +13,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Header, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
 from engine import names
 
 from ..fmt import pct
 from ..messages import DetailLoaded, HistoryLoaded
+from ..widgets.footer import FitFooter
 from ..widgets.table import Table
 from .base import RunScreen
 
@@ -229,7 +230,7 @@ class PlotsScreen(RunScreen):
                 yield Table(id="summary", cursor_type="row", zebra_stripes=True)
             with TabPane("5 vs samples seen", id="tab-seen"):
                 yield PlotextPlot(id="plot-seen")
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self.query_one("#trials", DataTable).add_columns("acc", "status", "trial")  # the long name last
