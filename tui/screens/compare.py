@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Header, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
-from ..fmt import pct, short_id
+from ..fmt import accuracies, short_id
 from ..messages import DetailsLoaded
 from ..widgets.footer import FitFooter
 from ..widgets.table import Table
@@ -86,7 +86,7 @@ class CompareScreen(BaseScreen):
     def on_details_loaded(self, message: DetailsLoaded) -> None:
         details = message.details
         labels = [run_label(d, details) for d in details]
-        title = " vs ".join(f"{label} ({pct(d.run.best_accuracy)})" for label, d in zip(labels, details))
+        title = " vs ".join(f"{label} ({accuracies(d.run) or 'no accuracy yet'})" for label, d in zip(labels, details))
         self.query_one("#compare-title", Static).update(f"comparing: {title}")
         for plot_id, x_key, xlabel in (("#cmp-plot-ratio", "ratio", "keep ratio"),
                                        ("#cmp-plot-epoch", "epoch", "surrogate epoch of the scores")):
