@@ -77,10 +77,10 @@ class RunScreen(BaseScreen):
                                         r.status, accuracies(r)]))
 
     def set_run(self, run: Any) -> None:
-        from textual.widgets import Static
+        from ..widgets.title import TitleLine
 
         self.run = run
-        for title in self.query(".run-title").results(Static):
+        for title in self.query(".run-title").results(TitleLine):
             title.update(self.title_text())
 
     def on_run_loaded(self, message: RunLoaded) -> None:

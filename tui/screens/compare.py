@@ -6,13 +6,14 @@ from typing import Any
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Header, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Header, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
 from ..fmt import accuracies, short_id
 from ..messages import DetailsLoaded
 from ..widgets.footer import FitFooter
 from ..widgets.table import Table
+from ..widgets.title import TitleLine
 from .base import BaseScreen
 from .plots import draw_accuracy_vs, empty, fill_summary
 
@@ -52,7 +53,7 @@ class CompareScreen(BaseScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(f"comparing {len(self.run_ids)} runs", id="compare-title", classes="run-title", markup=False)
+        yield TitleLine(f"comparing {len(self.run_ids)} runs", sep=" vs ", id="compare-title", classes="run-title")
         with TabbedContent(initial="cmp-ratio", id="compare-tabs"):
             with TabPane("1 vs keep ratio", id="cmp-ratio"):
                 yield PlotextPlot(id="cmp-plot-ratio")
@@ -87,7 +88,7 @@ class CompareScreen(BaseScreen):
         details = message.details
         labels = [run_label(d, details) for d in details]
         title = " vs ".join(f"{label} ({accuracies(d.run) or 'no accuracy yet'})" for label, d in zip(labels, details))
-        self.query_one("#compare-title", Static).update(f"comparing: {title}")
+        self.query_one("#compare-title", TitleLine).update(f"comparing: {title}")
         for plot_id, x_key, xlabel in (("#cmp-plot-ratio", "ratio", "keep ratio"),
                                        ("#cmp-plot-epoch", "epoch", "surrogate epoch of the scores")):
             plot = self.query_one(plot_id, PlotextPlot)

@@ -20,6 +20,7 @@ from ..backend import split_name
 from ..messages import RunLoaded, SamplesLoaded, TilesRanked
 from ..widgets.footer import FitFooter
 from ..widgets.image_grid import ImageGrid, Tile
+from ..widgets.title import TitleLine
 from .base import RunScreen
 
 N_DEFAULT, N_STEP, N_MAX = 12, 6, 96
@@ -78,7 +79,7 @@ class GalleryScreen(RunScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(self.title_text(), classes="run-title", markup=False)
+        yield TitleLine(self.title_text(), classes="run-title")
         with Horizontal(id="gallery-bar"):
             yield Label("score", id="score-label")
             yield Select([], id="score", allow_blank=True, prompt="loading…", compact=True)

@@ -26,6 +26,7 @@ from engine import names
 from ..messages import BenchmarkLoaded, RunLoaded
 from ..widgets.footer import FitFooter
 from ..widgets.table import Table
+from ..widgets.title import TitleLine
 from .base import RunScreen
 
 RANK = "rank"  # the sort key of the average rank; a ratio (float) sorts by that ratio's accuracy
@@ -123,7 +124,7 @@ class LeaderboardScreen(RunScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(self.title_text(), classes="run-title", markup=False)
+        yield TitleLine(self.title_text(), classes="run-title")
         yield Table(id="leaderboard", cursor_type="row", zebra_stripes=False)
         yield Static("", id="leaderboard-legend", classes="leaderboard-lines")
         yield Static("loading benchmark.json…", id="leaderboard-status", classes="leaderboard-lines", markup=False)

@@ -22,6 +22,7 @@ from ..backend import overlap_matrices, parse_overlap_json, split_name
 from ..messages import OverlapComputed, RunLoaded, ScoresListed
 from ..widgets.footer import FitFooter
 from ..widgets.heatmap import Heatmap
+from ..widgets.title import TitleLine
 from .base import RunScreen
 
 MODES = {"first": "top-k overlap R = |A∩B|/k", "last": "bottom-k overlap R = |A∩B|/k",
@@ -57,7 +58,7 @@ class OverlapScreen(RunScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(self.title_text(), classes="run-title", markup=False)
+        yield TitleLine(self.title_text(), classes="run-title")
         with Horizontal(id="overlap-bar"):
             yield Label("k", id="k-label")
             yield Input(id="k-input", type="integer", placeholder="k", compact=True)

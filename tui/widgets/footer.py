@@ -43,7 +43,7 @@ class FitFooter(Footer):
         keys = [w for w in widgets if isinstance(w, FooterKey) and not w.has_class("-command-palette")]
         self._width = width = self.size.width
         if width:  # laid out: keep what fits, by rank
-            room = width - sum(key_width(w) for w in widgets if w not in keys)
+            room = width - 1 - sum(key_width(w) for w in widgets if w not in keys)  # a cell before the palette key
             kept: set[int] = set()
             for key in sorted(keys, key=self._rank):  # sorted() is stable: Textual's order within a rank
                 if key_width(key) <= room:
