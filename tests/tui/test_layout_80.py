@@ -50,7 +50,7 @@ def footer_labels(app) -> tuple[str, list[str]]:
 
 class Held(FixedBackend):
     """Every read but the run list waits until released: each screen draws its frame, footer included,
-    without loading its data (the gallery's images, the form's schema are seconds on a busy machine)."""
+    without loading its data (the gallery's images take seconds on a busy machine)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -78,19 +78,21 @@ async def test_every_footer_label_is_whole_at_80_columns():
         await wait_for(pilot, lambda: app.screen.query_one(RunTable).runs, what="the runs")
         shows = {
             "runs": lambda: None,
+            "new": lambda: app.switch_mode("new"),  # early: its form loads while the others are shown
             "plots": lambda: app.open_run(RUNS[0].run_id, "plots"),
             "overlap": lambda: app.open_run(RUNS[0].run_id, "overlap"),
             "gallery": lambda: app.open_run(RUNS[0].run_id, "gallery"),
             "leaderboard": lambda: app.open_run(BENCHMARK_RUN.run_id, "leaderboard"),
             "compare": lambda: (app.action_runs(), app.push_screen(CompareScreen([r.run_id for r in RUNS[:2]]))),
             "monitor": lambda: app.switch_mode("monitor"),
-            "new": lambda: app.switch_mode("new"),
         }
+        screens = {}
         for name, show in shows.items():
             show()
             await wait_for(pilot, lambda: app.screen.query(FitFooter) and "? Help" in footer_labels(app)[0],
                            what=f"the {name} screen's footer")
             await pilot.pause()
+            screens[name] = app.screen
             row, labels = footer_labels(app)
             assert "? Help" in labels and row.rstrip().endswith("^p palette"), (name, row)
             for label in labels:
@@ -98,6 +100,7 @@ async def test_every_footer_label_is_whole_at_80_columns():
             if name == "runs":  # what gives way is the least specific: the runs screen's own keys all stay
                 assert {"/ Filter", "p Plots", "o Overlap", "g Gallery", "c Compare"} <= set(labels), row
         backend.gate.set()
+        await wait_for(pilot, lambda: screens["new"].config is not None, what="the form, before the app closes")
 
 
 class Empty(FixedBackend):
