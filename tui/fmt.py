@@ -25,9 +25,9 @@ def accuracies(run: Any) -> str:
     full-data run's accuracy while it reads as what pruning achieved (the runs table has the same two columns).
     """
     parts = []
-    if getattr(run, "full_accuracy", None) is not None:
+    if run.full_accuracy is not None:
         parts.append(f"full {pct(run.full_accuracy)}")
-    if getattr(run, "best_pruned", None) is not None:
+    if run.best_pruned is not None:
         parts.append(f"best pruned {pct(run.best_pruned)}")
     return " · ".join(parts)
 

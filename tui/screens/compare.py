@@ -87,7 +87,7 @@ class CompareScreen(BaseScreen):
     def on_details_loaded(self, message: DetailsLoaded) -> None:
         details = message.details
         labels = [run_label(d, details) for d in details]
-        title = " vs ".join(f"{label} ({accuracies(d.run) or 'no accuracy yet'})" for label, d in zip(labels, details))
+        title = " vs ".join(f"{label} ({accuracies(d.run) or 'no accuracy'})" for label, d in zip(labels, details))
         self.query_one("#compare-title", TitleLine).update(f"comparing: {title}")
         for plot_id, x_key, xlabel in (("#cmp-plot-ratio", "ratio", "keep ratio"),
                                        ("#cmp-plot-epoch", "epoch", "surrogate epoch of the scores")):
