@@ -265,7 +265,7 @@ class Backend:
     def list_runs(self) -> list[RunInfo]:
         """Parent runs (engine.runs.RunInfo), newest first; runs whose process died come back KILLED.
 
-        Until MLflow has loaded (5-12 s after start on a busy machine), a SQLite store is read
+        Until MLflow has loaded (about 12 s after start at load average 6.5), a SQLite store is read
         directly (engine.store.sqlite_runs), so the first table waits for nothing but the file.
         """
         if self._tracker is None and self.store.is_sqlite:

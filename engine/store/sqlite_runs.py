@@ -1,7 +1,7 @@
 """The parent-run list read straight from MLflow's SQLite file, without importing MLflow.
 
-Why: importing MLflow and opening its store take 5-12 s on a busy 2-core
-machine, and the TUI's first runs table needs nothing else from it. This gives
+Why: importing MLflow and opening its store take about 12 s on a busy 2-core
+machine (load average 6.5), and the TUI's first runs table needs nothing else from it. This gives
 what `runs.list_runs` gives (the tests compare the two field by field), read with
 the standard library from the MLflow tables `experiments`, `runs`, `tags` and
 `latest_metrics`. Two differences: a run whose process died reads KILLED but is
