@@ -1,10 +1,11 @@
 """The parent-run list read straight from MLflow's SQLite file, without importing MLflow.
 
 Why: importing MLflow and opening its store take about 12 s on a busy 2-core
-machine (load average 6.5), and the TUI's first runs table needs nothing else from it. This gives
-what `runs.list_runs` gives (the tests compare the two field by field), read with
-the standard library from the MLflow tables `experiments`, `runs`, `tags` and
-`latest_metrics`. Two differences: a run whose process died reads KILLED but is
+machine (load average 6.5), and the TUI's first runs table needs nothing else
+from it. This gives what `runs.list_runs` gives (the tests compare the two field
+by field), read with the standard library from the MLflow tables `experiments`,
+`runs`, `tags` and `latest_metrics`; beyond 5000 trials, it counts every
+finished trial, where MLflow's search stops at 5000. Two differences: a run whose process died reads KILLED but is
 not marked so in the store (the next `list_runs` through MLflow does that), and
 any SQLite error (another schema, a file it cannot open read-only) returns None,
 so that the caller asks MLflow instead.
