@@ -2,8 +2,9 @@
 
 Three modes, each with its own screen stack: runs (with a run's plots, overlap
 and gallery pushed on top, and compare), monitor and new experiment. Only
-Textual loads before the first frame; the backend (engine, MLflow, torch) is
-warmed up by a thread worker after it, so startup stays under a second.
+Textual loads before the first frame; the first runs table is read from the
+SQLite file itself, and the backend (engine, MLflow, torch) is warmed up by a
+thread worker after it, so startup stays under a second.
 """
 from __future__ import annotations
 
@@ -83,10 +84,10 @@ class PrunelabApp(WorkerErrors, App):
 
     def on_ready(self) -> None:
         self._first_frame_done = True
-        self.warm_up()
-        for callback in self._after_first_frame:
+        for callback in self._after_first_frame:  # the runs list first: it reads the SQLite file, not MLflow
             callback()
         self._after_first_frame.clear()
+        self.warm_up()
 
     @work(thread=True, exit_on_error=False, group="warm-up", description="cannot open the store")
     def warm_up(self) -> None:

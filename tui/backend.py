@@ -238,6 +238,8 @@ class Backend:
         self._scores: dict[tuple[str, str], np.ndarray] = {}
         self._samples: dict[str, SampleSet] = {}
         self._lock = threading.Lock()
+        self._tracker: Any = None  # MLflow, once warm_up (or the first query) has loaded it
+        self._tracker_lock = threading.Lock()  # one MLflow set-up, however many workers ask at once
 
     # ------------------------------------------------------------ basics
     @property
@@ -252,13 +254,26 @@ class Backend:
         self._track()
 
     def _track(self):
-        from engine.store.tracking import tracker
+        with self._tracker_lock:
+            if self._tracker is None:
+                from engine.store.tracking import tracker
 
-        return tracker(self.store.uri, self.workdir)
+                self._tracker = tracker(self.store.uri, self.workdir)
+            return self._tracker
 
     # ------------------------------------------------------------ runs
     def list_runs(self) -> list[RunInfo]:
-        """Parent runs (engine.runs.RunInfo), newest first; runs whose process died come back KILLED."""
+        """Parent runs (engine.runs.RunInfo), newest first; runs whose process died come back KILLED.
+
+        Until MLflow has loaded (about 12 s after start at load average 6.5), a SQLite store is read
+        directly (engine.store.sqlite_runs), so the first table waits for nothing but the file.
+        """
+        if self._tracker is None and self.store.is_sqlite:
+            from engine.store.sqlite_runs import list_runs_sqlite
+
+            runs = list_runs_sqlite(self.store)
+            if runs is not None:
+                return runs
         from engine.store.runs import list_runs
 
         return list_runs(self._track())

@@ -91,14 +91,14 @@ class PrunelabCommands(Provider):
         return out
 
     def run_commands(self) -> list[Command]:
-        from .fmt import pct, short_id
+        from .fmt import accuracies, short_id
 
         app: Any = self.app
         out = []
         for run in self.runs:
-            best = f" · best {pct(run.best_accuracy)}" if run.best_accuracy is not None else ""
+            about = " · ".join(filter(None, [run.name, run.status, accuracies(run)]))
             out.append(Command(f"Open run {run.experiment or run.name} ({short_id(run.run_id)})",
-                               f"{run.name} · {run.status}{best}: show its plots",
+                               f"{about}: show its plots",
                                partial(app.open_run, run.run_id, "plots")))
             if run.kind == "benchmark":
                 out.append(Command(f"Leaderboard of {run.experiment or run.name} ({short_id(run.run_id)})",

@@ -18,6 +18,20 @@ def pct(value: float | None, digits: int = 1) -> str:
     return f"{value * 100:.{digits}f}%"
 
 
+def accuracies(run: Any) -> str:
+    """A run's headline accuracies, each when known: "full 60.7% · best pruned 28.3%".
+
+    Why not best_test_accuracy: it is the best of every setting, full data included, so it can be the
+    full-data run's accuracy while it reads as what pruning achieved (the runs table has the same two columns).
+    """
+    parts = []
+    if run.full_accuracy is not None:
+        parts.append(f"full {pct(run.full_accuracy)}")
+    if run.best_pruned is not None:
+        parts.append(f"best pruned {pct(run.best_pruned)}")
+    return " · ".join(parts)
+
+
 def duration(seconds: float | None) -> str:
     if seconds is None or seconds < 0:
         return "-"

@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import names
-from ..analysis import summarize_seeds
 from .progress import RunProgress, fold, read_events
-from .tracking import Tracker
+
+if TYPE_CHECKING:  # RunInfo loads without numpy, scipy or MLflow (the TUI's first table: store/sqlite_runs.py)
+    from .tracking import Tracker
 
 
 @dataclass
@@ -117,6 +118,8 @@ def list_runs(track: Tracker, status: str | None = None, kind: str | None = None
 
 def run_summary(track: Tracker, run_id: str) -> list[dict[str, Any]]:
     """The summary rows of a run: its summary.json, or, while it runs, folded from finished trials."""
+    from ..analysis import summarize_seeds
+
     text = track.load_text(run_id, names.SUMMARY_JSON)
     if text:
         return json.loads(text)

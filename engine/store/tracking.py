@@ -15,8 +15,9 @@ Conventions every reader (CLI, TUI, scripts) relies on:
 - the parent's artifacts: `config.toml`, `summary.csv`, `summary.json`, `plots/*.png`, `scores/*.npy`;
 - the data set as every run's input (`log_dataset_input`): name, digest, source, and the kept size as an input tag.
 
-MLflow is imported inside the methods that use it: it takes seconds to load, and
-run lists, progress files and `config check` must not wait for it.
+MLflow (and numpy) are imported inside the methods that use them: MLflow takes
+seconds to load, and run lists, progress files and `config check` must not wait
+for it; the TUI resolves its store before the first frame.
 """
 from __future__ import annotations
 
@@ -36,10 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
-import numpy as np
-
 from .. import names
-from ..data.formats import ASSETS
 from ..errors import UserError
 
 DEFAULT_STORE_DIR = "mlruns"
@@ -369,6 +367,8 @@ class Tracker:
 
     @_writes
     def log_numpy(self, run_id: str, array, artifact_file: str) -> None:
+        import numpy as np
+
         folder, _, name = artifact_file.rpartition("/")
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / name
@@ -425,6 +425,8 @@ def _slug(name: str) -> str:
 
 def _dataset_source(dataset) -> tuple[str, dict[str, str]]:
     """MLflow's (source_type, source) for a data set: a local file or folder when there is one, else code."""
+    from ..data.formats import ASSETS
+
     source = dataset.source
     if source == "package asset":  # the embedded mnist-mini: point at the file itself
         source = str(ASSETS / f"{dataset.name}.npz")
@@ -435,6 +437,7 @@ def _dataset_source(dataset) -> tuple[str, dict[str, str]]:
 
 def _tensor_schema(dataset) -> str:
     """MLflow's TensorSpec schema (what `mlflow.data.from_numpy` writes): uint8 images, int64 labels."""
+    import numpy as np
     from mlflow.types import Schema, TensorSpec
 
     features = Schema([TensorSpec(np.dtype("uint8"), (-1, *dataset.input_shape))])

@@ -322,3 +322,31 @@ async def test_s_sorts_the_rows_and_shift_s_reverses_them():
         await pilot.press("s")  # the next column after "best": trials done, largest first
         await pilot.pause()
         assert table.sort_key == "trials" and shown()[0] == RUNS[2].run_id  # 4 of 12 done
+
+
+async def test_best_means_best_pruned_wherever_a_run_is_summed_up():
+    """Item 9: a run whose best setting is full data (the fixed runs, like most) is not announced as "best 60.7%";
+    the run title, the palette and Compare say full data and best pruned, as the runs table's columns do."""
+    from tui.commands import PrunelabCommands
+    from tui.screens.compare import CompareScreen
+
+    run = RUNS[0]
+    assert run.best_accuracy == run.full_accuracy > run.best_pruned  # best_test_accuracy is the full-data run's
+    said = "full 60.7% · best pruned 51.2%"
+    app = PrunelabApp(backend=FixedBackend())
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: app.recent_runs, what="the runs")
+        provider = PrunelabCommands(app.screen)
+        provider.runs = app.recent_runs
+        help_text = next(c.help for c in provider.run_commands() if run.run_id[:8] in c.name)
+        assert help_text == f"{run.name} · FINISHED · {said}: show its plots"
+
+        app.open_run(run.run_id, "plots")
+        await wait_for(pilot, lambda: app.screen.run is not None, what="the run's title")
+        assert app.screen.title_text() == f"quick · prune · mnist-mini / mlp · run a1b2c3d4 · FINISHED · {said}"
+
+        app.action_runs()
+        app.push_screen(CompareScreen([RUNS[0].run_id, RUNS[1].run_id]))
+        title = lambda: str(app.screen.query_one("#compare-title").render())  # noqa: E731
+        await wait_for(pilot, lambda: title().startswith("comparing:"), what="the compare title")
+        assert title() == f"comparing: quick ({said}) vs quick-b (full 57.4% · best pruned 56.3%)"

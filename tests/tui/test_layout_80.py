@@ -1,5 +1,8 @@
-"""At 80x24 the runs table still shows each run's model and id, the empty-state hint is whole, and trial names keep clear of the y ticks."""
+"""At 80x24 the runs table still shows each run's model and id, the empty-state hint is whole, every footer label
+is whole, and trial names keep clear of the y ticks."""
 from __future__ import annotations
+
+import threading
 
 import pytest
 from fixed_backend import RUNS, FixedBackend
@@ -7,6 +10,7 @@ from tui_helpers import wait_for
 
 from tui.app import PrunelabApp
 from tui.fmt import pct, short_id
+from tui.widgets.footer import FitFooter
 from tui.widgets.run_table import RunTable
 
 pytestmark = pytest.mark.anyio
@@ -32,6 +36,71 @@ async def test_runs_table_fits_with_model_and_run_id(size):
         assert ("dataset" in text) == (size[0] >= 120)  # what gives way at 80 columns
         assert " full " in text and "best pruned" in text  # item 9: what pruning kept beside all the data
         assert pct(RUNS[0].full_accuracy) in text and pct(RUNS[0].best_pruned) in text
+        if size[0] >= 120:  # room for every key of the runs screen and the app
+            row, labels = footer_labels(app)
+            assert len(labels) == 13 and all(label in row for label in labels), row
+
+
+def footer_labels(app) -> tuple[str, list[str]]:
+    """The footer's row as drawn, and the "key Label" of every key it holds."""
+    footer = app.screen.query_one(FitFooter)
+    row = app.screen._compositor.render_strips()[footer.region.y].text
+    return row, [f"{k.key_display} {k.description}".strip() for k in footer.query("FooterKey")]
+
+
+class Held(FixedBackend):
+    """Every read but the run list waits until released: each screen draws its frame, footer included,
+    without loading its data (the gallery's images take seconds on a busy machine)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        for name in ("run_row", "run_detail", "score_names", "overlap", "benchmark", "samples", "progress"):
+            setattr(self, name, self._held(getattr(self, name)))
+
+    def _held(self, read):
+        def wait_then_read(*args, **kwargs):
+            self.gate.wait(60)
+            return read(*args, **kwargs)
+
+        return wait_then_read
+
+
+async def test_every_footer_label_is_whole_at_80_columns():
+    """Item 4: no label cut ("c Comp"); keys that do not fit are left out whole, `?` help always stays."""
+    from fixed_backend import BENCHMARK_RUN
+
+    from tui.screens.compare import CompareScreen
+
+    backend = Held()
+    app = PrunelabApp(backend=backend)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(RunTable).runs, what="the runs")
+        shows = {
+            "runs": lambda: None,
+            "new": lambda: app.switch_mode("new"),  # early: its form loads while the others are shown
+            "plots": lambda: app.open_run(RUNS[0].run_id, "plots"),
+            "overlap": lambda: app.open_run(RUNS[0].run_id, "overlap"),
+            "gallery": lambda: app.open_run(RUNS[0].run_id, "gallery"),
+            "leaderboard": lambda: app.open_run(BENCHMARK_RUN.run_id, "leaderboard"),
+            "compare": lambda: (app.action_runs(), app.push_screen(CompareScreen([r.run_id for r in RUNS[:2]]))),
+            "monitor": lambda: app.switch_mode("monitor"),
+        }
+        screens = {}
+        for name, show in shows.items():
+            show()
+            await wait_for(pilot, lambda: app.screen.query(FitFooter) and "? Help" in footer_labels(app)[0],
+                           what=f"the {name} screen's footer")
+            await pilot.pause()
+            screens[name] = app.screen
+            row, labels = footer_labels(app)
+            assert "? Help" in labels and row.rstrip().endswith("^p palette"), (name, row)
+            for label in labels:
+                assert label in row, (name, label, row)
+            if name == "runs":  # what gives way is the least specific: the runs screen's own keys all stay
+                assert {"/ Filter", "p Plots", "o Overlap", "g Gallery", "c Compare"} <= set(labels), row
+        backend.gate.set()
+        await wait_for(pilot, lambda: screens["new"].config is not None, what="the form, before the app closes")
 
 
 class Empty(FixedBackend):

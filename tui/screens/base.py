@@ -68,20 +68,19 @@ class RunScreen(BaseScreen):
         self.run: Any = None
 
     def title_text(self) -> str:
-        from ..fmt import pct
+        from ..fmt import accuracies
 
         r = self.run
         if r is None:
             return f"run {self.run_id[:8]}"
-        best = f" · best {pct(r.best_accuracy)}" if r.best_accuracy is not None else ""
-        return (f"{r.experiment} · {r.kind} · {r.dataset} / {r.model} · run {r.run_id[:8]} · "
-                f"{r.status}{best}")
+        return " · ".join(filter(None, [r.experiment, r.kind, f"{r.dataset} / {r.model}", f"run {r.run_id[:8]}",
+                                        r.status, accuracies(r)]))
 
     def set_run(self, run: Any) -> None:
-        from textual.widgets import Static
+        from ..widgets.title import TitleLine
 
         self.run = run
-        for title in self.query(".run-title").results(Static):
+        for title in self.query(".run-title").results(TitleLine):
             title.update(self.title_text())
 
     def on_run_loaded(self, message: RunLoaded) -> None:

@@ -6,12 +6,14 @@ from typing import Any
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Header, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
-from ..fmt import pct, short_id
+from ..fmt import accuracies, short_id
 from ..messages import DetailsLoaded
+from ..widgets.footer import FitFooter
 from ..widgets.table import Table
+from ..widgets.title import TitleLine
 from .base import BaseScreen
 from .plots import draw_accuracy_vs, empty, fill_summary
 
@@ -51,7 +53,7 @@ class CompareScreen(BaseScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(f"comparing {len(self.run_ids)} runs", id="compare-title", classes="run-title", markup=False)
+        yield TitleLine(f"comparing {len(self.run_ids)} runs", sep=" vs ", id="compare-title", classes="run-title")
         with TabbedContent(initial="cmp-ratio", id="compare-tabs"):
             with TabPane("1 vs keep ratio", id="cmp-ratio"):
                 yield PlotextPlot(id="cmp-plot-ratio")
@@ -59,7 +61,7 @@ class CompareScreen(BaseScreen):
                 yield PlotextPlot(id="cmp-plot-epoch")
             with TabPane("3 summary", id="cmp-summary"):
                 yield Table(id="cmp-table", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         for plot_id in ("#cmp-plot-ratio", "#cmp-plot-epoch"):
@@ -85,8 +87,8 @@ class CompareScreen(BaseScreen):
     def on_details_loaded(self, message: DetailsLoaded) -> None:
         details = message.details
         labels = [run_label(d, details) for d in details]
-        title = " vs ".join(f"{label} ({pct(d.run.best_accuracy)})" for label, d in zip(labels, details))
-        self.query_one("#compare-title", Static).update(f"comparing: {title}")
+        title = " vs ".join(f"{label} ({accuracies(d.run) or 'no accuracy'})" for label, d in zip(labels, details))
+        self.query_one("#compare-title", TitleLine).update(f"comparing: {title}")
         for plot_id, x_key, xlabel in (("#cmp-plot-ratio", "ratio", "keep ratio"),
                                        ("#cmp-plot-epoch", "epoch", "surrogate epoch of the scores")):
             plot = self.query_one(plot_id, PlotextPlot)

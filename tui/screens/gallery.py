@@ -13,12 +13,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Footer, Header, Label, Select, Static
+from textual.widgets import Header, Label, Select, Static
 from textual.worker import Worker
 
 from ..backend import split_name
 from ..messages import RunLoaded, SamplesLoaded, TilesRanked
+from ..widgets.footer import FitFooter
 from ..widgets.image_grid import ImageGrid, Tile
+from ..widgets.title import TitleLine
 from .base import RunScreen
 
 N_DEFAULT, N_STEP, N_MAX = 12, 6, 96
@@ -77,7 +79,7 @@ class GalleryScreen(RunScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(self.title_text(), classes="run-title", markup=False)
+        yield TitleLine(self.title_text(), classes="run-title")
         with Horizontal(id="gallery-bar"):
             yield Label("score", id="score-label")
             yield Select([], id="score", allow_blank=True, prompt="loading…", compact=True)
@@ -85,7 +87,7 @@ class GalleryScreen(RunScreen):
         with VerticalScroll(id="gallery-body"):
             yield Static("loading scores and images…", id="gallery-state", markup=False)
             yield ImageGrid(id="grid")
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self.load()

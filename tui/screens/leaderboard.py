@@ -19,12 +19,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.color import Color
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from engine import names
 
 from ..messages import BenchmarkLoaded, RunLoaded
+from ..widgets.footer import FitFooter
 from ..widgets.table import Table
+from ..widgets.title import TitleLine
 from .base import RunScreen
 
 RANK = "rank"  # the sort key of the average rank; a ratio (float) sorts by that ratio's accuracy
@@ -122,11 +124,11 @@ class LeaderboardScreen(RunScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(self.title_text(), classes="run-title", markup=False)
+        yield TitleLine(self.title_text(), classes="run-title")
         yield Table(id="leaderboard", cursor_type="row", zebra_stripes=False)
         yield Static("", id="leaderboard-legend", classes="leaderboard-lines")
         yield Static("loading benchmark.json…", id="leaderboard-status", classes="leaderboard-lines", markup=False)
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self.load()

@@ -12,11 +12,12 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from engine import names
 
 from ..messages import ProgressPolled
+from ..widgets.footer import FitFooter
 from ..widgets.progress_panel import ProgressPanel
 from .base import BaseScreen
 
@@ -57,7 +58,7 @@ class MonitorScreen(BaseScreen):
         panels = VerticalScroll(id="panels")
         panels.can_focus = False  # it would take up/down for scrolling; the selection scrolls it
         yield panels
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self.poll()

@@ -14,11 +14,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.suggester import Suggester
-from textual.widgets import Button, Footer, Header, Input, Label, Select, Static, Switch
+from textual.widgets import Button, Header, Input, Label, Select, Static, Switch
 from textual.worker import Worker
 
 from ..config_fields import FieldSpec, assign, error_target, field_specs, format_value, lookup, parse_text
 from ..messages import ConfigValidated, PresetLoaded, RunLaunched, SchemaLoaded
+from ..widgets.footer import FitFooter
 from .base import BaseScreen
 
 VALIDATE_DELAY_S = 0.25
@@ -68,7 +69,7 @@ class NewExperimentScreen(BaseScreen):
             yield Button("Launch (^l)", id="launch", variant="success", disabled=True, compact=True)
         yield Static("", id="form-error", classes="status-line", markup=False)
         yield VerticalScroll(Static("loading the config schema…", id="form-loading"), id="form")
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self.load_schema()

@@ -13,14 +13,16 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Footer, Header, Input, Label, Static
+from textual.widgets import Header, Input, Label, Static
 from textual.worker import Worker
 
 from engine import names
 
 from ..backend import overlap_matrices, parse_overlap_json, split_name
 from ..messages import OverlapComputed, RunLoaded, ScoresListed
+from ..widgets.footer import FitFooter
 from ..widgets.heatmap import Heatmap
+from ..widgets.title import TitleLine
 from .base import RunScreen
 
 MODES = {"first": "top-k overlap R = |A∩B|/k", "last": "bottom-k overlap R = |A∩B|/k",
@@ -56,7 +58,7 @@ class OverlapScreen(RunScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(self.title_text(), classes="run-title", markup=False)
+        yield TitleLine(self.title_text(), classes="run-title")
         with Horizontal(id="overlap-bar"):
             yield Label("k", id="k-label")
             yield Input(id="k-input", type="integer", placeholder="k", compact=True)
@@ -65,7 +67,7 @@ class OverlapScreen(RunScreen):
             yield Static("loading scores…", id="overlap-state", markup=False)
             yield Heatmap(id="heatmap")
             yield Static("", id="overlap-note", markup=False)
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self.query_one(Heatmap).display = False

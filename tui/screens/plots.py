@@ -13,14 +13,16 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Header, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
 from engine import names
 
 from ..fmt import pct
 from ..messages import DetailLoaded, HistoryLoaded
+from ..widgets.footer import FitFooter
 from ..widgets.table import Table
+from ..widgets.title import TitleLine
 from .base import RunScreen
 
 LIVE_S = 2.0
@@ -215,7 +217,7 @@ class PlotsScreen(RunScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(self.title_text(), classes="run-title", markup=False)
+        yield TitleLine(self.title_text(), classes="run-title")
         with TabbedContent(initial="tab-ratio", id="plot-tabs"):
             with TabPane("1 vs keep ratio", id="tab-ratio"):
                 yield PlotextPlot(id="plot-ratio")
@@ -229,7 +231,7 @@ class PlotsScreen(RunScreen):
                 yield Table(id="summary", cursor_type="row", zebra_stripes=True)
             with TabPane("5 vs samples seen", id="tab-seen"):
                 yield PlotextPlot(id="plot-seen")
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self.query_one("#trials", DataTable).add_columns("acc", "status", "trial")  # the long name last

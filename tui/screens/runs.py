@@ -4,12 +4,13 @@ from __future__ import annotations
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 from textual.worker import Worker
 
 from engine import names
 
 from ..messages import RunsLoaded
+from ..widgets.footer import FitFooter
 from ..widgets.run_table import RunTable
 from .base import BaseScreen
 
@@ -42,7 +43,7 @@ class RunsScreen(BaseScreen):
         yield Input(placeholder="filter: words to match (status, name, kind, data, model, id)", id="filter")
         yield RunTable(id="runs-table")
         yield Static("loading runs…", id="runs-status", classes="status-line", markup=False)
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
