@@ -1,8 +1,10 @@
-"""Shared fixtures: real data from ../shared/data (read-only) and the embedded set."""
+"""Shared fixtures: real data from ../shared/data (read-only) and the embedded set, fresh stores."""
 import contextlib
 import os
+import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -41,11 +43,50 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="session")
+def store_template(tmp_path_factory) -> Path:
+    """One empty, fully migrated MLflow SQLite store for the session, which `fresh_store` copies.
+
+    A new store costs ~8 s of MLflow's schema migrations on this machine (20 s under load); a copy
+    costs milliseconds, and each test still gets its own store. Experiment 0 ("Default") is deleted,
+    so MLflow makes it again when a copy is first opened, with that store's own artifact location, as
+    in a new store. The engine's own creation path stays tested where a test is about it: the
+    `bare_tmp` tests and test_claims_cli.py (MLFLOW_TRACKING_URI) make their stores themselves.
+    """
+    from mlflow.tracking import MlflowClient
+
+    db = tmp_path_factory.mktemp("store-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{db}").search_experiments(max_results=1)  # creates and migrates the schema
+    with contextlib.closing(sqlite3.connect(db)) as con, con:
+        con.execute("DELETE FROM experiments WHERE experiment_id = 0")
+    return db
+
+
+@pytest.fixture(scope="session")
+def fresh_store(store_template):
+    """fresh_store(db) copies the empty template store to the path db (folders made) and returns its URI."""
+    def make(db: Path) -> str:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        if db.exists():
+            raise FileExistsError(f"{db}: a fresh store goes where no store is")
+        shutil.copyfile(store_template, db)
+        return f"sqlite:///{db}"
+
+    return make
+
+
 @pytest.fixture
-def in_tmp(tmp_path, monkeypatch):
-    """Run in a fresh working directory, so the default store (mlruns/) lands there."""
+def bare_tmp(tmp_path, monkeypatch):
+    """Run in an empty working directory: for tests of the store's own creation, or of work refused before it."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def in_tmp(bare_tmp, fresh_store):
+    """Run in a fresh working directory with a fresh, empty default store (mlruns/mlflow.db) there."""
+    fresh_store(bare_tmp / "mlruns" / "mlflow.db")
+    return bare_tmp
 
 
 @contextlib.contextmanager

@@ -31,7 +31,8 @@ def children(client: MlflowClient, experiment: str):
 
 
 @pytest.mark.timeout(240)
-def test_custom_scorer_example_compares_it_with_el2n(tmp_path):
+def test_custom_scorer_example_compares_it_with_el2n(tmp_path, fresh_store):
+    fresh_store(tmp_path / "mlruns" / "mlflow.db")
     proc = run_example("custom_scorer.py", tmp_path, "--ratios", "0.6", "--seeds", "0")
     client = store(tmp_path)
     parents, trials = children(client, "custom-scorer")
@@ -53,7 +54,8 @@ def test_custom_scorer_example_compares_it_with_el2n(tmp_path):
 
 
 @pytest.mark.timeout(240)
-def test_keep_ratio_loop_example_reads_its_runs_back_from_mlflow(tmp_path):
+def test_keep_ratio_loop_example_reads_its_runs_back_from_mlflow(tmp_path, fresh_store):
+    fresh_store(tmp_path / "mlruns" / "mlflow.db")
     proc = run_example("keep_ratio_loop.py", tmp_path, "--ratios", "0.3", "0.6")
     parents, trials = children(store(tmp_path), "keep-ratio-loop")
     assert len(parents) == 2 and all(p.info.status == "FINISHED" for p in parents)

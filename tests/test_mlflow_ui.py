@@ -44,9 +44,9 @@ def browser_present():
 
 
 @pytest.fixture
-def filled_store(tmp_path):
+def filled_store(tmp_path, fresh_store):
     """A tiny prune run (mlp, 600 samples, 1 epoch, random vs loss, keep 0.5, seed 0) in a fresh store."""
-    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    uri = fresh_store(tmp_path / "store" / "mlflow.db")
     config = engine.load_config("quick", {
         "name": "ui-check", "model": "mlp", "data.train_size": 600, "data.test_size": 200, "train.epochs": 1,
         "surrogate.epochs": 1, "sweep.score_epochs": [1], "sweep.methods": ["random", "loss"],

@@ -1,4 +1,5 @@
-"""Every Python block of the README runs as written (a subprocess in a fresh folder), and does what it says."""
+"""Every Python block of the README runs as written (a subprocess in a fresh folder, with an empty store in
+./mlruns as a first run there would make), and does what it says."""
 import os
 import re
 import subprocess
@@ -22,8 +23,9 @@ def test_the_readme_has_its_scripting_block():
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("index", range(len(python_blocks())))
-def test_readme_python_block_runs_as_written(index, tmp_path):
+def test_readme_python_block_runs_as_written(index, tmp_path, fresh_store):
     block = python_blocks()[index]
+    fresh_store(tmp_path / "mlruns" / "mlflow.db")
     env = {**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_TRACKING_URI": ""}
     proc = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=280)

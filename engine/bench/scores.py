@@ -20,6 +20,7 @@ from ..data.dataset import load_dataset
 from ..device import resolve_device
 from ..scoring.batch import score_model
 from ..registry import Ref
+from ..errors import UnknownNameError
 from ..scoring.registry import SCORERS
 from ..scoring.surrogate import random_scores
 from ..trainer import autocast, make_optimizer, prepare_model, to_model_layout, train
@@ -130,7 +131,7 @@ def _probe_in_subprocess(kind: str, dataset: str, data_dir: str | None, batch_si
 def bench_scores(data_dir: str | None = None, samples: int | None = None, device: str = "auto",
                  batch_size: int = 256, naive_samples: int = 256, vmap_samples: int = 2048, rounds: int = 3,
                  memory: bool = True, dataset: str | None = None, model: str | None = None,
-                 tile_to: int | None = None) -> dict:
+                 tile_to: int | None = None, scorers: list[str] | None = None) -> dict:
     """Scoring cost per scorer, measured in one run: by default MNIST `cnn` (mnist-mini
     without `data_dir`); `dataset`/`model` pick others (CIFAR-10 defaults to `resnet18`).
 
@@ -150,8 +151,14 @@ def bench_scores(data_dir: str | None = None, samples: int | None = None, device
       of one training step, each in a fresh process (`score_memory_probe`).
     - training scorers (`forgetting`, `aum`, ...): the extra time of their observer during a training epoch.
 
-    `tile_to` repeats the training set to that many samples (see `tiled`).
+    `tile_to` repeats the training set to that many samples (see `tiled`); `scorers` times
+    only those (default: every registered one), and the one-pass figure only when all
+    four one-pass scorers are among them: a smoke test of one claim then costs seconds.
     """
+    names = bench_scorer_names() if scorers is None else list(scorers)
+    for scorer in names:
+        if scorer not in SCORERS:
+            raise UnknownNameError("scorer", scorer, SCORERS)
 
 
     dev = resolve_device(device)
@@ -182,7 +189,6 @@ def bench_scores(data_dir: str | None = None, samples: int | None = None, device
                                                                         embeddings=True).embeddings, labels))
         return timed_seconds(lambda: score_model(model, ds, [scorer], batch_size=batch_size))
 
-    names = bench_scorer_names()
     samples_of: dict[str, list[dict[str, float]]] = {s: [] for s in names}
     labels = ds.y_train.cpu().numpy()
     train_times, all_ratios = [], []
@@ -196,9 +202,12 @@ def bench_scores(data_dir: str | None = None, samples: int | None = None, device
                 samples_of[scorer].append({"seconds": max(counted - epoch, 0.0), "epoch": epoch})
                 continue
             samples_of[scorer].append({"seconds": time_scorer(scorer), "epoch": epoch})
-        all_ratios.append(timed_seconds(lambda: score_model(model, ds, ONE_PASS, batch_size=batch_size)) / epoch)
+        if set(ONE_PASS) <= set(names):
+            all_ratios.append(timed_seconds(lambda: score_model(model, ds, ONE_PASS, batch_size=batch_size)) / epoch)
         model.eval()
         for scorer, wrt_input in (("grad_norm", False), ("input_grad_norm", True)):
+            if scorer not in names:
+                continue
             ours = samples_of[scorer][-1]["seconds"]
             for peer, fn in (("naive", lambda x, y: _naive_scores(model, x, y, wrt_input)),
                              ("vmap", lambda x, y: _vmap_scores(model, x, y, wrt_input, batch_size))):
@@ -207,7 +216,7 @@ def bench_scores(data_dir: str | None = None, samples: int | None = None, device
                 samples_of[scorer][-1][f"{peer}_seconds"] = extrapolated
                 samples_of[scorer][-1][f"speedup_vs_{peer}"] = extrapolated / ours
 
-    scorers: dict[str, dict] = {}
+    entries: dict[str, dict] = {}
     for scorer, runs in samples_of.items():
         seconds = median([r["seconds"] for r in runs])
         entry = {"seconds": round(seconds, 3),
@@ -218,21 +227,24 @@ def bench_scores(data_dir: str | None = None, samples: int | None = None, device
                 entry[key] = round(median([r[key] for r in runs]), 2)
         if SCORERS[scorer].kind == "training":
             entry["note"] = "extra time of observing one training epoch"
-        scorers[scorer] = entry
+        entries[scorer] = entry
     result = {"dataset": name, "model": model_name, "samples": n, "tiled_from": tiled_from,
               "batch_size": batch_size, "device": device_label(dev),
               "torch_threads": torch.get_num_threads(), "rounds": rounds,
-              "train_epoch_seconds": round(median(train_times), 3), "scorers": scorers,
-              "all_scorers": list(ONE_PASS), "all_scorers_epochs_equivalent": round(median(all_ratios), 3),
+              "train_epoch_seconds": round(median(train_times), 3), "scorers": entries,
               "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+    if all_ratios:
+        result.update(all_scorers=list(ONE_PASS), all_scorers_epochs_equivalent=round(median(all_ratios), 3))
     if memory:
         train_peak = _probe_in_subprocess("train", name, data_dir, batch_size, model_name, str(dev))
-        for scorer in ("loss", "el2n", "grad_norm", "input_grad_norm"):
+        for scorer in [s for s in ("loss", "el2n", "grad_norm", "input_grad_norm") if s in names]:
             peak = _probe_in_subprocess(scorer, name, data_dir, batch_size, model_name, str(dev))["peak_bytes"]
-            scorers[scorer]["peak_memory_vs_train_step"] = round(peak / max(1, train_peak["peak_bytes"]), 3)
-        peak = _probe_in_subprocess(",".join(ONE_PASS), name, data_dir, batch_size, model_name, str(dev))["peak_bytes"]
-        result.update(all_scorers_peak_memory_vs_train_step=round(peak / max(1, train_peak["peak_bytes"]), 3),
-                      train_step_peak_bytes=train_peak["peak_bytes"],
+            entries[scorer]["peak_memory_vs_train_step"] = round(peak / max(1, train_peak["peak_bytes"]), 3)
+        if all_ratios:
+            peak = _probe_in_subprocess(",".join(ONE_PASS), name, data_dir, batch_size, model_name,
+                                        str(dev))["peak_bytes"]
+            result["all_scorers_peak_memory_vs_train_step"] = round(peak / max(1, train_peak["peak_bytes"]), 3)
+        result.update(train_step_peak_bytes=train_peak["peak_bytes"],
                       memory_method=("torch.cuda.max_memory_allocated" if train_peak["method"] == "cuda" else
                                      "peak RSS growth (VmHWM after clear_refs) in fresh processes"))
     return result

@@ -64,16 +64,19 @@ def bench_train_command(dataset, model, batch_size, samples, compile_model, epoc
               help="Interleaved rounds; the median is reported.")
 @click.option("--memory/--no-memory", default=True, show_default=True,
               help="Measure peak memory (fresh processes: adds a few seconds each).")
+@click.option("--scorers", default=None, help="Comma-separated scorers to time (default: every registered one).")
 @data_dir_option
 @device_option
 @json_option
 @handle_errors
-def bench_scores_command(dataset, model, samples, tile_to, batch_size, rounds, memory, data_dir, device, as_json):
+def bench_scores_command(dataset, model, samples, tile_to, batch_size, rounds, memory, scorers, data_dir, device,
+                         as_json):
     """Scoring cost of each scorer (MNIST `cnn` by default), in training epochs, against naive and vmap peers."""
     from ..bench.scores import bench_scores
 
     result = bench_scores(data_dir=data_dir, samples=samples, device=device, batch_size=batch_size,
-                          dataset=dataset, model=model, tile_to=tile_to, rounds=rounds, memory=memory)
+                          dataset=dataset, model=model, tile_to=tile_to, rounds=rounds, memory=memory,
+                          scorers=scorers.split(",") if scorers else None)
     if as_json:
         print_json(result)
         return
@@ -88,6 +91,8 @@ def bench_scores_command(dataset, model, samples, tile_to, batch_size, rounds, m
                    f"{cell('speedup_vs_naive', '.1f', 9)} {cell('speedup_vs_vmap', '.1f', 8)} "
                    f"{cell('peak_memory_vs_train_step', '.2f', 7)}")
     click.echo("epochs: scoring time in training epochs; vs naive/vmap: speedup; memory: peak over a training step")
+    if "all_scorers_epochs_equivalent" not in result:
+        return
     memory = (f", peak memory {result['all_scorers_peak_memory_vs_train_step']:.2f}x a training step "
               f"({result['memory_method']})" if "memory_method" in result else "")
     click.echo(f"loss, grad_norm, input_grad_norm and el2n in one pass: "

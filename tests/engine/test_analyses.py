@@ -26,9 +26,9 @@ def tiny(shared_data, kind, **extra):
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
+def store(tmp_path_factory, fresh_store):
     root = tmp_path_factory.mktemp("store")
-    return root, f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
+    return root, fresh_store(root / "mlruns" / "mlflow.db")
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,10 @@ COVERAGE = ["ccs", "class_balanced", "kmeans_coverage"]
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, fresh_store):
     """A prune run of the three coverage strategies with the steps budget, and a score-epochs run (t = 0, 1)."""
     folder = tmp_path_factory.mktemp("claims-runs")
+    fresh_store(folder / "mlruns" / "mlflow.db")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(folder)
         prune = engine.run(engine.load_config("quick", {**TINY, "name": "coverage-steps", "sweep.budget": "steps",

@@ -150,14 +150,16 @@ def test_ctrl_c_ends_the_run_killed(in_tmp, shared_data):
     assert tracker(None, str(in_tmp)).get_run(run_id).info.status == "KILLED"
 
 
-def test_two_experiments_share_one_store(in_tmp, shared_data):
+def test_two_experiments_share_one_store(bare_tmp, shared_data):
+    # bare: no store yet, so the two runs also make it at once (MLflow migrates it under prunelab's lock)
     small = tiny(shared_data, **{"sweep.methods": ["random", "loss"], "sweep.keep_ratios": [0.5]})
-    procs = [_start(["--preset", "quick", *as_set_args({**small, "name": f"concurrent-{i}"})], in_tmp) for i in range(2)]
+    procs = [_start(["--preset", "quick", *as_set_args({**small, "name": f"concurrent-{i}"})], bare_tmp)
+             for i in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
     for proc, (out, err) in zip(procs, outs):
         assert proc.returncode == 0, err
         assert "database is locked" not in err
-    track = tracker(None, str(in_tmp))
+    track = tracker(None, str(bare_tmp))
     for out, _ in outs:
         run_id = json.loads(out)["run_id"]
         assert track.get_run(run_id).info.status == "FINISHED"

@@ -516,10 +516,10 @@ def check_kind_params_and_exports(result, in_tmp):
 
 
 # ---------------------------------------------------------------- 23, 25: a damaged store, a missing device
-def test_a_damaged_store_is_one_line(in_tmp):
-    (in_tmp / "mlruns").mkdir()
-    (in_tmp / "mlruns" / "mlflow.db").write_bytes(b"not sqlite at all " * 300)
-    one_line_exit_2(cli(["runs"], in_tmp), f"the store {in_tmp / 'mlruns' / 'mlflow.db'} is damaged",
+def test_a_damaged_store_is_one_line(bare_tmp):
+    (bare_tmp / "mlruns").mkdir()
+    (bare_tmp / "mlruns" / "mlflow.db").write_bytes(b"not sqlite at all " * 300)
+    one_line_exit_2(cli(["runs"], bare_tmp), f"the store {bare_tmp / 'mlruns' / 'mlflow.db'} is damaged",
                     "not a database", "backup")
 
 

@@ -46,8 +46,10 @@ def ray_local():
 
 
 @pytest.fixture(scope="module")
-def store_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("ray-store")
+def store_dir(tmp_path_factory, fresh_store):
+    folder = tmp_path_factory.mktemp("ray-store")
+    fresh_store(folder / "mlruns" / "mlflow.db")
+    return folder
 
 
 @pytest.fixture
@@ -230,19 +232,19 @@ def test_a_trial_whose_worker_keeps_dying_fails_and_the_sweep_completes(ray_loca
     assert [c.info.status for c in tracker(None, str(store)).children(result.run_id)] == ["KILLED"]
 
 
-def test_asks_the_cluster_cannot_meet_are_refused_up_front(ray_local, in_tmp):
+def test_asks_the_cluster_cannot_meet_are_refused_up_front(ray_local, bare_tmp):
     with pytest.raises(UserError, match="lower --ray-gpus-per-trial"):
         RayExecutor(gpus_per_trial=0.5)  # a CPU-only cluster would queue such trials forever
     result = CliRunner().invoke(main, ["run", "--preset", "quick", "--executor", "ray", "--ray-cpus-per-trial", "3"])
     assert result.exit_code == 2 and "lower --ray-cpus-per-trial" in result.stderr
-    assert not (in_tmp / "mlruns").exists()  # refused before a run was created
+    assert not (bare_tmp / "mlruns").exists()  # refused before a run was created
 
 
 @pytest.fixture
-def mlflow_server(tmp_path):
+def mlflow_server(tmp_path, fresh_store):
     """A server with a SQLite backend and proxied artifacts in a folder."""
     root = tmp_path / "server"
-    with running_mlflow_server(f"sqlite:///{root / 'mlflow.db'}", root, root / "artifacts") as url:
+    with running_mlflow_server(fresh_store(root / "mlflow.db"), root, root / "artifacts") as url:
         yield url, root / "artifacts"
 
 
@@ -267,7 +269,7 @@ def test_every_run_lands_on_a_shared_mlflow_server(ray_local, store, mlflow_serv
     assert tracker(None, str(store)).client.get_experiment_by_name("ray-server") is None  # none went local
 
 
-def test_without_ray_the_cli_says_how_to_install_it(in_tmp, monkeypatch):
+def test_without_ray_the_cli_says_how_to_install_it(bare_tmp, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     with pytest.raises(RayNotInstalled):
         make_executor("ray")
@@ -275,9 +277,9 @@ def test_without_ray_the_cli_says_how_to_install_it(in_tmp, monkeypatch):
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install 'prunelab[ray]'" in lines[0]
-    assert not (in_tmp / "mlruns").exists()  # refused before a run was created
+    assert not (bare_tmp / "mlruns").exists()  # refused before a run was created
 
 
-def test_ray_options_need_the_ray_executor(in_tmp):
+def test_ray_options_need_the_ray_executor(bare_tmp):
     result = CliRunner().invoke(main, ["run", "--preset", "quick", "--ray-cpus-per-trial", "2"])
     assert result.exit_code == 2 and "--executor ray" in result.stderr

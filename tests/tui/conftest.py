@@ -17,7 +17,7 @@ import pytest
 # the helper modules here import by their own names, whether or not tests/ is a package
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tui_helpers import TINY, store_uri  # noqa: E402
+from tui_helpers import TINY  # noqa: E402
 
 
 @dataclass
@@ -29,12 +29,12 @@ class Store:
 
 
 @pytest.fixture(scope="session")
-def tiny_store(tmp_path_factory) -> Store:
+def tiny_store(tmp_path_factory, fresh_store) -> Store:
     """Two tiny real runs in a fresh store; the second reuses the first's cached surrogate scores."""
     from engine.api import load_config, run
 
     workdir = tmp_path_factory.mktemp("tui-store")
-    uri = store_uri(workdir)
+    uri = fresh_store(workdir / "mlruns" / "mlflow.db")
     cwd = os.getcwd()
     os.chdir(workdir)  # the engine's cache and default paths live beside the store
     try:

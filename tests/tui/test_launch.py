@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable
-from tui_helpers import TINY, store_uri, wait_for
+from tui_helpers import TINY, wait_for
 
 from engine.store.progress import process_alive
 
@@ -41,14 +41,14 @@ def start_tui_process(uri: str, cwd: Path) -> tuple[subprocess.Popen, dict]:
 
 
 @pytest.mark.slow
-async def test_launch_from_form_survives_tui_exit_then_analyse(tmp_path, monkeypatch):
+async def test_launch_from_form_survives_tui_exit_then_analyse(tmp_path, monkeypatch, fresh_store):
     from tui.app import PrunelabApp
     from tui.widgets.heatmap import Heatmap
     from tui.widgets.progress_panel import ProgressPanel
     from tui.widgets.run_table import RunTable
 
     monkeypatch.chdir(tmp_path)
-    uri = store_uri(tmp_path)
+    uri = fresh_store(tmp_path / "mlruns" / "mlflow.db")
     driver, launched = start_tui_process(uri, tmp_path)
     run_id, pid = launched["run_id"], launched["pid"]
     # the terminal goes away: hang up and kill the TUI's whole session
@@ -91,7 +91,7 @@ async def test_launch_from_form_survives_tui_exit_then_analyse(tmp_path, monkeyp
     assert not process_alive(pid, os.uname().nodename), "the detached run did not exit after it finished"
 
 
-async def test_cancel_from_monitor_ends_run_killed(tmp_path, monkeypatch):
+async def test_cancel_from_monitor_ends_run_killed(tmp_path, monkeypatch, fresh_store):
     from engine.api import load_config
     from engine.store.tracking import tracker
     from tui.app import PrunelabApp
@@ -99,7 +99,7 @@ async def test_cancel_from_monitor_ends_run_killed(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PYTHONPATH", checkout_env()["PYTHONPATH"])  # the launched run imports this checkout
-    uri = store_uri(tmp_path)
+    uri = fresh_store(tmp_path / "mlruns" / "mlflow.db")
     app = PrunelabApp(uri)
     # long enough to still be running when cancelled: many epochs of the tiny model
     config = load_config("quick", TINY + ["name=to-cancel", "train.epochs=2000", "sweep.full_data=true"])

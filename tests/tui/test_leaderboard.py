@@ -18,7 +18,7 @@ from fixed_backend import BENCHMARK_RUN, FIXTURES, RUNS, FixedBackend
 from textual.color import Color
 from textual.command import CommandList
 from textual.widgets import DataTable
-from tui_helpers import store_uri, wait_for
+from tui_helpers import wait_for
 
 from engine import names
 from tui.app import PrunelabApp
@@ -36,11 +36,11 @@ class Runs:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> Runs:
+def runs(tmp_path_factory, fresh_store) -> Runs:
     from engine.api import load_config, run
 
     workdir = tmp_path_factory.mktemp("leaderboard-store")
-    uri = store_uri(workdir)
+    uri = fresh_store(workdir / "mlruns" / "mlflow.db")
     cwd = os.getcwd()
     os.chdir(workdir)
     try:

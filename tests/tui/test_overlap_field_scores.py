@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy.stats import spearmanr
-from tui_helpers import settle, store_uri, wait_for
+from tui_helpers import settle, wait_for
 
 from tui.app import PrunelabApp
 from tui.widgets.heatmap import Heatmap
@@ -21,12 +21,12 @@ EPOCH, K = 3, 40
 
 
 @pytest.fixture(scope="module")
-def overlap_run(tmp_path_factory):
+def overlap_run(tmp_path_factory, fresh_store):
     from engine.api import load_config, run
     from engine.store.tracking import tracker
 
     workdir = tmp_path_factory.mktemp("overlap-store")
-    uri = store_uri(workdir)
+    uri = fresh_store(workdir / "mlruns" / "mlflow.db")
     cwd = os.getcwd()
     os.chdir(workdir)
     try:

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 from textual.widgets import DataTable, Input, Static
-from tui_helpers import TINY, settle, store_uri, wait_for
+from tui_helpers import TINY, settle, wait_for
 
 from engine.store.events import RunStarted
 from tui.app import PrunelabApp
@@ -69,14 +69,14 @@ async def test_runs_screen_lists_filters_and_sorts(tiny_store):
         assert table.sort_key == key and table.sort_reverse != reverse
 
 
-async def test_killed_run_shows_killed(tmp_path):
+async def test_killed_run_shows_killed(tmp_path, fresh_store):
     """A run whose process died without a word (SIGKILL) reads KILLED, in the table and in MLflow."""
     from engine.api import load_config
     from engine.runner.runner import create_parent_run
     from engine.store.tracking import tracker
 
 
-    uri = store_uri(tmp_path)
+    uri = fresh_store(tmp_path / "mlruns" / "mlflow.db")
     run_id = create_parent_run(load_config("quick", TINY + ["name=killed"]), uri)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -235,12 +235,12 @@ async def test_new_experiment_form_validates_inline(tiny_store):
         assert "mlp" in str(model_error.render())  # the message lists the valid names
 
 
-async def test_monitor_follows_a_progress_file(tmp_path):
+async def test_monitor_follows_a_progress_file(tmp_path, fresh_store):
     """A progress file written by anyone (here, by hand, for this live process) shows as a live panel."""
     from engine.store.events import EpochEnd, StageStarted, TrialFinished
     from tui.widgets.progress_panel import ProgressPanel
 
-    uri = store_uri(tmp_path)
+    uri = fresh_store(tmp_path / "mlruns" / "mlflow.db")
     progress = tmp_path / "mlruns" / "progress" / "feedbeef.jsonl"
     progress.parent.mkdir(parents=True)
     events = [RunStarted(run_id="feedbeef", experiment="by-hand", kind="prune", trials=4),

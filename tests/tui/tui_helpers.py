@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from typing import Callable
 
 from tests.polling import WaitTimeout
@@ -12,11 +11,6 @@ from tests.polling import WaitTimeout
 TINY = ["model=mlp", "data.train_size=600", "data.test_size=500", "train.epochs=1", "surrogate.epochs=1",
         'sweep.methods=["loss","grad_norm"]', "sweep.keep_ratios=[0.5]", "sweep.seeds=[0]",
         "sweep.score_epochs=[1]"]
-
-
-def store_uri(folder: Path) -> str:
-    """A SQLite store in folder/mlruns, as `prunelab` run there would make."""
-    return f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}"
 
 
 def tables_measured(app) -> bool:
