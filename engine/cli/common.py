@@ -123,7 +123,8 @@ class ProgressBars:
             self.stage = " ".join(x for x in (event.stage, event.detail) if x)
             if "trials" in self.tasks:
                 self.progress.update(self.tasks["trials"], info=self._trials_info())
-            if event.stage != "decoding":  # decoding has its own bar over the images (below)
+            if event.stage not in ("decoding", "selecting"):  # decoding's bar is over images (below); selecting
+                # says "k of n" in the trials bar's text
                 self._bar("epoch", "epochs", 1, 0, "" if "trials" in self.tasks else self.stage)  # a lone `score`
             self._restart("epoch")
             self._restart("batch")

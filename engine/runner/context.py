@@ -72,10 +72,13 @@ class RunContext:
         total = len(jobs)
         records: dict[str, TrialRecord] = {}
         pending: list[TrialJob] = []
+        to_select = sum(trial.key not in self.done for trial, _ in jobs)
         for i, (trial, kept) in enumerate(jobs):
             if trial.key in self.done:
                 records[trial.key] = self.done[trial.key]
                 continue
+            # every selection is made before the first trial trains: a coreset on 50,000 samples takes a minute
+            self.stage("selecting", f"{len(pending) + 1} of {to_select}: {name_of(trial) if name_of else trial.name}")
             chosen = kept()  # kept indices, None (all), or a Selection (indices and weights)
             weights = getattr(chosen, "weights", None)
             chosen = getattr(chosen, "indices", chosen)

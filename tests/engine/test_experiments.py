@@ -10,7 +10,7 @@ import pytest
 
 import engine
 from engine.names import TRIAL_KEY
-from engine.store.events import EpochEnd, RunStarted, RunStatus, TrialFinished
+from engine.store.events import EpochEnd, RunStarted, RunStatus, StageStarted, TrialFinished
 from engine.store.progress import ProgressFollower, read_events
 from engine.store.tracking import tracker
 from tests.polling import wait_until
@@ -74,6 +74,13 @@ def test_prune_sweep_lands_in_mlflow_with_its_structure(in_tmp, shared_data):
     # keeping only the hardest 30% of a small set hurts, as the literature finds at high pruning rates
     assert acc[("loss", 0.3)] < acc[("random", 0.3)]
     assert any(isinstance(e, EpochEnd) and e.trial is None for e in events)  # the surrogate trained
+    # every selection says so before the first trial trains: "k of 14: <trial name>", in order
+    stages = [e for e in events if isinstance(e, StageStarted)]
+    selecting = [e.detail for e in stages if e.stage == "selecting"]
+    retrained = [e.detail for e in stages if e.stage == "retrain"]  # each child run's name, in order
+    assert len(retrained) == 14 and selecting == [f"{k} of 14: {name}" for k, name in enumerate(retrained, 1)]
+    first_retrain = next(i for i, e in enumerate(stages) if e.stage == "retrain")
+    assert all(e.stage != "selecting" for e in stages[first_retrain:]) and selecting[1].startswith("2 of 14: ")
 
     # the same config again: the surrogate and its scores come from the cache
     again = []

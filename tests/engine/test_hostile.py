@@ -570,6 +570,9 @@ def test_cli_progress_is_the_tuis_three_bars():
     bars = ProgressBars(enabled=True, console=Console(file=io.StringIO(), force_terminal=True, width=120))
     with bars:
         bars(RunStarted(run_id="r", experiment="e", kind="prune", trials=2))
+        bars(StageStarted(stage="selecting", detail="2 of 2: loss / hardest / keep 0.5 / seed 0 / e1"))
+        assert "epoch" not in bars.tasks  # a selection is no epoch: the trials bar's text counts them
+        assert bars.task("trials").fields["info"] == "selecting 2 of 2: loss / hardest / keep 0.5 / seed 0 / e1"
         bars(StageStarted(stage="retrain", detail="loss / hardest / keep 0.5 / seed 0 / e1", trial=0, trials=2))
         assert set(bars.tasks) <= {"trials", "epoch", "batch"}  # no "retrain 0/1" bar that never moves
         assert "retrain loss / hardest" in bars.task("trials").fields["info"]
