@@ -65,9 +65,29 @@ class RunInfo:
         return {**asdict(self), "duration": self.duration}
 
 
-def progress_of(track: Tracker, run_id: str) -> RunProgress | None:
-    path = track.store.progress_file(run_id)
+def progress_in(store, run_id: str) -> RunProgress | None:
+    """The run's progress file, folded (None if it has none); `store` is a tracking.Store."""
+    path = store.progress_file(run_id)
     return fold(read_events(path)) if path.exists() else None
+
+
+def progress_of(track: Tracker, run_id: str) -> RunProgress | None:
+    return progress_in(track.store, run_id)
+
+
+def run_info(run_id: str, experiment: str, name: str, status: str, tags: dict[str, str], metrics: dict[str, float],
+             trials_done: int, start_ms: int, end_ms: int | None, progress: RunProgress | None) -> RunInfo:
+    """A parent run's RunInfo from its fields, read through MLflow (`list_runs`) or from the SQLite file
+    (store/sqlite_runs.py); `progress` is the live run's progress file, None when it is not running."""
+    return RunInfo(
+        run_id=run_id, experiment=experiment, name=name or "", kind=tags.get(names.KIND, ""), status=status,
+        dataset=tags.get(names.DATASET, ""), model=tags.get(names.MODEL, ""),
+        best_accuracy=metrics.get("best_test_accuracy"), trials_done=trials_done,
+        trials=int(metrics.get("trials", 0)) or (progress.trials if progress else 0),
+        start_time=start_ms / 1000, end_time=end_ms / 1000 if end_ms else None,
+        active_seconds=metrics.get(names.ACTIVE_SECONDS),
+        session_start=progress.started if progress is not None and progress.started else None,
+        full_accuracy=metrics.get(names.FULL_ACCURACY), best_pruned=metrics.get(names.BEST_PRUNED))
 
 
 def reconcile(track: Tracker, run) -> str:
@@ -101,18 +121,9 @@ def list_runs(track: Tracker, status: str | None = None, kind: str | None = None
         if (status and run_status != status.upper()) or (kind and run_kind != kind):
             continue
         progress = progress_of(track, run.info.run_id) if run_status == names.RUNNING else None
-        trials = int(run.data.metrics.get("trials", 0)) or (progress.trials if progress else 0)
-        out.append(RunInfo(
-            run_id=run.info.run_id, experiment=experiments.get(run.info.experiment_id, ""),
-            name=run.info.run_name or "", kind=run_kind, status=run_status,
-            dataset=run.data.tags.get(names.DATASET, ""), model=run.data.tags.get(names.MODEL, ""),
-            best_accuracy=run.data.metrics.get("best_test_accuracy"),
-            trials_done=done.get(run.info.run_id, 0), trials=trials,
-            start_time=run.info.start_time / 1000, end_time=run.info.end_time / 1000 if run.info.end_time else None,
-            active_seconds=run.data.metrics.get(names.ACTIVE_SECONDS),
-            session_start=progress.started if progress is not None and progress.started else None,
-            full_accuracy=run.data.metrics.get(names.FULL_ACCURACY),
-            best_pruned=run.data.metrics.get(names.BEST_PRUNED)))
+        out.append(run_info(run.info.run_id, experiments.get(run.info.experiment_id, ""), run.info.run_name,
+                            run_status, run.data.tags, run.data.metrics, done.get(run.info.run_id, 0),
+                            run.info.start_time, run.info.end_time, progress))
     return out
 
 

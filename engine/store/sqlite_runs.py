@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import names
-from .progress import RunProgress, fold, read_events
-from .runs import RunInfo
+from .runs import RunInfo, progress_in, run_info
 
 if TYPE_CHECKING:
     from .tracking import Store
@@ -77,22 +76,10 @@ def _marks(values: tuple) -> str:
 
 def _info(row: tuple, experiments: dict, tags: dict[str, str], metrics: dict[str, float], done: int,
           store: Store) -> RunInfo:
-    """One RunInfo, built as runs.list_runs builds it (a dead RUNNING run reads KILLED)."""
+    """One RunInfo, as runs.list_runs builds it (a dead RUNNING run reads KILLED, unwritten)."""
     run_id, name, status, start_ms, end_ms, experiment_id = row
-    progress = _progress(store, run_id) if status == names.RUNNING else None
+    progress = progress_in(store, run_id) if status == names.RUNNING else None
     if progress is not None and progress.pid and progress.alive is False:
         status, progress = names.KILLED, None
-    return RunInfo(
-        run_id=run_id, experiment=experiments.get(experiment_id, ""), name=name or "",
-        kind=tags.get(names.KIND, ""), status=status, dataset=tags.get(names.DATASET, ""),
-        model=tags.get(names.MODEL, ""), best_accuracy=metrics.get("best_test_accuracy"), trials_done=done,
-        trials=int(metrics.get("trials", 0)) or (progress.trials if progress else 0),
-        start_time=start_ms / 1000, end_time=end_ms / 1000 if end_ms else None,
-        active_seconds=metrics.get(names.ACTIVE_SECONDS),
-        session_start=progress.started if progress is not None and progress.started else None,
-        full_accuracy=metrics.get(names.FULL_ACCURACY), best_pruned=metrics.get(names.BEST_PRUNED))
-
-
-def _progress(store: Store, run_id: str) -> RunProgress | None:
-    path = store.progress_file(run_id)
-    return fold(read_events(path)) if path.exists() else None
+    return run_info(run_id, experiments.get(experiment_id, ""), name, status, tags, metrics, done, start_ms, end_ms,
+                    progress)
