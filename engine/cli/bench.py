@@ -76,7 +76,7 @@ def bench_scores_command(dataset, model, samples, tile_to, batch_size, rounds, m
 
     result = bench_scores(data_dir=data_dir, samples=samples, device=device, batch_size=batch_size,
                           dataset=dataset, model=model, tile_to=tile_to, rounds=rounds, memory=memory,
-                          scorers=scorers.split(",") if scorers else None)
+                          scorers=[s.strip() for s in scorers.split(",") if s.strip()] if scorers else None)
     if as_json:
         print_json(result)
         return
