@@ -6,7 +6,8 @@ seeds. No torch: results and score arrays in, plain numbers and rows out.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Iterable, Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 import numpy as np
 from scipy.stats import friedmanchisquare, rankdata, studentized_range, ttest_rel

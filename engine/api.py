@@ -34,8 +34,19 @@ if TYPE_CHECKING:
     from .store.cache import Cache
     from .trainer import TrainResult
 
-__all__ = ["load_config", "run", "launch_detached", "list_runs", "show", "top_samples", "export_csv",
-           "as_dataset", "train", "score", "score_result"]
+__all__ = [
+    "as_dataset",
+    "export_csv",
+    "launch_detached",
+    "list_runs",
+    "load_config",
+    "run",
+    "score",
+    "score_result",
+    "show",
+    "top_samples",
+    "train",
+]
 
 
 def _executor(name: str | Any, options: dict[str, Any] | None):
@@ -46,7 +57,7 @@ def _executor(name: str | Any, options: dict[str, Any] | None):
 
 def run(config: Config | str | Path | None = None, on_event: EventCallback | None = None,
         tracking_uri: str | None = None, resume: str | None = None, executor: str | Any = "local",
-        executor_options: dict[str, Any] | None = None, retry_failed: bool = False) -> "RunResult":
+        executor_options: dict[str, Any] | None = None, retry_failed: bool = False) -> RunResult:
     """Run an experiment (a Config, a dict of config sections, a TOML path or a preset name) or resume one by run id.
 
     Returns the run id, status, summary rows and artifact names. Ctrl-C ends the
@@ -215,7 +226,7 @@ DatasetLike = Union[str, "Dataset", Sequence[Any]]
 
 def as_dataset(dataset: DatasetLike = "mnist-mini", *, data_dir: str | Path | None = None, device: str = "auto",
                train_size: int | None = None, test_size: int | None = None,
-               on_event: EventCallback | None = None) -> "Dataset":
+               on_event: EventCallback | None = None) -> Dataset:
     """A Dataset on the compute device from a name, a Dataset or four arrays, so every step takes all three.
     `on_event` hears of an image folder's decoding."""
     from .data.dataset import Dataset, from_arrays, load_dataset
@@ -243,10 +254,10 @@ def _train_config(source: str, **options: Any) -> TrainConfig:
         raise config_error(exc, source) from None
 
 
-def train(dataset: DatasetLike = "mnist-mini", model: "str | nn.Module" = "cnn", *, epochs: int = 1, seed: int = 0,
+def train(dataset: DatasetLike = "mnist-mini", model: str | nn.Module = "cnn", *, epochs: int = 1, seed: int = 0,
           indices: Any = None, device: str = "auto", data_dir: str | Path | None = None,
           train_size: int | None = None, test_size: int | None = None, on_event: EventCallback | None = None,
-          **options: Any) -> "TrainResult":
+          **options: Any) -> TrainResult:
     """Train one model (a registry name or your own nn.Module) on the data, or on the kept `indices` of it.
 
     `options` are TrainConfig fields (lr, batch_size, steps, schedule, ...), checked
@@ -279,10 +290,10 @@ def score_result(dataset: DatasetLike = "mnist-mini", model: str = "cnn",
                  scorers: str | Sequence[str] = ("el2n",), *, epochs: int | Sequence[int] = 1,
                  inits: int = SurrogateConfig.model_fields["inits"].default,
                  seed: int = 0, surrogate_epochs: int | None = None, batch_size: int = 256, embeddings: bool = False,
-                 cache: "str | Path | Cache | None" = None, device: str = "auto", data_dir: str | Path | None = None,
+                 cache: str | Path | Cache | None = None, device: str = "auto", data_dir: str | Path | None = None,
                  train_size: int | None = None, test_size: int | None = None, on_event: EventCallback | None = None,
                  train_batch_size: int | None = None, scorer_options: dict[str, dict[str, Any]] | None = None,
-                 **options: Any) -> "ScoreResult":
+                 **options: Any) -> ScoreResult:
     """`score`, but the whole ScoreResult (predictions, timings, surrogates trained), for the CLI and reports.
 
     `batch_size` is the scoring batch; `train_batch_size` the surrogates' training batch;

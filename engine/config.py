@@ -104,7 +104,7 @@ class DataConfig(Section):
         return name
 
     @model_validator(mode="after")
-    def _known_options(self) -> "DataConfig":
+    def _known_options(self) -> DataConfig:
         checked(check_dataset_options, self.dataset, self.options)
         return self
 
@@ -212,7 +212,7 @@ class OnlineConfig(Section):
         return _scorer_names(methods, batch_only=True)
 
     @model_validator(mode="after")
-    def _keep_within_batch(self) -> "OnlineConfig":
+    def _keep_within_batch(self) -> OnlineConfig:
         if self.keep > self.batch_size:
             raise ValueError(f"keep={self.keep} is larger than batch_size={self.batch_size}; "
                              "k must be at most B")
@@ -390,7 +390,7 @@ class Config(Section):
         return options
 
     @model_validator(mode="after")
-    def _scorer_epochs_within_budget(self) -> "Config":
+    def _scorer_epochs_within_budget(self) -> Config:
         for name, table in self.scoring.items():
             epoch = table.get("epoch")
             if epoch is not None and epoch > self.surrogate.epochs:
@@ -399,7 +399,7 @@ class Config(Section):
         return self
 
     @model_validator(mode="after")
-    def _options_fit_strategies(self) -> "Config":
+    def _options_fit_strategies(self) -> Config:
         for strategy in STRATEGIES:  # every strategy that declares a given option checks its value
             options = self.strategy_options(strategy)
             if options or strategy in self.sweep.strategies:
@@ -407,7 +407,7 @@ class Config(Section):
         return self
 
     @model_validator(mode="after")
-    def _epochs_within_budget(self) -> "Config":
+    def _epochs_within_budget(self) -> Config:
         too_late = [e for e in self.sweep.score_epochs if e > self.surrogate.epochs]
         if too_late:
             raise ValueError(f"sweep.score_epochs has epoch {max(too_late)} beyond the surrogate's budget of "
@@ -415,7 +415,7 @@ class Config(Section):
         return self
 
     @model_validator(mode="after")
-    def _analysis_epochs_within_budget(self) -> "Config":
+    def _analysis_epochs_within_budget(self) -> Config:
         """Only for the kinds that read these sections, so another kind's defaults never fail."""
         epochs = [("overlap.epoch", self.overlap.epoch)] if self.kind in ("overlap", "study") else []
         if self.kind == "study":

@@ -10,7 +10,7 @@ import numpy as np
 from . import names
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def _series(rows: list[dict[str, Any]], x_key: str):

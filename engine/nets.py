@@ -6,8 +6,9 @@ and `torchvision:NAME` name any model of those libraries (architectures/external
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError
 from .registry import Ref, Registry, implementation

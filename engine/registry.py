@@ -8,8 +8,9 @@ a "module:attribute" reference (`Ref`), imported on its first call: that keeps
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from .errors import UnknownNameError
 

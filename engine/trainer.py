@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -196,7 +196,7 @@ def train(
     if callable(getattr(model, "init_from_data", None)):  # a data-dependent init (airbench's whitening), once
         model.init_from_data(dataset.normalize(dataset.images(index[:5000])))
     budget = plan_budget(cfg, n)
-    checkpoints = sorted(set(int(e) for e in checkpoint_epochs))
+    checkpoints = sorted({int(e) for e in checkpoint_epochs})
     if checkpoints and checkpoints[-1] > budget.epochs:
         raise ConfigError(f"checkpoint epoch {checkpoints[-1]} is beyond the training budget of {budget.epochs} epochs; "
                           f"lower the score epoch or raise the surrogate's epochs")

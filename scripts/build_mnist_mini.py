@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from engine.data.formats import read_idx  # noqa: E402
+from engine.data.formats import read_idx
 
 PER_CLASS_TRAIN, PER_CLASS_TEST = 1000, 200
 

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def python_blocks() -> list[str]:
-    return re.findall(r"^```python\n(.*?)^```$", (REPO / "README.md").read_text(), flags=re.S | re.M)
+    return re.findall(r"^```python\n(.*?)^```$", (REPO / "README.md").read_text(), flags=re.DOTALL | re.MULTILINE)
 
 
 def test_the_readme_has_its_scripting_block():
@@ -33,7 +33,7 @@ def test_readme_python_block_runs_as_written(index, tmp_path, fresh_store):
     assert len(proc.stdout.splitlines()) <= 20, proc.stdout[:3000]  # a script's output, not an event flood
     if "engine.run(" in block:
         # the run it printed is in ./mlruns, FINISHED, with the trial it reported
-        run_id = re.search(r"^([0-9a-f]{32}) FINISHED", proc.stdout, flags=re.M).group(1)
+        run_id = re.search(r"^([0-9a-f]{32}) FINISHED", proc.stdout, flags=re.MULTILINE).group(1)
         client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
         assert client.get_run(run_id).info.status == "FINISHED"
         trials = client.search_runs([client.get_run(run_id).info.experiment_id],

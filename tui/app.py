@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from textual import work
 from textual.app import App
@@ -155,7 +156,7 @@ class PrunelabApp(WorkerErrors, App):
         self.notify(message.message, timeout=6, markup=False)
 
 
-def run_app(tracking_uri: str | None = None, backend: "BackendProtocol | None" = None) -> None:
+def run_app(tracking_uri: str | None = None, backend: BackendProtocol | None = None) -> None:
     """Open the TUI on a store (default: ./mlruns); `prunelab` and `prunelab tui` call this.
 
     `q` quits at once: the app runs on its own event loop (asyncio.run would join the

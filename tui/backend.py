@@ -101,7 +101,7 @@ def split_name(name: str) -> tuple[str, int | None]:
     return name, None
 
 
-def overlap_matrices(scores: dict[str, "np.ndarray"], k: int) -> dict[str, Any]:
+def overlap_matrices(scores: dict[str, np.ndarray], k: int) -> dict[str, Any]:
     """methods x methods top-k ("first") and bottom-k ("last") repetition rates and Spearman's rho,
     computed by the engine's overlap kind (one definition of R for the run and the TUI)."""
     from engine.analysis import overlap_matrices as compute

@@ -196,7 +196,7 @@ def error_target(message: str, paths: list[str]) -> tuple[str | None, str]:
     Messages start with the field path (`sweep.keep_ratios[0]: ...`); checks across
     fields start with `config:` and name the field in the text, so look for it there.
     """
-    head, sep, rest = message.partition(": ")
+    head, sep, _rest = message.partition(": ")
     if sep:
         path = _INDEX.sub("", head.strip())
         if path in paths:

@@ -35,7 +35,7 @@ def accuracies(run: Any) -> str:
 def duration(seconds: float | None) -> str:
     if seconds is None or seconds < 0:
         return "-"
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     if seconds < 60:
         return f"{seconds}s"
     if seconds < 3600:

@@ -18,8 +18,21 @@ from .resnet import BasicBlock, Bottleneck, resnet18, resnet34, resnet50
 from .vgg import vgg16_bn
 from .wrn import wrn16_8, wrn28_10
 
-__all__ = ["Classifier", "BasicBlock", "Bottleneck", "airbench", "build_model", "cnn", "mlp", "resnet18", "resnet34",
-           "resnet50", "vgg16_bn", "wrn16_8", "wrn28_10"]
+__all__ = [
+    "BasicBlock",
+    "Bottleneck",
+    "Classifier",
+    "airbench",
+    "build_model",
+    "cnn",
+    "mlp",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "vgg16_bn",
+    "wrn16_8",
+    "wrn28_10",
+]
 
 
 def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int, seed: int | None = None) -> nn.Module:

@@ -18,14 +18,13 @@ from ..architectures import build_model
 from ..config import TrainConfig
 from ..data.dataset import load_dataset
 from ..device import resolve_device
-from ..scoring.batch import score_model
-from ..registry import Ref
 from ..errors import UnknownNameError
+from ..registry import Ref
+from ..scoring.batch import score_model
 from ..scoring.registry import SCORERS
 from ..scoring.surrogate import random_scores
 from ..trainer import autocast, make_optimizer, prepare_model, to_model_layout, train
 from .common import NO_EVAL, device_label, rss_kib, tiled, timed_seconds
-
 
 
 def bench_scorer_names() -> list[str]:

@@ -17,7 +17,8 @@ import ctypes
 import gc
 import math
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch

@@ -30,8 +30,8 @@ def bench_train_command(dataset, model, batch_size, samples, compile_model, epoc
     """Training samples/s: prunelab's trainer against a DataLoader loop (--model a,b: each in one run)."""
     from ..bench.train import bench_models, bench_train
 
-    kwargs = dict(dataset=dataset, batch_size=batch_size, samples=samples, data_dir=data_dir, device=device,
-                  compile=compile_model)
+    kwargs = {"dataset": dataset, "batch_size": batch_size, "samples": samples, "data_dir": data_dir, "device": device,
+                  "compile": compile_model}
     if model is None or ("," not in model and not epochs):
         results = [bench_train(model=model, **kwargs)]
     else:

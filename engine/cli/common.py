@@ -79,7 +79,7 @@ class ProgressBars:
         self.batch_epoch: int | None = None
         self.stage_name = ""
 
-    def __enter__(self) -> "ProgressBars":
+    def __enter__(self) -> ProgressBars:
         self.progress.__enter__()
         return self
 

@@ -16,7 +16,6 @@ from .common import (
     print_json,
 )
 
-
 # One source of defaults: the config's fields, which engine.train and engine.score also use.
 TRAIN = {name: f.default for name, f in TrainConfig.model_fields.items()}
 INITS = SurrogateConfig.model_fields["inits"].default
@@ -120,14 +119,13 @@ def score_command(dataset, model, scorers, score_epochs, surrogate_epochs, inits
 
     from .. import api
     from ..device import resolve_device
-
     from ..scoring.registry import SCORERS
 
     check_out_path(out)
     options = _scorer_options(scorer_options)
     if scorers.strip() == "all":
         scorers = ",".join(SCORERS)
-    budget = surrogate_epochs if surrogate_epochs is not None else max(max(score_epochs), 0)
+    budget = surrogate_epochs if surrogate_epochs is not None else max(*score_epochs, 0)
     with ProgressBars() as bars:
         result = api.score_result(dataset, model, scorers, epochs=score_epochs, inits=inits, seed=seed,
                                   surrogate_epochs=budget, batch_size=score_batch_size, embeddings=embeddings,

@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import inspect
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -20,8 +20,8 @@ import torch
 from ..errors import DataError
 from ..store.events import BatchProgress, EventCallback, LogLine, StageStarted, emit
 from . import placement
-from .formats import check_arrays, default_data_root, load_npz_arrays, pixel_stats
 from .folders import read_folder
+from .formats import check_arrays, default_data_root, load_npz_arrays, pixel_stats
 from .registry import DATASETS, FOLDER_PREFIX, NPZ_PREFIX, DatasetSpec, check_dataset_name, check_dataset_options
 
 
@@ -70,7 +70,7 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.y_train)
 
-    def to(self, device: torch.device | str, budget_mb: float | None = None) -> "Dataset":
+    def to(self, device: torch.device | str, budget_mb: float | None = None) -> Dataset:
         """On `device`: the images too when they fit `budget_mb` (placement.py), else in host memory."""
         device = torch.device(device)
         if device == self.device and budget_mb is None:
@@ -107,7 +107,7 @@ class Dataset:
         x, y = (self.x_test, self.y_test) if split == "test" else (self.x_train, self.y_train)
         return placement.slice_batches(x, y, batch_size, self.device)
 
-    def replace(self, **changes) -> "Dataset":
+    def replace(self, **changes) -> Dataset:
         """A copy with some fields changed; derived state (normalisation constants, digest) is recomputed."""
         return Dataset(**{**self.__dict__, **changes, "_norm": {}, "_digest": None})
 
@@ -136,7 +136,7 @@ class Dataset:
             self._digest = h.hexdigest()[:16]
         return self._digest
 
-    def subset(self, train_size: int | None = None, test_size: int | None = None) -> "Dataset":
+    def subset(self, train_size: int | None = None, test_size: int | None = None) -> Dataset:
         """A class-stratified subset: the first n/C samples of each class, in order."""
         x_tr, y_tr, x_te, y_te = self.x_train, self.y_train, self.x_test, self.y_test
         index = self.train_index if self.train_index is not None else np.arange(len(y_tr))

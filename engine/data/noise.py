@@ -15,7 +15,7 @@ def flip_labels(labels: np.ndarray, fraction: float, num_classes: int, seed: int
     """(noisy labels, sorted flipped indices): round(p·n) samples, each moved to a different class."""
     rng = np.random.default_rng(seed)
     labels = np.asarray(labels, dtype=np.int64)
-    flipped = np.sort(rng.choice(len(labels), size=int(round(fraction * len(labels))), replace=False))
+    flipped = np.sort(rng.choice(len(labels), size=round(fraction * len(labels)), replace=False))
     noisy = labels.copy()
     noisy[flipped] = (labels[flipped] + rng.integers(1, num_classes, size=len(flipped))) % num_classes
     return noisy, flipped

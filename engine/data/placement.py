@@ -16,7 +16,7 @@ then a plain host gather (the tests compare both paths bit for bit there).
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 

@@ -7,16 +7,26 @@ class names as an extra array "classes".
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from ..errors import ConfigError, DataError, UnknownNameError
 from ..registry import Registry
-from .classic import (CIFAR100_STATS, FASHION_MNIST_CLASSES, FASHION_MNIST_STATS, KMNIST_CLASSES, KMNIST_STATS,
-                      SVHN_STATS, read_cifar100, read_fashion_mnist, read_kmnist, read_svhn)
+from .classic import (
+    CIFAR100_STATS,
+    FASHION_MNIST_CLASSES,
+    FASHION_MNIST_STATS,
+    KMNIST_CLASSES,
+    KMNIST_STATS,
+    SVHN_STATS,
+    read_cifar100,
+    read_fashion_mnist,
+    read_kmnist,
+    read_svhn,
+)
 from .folders import FOLDER_OPTIONS, TINYIMAGENET_STATS, read_tinyimagenet
 from .formats import CIFAR10_CLASSES, CIFAR10_STATS, MNIST_STATS, read_cifar10, read_mnist, read_mnist_mini
 

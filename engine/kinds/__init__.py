@@ -8,8 +8,9 @@ validator reads it): the built-in kinds are "module:function" references.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ..registry import Ref, Registry
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import copy
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -44,7 +45,7 @@ class RunContext:
         self.records: list[TrialRecord] = []
 
     def derive(self, *, config: Config | None = None, dataset: Dataset | None = None,
-               done: dict[str, TrialRecord] | None = None) -> "RunContext":
+               done: dict[str, TrialRecord] | None = None) -> RunContext:
         """The same run (records, artifacts, tracker, executor) with another config, data set or done trials."""
         part = copy.copy(self)  # shares the records and artifacts lists
         if config is not None:

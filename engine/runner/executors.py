@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 import threading
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
 

@@ -21,9 +21,9 @@ exact norms exact only to about 1e-3. Training keeps its own settings.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -34,9 +34,9 @@ from ..data.dataset import Dataset
 from ..errors import ConfigError
 from ..store.events import BatchProgress, EventCallback
 from ..trainer import prepare_model, to_model_layout
+from .gradembed import DEFAULT_GRADIENT_MB, GradientEmbeddings
 from .gradnorm.conv import fold_input_grad_hook, input_grad_by_fold
 from .gradnorm.persample import DEFAULT_WORKSPACE_MB, PerSampleGradNorms, frozen_params
-from .gradembed import DEFAULT_GRADIENT_MB, GradientEmbeddings
 from .registry import Scorer, resolve_scorers
 
 

@@ -27,8 +27,9 @@ score epochs; the others are passed to the observer or function as keywords.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import ConfigError
 from ..registry import Ref, Registry, implementation

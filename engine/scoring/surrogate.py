@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -207,8 +208,8 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
 
         if not any(wants_pass(t) or observed_at[t] for t in all_epochs):
             continue
-        base = dict(dataset=dataset.name, digest=digest, subset=index, model=model_name, train=train_cfg,
-                    seed=init_seed, model_code=code_digest(MODELS.get(model_name), whole_module=True))
+        base = {"dataset": dataset.name, "digest": digest, "subset": index, "model": model_name, "train": train_cfg,
+                    "seed": init_seed, "model_code": code_digest(MODELS.get(model_name), whole_module=True)}
         score_keys = {t: cache_key(**base, epoch=t, what="scores",
                                    scorers=[_fingerprint(s, fn_opts[s.name]) for s in mine_at[t]],
                                    extras=extras_at(t), embeddings=embeddings and extras_at(t),
@@ -239,7 +240,7 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
             mine, extras = mine_at[t], extras_at(t)
             from_embeddings = [s for s in mine if s.kind == "embedding"]
             result = score_model(model, dataset, [s for s in mine if s.kind == "batch"], batch_size=batch_size,
-                                 embeddings=embeddings and extras or bool(from_embeddings), on_event=on_event,
+                                 embeddings=(embeddings and extras) or bool(from_embeddings), on_event=on_event,
                                  workspace_mb=workspace_mb, epoch=t, epochs=all_epochs[-1],
                                  gradients=gradients and extras, gradient_dtype=gradient_dtype,
                                  gradient_mb=gradient_mb)
@@ -314,9 +315,9 @@ def compute_scores(dataset: Dataset, model_name: str, scorers: Sequence[str] | s
     for s in chosen:
         if s.kind == "random":
             values = random_scores(n, seed)
-            scores[s.name] = {t: values for t in epochs}
+            scores[s.name] = dict.fromkeys(epochs, values)
         elif at[s.name] != epochs:  # a fixed epoch: its values stand for every epoch of the run
-            scores[s.name] = {t: scores[s.name][at[s.name][0]] for t in epochs}
+            scores[s.name] = dict.fromkeys(epochs, scores[s.name][at[s.name][0]])
     timing["total"] = time.perf_counter() - start
     return ScoreResult(scores=scores, labels=dataset.y_train.cpu().numpy(), indices=np.asarray(index),
                        predictions=predictions, embeddings=emb if embeddings else None, epochs=epochs,

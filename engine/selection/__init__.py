@@ -22,6 +22,22 @@ from .registry import (
                        register_strategy,
 )
 
-__all__ = ["allocate", "class_quotas", "keep_count", "priority", "score_strata", "select", "select_weighted", "Selection", "take_per_group",
-           "ORDERS", "STRATEGIES", "Strategy", "StrategyFn", "check_keep_ratio", "check_strategy",
-           "describe_strategies", "register_strategy"]
+__all__ = [
+                   "ORDERS",
+                   "STRATEGIES",
+                   "Selection",
+                   "Strategy",
+                   "StrategyFn",
+                   "allocate",
+                   "check_keep_ratio",
+                   "check_strategy",
+                   "class_quotas",
+                   "describe_strategies",
+                   "keep_count",
+                   "priority",
+                   "register_strategy",
+                   "score_strata",
+                   "select",
+                   "select_weighted",
+                   "take_per_group",
+]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -74,7 +74,7 @@ def sq_dists(x: torch.Tensor, c: torch.Tensor, x_sq: torch.Tensor | None = None)
     return (x_sq[:, None] - 2 * x @ c.T + (c * c).sum(1)[None]).clamp_min_(0)
 
 
-def by_class(pick: Callable[[np.ndarray, int, np.random.Generator], "np.ndarray | Selection"],
+def by_class(pick: Callable[[np.ndarray, int, np.random.Generator], np.ndarray | Selection],
              budget: int, labels: np.ndarray, seed: int, per_class: bool) -> Selection:
     """Run `pick(members, quota, rng)` on each class with a quota proportional to its size (or once on all).
 

@@ -47,7 +47,7 @@ def d2_pruning(scores, budget, labels, seed, embeddings, n_neighbor, gamma):
     rows = torch.arange(n).repeat_interleave(k)
     cols = index.flatten()
     a, b = torch.minimum(rows, cols), torch.maximum(rows, cols)  # undirected edges, each once
-    key, first = np.unique((a * n + b).numpy(), return_index=True)
+    _key, first = np.unique((a * n + b).numpy(), return_index=True)
     a, b = a[first], b[first]
     weight = torch.exp(-dists.flatten()[first].double())
     message = torch.zeros(n, dtype=torch.float64)

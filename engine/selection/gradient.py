@@ -9,7 +9,8 @@ from scipy.optimize import nnls
 from ..errors import ConfigError
 from .base import Selection
 from .blocks import block_rows, by_class, coreset, device, sq_dists, tensor
-from .submodular import FacilityLocation, greedy as maximise
+from .submodular import FacilityLocation
+from .submodular import greedy as maximise
 
 
 @coreset

@@ -17,7 +17,7 @@ def moderate(scores, budget, labels, seed, embeddings):
     """
     n = len(scores)
     rank = priority(np.asarray(scores, dtype=np.float64), "hardest", np.random.default_rng(seed))  # ascending position
-    low = int(round((n - budget) / 2))
+    low = round((n - budget) / 2)
     order = np.empty(n, dtype=np.int64)
     order[rank] = np.arange(n)  # order[r]: the sample with the r-th lowest score
     return order[low:low + budget]

@@ -7,8 +7,9 @@ coverage.py, loaded when first used; `register_strategy` adds your own.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -4,7 +4,7 @@ otherwise computed in row blocks at each use (never an N x N matrix above the bo
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

@@ -6,9 +6,9 @@ killed hard from a live one.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from .. import names
 from .events import (
@@ -24,8 +24,17 @@ from .events import (
 )
 from .process import PID_MAX, process_alive
 
-__all__ = ["JsonLinesSink", "ProgressFollower", "read_events", "iter_progress_files", "process_alive", "RunProgress",
-           "trial_name", "trial_line", "fold"]
+__all__ = [
+    "JsonLinesSink",
+    "ProgressFollower",
+    "RunProgress",
+    "fold",
+    "iter_progress_files",
+    "process_alive",
+    "read_events",
+    "trial_line",
+    "trial_name",
+]
 
 
 class JsonLinesSink:

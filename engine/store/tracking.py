@@ -33,9 +33,10 @@ import socket
 import sqlite3
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 from .. import names
 from ..errors import UserError
@@ -219,7 +220,7 @@ def _prepare_sqlite(store: Store) -> bool:
 def _writes(method: Callable[..., T]) -> Callable[..., T]:
     """A Tracker method that writes to the store: on a read-only store it fails first, naming the folder."""
     @functools.wraps(method)
-    def guarded(self: "Tracker", *args: Any, **kwargs: Any) -> T:
+    def guarded(self: Tracker, *args: Any, **kwargs: Any) -> T:
         self.require_writable()
         return method(self, *args, **kwargs)
 

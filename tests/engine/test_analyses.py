@@ -89,7 +89,7 @@ def test_show_prints_the_overlap_matrices_and_top_samples(overlap_run, store):
 
     proc = cli(store, "show", overlap_run.run_id, "--top", "4", "--method", "loss")
     assert proc.returncode == 0, proc.stderr
-    rows = re.findall(r"^│\s+(\d+) │\s+(\d+) │\s+(\d+) │", proc.stdout, flags=re.M)
+    rows = re.findall(r"^│\s+(\d+) │\s+(\d+) │\s+(\d+) │", proc.stdout, flags=re.MULTILINE)
     assert [int(r[0]) for r in rows] == [1, 2, 3, 4]
     top = json.loads(cli(store, "show", overlap_run.run_id, "--top", "4", "--json").stdout)["top"]
     assert len(top) == 4 and [t["index"] for t in top] == [int(r[1]) for r in rows]

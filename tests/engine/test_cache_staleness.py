@@ -83,7 +83,7 @@ def test_a_scorer_changed_under_the_same_name_is_recomputed(mnist, tmp_path, tra
 
 def test_a_model_changed_under_the_same_name_retrains(mnist, tmp_path, trainings):
     cache = Cache(tmp_path)
-    kwargs = dict(epochs=[1], inits=1, train_cfg=CFG, cache=cache)
+    kwargs = {"epochs": [1], "inits": 1, "train_cfg": CFG, "cache": cache}
     try:
         register_model("stale_net", narrow)
         first = compute_scores(mnist, "stale_net", ["loss"], **kwargs)

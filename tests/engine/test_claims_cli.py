@@ -37,14 +37,14 @@ def store(tmp_path_factory):
 
 
 def test_a_run_whose_trials_all_fail_exits_1_and_a_good_one_0(store):
-    folder, env, good, bad = store
+    _folder, _env, good, bad = store
     assert good.exit_code == 0, good.output
     assert json.loads(good.stdout)["status"] == "FINISHED"
     assert bad.exit_code == 1, bad.output
 
 
 def test_mlflow_tracking_uri_picks_the_store(store):
-    folder, env, good, bad = store
+    folder, env, good, _bad = store
     assert (folder / "elsewhere" / "store.db").is_file()
     assert not (folder / "mlruns" / "mlflow.db").exists()  # the default store was never made
     assert json.loads(good.stdout)["tracking_uri"] == env["MLFLOW_TRACKING_URI"]

@@ -221,7 +221,7 @@ def test_glister_recovers_the_holdout_and_starts_from_the_validation_gradient(re
 
 
 def test_contextual_diversity_is_farthest_first_in_kl(real):
-    ds, model, loss, labels, emb, grads = real
+    ds, model, loss, labels, _emb, grads = real
     with torch.no_grad():
         p = torch.softmax(model(ds.normalize(ds.x_train)).double(), 1).numpy()
     kept = select("contextual_diversity", loss, 0.01, labels, gradients=grads)
@@ -240,7 +240,7 @@ def test_d2_pruning_passes_messages_over_the_knn_graph(real):
     x = emb[:300].astype(np.float64)
     d = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1))
     np.fill_diagonal(d, np.inf)
-    dists, index = knn(torch.as_tensor(x, dtype=torch.float32), 10)
+    _dists, index = knn(torch.as_tensor(x, dtype=torch.float32), 10)
     assert np.array_equal(np.sort(index.numpy(), 1), np.sort(np.argsort(d, 1)[:, :10], 1))
     # an independent dense computation of the forward pass gives the first pick
     s = loss[:300]

@@ -277,7 +277,7 @@ def test_image_folder_split_cache_and_size(tmp_path, cifar, monkeypatch):
     monkeypatch.setattr(folders, "decode", no_decoding)
     folders.read_folder(tmp_path / "imgs")
     monkeypatch.setattr(folders, "decode", real_decode)
-    first = sorted((tmp_path / "imgs" / "cat").iterdir())[0]
+    first = min((tmp_path / "imgs" / "cat").iterdir())
     Image.fromarray(cifar["x_test"][0]).save(first)  # new content, new mtime: decoded again
     changed = folders.read_folder(tmp_path / "imgs")
     assert len(list(folders.cache_dir().glob("*.npz"))) == 2 and len(changed["y_train"]) + len(changed["y_test"]) == 300

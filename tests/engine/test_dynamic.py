@@ -43,7 +43,7 @@ def test_rescaling_keeps_the_expected_gradient_unbiased(shared_data):
     ds = load_dataset("mnist", shared_data, "cpu", 200, 10)
     model = build_model("mlp", ds.input_shape, ds.num_classes, seed=0).double()
     x, y = ds.normalize(ds.x_train).double(), ds.y_train
-    params = [p for p in model.parameters()]
+    params = list(model.parameters())
     grads = []
     for i in range(len(y)):  # per-sample gradients of the fixed model, one at a time
         loss = torch.nn.functional.cross_entropy(model(x[i:i + 1]), y[i:i + 1])

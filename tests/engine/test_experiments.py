@@ -64,7 +64,7 @@ def test_prune_sweep_lands_in_mlflow_with_its_structure(in_tmp, shared_data):
     assert {"scores/loss@e1.npy", "scores/grad_norm@e1.npy"} <= scores
 
     rows = result.summary
-    assert [r["method"] for r in rows][0] == "full"
+    assert next(r["method"] for r in rows) == "full"
     assert all(r["seeds"] == 2 for r in rows)
     assert {(r["method"], r["ratio"]) for r in rows if r["method"] != "full"} == \
         {(m, r) for m in ("random", "loss", "grad_norm") for r in (0.3, 0.6)}

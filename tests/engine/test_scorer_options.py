@@ -23,7 +23,7 @@ from tests.engine.test_field_scores import Recorder, tdds_reference
 
 EPOCHS, BATCH, SEED = 6, 50, 5
 TDDS_OPTS = {"window": 3, "trajectory": 5, "decay": 0.5}
-OPTIONS = dict(tdds=TDDS_OPTS, dynamic_uncertainty={"window": 3}, aum={"margin": "softmax"}, prototypes={"clusters": 2})
+OPTIONS = {"tdds": TDDS_OPTS, "dynamic_uncertainty": {"window": 3}, "aum": {"margin": "softmax"}, "prototypes": {"clusters": 2}}
 
 
 @pytest.fixture(scope="module")

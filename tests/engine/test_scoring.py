@@ -206,8 +206,8 @@ def test_every_layer_path_is_exact_in_both_forms_and_in_chunks(cifar, monkeypatc
     steps = chunk_steps(monkeypatch)
     assert_fast_matches_slow(model, cifar, 10, batch_size=5, **CHUNKED[chunks])
     assert (min(steps) < 5) == (chunks == "chunked")
-    generic = {name for name, module in model.named_modules() if module is model or len(name) and
-               not isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d))}
+    generic = {name for name, module in model.named_modules() if module is model or (len(name) and
+               not isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)))}
     assert generic == {"", "gn", "ln"}  # the layers no closed form handles: the torch.func fallback
 
 
@@ -372,7 +372,7 @@ def test_second_call_trains_nothing_and_new_scorers_only_rescore(mnist, tmp_path
     monkeypatch.setattr(surrogate_module, "train", lambda *a, **k: calls.append(1) or real_train(*a, **k))
     cfg = TrainConfig(epochs=2, batch_size=100)
     events = []
-    kwargs = dict(epochs=[0, 2], inits=2, train_cfg=cfg, seed=0, cache=Cache(tmp_path))
+    kwargs = {"epochs": [0, 2], "inits": 2, "train_cfg": cfg, "seed": 0, "cache": Cache(tmp_path)}
     first = compute_scores(mnist, "mlp", ["loss", "el2n", "forgetting"], on_event=events.append, **kwargs)
     assert len(calls) == 2 and first.surrogates_trained == 2
     stages = [e.stage for e in events if isinstance(e, StageStarted)]

@@ -17,7 +17,7 @@ import pytest
 # the helper modules here import by their own names, whether or not tests/ is a package
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tui_helpers import TINY  # noqa: E402
+from tui_helpers import TINY
 
 
 @dataclass

@@ -9,7 +9,6 @@ on 300 mnist-mini samples, 1 epoch, loss against random at keep 0.5, seed 0, 2 t
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass
 

@@ -91,7 +91,7 @@ def test_watcher_follows_live_runs_and_skips_old_dead_ones(tmp_path):
     os.utime(folder / "old.jsonl", (old, old))
     watcher = ProgressWatcher(folder)
     runs = watcher.poll()
-    assert [p.run_id for p in runs][0] == "live"  # live first
+    assert next(p.run_id for p in runs) == "live"  # live first
     status = {p.run_id: p.effective_status for p in runs}
     assert status == {"live": "RUNNING", "done": "FINISHED", "killed": "KILLED"}
     write(folder / "live.jsonl", [TrialFinished(trial=0, trials=2, status="FINISHED")])

@@ -33,7 +33,7 @@ class ListSuggester(Suggester):
         self.names = names
 
     async def get_suggestion(self, value: str) -> str | None:
-        head, _, last = value.rpartition(",")
+        _head, _, last = value.rpartition(",")
         stem = last.lstrip()
         if not stem:
             return None

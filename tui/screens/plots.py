@@ -221,10 +221,9 @@ class PlotsScreen(RunScreen):
         with TabbedContent(initial="tab-ratio", id="plot-tabs"):
             with TabPane("1 vs keep ratio", id="tab-ratio"):
                 yield PlotextPlot(id="plot-ratio")
-            with TabPane("2 trial curve", id="tab-trial"):
-                with Horizontal():
-                    yield Table(id="trials", cursor_type="row")
-                    yield PlotextPlot(id="plot-trial")
+            with TabPane("2 trial curve", id="tab-trial"), Horizontal():
+                yield Table(id="trials", cursor_type="row")
+                yield PlotextPlot(id="plot-trial")
             with TabPane("3 vs score epoch", id="tab-epoch"):
                 yield PlotextPlot(id="plot-epoch")
             with TabPane("4 summary", id="tab-summary"):

@@ -6,7 +6,8 @@ and the cursor is put back on the same run by its id.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from rich.text import Text
 from textual.binding import Binding

@@ -10,5 +10,12 @@ from . import conv, groupnorm, linear, norm  # noqa: F401  (each registers its f
 from .forms import NORM_FORMS, NormForm, norm_form, register_norm_form
 from .persample import DEFAULT_WORKSPACE_MB, PerSampleGradNorms, frozen_params
 
-__all__ = ["NORM_FORMS", "NormForm", "norm_form", "register_norm_form", "DEFAULT_WORKSPACE_MB",
-           "PerSampleGradNorms", "frozen_params"]
+__all__ = [
+           "DEFAULT_WORKSPACE_MB",
+           "NORM_FORMS",
+           "NormForm",
+           "PerSampleGradNorms",
+           "frozen_params",
+           "norm_form",
+           "register_norm_form",
+]

@@ -19,8 +19,8 @@ Padding (any mode, or "same") is applied with `F.pad` exactly as the layer does.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -42,7 +42,7 @@ class Geometry:
     groups: int
 
     @classmethod
-    def of(cls, module: nn.Conv1d | nn.Conv2d) -> "Geometry":
+    def of(cls, module: nn.Conv1d | nn.Conv2d) -> Geometry:
         pad = tuple(module._reversed_padding_repeated_twice)
         mode = "constant" if module.padding_mode == "zeros" else module.padding_mode
         if isinstance(module, nn.Conv1d):

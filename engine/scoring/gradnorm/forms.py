@@ -10,7 +10,8 @@ exact torch.func fallback in generic.py unless registered itself).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn

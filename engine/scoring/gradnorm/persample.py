@@ -35,9 +35,10 @@ in a parent's forward) are not seen by the hooks; such models are not supported.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -125,7 +126,7 @@ class PerSampleGradNorms:
         self._scratch = Workspace(0)
         self._probes: dict[tuple, torch.Tensor] = {}
 
-    def __enter__(self) -> "PerSampleGradNorms":
+    def __enter__(self) -> PerSampleGradNorms:
         if any(m.training for m in self.model.modules()):
             raise ConfigError("per-sample gradient norms need the model in eval mode (BatchNorm with running "
                               "statistics); call model.eval() first")
@@ -191,10 +192,10 @@ class PerSampleGradNorms:
         closed = norm_form(module)
         if closed is None or first is None or kwargs:
             self._deferred.append((module, args, kwargs, g))
-            return None
+            return
         self._scratch.limit = max(self._workspace, g.numel())
         self._add(name, closed(module, first, g, self.trainable[module], self._scratch))
-        return None
+        return
 
     def _add(self, name: str, sq: torch.Tensor) -> None:
         self.sq += sq
