@@ -67,6 +67,8 @@ _EXPORTS = {
     "register_strategy": "engine.selection.registry:register_strategy",
     "register_kind": "engine.kinds:register_kind",
     "register_norm_form": "engine.scoring.gradnorm.forms:register_norm_form",
+    "Option": "engine.options:Option",
+    "MethodDoc": "engine.registry:MethodDoc",
     # errors
     "PrunelabError": "engine.errors:PrunelabError",
     "UserError": "engine.errors:UserError",
@@ -101,6 +103,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing of this loads at r
     from .kinds import register_kind
     from .nets import MODELS as models
     from .nets import register_model
+    from .options import Option
+    from .registry import MethodDoc
     from .runner.trials import RunResult
     from .scoring.gradnorm.forms import register_norm_form
     from .scoring.registry import SCORERS as scorers

@@ -36,6 +36,22 @@ def implementation(fn: Callable[..., Any] | str) -> Callable[..., Any]:
     return Ref(fn) if isinstance(fn, str) else fn
 
 
+@dataclass(frozen=True)
+class MethodDoc:
+    """What a method's docs page says beyond its one-line description (docs/methods/ is generated from it).
+
+    `paper` is a key of the bibliography (engine/references.py); `code` names the reference
+    implementation as "owner/repo: path/file.py"; `differences` lists every known way prunelab's
+    method departs from that code (empty: none known); `tests` are the pytest node ids that pin it.
+    """
+
+    formula: str = ""
+    paper: str = ""
+    code: str = ""
+    differences: tuple[str, ...] = ()
+    tests: tuple[str, ...] = ()
+
+
 class Registry(dict[str, T]):
     """A dict from name to spec, in registration order, that knows what it holds.
 

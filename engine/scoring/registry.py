@@ -26,13 +26,13 @@ score epochs; the others are passed to the observer or function as keywords.
 """
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import ConfigError
-from ..registry import Ref, Registry, implementation
+from ..options import Option, as_options, check_options, choice, describe_options, integer, number
+from ..registry import MethodDoc, Ref, Registry, implementation
 
 if TYPE_CHECKING:
     import torch
@@ -55,7 +55,8 @@ class Scorer:
     average_inits: bool = False  # mean over the K surrogates, else from surrogate 0
     version: str = ""  # part of the cache key: bump it when a custom scorer's function changes
     observer: Callable[..., object] | None = None  # training kind: observer(n, device, **options) -> BatchObserver
-    options: dict[str, tuple[Any, str]] = field(default_factory=dict)  # name -> (default, description)
+    options: dict[str, Option] = field(default_factory=dict)  # name -> its default, help and check
+    doc: MethodDoc = field(default_factory=MethodDoc)  # formula, paper, reference code, differences, pinning tests (docs/methods/)
 
     @property
     def needs_surrogate(self) -> bool:
@@ -63,22 +64,21 @@ class Scorer:
 
     def resolve(self, options: dict[str, Any] | None = None) -> dict[str, Any]:
         """Every option of this scorer, the given ones checked and the rest at their defaults."""
-        check_scorer_options(self.name, options or {})
-        return {key: (options or {}).get(key, default) for key, (default, _) in self.options.items()}
+        return check_scorer_options(self.name, options or {})
 
     def describe(self) -> dict[str, Any]:
         """Plain data for the CLI, forms and JSON."""
         return {"name": self.name, "kind": self.kind, "description": self.description,
                 "average_inits": self.average_inits,
-                "options": {key: {"default": default, "description": text}
-                            for key, (default, text) in self.options.items()}}
+                "options": describe_options(self.options)}
 
 
 SCORERS: Registry[Scorer] = Registry("scorer")
 
 
 def register_scorer(name: str, fn: ScoreFn | str, description: str = "", *, average_inits: bool = False,
-                    version: str = "") -> Scorer:
+                    version: str = "", options: dict[str, Option | tuple[Any, str]] | None = None,
+                    doc: MethodDoc | None = None) -> Scorer:
     """Add a scorer usable by name everywhere (`compute_scores`, the CLI, configs).
 
     `fn(model, x, y, logits) -> (N,) tensor` is called once per batch of the scoring
@@ -86,7 +86,9 @@ def register_scorer(name: str, fn: ScoreFn | str, description: str = "", *, aver
     (grad mode is on, so `fn` may differentiate w.r.t. `x` on its own). With
     `average_inits` the score is the mean over the K surrogates, else it comes from
     surrogate 0. Cached scores are keyed by name, function and `version`: bump the
-    version when the function's behaviour changes. Registering a name again replaces it.
+    version when the function's behaviour changes. `options` declare the scorer's own
+    settings (`engine.options.Option`, or (default, help) pairs), set per run in a
+    `[scoring.NAME]` table. Registering a name again replaces it.
     """
     if not callable(fn) and not isinstance(fn, str):
         raise ConfigError(f"scorer {name!r}: fn must be a function fn(model, x, y, logits) -> per-sample tensor")
@@ -94,7 +96,7 @@ def register_scorer(name: str, fn: ScoreFn | str, description: str = "", *, aver
     if not description and not isinstance(fn, Ref):
         description = (fn.__doc__ or "").strip().split("\n")[0]
     scorer = Scorer(name=name, description=description, kind="batch", fn=fn, average_inits=average_inits,
-                    version=version)
+                    version=version, options=as_options(options), doc=doc or MethodDoc())
     SCORERS[name] = scorer
     return scorer
 
@@ -102,10 +104,11 @@ def register_scorer(name: str, fn: ScoreFn | str, description: str = "", *, aver
 SURROGATE_OPTIONS = ("inits", "epoch")  # read by the surrogate run, never passed to the scorer's function
 
 _K_OPTIONS = {
-    "inits": (None, "K, the surrogates averaged for this score; default: surrogate.inits (data_diet: 10)"),
-    "epoch": (None, "surrogate epoch this score is taken at, whatever the run's score epochs; default: theirs"),
+    "inits": integer(None, "K, the surrogates averaged for this score; default: surrogate.inits (data_diet: 10)", 1),
+    "epoch": integer(None, "surrogate epoch this score is taken at, whatever the run's score epochs; default: "
+                     "theirs (0: at initialisation)", 0),
 }
-_WINDOW = "epochs per sliding window, >= 2"
+_WINDOW = integer(10, "epochs per sliding window", 2)
 
 for _scorer in (
     Scorer("random", "seeded uniform numbers: the baseline", kind="random"),
@@ -121,16 +124,17 @@ for _scorer in (
            observer=Ref("engine.scoring.forgetting:ForgettingCounter")),
     Scorer("aum", "−(assigned logit − largest other logit) averaged over surrogate 0's training epochs "
            "(AUM, Pleiss et al. 2020)", kind="training", observer=Ref("engine.scoring.training_dynamics:AUM"),
-           options={"margin": ("logit", 'on "logit"s (the paper) or "softmax" probabilities (the CCS repository)')}),
+           options={"margin": choice("logit", 'on "logit"s (the paper) or "softmax" probabilities (the CCS '
+                                     "repository)", ("logit", "softmax"))}),
     Scorer("aum_softmax", "AUM on softmax probabilities, the CCS repository's variant (Zheng et al. 2023)",
            kind="training", observer=Ref("engine.scoring.training_dynamics:aum_softmax")),
     Scorer("tdds", "temporal dual-depth score of surrogate 0's first `trajectory` epochs (Zhang et al. 2024)",
            kind="training", observer=Ref("engine.scoring.training_dynamics:TDDS"),
-           options={"window": (10, _WINDOW), "trajectory": (10, "epochs counted from the start, >= window"),
-                    "decay": (0.9, "weight decay over windows, 0 < decay < 1")}),
+           options={"window": _WINDOW, "trajectory": integer(10, "epochs counted from the start, >= window", 2),
+                    "decay": number(0.9, "weight decay over windows", 0, 1, low_open=True, high_open=True)}),
     Scorer("dynamic_uncertainty", "std of the target probability over sliding 10-epoch windows of surrogate 0's "
            "training, averaged (He et al. 2024)", kind="training",
-           observer=Ref("engine.scoring.training_dynamics:DynamicUncertainty"), options={"window": (10, _WINDOW)}),
+           observer=Ref("engine.scoring.training_dynamics:DynamicUncertainty"), options={"window": _WINDOW}),
     Scorer("entropy", "entropy of softmax(f(x)) averaged over the K surrogates (Coleman et al. 2020)",
            fn=Ref("engine.scoring.uncertainty:entropy_score"), average_inits=True),
     Scorer("least_confidence", "1 − max softmax probability averaged over the K surrogates (Coleman et al. 2020)",
@@ -143,11 +147,11 @@ for _scorer in (
     Scorer("prototypes", "cosine distance to the nearest of 10 k-means centroids of its class in surrogate 0's "
            "embedding space (Sorscher et al. 2022)", kind="embedding",
            fn=Ref("engine.scoring.embedding_scores:prototypes_score"),
-           options={"clusters": (10, "k-means centroids per class, >= 1")}),
+           options={"clusters": integer(10, "k-means centroids per class", 1)}),
     Scorer("cal", "mean symmetric KL between surrogate 0's prediction and its 10 nearest same-class neighbours' "
            "(CAL, Margatina et al. 2021, as DeepCore)", kind="embedding",
            fn=Ref("engine.scoring.embedding_scores:cal_score"),
-           options={"neighbours": (10, "nearest same-class neighbours, >= 1 (DeepCore's k)")}),
+           options={"neighbours": integer(10, "nearest same-class neighbours (DeepCore's k)", 1)}),
     Scorer("grand", "GraNd: exact ‖∇θ L‖₂ averaged over the K surrogates (Paul et al. 2021; use epoch 0, K = 10)",
            needs_param_grads=True, average_inits=True, options=_K_OPTIONS),
 ):
@@ -159,47 +163,21 @@ def check_scorer(name: str) -> Scorer:
     return SCORERS.check(name)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-# option name -> (is the value valid, the valid values in words)
-_OPTION_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "inits": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "epoch": (lambda v: _is_int(v) and v >= 0, "an integer >= 0 (0: at initialisation)"),
-    "margin": (lambda v: v in ("logit", "softmax"), '"logit" or "softmax"'),
-    "window": (lambda v: _is_int(v) and v >= 2, "an integer >= 2"),
-    "trajectory": (lambda v: _is_int(v) and v >= 2, "an integer >= 2"),
-    "decay": (lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 < v < 1,
-              "a number with 0 < decay < 1"),
-    "clusters": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "neighbours": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-}
-
-
-def check_scorer_options(name: str, options: Any) -> None:
-    """UnknownNameError for an unknown scorer; ConfigError naming the scorer and its options for a bad one."""
+def check_scorer_options(name: str, options: Any) -> dict[str, Any]:
+    """Every option of scorer `name`, checked; UnknownNameError for an unknown scorer, ConfigError naming the
+    scorer and its options for a bad one."""
     if name not in SCORERS and not isinstance(options, dict):
         raise ConfigError(f"{name!r} is not a scorer; options go in a scorer's own table, "
                           f"e.g. [scoring.tdds] window = 5")
-    known = check_scorer(name).options
-    takes = f"its options are: {', '.join(known)}" if known else "it takes no options"
-    if not isinstance(options, dict):
-        raise ConfigError(f"scorer {name!r}: expected a table of options ({takes}); got {options!r}")
-    for key, value in options.items():
-        if key not in known:
-            raise ConfigError(f"scorer {name!r} has no option {key!r}; {takes}")
-        rule = _OPTION_RULES.get(key)
-        if rule is not None and not rule[0](value):
-            raise ConfigError(f"scorer {name!r}: option {key} = {value!r} is out of range; use {rule[1]}")
-    window = options.get("window", known.get("window", (None,))[0])
-    trajectory = options.get("trajectory", known.get("trajectory", (None,))[0])
+    resolved = check_options(f"scorer {name!r}", check_scorer(name).options, options)
+    window, trajectory = resolved.get("window"), resolved.get("trajectory")
     if window is not None and trajectory is not None and window < 3:  # TDDS: window − 1 differences per window
         raise ConfigError(f"scorer {name!r}: window = {window} holds one KL difference, whose deviation from "
                           "its mean is always 0; use window >= 3")
     if window is not None and trajectory is not None and trajectory < window:
         raise ConfigError(f"scorer {name!r}: trajectory = {trajectory} is shorter than window = {window}; "
                           "use trajectory >= window")
+    return resolved
 
 
 def describe_scorers() -> list[dict[str, Any]]:

@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError, PrunelabError
-from .registry import STRATEGIES, _is_int, check_keep_ratio, check_strategy
+from ..options import is_int as _is_int
+from .registry import STRATEGIES, check_keep_ratio, check_strategy
 
 
 def keep_count(keep_ratio: float, n: int) -> int:

@@ -35,7 +35,7 @@ BAD = [
     (["--set", "sweep.keep_ratios=[0]"], "keep ratio 0 is outside (0, 1]"),
     (["--set", "sweep.score_epochs=[5]"], "beyond the surrogate's budget of 1 epochs"),
     (["--set", "train.epochs=many"], "train.epochs: Input should be a valid integer"),
-    (["--set", "selection.beta=2.0"], "beta=2.0 is out of range"),
+    (["--set", "selection.beta=2.0"], "beta = 2.0 is out of range"),
     (["--set", "kind=nonsense"], "kind: unknown experiment kind 'nonsense'"),
     (["--preset", "nope"], "unknown preset 'nope'"),
 ]

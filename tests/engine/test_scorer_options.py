@@ -111,7 +111,7 @@ def test_options_key_the_cache(mnist, cache, optioned):
     ("scoring.tdds.decay=1.5", "scorer 'tdds': option decay = 1.5 is out of range; use a number with 0 < decay < 1"),
     ("scoring.tdds.trajectory=4", "trajectory = 4 is shorter than window = 10"),
     ("scoring.tdds.window=2", "window = 2 holds one KL difference"),
-    ("scoring.aum.margin=prob", "option margin = 'prob' is out of range; use \"logit\" or \"softmax\""),
+    ("scoring.aum.margin=prob", "option margin = 'prob' is out of range; use one of 'logit', 'softmax'"),
     ("scoring.loss.window=3", "scorer 'loss' has no option 'window'; it takes no options"),
     ("scoring.window=3", "'window' is not a scorer; options go in a scorer's own table"),
     ("scoring.el2n.epoch=9", "scoring.el2n.epoch = 9 is beyond the surrogate's budget of 1 epochs"),

@@ -185,12 +185,12 @@ def test_describe_and_defaults_validate():
 
 
 @pytest.mark.parametrize("name, options, message", [
-    ("ccs", {"beta": 1.0}, r"beta=1.0 .*0 <= beta < 1"),
-    ("ccs", {"beta": -0.1}, r"beta=-0.1 .*0 <= beta < 1"),
-    ("ccs", {"bins": 0}, r"bins=0 .*integer >= 1"),
-    ("ccs", {"bins": 2.5}, r"bins=2.5 .*integer >= 1"),
-    ("kmeans_coverage", {"clusters": 0}, r"clusters=0 .*integer >= 1"),
-    ("class_balanced", {"order": "middle"}, r"order='middle' .*hardest, easiest, random"),
+    ("ccs", {"beta": 1.0}, r"beta = 1.0 .*0 <= beta < 1"),
+    ("ccs", {"beta": -0.1}, r"beta = -0.1 .*0 <= beta < 1"),
+    ("ccs", {"bins": 0}, r"bins = 0 .*integer >= 1"),
+    ("ccs", {"bins": 2.5}, r"bins = 2.5 .*integer >= 1"),
+    ("kmeans_coverage", {"clusters": 0}, r"clusters = 0 .*integer >= 1"),
+    ("class_balanced", {"order": "middle"}, r"order = 'middle' .*'hardest', 'easiest', 'random'"),
     ("hardest", {"beta": 0.1}, r"has no option 'beta'; it takes no options"),
     ("ccs", {"bin": 10}, r"has no option 'bin'; its options are: beta, bins"),
 ])
