@@ -158,7 +158,7 @@ for _scorer in (
                         "at the score epoch (eval mode)"),
                differences=(
                    "No paper or reference code: one of the seed study's scores.",
-                   ("float32 and float64 differ by up to 2.8 % on MNIST `cnn` (the README said 2 %): max-pool "
+                   ("float32 and float64 differ by up to 2.8 % on MNIST `cnn`: max-pool "
                     "windows tie on the flat background and each precision's kernel sends a tie's gradient to a "
                     "different pixel; both are valid subgradients, and each matches its own per-sample loop."),
                ),
