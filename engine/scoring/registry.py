@@ -111,49 +111,269 @@ _K_OPTIONS = {
 _WINDOW = integer(10, "epochs per sliding window", 2)
 
 for _scorer in (
-    Scorer("random", "seeded uniform numbers: the baseline", kind="random"),
-    Scorer("loss", "per-sample cross-entropy of surrogate 0 (Jiang et al. 2019)", fn=Ref("engine.scoring.formulas:loss_score")),
+    Scorer("random", "seeded uniform numbers: the baseline", kind="random",
+           doc=MethodDoc(
+               formula=("s_i ~ U(0, 1), drawn from a generator seeded by the trial's seed (each seed of a sweep "
+                        "draws its own)"),
+               tests=(
+                   "tests/engine/test_scoring.py::test_random_is_reproducible_per_seed",
+               ))),
+    Scorer("loss", "per-sample cross-entropy of surrogate 0 (Jiang et al. 2019)", fn=Ref("engine.scoring.formulas:loss_score"),
+           doc=MethodDoc(
+               formula=("ℓ_i = −log softmax(f_θ(x_i))_{y_i}, the cross-entropy of surrogate 0 at the score epoch "
+                        "(eval mode, un-augmented input)"),
+               paper="jiang2019", code="angelajiang/SelectiveBackprop: lib/calculators.py",
+               differences=(
+                   ("The reference uses the loss online, to choose which samples of each drawn batch to "
+                    "backpropagate (the online top-k page); here it is also a static score of a trained surrogate, "
+                    "the seed study's Loss."),
+               ),
+               tests=(
+                   "tests/engine/test_scoring.py::test_loss_el2n_predictions_and_embeddings_follow_their_formulas",
+                   "tests/engine/test_scoring.py::test_float32_scores_match_float64_closely",
+               ))),
     Scorer("grad_norm", "‖∇θ L(θ, x, y)‖₂ over all trainable parameters of surrogate 0 (GraNd), exact",
-           needs_param_grads=True),
+           needs_param_grads=True,
+           doc=MethodDoc(
+               formula=("‖∇_θ ℓ(f_θ(x_i), y_i)‖₂ over every trainable parameter of surrogate 0 at the score epoch "
+                        "(BatchNorm in eval mode), exact: a closed form per layer (Linear ‖a‖²‖g‖² + ‖g‖²; Conv by "
+                        "per-sample patch products or the Gram form, whichever is cheaper; BatchNorm-eval per "
+                        "channel; LayerNorm, GroupNorm, RMSNorm) and torch.func for any other layer"),
+               paper="paul2021", code="mansheej/data_diet: data_diet/scores.py",
+               differences=(
+                   ("Its one-line description says GraNd, but it is surrogate 0's norm alone at the run's score "
+                    "epoch (the seed study's Loss-Grad); GraNd as the paper defines it, the mean over K = 10 "
+                    "initialisations at epoch 0, is the `grand` scorer."),
+               ),
+               tests=(
+                   "tests/engine/test_scoring.py::test_grad_norms_match_per_sample_loop",
+                   "tests/engine/test_scoring.py::test_grad_norms_match_on_resnet18_with_batchnorm_in_eval_mode",
+                   "tests/engine/test_scoring.py::test_every_layer_path_is_exact_in_both_forms_and_in_chunks",
+                   "tests/engine/test_scoring.py::test_float32_scores_match_float64_closely",
+               ))),
     Scorer("input_grad_norm", "‖∂L/∂x‖₂ w.r.t. the normalised input of surrogate 0 (High-Influence)",
-           needs_input_grad=True),
+           needs_input_grad=True,
+           doc=MethodDoc(
+               formula=("‖∂ℓ(f_θ(x_i), y_i)/∂x_i‖₂ with respect to the normalised input the model sees, surrogate 0 "
+                        "at the score epoch (eval mode)"),
+               differences=(
+                   "No paper or reference code: one of the seed study's scores.",
+                   ("float32 and float64 differ by up to 2.8 % on MNIST `cnn`: max-pool "
+                    "windows tie on the flat background and each precision's kernel sends a tie's gradient to a "
+                    "different pixel; both are valid subgradients, and each matches its own per-sample loop."),
+               ),
+               tests=(
+                   "tests/engine/test_scoring.py::test_grad_norms_match_per_sample_loop",
+               ))),
     Scorer("el2n", "‖softmax(f(x)) − onehot(y)‖₂ averaged over the K surrogates (Paul et al. 2021)",
-           fn=Ref("engine.scoring.formulas:el2n_score"), average_inits=True, options=_K_OPTIONS),
+           fn=Ref("engine.scoring.formulas:el2n_score"), average_inits=True, options=_K_OPTIONS,
+           doc=MethodDoc(
+               formula=("(1/K) Σ_k ‖softmax(f_{θ_k}(x_i)) − onehot(y_i)‖₂ over surrogates k = 0..K−1 (K: option "
+                        "`inits`, default surrogate.inits) at the score epoch (option `epoch`, default the run's)"),
+               paper="paul2021", code="mansheej/data_diet: data_diet/scores.py",
+               differences=(
+                   ("K and the epoch default to the run's (surrogate.inits is 1 in configs; the run's score epochs),"
+                    " not the paper's K = 10 at epoch 20 of a 200-epoch schedule: set `[scoring.el2n] inits = 10, "
+                    "epoch = 20` for the paper's setting."),
+               ),
+               tests=(
+                   "tests/engine/test_scoring.py::test_loss_el2n_predictions_and_embeddings_follow_their_formulas",
+                   "tests/engine/test_scoring.py::test_el2n_averages_over_k_surrogates",
+                   ("tests/engine/test_scorer_options.py::"
+                    "test_el2n_inits_and_epoch_options_pick_the_surrogates_and_the_checkpoint"),
+               ))),
     Scorer("forgetting", "forgetting events while the K surrogates train, averaged over them (Toneva et al. "
            "2019); a sample never learned counts as its run's maximum + 1", kind="training", average_inits=True,
-           observer=Ref("engine.scoring.forgetting:ForgettingCounter")),
+           observer=Ref("engine.scoring.forgetting:ForgettingCounter"),
+           doc=MethodDoc(
+               formula=("(1/K) Σ_k #{t : i correct at its (t−1)-th and wrong at its t-th minibatch while surrogate k"
+                        " trains}, judged on the trainer's own logits (train mode, augmented input, before the "
+                        "update); a sample never classified correctly counts its surrogate's maximum + 1"),
+               paper="toneva2019", code="mtoneva/example_forgetting: run_cifar.py",
+               differences=(
+                   ("Never-learned samples count the run's maximum + 1, a finite stand-in for the paper's "
+                    "'infinitely forgettable' that keeps the order and can be averaged over K surrogates; DeepCore "
+                    "(deepcore/methods/forgetting.py) leaves them at 0."),
+               ),
+               tests=(
+                   "tests/engine/test_scoring.py::test_forgetting_counts_match_a_recount_of_the_recorded_sequence",
+               ))),
     Scorer("aum", "−(assigned logit − largest other logit) averaged over surrogate 0's training epochs "
            "(AUM, Pleiss et al. 2020)", kind="training", observer=Ref("engine.scoring.training_dynamics:AUM"),
            options={"margin": choice("logit", 'on "logit"s (the paper) or "softmax" probabilities (the CCS '
-                                     "repository)", ("logit", "softmax"))}),
+                                     "repository)", ("logit", "softmax"))},
+           doc=MethodDoc(
+               formula=("−(1/T) Σ_t [z_{y_i}(x_i) − max_{c≠y_i} z_c(x_i)] over the T epochs of surrogate 0 up to the"
+                        " score epoch, z the logits of the trainer's own minibatch forward (train mode, augmented, "
+                        'before the update); option margin = "softmax" takes the margin on probabilities'),
+               paper="pleiss2020", code="asappresearch/aum: aum/aum.py",
+               differences=(
+                   "Negated, so that higher = harder (the paper flags low AUM as likely mislabelled).",
+                   ("No threshold samples: the paper's extra fake class picks a cut-off, which the strategies here "
+                    "make by budget."),
+               ),
+               tests=(
+                   "tests/engine/test_field_scores.py::test_aum_matches_the_aum_package",
+                   ("tests/engine/test_field_scores.py::"
+                    "test_compute_scores_gathers_observers_during_surrogate_training_and_caches"),
+               ))),
     Scorer("aum_softmax", "AUM on softmax probabilities, the CCS repository's variant (Zheng et al. 2023)",
-           kind="training", observer=Ref("engine.scoring.training_dynamics:aum_softmax")),
+           kind="training", observer=Ref("engine.scoring.training_dynamics:aum_softmax"),
+           doc=MethodDoc(
+               formula=("−(1/T) Σ_t [p_{y_i} − max_{c≠y_i} p_c], p = softmax of surrogate 0's training-minibatch "
+                        'logits (`aum` with margin = "softmax")'),
+               paper="zheng2023", code="haizhongzheng/Coverage-centric-coreset-selection: generate_importance_score.py",
+               differences=(
+                   "Negated, so that higher = harder.",
+               ),
+               tests=(
+                   "tests/engine/test_field_scores.py::test_aum_softmax_is_the_margin_on_probabilities",
+               ))),
     Scorer("tdds", "temporal dual-depth score of surrogate 0's first `trajectory` epochs (Zhang et al. 2024)",
            kind="training", observer=Ref("engine.scoring.training_dynamics:TDDS"),
            options={"window": _WINDOW, "trajectory": integer(10, "epochs counted from the start, >= window", 2),
-                    "decay": number(0.9, "weight decay over windows", 0, 1, low_open=True, high_open=True)}),
+                    "decay": number(0.9, "weight decay over windows", 0, 1, low_open=True, high_open=True)},
+           doc=MethodDoc(
+               formula=("over the first T = `trajectory` epochs: d_j = Σ_c |p_{j+1,c} (log p_{j+1,c} − log p_{j,c})|"
+                        " between consecutive epochs' softmax outputs; per window k of W = `window` epochs (W − 1 "
+                        "values of d), ‖d − mean(d)‖₂, weighted by decay·(1 − decay)^(T − W − k) and summed over "
+                        "windows"),
+               paper="zhang2024", code="zhangxin-xd/Dataset-Pruning-TDDS: importance_evaluation.py",
+               differences=(
+                   ("Before T epochs are seen, the weights take the epochs seen so far as the trajectory, and with "
+                    "fewer than W epochs the one window of all of them, so early score epochs still rank; the "
+                    "reference needs the whole trajectory."),
+               ),
+               tests=(
+                   "tests/engine/test_field_scores.py::test_tdds_matches_the_windowed_formula",
+                   ("tests/engine/test_scorer_options.py::"
+                    "test_training_options_change_the_scores_as_the_formulas_say"),
+               ))),
     Scorer("dynamic_uncertainty", "std of the target probability over sliding 10-epoch windows of surrogate 0's "
            "training, averaged (He et al. 2024)", kind="training",
-           observer=Ref("engine.scoring.training_dynamics:DynamicUncertainty"), options={"window": _WINDOW}),
+           observer=Ref("engine.scoring.training_dynamics:DynamicUncertainty"), options={"window": _WINDOW},
+           doc=MethodDoc(
+               formula=("mean over the sliding windows of W = `window` consecutive epochs of std_j p_j(y_i) "
+                        "(unbiased), p_j(y_i) the target-class probability at the sample's j-th training minibatch "
+                        "of surrogate 0"),
+               paper="he2024", code="BAAI-DCAI/Dataset-Pruning: ImageNet/get_coreset.py",
+               differences=(
+                   "Counts the window that ends at the last epoch; the reference skips it (`idx < len − 1`).",
+                   ("Probabilities from the train-mode, augmented logits of the training forward; the reference "
+                    "scores from a separate eval-mode pass (Spearman 0.977, top-30 % Jaccard 0.85 between the two on"
+                    " real MNIST)."),
+                   "The reference's constant factor 10 is dropped (it changes no ranking).",
+                   "With fewer than W epochs, the one window of all epochs so far (at least 2) is used.",
+               ),
+               tests=(
+                   "tests/engine/test_field_scores.py::test_dynamic_uncertainty_matches_sliding_window_stds",
+                   ("tests/engine/test_scorer_options.py::"
+                    "test_training_options_change_the_scores_as_the_formulas_say"),
+               ))),
     Scorer("entropy", "entropy of softmax(f(x)) averaged over the K surrogates (Coleman et al. 2020)",
-           fn=Ref("engine.scoring.uncertainty:entropy_score"), average_inits=True),
+           fn=Ref("engine.scoring.uncertainty:entropy_score"), average_inits=True,
+           doc=MethodDoc(
+               formula=("(1/K) Σ_k −Σ_c p_c log p_c, p = softmax(f_{θ_k}(x_i)), over the K = surrogate.inits "
+                        "surrogates"),
+               paper="coleman2020", code="PatrickZH/DeepCore: deepcore/methods/uncertainty.py",
+               differences=(
+                   ("Sign flipped (DeepCore keeps Σ p log p and takes the smallest; here higher = more uncertain, "
+                    "the same order)."),
+                   "log_softmax, exact, where DeepCore adds 1e-6 inside the log.",
+                   "With surrogate.inits > 1 the mean over the K surrogates; DeepCore scores one model.",
+               ),
+               tests=(
+                   "tests/engine/test_field_scores.py::test_uncertainty_scores_follow_their_formulas",
+               ))),
     Scorer("least_confidence", "1 − max softmax probability averaged over the K surrogates (Coleman et al. 2020)",
-           fn=Ref("engine.scoring.uncertainty:least_confidence_score"), average_inits=True),
+           fn=Ref("engine.scoring.uncertainty:least_confidence_score"), average_inits=True,
+           doc=MethodDoc(
+               formula="(1/K) Σ_k (1 − max_c p_c), p = softmax(f_{θ_k}(x_i))",
+               paper="coleman2020", code="PatrickZH/DeepCore: deepcore/methods/uncertainty.py",
+               differences=(
+                   ("Scores 1 − the largest softmax probability; DeepCore's uncertainty.py scores the largest "
+                    "*logit* (the code's docstring says DeepCore keeps −max p, which is wrong): Spearman 0.86 "
+                    "between the two on real MNIST, per-class 10 % Jaccard 0.47."),
+                   "With surrogate.inits > 1 the mean over the K surrogates; DeepCore scores one model.",
+               ),
+               tests=(
+                   "tests/engine/test_field_scores.py::test_uncertainty_scores_follow_their_formulas",
+               ))),
     Scorer("margin", "1 − (top-1 − top-2 softmax probability) averaged over the K surrogates (Coleman et al. 2020)",
-           fn=Ref("engine.scoring.uncertainty:margin_score"), average_inits=True),
+           fn=Ref("engine.scoring.uncertainty:margin_score"), average_inits=True,
+           doc=MethodDoc(
+               formula="(1/K) Σ_k [1 − (p_(1) − p_(2))], p_(1) ≥ p_(2) the two largest softmax probabilities",
+               paper="coleman2020", code="PatrickZH/DeepCore: deepcore/methods/uncertainty.py",
+               differences=(
+                   ("1 − (p₁ − p₂) where DeepCore keeps p₁ − p₂ and takes the smallest: the same order, higher = "
+                    "more uncertain."),
+                   "With surrogate.inits > 1 the mean over the K surrogates; DeepCore scores one model.",
+               ),
+               tests=(
+                   "tests/engine/test_field_scores.py::test_uncertainty_scores_follow_their_formulas",
+               ))),
     Scorer("moderate", "distance of surrogate 0's embedding to its class's median embedding (Moderate-DS, "
            "Xia et al. 2023); pair with the moderate strategy", kind="embedding",
-           fn=Ref("engine.scoring.embedding_scores:moderate_score")),
+           fn=Ref("engine.scoring.embedding_scores:moderate_score"),
+           doc=MethodDoc(
+               formula=("‖e_i − median_{j : y_j = y_i} e_j‖₂, e surrogate 0's penultimate embeddings, the median "
+                        "coordinate-wise within the class"),
+               paper="xia2023", code="tmllab/2023_ICLR_Moderate-DS: selection.py",
+               differences=(
+                   "The paper's features come from a separately trained extractor; here they are surrogate 0's.",
+               ),
+               tests=(
+                   "tests/engine/test_field_scores.py::test_moderate_is_the_distance_to_the_class_median",
+               ))),
     Scorer("prototypes", "cosine distance to the nearest of 10 k-means centroids of its class in surrogate 0's "
            "embedding space (Sorscher et al. 2022)", kind="embedding",
            fn=Ref("engine.scoring.embedding_scores:prototypes_score"),
-           options={"clusters": integer(10, "k-means centroids per class", 1)}),
+           options={"clusters": integer(10, "k-means centroids per class", 1)},
+           doc=MethodDoc(
+               formula=("1 − max_m cos(e_i, μ_m), μ_1..μ_M the M = `clusters` spherical k-means centroids (faiss, 20"
+                        " iterations) of the sample's class in surrogate 0's embedding space"),
+               paper="sorscher2022",
+               differences=(
+                   "No official code; the metric is the paper's Section 5.",
+                   ("The paper clusters self-supervised (SwAV) embeddings of the whole set; here the supervised "
+                    "surrogate's embeddings, within each class."),
+               ),
+               tests=(
+                   ("tests/engine/test_field_scores.py::"
+                    "test_prototypes_with_one_centroid_is_the_cosine_distance_to_the_class_direction"),
+               ))),
     Scorer("cal", "mean symmetric KL between surrogate 0's prediction and its 10 nearest same-class neighbours' "
            "(CAL, Margatina et al. 2021, as DeepCore)", kind="embedding",
            fn=Ref("engine.scoring.embedding_scores:cal_score"),
-           options={"neighbours": integer(10, "nearest same-class neighbours (DeepCore's k)", 1)}),
+           options={"neighbours": integer(10, "nearest same-class neighbours (DeepCore's k)", 1)},
+           doc=MethodDoc(
+               formula=("(1/k) Σ_{j ∈ N_k(i)} [½ KL(p_i ‖ p_j) + ½ KL(p_j ‖ p_i)], N_k(i) the k = `neighbours` "
+                        "nearest same-class samples (Euclidean, faiss) in surrogate 0's embedding space, p = "
+                        "softmax(head(e))"),
+               paper="margatina2021", code="PatrickZH/DeepCore: deepcore/methods/cal.py",
+               differences=(
+                   ("`cal/hardest` keeps the highest scores; DeepCore's cal.py keeps the lowest (`argsort[::1]`): "
+                    "Jaccard 0.0 between the two kept sets. `cal/easiest` keeps what DeepCore keeps."),
+                   ("DeepCore finds the neighbours with a separately pretrained ResNet-18; here in surrogate 0's "
+                    "embedding space."),
+               ),
+               tests=(
+                   "tests/engine/test_field_scores.py::test_cal_is_the_mean_symmetric_kl_to_same_class_neighbours",
+               ))),
     Scorer("grand", "GraNd: exact ‖∇θ L‖₂ averaged over the K surrogates (Paul et al. 2021; use epoch 0, K = 10)",
-           needs_param_grads=True, average_inits=True, options=_K_OPTIONS),
+           needs_param_grads=True, average_inits=True, options=_K_OPTIONS,
+           doc=MethodDoc(
+               formula=("(1/K) Σ_k ‖∇_θ ℓ(f_{θ_k}(x_i), y_i)‖₂, exact as `grad_norm`, over surrogates k = 0..K−1 "
+                        "(option `inits`) at the score epoch (option `epoch`); the paper's setting is epoch 0, K = "
+                        "10, whose pruning signal a reproduction did not find [kirsch2023]"),
+               paper="paul2021", code="mansheej/data_diet: data_diet/scores.py",
+               differences=(
+                   ("K and the epoch default to the run's, not the paper's K = 10 at initialisation: set "
+                    "`[scoring.grand] inits = 10, epoch = 0` for the paper's setting."),
+               ),
+               tests=(
+                   "tests/engine/test_field_scores.py::test_grand_is_the_grad_norm_averaged_over_k_inits",
+               ))),
 ):
     SCORERS[_scorer.name] = _scorer
 

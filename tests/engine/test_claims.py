@@ -1,4 +1,5 @@
-"""The README's claims about the trainer and the CLI, each checked on real data (small subsets, a few steps)."""
+"""The docs' claims (docs/guide/) about the trainer and the CLI, each checked on real data (small subsets, a few
+steps)."""
 import re
 
 import pytest

@@ -1,5 +1,5 @@
-"""The README's CLI claims on real runs: exit code 1 for a failed run, `runs --status/--kind`,
-MLFLOW_TRACKING_URI picking the store, `--device cpu`."""
+"""The docs' CLI claims (docs/guide/cli.md, experiments.md, store.md) on real runs: exit code 1 for a failed run,
+`runs --status/--kind`, MLFLOW_TRACKING_URI picking the store, `--device cpu`."""
 import json
 
 import pytest

@@ -1,4 +1,4 @@
-"""The README's Ray claim from the command line: `prunelab run --resume RUN_ID --executor ray`, with no Ray
+"""docs/guide/ray.md's claim from the command line: `prunelab run --resume RUN_ID --executor ray`, with no Ray
 running, starts its own local Ray instance, runs only the missing trials on its workers, and stops it again.
 
 One test covers both claims (Ray's start-up is the cost): a run interrupted after its first trial, resumed

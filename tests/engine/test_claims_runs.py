@@ -1,5 +1,6 @@
-"""The README's claims about runs, each on a real run of 600 embedded MNIST digits: `sweep.budget = "steps"`,
-the coverage strategies inside a prune run (k-means on the surrogate's embeddings), the `score-epochs` kind."""
+"""The docs' claims about runs (docs/guide/experiments.md, selection.md), each on a real run of 600 embedded MNIST
+digits: `sweep.budget = "steps"`, the coverage strategies inside a prune run (k-means on the surrogate's embeddings),
+the `score-epochs` kind."""
 import math
 
 import numpy as np

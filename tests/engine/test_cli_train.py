@@ -33,7 +33,8 @@ def test_bench_train_reports_both_loops(shared_data):
     out = json.loads(result.stdout)
     assert out["ours"]["samples_per_second"] > 0 and out["baseline"]["samples_per_second"] > 0
     assert out["ratio"] == pytest.approx(out["ours"]["samples_per_second"] / out["baseline"]["samples_per_second"], abs=0.01)
-    assert out["ratio"] > 1  # the README's speed-up over the DataLoader loop (2.1-2.8x; 1.18 at load average 11)
+    # docs/performance.md's speed-up over the DataLoader loop (2.81x quiet; 1.18 at load average 11)
+    assert out["ratio"] > 1
 
 
 def test_bench_tui_times_the_real_first_frame(in_tmp):
@@ -54,9 +55,9 @@ def test_bench_scores_reports_every_scorer_against_its_peers():
     for name in ("grad_norm", "input_grad_norm"):
         entry = out["scorers"][name]
         assert entry["epochs_equivalent"] > 0 and "peak_memory_vs_train_step" not in entry
-        assert entry["speedup_vs_naive"] > 1, name  # the README's 9-13x over a per-sample loop (37-47x here)
-    # the README's 3.9-4.4x over torch.func vmap(grad) (11x at 512 samples); input_grad_norm's 1.25x over vmap
-    # (1.12 at 512 samples, one round) is too thin a margin for a one-round smoke test, so only > 0 there
+        assert entry["speedup_vs_naive"] > 1, name  # docs/performance.md's 12.9x over a per-sample loop (37-47x here)
+    # docs/performance.md's 4.4x over torch.func vmap(grad) (11x at 512 samples); input_grad_norm's 1.12-1.43x over
+    # vmap (no speed-up claimed there) is too thin a margin for a one-round smoke test, so only > 0 there
     assert out["scorers"]["grad_norm"]["speedup_vs_vmap"] > 1
     assert out["scorers"]["input_grad_norm"]["speedup_vs_vmap"] > 0
     assert out["all_scorers_epochs_equivalent"] > 0 and out["device"] == "cpu"
@@ -76,10 +77,10 @@ def test_bench_scores_unknown_scorer_exits_2_before_any_work():
 
 @pytest.mark.parametrize("model", ["timm:resnet10t", "resnet18"])  # ~3 s and ~13 s (23 s at load average 6)
 def test_bench_scores_grad_norm_beats_its_peers_on_cifar(model, cifar_npz, one_torch_thread):
-    # The README's CIFAR-10 claims (timm:resnet10t 9.4x naive, 19.3x vmap; ResNet18 2.3x, 6.5x; 256 samples), as
-    # ratios > 1 at 10 samples in one batch, median of 2 rounds (here: resnet10t 3.5-4.5x / 15-16x, ResNet18
-    # 1.6-2.1x / 3.6-3.8x). One torch thread: on a shared 2-core box two threads' spinning made every call of so
-    # small a run 10-30x slower.
+    # docs/performance.md's CIFAR-10 claim (timm:resnet10t 9.4x naive, 19.3x vmap at 256 samples; for ResNet18 no
+    # figure is claimed on the CPU), as ratios > 1 at 10 samples in one batch, median of 2 rounds (here: resnet10t
+    # 3.5-4.5x / 15-16x, ResNet18 1.6-2.1x / 3.6-3.8x). One torch thread: on a shared 2-core box two threads'
+    # spinning made every call of so small a run 10-30x slower.
     args = ["bench", "scores", "--dataset", cifar_npz, "--model", model, "--samples", "10", "--batch-size", "10",
             "--rounds", "2", "--no-memory", "--device", "cpu", "--scorers", "grad_norm", "--json"]
     result = CliRunner().invoke(main, args)

@@ -84,7 +84,7 @@ def test_bench_select_table_and_speedups():
     assert list(rows) == ["kcenter_greedy", "herding", "contextual_diversity", "d2_pruning", "hardest"]
     assert all(row["seconds"] > 0 and row["peak_mb"] >= 0 for row in rows.values())
     assert "reference_seconds" not in rows["hardest"]
-    for name in ("kcenter_greedy", "herding", "contextual_diversity", "d2_pruning"):  # the README's claimed speed-ups
+    for name in ("kcenter_greedy", "herding", "contextual_diversity", "d2_pruning"):  # docs/performance.md's speed-ups
         assert rows[name]["speedup"] > 1, (name, rows[name])
     assert rows["d2_pruning"]["small_peak_mb"] < rows["d2_pruning"]["reference_peak_mb"]
     timed_only = json.loads(runner.invoke(main, [*args[:-1], "hardest", "--no-memory", "--json"]).output)

@@ -221,8 +221,8 @@ NOISE_RUN = ["kind=noise", "name=noisy-mnist", "data.dataset=mnist", "data.train
 
 def noisy_precision_at_k(shared_data, tracking_uri: str, overrides=()) -> dict[str, dict]:
     """The `noise` kind on MNIST: 1000 samples, 10 % flipped, mlp surrogates (3 epochs, batch 64, K = 2);
-    each scorer's summary row (precision and recall at k = #flipped, ROC AUC). The README's table (its
-    second column: overrides data.train_size=2000, surrogate.epochs=4)."""
+    each scorer's summary row (precision and recall at k = #flipped, ROC AUC). The table of
+    docs/results/noise-detection.md (its second column: overrides data.train_size=2000, surrogate.epochs=4)."""
     import engine
     from engine.config import load_config
 
@@ -238,5 +238,5 @@ def test_the_noise_kind_finds_flipped_mnist_labels_far_above_random(shared_data,
     rows = noisy_precision_at_k(shared_data, fresh_store(tmp_path / "mlflow.db"))
     assert all(rows[m]["k"] == rows[m]["flipped"] == 100 for m in rows)
     assert rows["random"]["precision"] < 0.2  # random finds 0.1 (measured 0.09)
-    for name in NOISE_SCORERS:  # README's table; measured 0.80 0.82 0.69 0.78, ROC AUC 0.93 to 0.98
+    for name in NOISE_SCORERS:  # docs/results/noise-detection.md; measured 0.80 0.82 0.69 0.78, ROC AUC 0.93 to 0.98
         assert rows[name]["precision"] > 0.5 and rows[name]["auroc"] > 0.9, (name, rows[name])

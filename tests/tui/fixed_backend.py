@@ -39,7 +39,7 @@ RUNS = [
 ]
 
 # a benchmark run, kept out of RUNS (the runs-screen snapshots stay as they are); its leaderboard reads
-# fixtures/benchmark.json, the benchmark.json of a real run on this CPU: the README's "Comparing methods" settings
+# fixtures/benchmark.json, the benchmark.json of a real run on this CPU: docs/results/benchmark.md's settings
 # with 8 of the methods (loss, el2n, forgetting, aum, entropy, el2n/ccs, el2n/moderate, el2n/kcenter_greedy)
 BENCHMARK_RUN = run("e5f60718293a4b5c6d7e8f90a1b2c3d4", "benchmark-mnist", "benchmark mnist-mini mlp", "benchmark",
                     "FINISHED", "mnist-mini", "mlp", 0.834, 57, 57, NOW - 900, NOW - 900 + 621)

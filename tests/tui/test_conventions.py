@@ -213,7 +213,7 @@ async def open_screen(app, pilot, title: str):
     await pilot.pause()
 
 
-# what each key does, as the README's screens table says (written here, not read from the bindings)
+# what each key does, as the screens table of docs/guide/tui.md says (written here, not read from the bindings)
 RUN_VIEWS = ["p app.open_run_view('plots')", "o app.open_run_view('overlap')", "g app.open_run_view('gallery')"]
 KEYS = {
     "Everywhere": ["question_mark help", "q quit", "r runs", "m switch_mode('monitor')", "n switch_mode('new')",
