@@ -23,7 +23,21 @@ def lint_imports(*args: str) -> subprocess.CompletedProcess:
 def test_the_import_contracts_in_pyproject_hold():
     out = lint_imports()
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "4 kept, 0 broken" in out.stdout
+    assert "5 kept, 0 broken" in out.stdout
+
+
+def test_the_tui_reaches_the_engine_only_through_its_api(tmp_path):
+    """The tui contract reads the TUI's real imports: without its engine.api exception it breaks, and only on
+    imports of engine.api (none of another engine module, the package itself or MLflow's client)."""
+    text = (REPO / "pyproject.toml").read_text()
+    allowed = '    "tui.** -> engine.api",\n'
+    assert allowed in text
+    config = tmp_path / "pyproject.toml"
+    config.write_text(text.replace(allowed, ""))
+    out = lint_imports("--contract", "tui-through-api", str(config))
+    assert out.returncode == 1 and "tui.backend -> engine.api" in out.stdout, out.stdout
+    reached = {line.split(" -> ")[1].split()[0] for line in out.stdout.splitlines() if line.startswith("-   tui.")}
+    assert reached == {"engine.api"}
 
 
 def test_lint_imports_fails_on_a_broken_contract(tmp_path):
