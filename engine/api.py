@@ -484,7 +484,7 @@ def _checked_indices(indices: Any, n: int) -> Any:
 
 def score_result(dataset: DatasetLike = "mnist-mini", model: str = "cnn",
                  scorers: str | Sequence[str] = ("el2n",), *, epochs: int | Sequence[int] = 1,
-                 inits: int | None = None,
+                 inits: int = 1,  # SurrogateConfig's, written out (config loads numpy); test_hostile holds them equal
                  seed: int = 0, surrogate_epochs: int | None = None, batch_size: int = 256, embeddings: bool = False,
                  cache: str | Path | Cache | None = None, device: str = "auto", data_dir: str | Path | None = None,
                  train_size: int | None = None, test_size: int | None = None, on_event: EventCallback | None = None,
@@ -493,10 +493,8 @@ def score_result(dataset: DatasetLike = "mnist-mini", model: str = "cnn",
     """`score`, but the whole ScoreResult (predictions, timings, surrogates trained), for the CLI and reports.
 
     `batch_size` is the scoring batch; `train_batch_size` the surrogates' training batch;
-    `scorer_options` each scorer's own options ({"tdds": {"window": 5}}, see `prunelab scorers`);
-    `inits` (K surrogates) defaults to the [surrogate] section's default.
+    `scorer_options` each scorer's own options ({"tdds": {"window": 5}}, see `prunelab scorers`).
     """
-    from .config import SurrogateConfig
     from .nets import check_model_name
     from .scoring.registry import check_scorer_options, resolve_scorers
     from .scoring.surrogate import compute_scores
@@ -506,7 +504,6 @@ def score_result(dataset: DatasetLike = "mnist-mini", model: str = "cnn",
     for name, table in (scorer_options or {}).items():
         check_scorer_options(name, table)
     check_model_name(model)
-    inits = SurrogateConfig.model_fields["inits"].default if inits is None else inits
     at = [int(epochs)] if isinstance(epochs, int) else [int(e) for e in epochs]
     budget = max(at, default=0) if surrogate_epochs is None else surrogate_epochs
     if train_batch_size is not None:

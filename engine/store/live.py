@@ -49,7 +49,8 @@ class ProgressWatcher:
                     for event in self._follower(path).poll():
                         self._progress[path].apply(event)
             runs = [(p, p.effective_status) for p in self._progress.values()]
-        shown = [(p, status) for p, status in runs if status == names.RUNNING or now - (p.updated or 0) <= self.recent_s]
+        shown = [(p, status) for p, status in runs
+                 if status == names.RUNNING or now - (p.updated or 0) <= self.recent_s]
         shown.sort(key=lambda ps: (ps[1] != names.RUNNING, -(ps[0].started or 0)))
         return [p for p, _ in shown]
 

@@ -182,7 +182,8 @@ def run_detail(track: Tracker, run_id: str) -> RunDetail:
     return RunDetail(parent_run(track, run_id, children), summary, trials)
 
 
-def metric_history(track: Tracker, run_id: str, keys: Sequence[str] = EPOCH_METRICS) -> dict[str, list[tuple[int, float]]]:
+def metric_history(track: Tracker, run_id: str,
+                   keys: Sequence[str] = EPOCH_METRICS) -> dict[str, list[tuple[int, float]]]:
     """Each metric's logged values of one run as (step, value), by step (a trial's step is its epoch)."""
     return {key: sorted((int(m.step), float(m.value)) for m in retry(track.client.get_metric_history, run_id, key))
             for key in keys}
