@@ -223,10 +223,12 @@ def top_samples(run_id: str, method: str = "loss", epoch: int | None = None, n: 
     image (uint8, CHW). `epoch` defaults to the last surrogate epoch scored.
     """
     from .analysis import pick_samples
+    from .runner.runner import load_run_config
     from .store.artifacts import load_array, score_names, split_score_name
 
     track = _track(tracking_uri)
     run_id = track.resolve(run_id)
+    config = load_run_config(run_id, tracking_uri)
     stored = [split_score_name(name) for name in score_names(track, run_id)]
     epochs = {e for m, e in stored if m == method and e is not None}
     if not epochs:
@@ -237,10 +239,10 @@ def top_samples(run_id: str, method: str = "loss", epoch: int | None = None, n: 
     if epoch not in epochs:
         raise UserError(f"run {run_id} has {method} scores at epoch(s) {', '.join(map(str, sorted(epochs)))}, "
                         f"not at epoch {epoch}")
-    ds = run_dataset(run_id, tracking_uri)
+    ds = _dataset_of(config)
     scores = load_array(track, run_id, names.score_artifact(method, epoch))
     if len(scores) != len(ds):
-        raise DataError(f"run {run_id} scored {len(scores)} samples but {ds.name} now has {len(ds)}; "
+        raise DataError(f"run {run_id} scored {len(scores)} samples but {config.data.dataset} now has {len(ds)}; "
                         "the data set changed since the run")
     labels = load_array(track, run_id, names.NOISE_LABELS)
     predictions = load_array(track, run_id, names.predictions_artifact(epoch))
@@ -262,8 +264,9 @@ def export_csv(run_id: str, tracking_uri: str | None = None, trials: bool = Fals
 
 
 # ---------------------------------------------------------------- reading runs back (the TUI, scripts)
-# Each takes a run id (a parent's, or a trial's where it says so) and the store's URI (None: ./mlruns), and returns
-# the engine's own types. They block on MLflow and files, so the TUI calls them from thread workers.
+# Each takes a run id (a parent's, or a trial's where it says so; a unique prefix where MLflow is read anyway) and
+# the store's URI (None: ./mlruns), and returns the engine's own types. They block on MLflow and files, so the TUI
+# calls them from thread workers; those under "runs under way" read only progress files and never load MLflow.
 def locate_store(tracking_uri: str | None = None, workdir: str | Path | None = None) -> Store:
     """Where the store is (its URI made absolute, the folder of its progress files and cache), without loading
     MLflow; `workdir` (default: here) is where `./mlruns` and relative SQLite paths are."""
@@ -373,11 +376,15 @@ def overlap_matrices(scores: dict[str, np.ndarray], k: int) -> dict[str, Any]:
 def run_dataset(run_id: str, tracking_uri: str | None = None) -> Dataset:
     """The training and test data of a run as its config names them (subset sizes included), on the CPU: what its
     scores are aligned with."""
-    from .data.dataset import load_dataset
     from .runner.runner import load_run_config
 
     track = _track(tracking_uri)
-    config = load_run_config(track.resolve(run_id), tracking_uri)
+    return _dataset_of(load_run_config(track.resolve(run_id), tracking_uri))
+
+
+def _dataset_of(config: Config) -> Dataset:
+    from .data.dataset import load_dataset
+
     data = config.data
     return load_dataset(data.dataset, data.data_dir, "cpu", data.train_size, data.test_size, data.options)
 
@@ -390,15 +397,15 @@ def watch_progress(tracking_uri: str | None = None, recent_s: float = RECENT_S) 
 
 
 def live_curves(run_id: str, tracking_uri: str | None = None) -> dict[int, tuple[str, Curve]]:
-    """Per-epoch metrics of a run's trials still training, from its progress file (MLflow has a trial's history
-    only once it ends): {trial index: (trial name, [(epoch, {metric: value})])}."""
+    """Per-epoch metrics of a run's trials still training (its full id), from its progress file (MLflow has a
+    trial's history only once it ends): {trial index: (trial name, [(epoch, {metric: value})])}."""
     from .store.live import live_curves as curves
 
     return curves(resolve_store(tracking_uri, os.getcwd()).progress_file(run_id))
 
 
 def cancel_run(run: str | RunProgress, tracking_uri: str | None = None) -> str:
-    """Cancel a run under way (a run id, or its RunProgress from `watch_progress`): SIGTERM to its process, which
+    """Cancel a run under way (its full id, or its RunProgress from `watch_progress`): SIGTERM to its process, which
     ends the run KILLED. Returns what happened, in words; a process on another host or already ended is not
     signalled."""
     from .store.live import cancel
