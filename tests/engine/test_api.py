@@ -184,7 +184,7 @@ def logged_array(folder, uri, run_id, path):
 def test_a_run_and_its_trials_read_back_as_the_run_reported_them(stored_run):
     from engine import api
 
-    folder, uri, result = stored_run
+    _folder, uri, result = stored_run
     info = api.run_info(result.run_id, uri)
     listed = {r.run_id: r for r in api.list_runs(uri)}
     assert info == listed[result.run_id] == {r.run_id: r for r in api.list_runs_quick(uri)}[result.run_id]
