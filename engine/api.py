@@ -1,33 +1,36 @@
 """The engine's public API: what the CLI, the TUI and scripts call.
 
-The CLI holds no logic of its own: every command is one call here. Imports of
-the runner, the scorers and the trainer (torch) and of MLflow-backed readers
-happen inside the functions that need them, so `prunelab config check` and the
-TUI's first frame never wait for torch.
+The CLI holds no logic of its own: every command is one call here, and the TUI
+reads and acts through the functions under "Reading runs back" and "Runs under
+way" (an import contract keeps it to this module, names, errors and config).
+Importing this module loads neither numpy, pydantic, MLflow nor torch: each
+function imports what it needs, so `prunelab config check` and the TUI's first
+frame never wait for them.
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union, overload
 
-import numpy as np
-from pydantic import ValidationError
-
 from . import names
-from .config import Config, SurrogateConfig, TrainConfig, config_error, config_from_dict, load_config
 from .errors import ConfigError, DataError, UserError
+from .store.artifacts import split_score_name
 from .store.events import EventCallback, RunStarted
-from .store.tracking import resolve_store, tracker
+from .store.live import RECENT_S, Curve, ProgressWatcher
+from .store.progress import RunProgress
+from .store.runs import EPOCH_METRICS, RunDetail, RunInfo, TrialRow
+from .store.tracking import Store, Tracker, resolve_store, tracker
 
 if TYPE_CHECKING:
+    import numpy as np
     from torch import nn
 
+    from .config import Config, TrainConfig
     from .data.dataset import Dataset
     from .runner.trials import RunResult
     from .scoring.surrogate import ScoreResult
@@ -35,18 +38,62 @@ if TYPE_CHECKING:
     from .trainer import TrainResult
 
 __all__ = [
+    "Curve",
+    "ProgressWatcher",
+    "RunDetail",
+    "RunInfo",
+    "RunProgress",
+    "Store",
+    "TrialRow",
     "as_dataset",
+    "benchmark_report",
+    "cache_usage",
+    "cancel_run",
+    "clear_cache",
     "export_csv",
     "launch_detached",
     "list_runs",
+    "list_runs_quick",
+    "live_curves",
     "load_config",
+    "load_predictions",
+    "load_scores",
+    "locate_store",
+    "open_store",
+    "overlap_matrices",
+    "overlap_report",
     "run",
+    "run_dataset",
+    "run_detail",
+    "run_info",
+    "samples_seen_curves",
     "score",
+    "score_names",
     "score_result",
     "show",
+    "split_score_name",
     "top_samples",
     "train",
+    "trial_history",
+    "watch_progress",
 ]
+
+
+def load_config(path_or_preset: str | Path | None = None,
+                overrides: list[str] | dict[str, Any] | None = None) -> Config:
+    """Load a TOML file or a preset by name, apply `key=value` overrides, and validate (engine.config.load_config)."""
+    from .config import load_config as load
+
+    return load(path_or_preset, overrides)
+
+
+_OPENING = threading.Lock()  # one MLflow set-up per store, however many threads (the TUI's workers) ask at once
+
+
+def _track(tracking_uri: str | None) -> Tracker:
+    """The store's Tracker (MLflow loads on the first call); a relative path resolves against the working folder."""
+    with _OPENING:
+        return tracker(tracking_uri, os.getcwd())
 
 
 def _executor(name: str | Any, options: dict[str, Any] | None):
@@ -63,6 +110,7 @@ def run(config: Config | str | Path | None = None, on_event: EventCallback | Non
     Returns the run id, status, summary rows and artifact names. Ctrl-C ends the
     run KILLED and raises KeyboardInterrupt.
     """
+    from .config import Config, config_from_dict
     from .runner.runner import run_experiment
 
     if resume is None and isinstance(config, dict):
@@ -85,7 +133,7 @@ def launch_detached(config: Config | None, tracking_uri: str | None = None, resu
     from .store.process import process_start
     from .store.runlock import RunLock
 
-    track = tracker(tracking_uri, os.getcwd())
+    track = _track(tracking_uri)
     if resume is not None:  # a bad id, or a run still going, fails here rather than in the child's log
         if not resume.strip():
             raise UserError("--resume: the run id is empty; pass a run id from `prunelab runs`")
@@ -121,7 +169,7 @@ def list_runs(tracking_uri: str | None = None, status: str | None = None, kind: 
     """Parent runs, newest first; a run whose process died is marked KILLED."""
     from .store.runs import list_runs as _list
 
-    return _list(tracker(tracking_uri, os.getcwd()), status=status, kind=kind)
+    return _list(_track(tracking_uri), status=status, kind=kind)
 
 
 def _cache_dir(tracking_uri: str | None):
@@ -150,9 +198,10 @@ def clear_cache(older_than_seconds: float = 0.0, kinds: Sequence[str] | None = N
 
 def show(run_id: str, tracking_uri: str | None = None) -> dict[str, Any]:
     """A run's status and summary rows (from summary.json, or folded from finished trials while it runs)."""
+    from .store.artifacts import overlap_report
     from .store.runs import reconcile, run_summary
 
-    track = tracker(tracking_uri, os.getcwd())
+    track = _track(tracking_uri)
     run_id = track.resolve(run_id)
     run = track.get_run(run_id)
     experiment = track.client.get_experiment(run.info.experiment_id).name
@@ -161,8 +210,7 @@ def show(run_id: str, tracking_uri: str | None = None) -> dict[str, Any]:
               "status": reconcile(track, run), "summary": run_summary(track, run_id),
               "metrics": dict(run.data.metrics)}
     if kind in ("overlap", "study"):  # the methods x methods matrices of overlap.json, once it is written
-        text = track.load_text(run_id, names.OVERLAP_JSON)
-        report["overlap"] = json.loads(text) if text else None
+        report["overlap"] = overlap_report(track, run_id)
     return report
 
 
@@ -175,34 +223,31 @@ def top_samples(run_id: str, method: str = "loss", epoch: int | None = None, n: 
     image (uint8, CHW). `epoch` defaults to the last surrogate epoch scored.
     """
     from .analysis import pick_samples
-    from .data.dataset import load_dataset
     from .runner.runner import load_run_config
+    from .store.artifacts import load_array, score_names, split_score_name
 
-    track = tracker(tracking_uri, os.getcwd())
+    track = _track(tracking_uri)
     run_id = track.resolve(run_id)
     config = load_run_config(run_id, tracking_uri)
-    stored = [a.path.rsplit("/", 1)[-1][:-len(".npy")] for a in track.client.list_artifacts(run_id, names.SCORES_DIR)]
-    epochs = {int(name.rpartition("@e")[2]) for name in stored if name.rpartition("@e")[0] == method}
+    stored = [split_score_name(name) for name in score_names(track, run_id)]
+    epochs = {e for m, e in stored if m == method and e is not None}
     if not epochs:
-        methods = sorted({name.rpartition("@e")[0] for name in stored} - {names.PREDICTIONS})
+        methods = sorted({m for m, _ in stored})
         raise UserError(f"run {run_id} has no scores of {method!r}; "
                         + (f"it has: {', '.join(methods)}" if methods else "it logged no scores (yet)"))
     epoch = max(epochs) if epoch is None else epoch
     if epoch not in epochs:
         raise UserError(f"run {run_id} has {method} scores at epoch(s) {', '.join(map(str, sorted(epochs)))}, "
                         f"not at epoch {epoch}")
-    with tempfile.TemporaryDirectory() as tmp:
-        scores = np.load(track.download(run_id, names.score_artifact(method, epoch), tmp))
-        found = {name: track.download(run_id, path, tmp) for name, path in
-                 (("predictions", names.predictions_artifact(epoch)), ("labels", names.NOISE_LABELS))}
-        arrays = {name: np.load(path) for name, path in found.items() if path is not None}
-    ds = load_dataset(config.data.dataset, config.data.data_dir, "cpu", config.data.train_size, config.data.test_size,
-                      config.data.options)
+    ds = _dataset_of(config)
+    scores = load_array(track, run_id, names.score_artifact(method, epoch))
     if len(scores) != len(ds):
         raise DataError(f"run {run_id} scored {len(scores)} samples but {config.data.dataset} now has {len(ds)}; "
                         "the data set changed since the run")
-    labels = arrays.get("labels", ds.y_train.numpy())
-    return pick_samples(scores, labels, ds.x_train, arrays.get("predictions"), n, lowest, ds.train_index)
+    labels = load_array(track, run_id, names.NOISE_LABELS)
+    predictions = load_array(track, run_id, names.predictions_artifact(epoch))
+    return pick_samples(scores, ds.y_train.numpy() if labels is None else labels, ds.x_train, predictions, n, lowest,
+                        ds.train_index)
 
 
 def export_csv(run_id: str, tracking_uri: str | None = None, trials: bool = False) -> str:
@@ -212,10 +257,162 @@ def export_csv(run_id: str, tracking_uri: str | None = None, trials: bool = Fals
 
     if not trials:
         return summary_to_csv(show(run_id, tracking_uri)["summary"])
-    track = tracker(tracking_uri, os.getcwd())
+    track = _track(tracking_uri)
     run_id = track.resolve(run_id)
     track.get_run(run_id)  # not found: one line
     return summary_to_csv(trial_rows(track, run_id))
+
+
+# ---------------------------------------------------------------- reading runs back (the TUI, scripts)
+# Each takes a run id (a parent's, or a trial's where it says so; a unique prefix where MLflow is read anyway) and
+# the store's URI (None: ./mlruns), and returns the engine's own types. They block on MLflow and files, so the TUI
+# calls them from thread workers; those under "runs under way" read only progress files and never load MLflow.
+def locate_store(tracking_uri: str | None = None, workdir: str | Path | None = None) -> Store:
+    """Where the store is (its URI made absolute, the folder of its progress files and cache), without loading
+    MLflow; `workdir` (default: here) is where `./mlruns` and relative SQLite paths are."""
+    return resolve_store(tracking_uri, workdir)
+
+
+def open_store(tracking_uri: str | None = None) -> Store:
+    """Load MLflow and open the store (a new SQLite store is created and set to WAL), so later reads do not wait."""
+    return _track(tracking_uri).store
+
+
+def list_runs_quick(tracking_uri: str | None = None) -> list[RunInfo] | None:
+    """`list_runs`, read straight from a SQLite store's file without loading MLflow (the TUI's first table);
+    None when the store is not SQLite or the file cannot be read that way: then ask `list_runs`.
+    A run whose process died reads KILLED here but is marked so in the store only by `list_runs`."""
+    from .store.sqlite_runs import list_runs_sqlite
+
+    store = resolve_store(tracking_uri, os.getcwd())
+    return list_runs_sqlite(store) if store.is_sqlite else None
+
+
+def run_info(run_id: str, tracking_uri: str | None = None) -> RunInfo:
+    """One parent run as `list_runs` lists it (status, trials done, headline accuracies, duration)."""
+    from .store.runs import parent_run
+
+    track = _track(tracking_uri)
+    return parent_run(track, track.resolve(run_id))
+
+
+def run_detail(run_id: str, tracking_uri: str | None = None) -> RunDetail:
+    """A parent run with its summary rows (folded from the finished trials while it runs) and its trials."""
+    from .store.runs import run_detail as detail
+
+    track = _track(tracking_uri)
+    return detail(track, track.resolve(run_id))
+
+
+def trial_history(trial_run_id: str, keys: Sequence[str] = EPOCH_METRICS,
+                  tracking_uri: str | None = None) -> dict[str, list[tuple[int, float]]]:
+    """A finished trial's per-epoch metrics (a child run's id): {metric: [(epoch, value)]}, by epoch."""
+    from .store.runs import metric_history
+
+    return metric_history(_track(tracking_uri), trial_run_id, keys)
+
+
+def samples_seen_curves(run_id: str, tracking_uri: str | None = None) -> dict[str, list[tuple[float, float]]]:
+    """Test accuracy against samples seen, per method (full data included), the mean over seeds step by step:
+    the dynamic kind's `samples_seen` per epoch, or the online kind's evaluation steps (examples trained on)."""
+    from .store.runs import samples_seen_curves as curves
+
+    track = _track(tracking_uri)
+    return curves(track, track.resolve(run_id))
+
+
+def score_names(run_id: str, tracking_uri: str | None = None) -> list[str]:
+    """The per-sample score arrays a run logged, as "method@eEPOCH" (e.g. "el2n@e2"), sorted."""
+    from .store.artifacts import score_names as logged
+
+    track = _track(tracking_uri)
+    return logged(track, track.resolve(run_id))
+
+
+def load_scores(run_id: str, name: str, tracking_uri: str | None = None) -> np.ndarray:
+    """One logged score array ("method@eEPOCH", see `score_names`) as float64, aligned with the run's training set."""
+    from .store.artifacts import load_scores as load
+
+    track = _track(tracking_uri)
+    return load(track, track.resolve(run_id), name)
+
+
+def load_predictions(run_id: str, epoch: int | None = None, tracking_uri: str | None = None) -> np.ndarray | None:
+    """The surrogate's predicted label per training sample at a score epoch (the latest logged when that one is
+    missing or None), or None when the run logged none."""
+    from .store.artifacts import load_predictions as load
+
+    track = _track(tracking_uri)
+    return load(track, track.resolve(run_id), epoch)
+
+
+def overlap_report(run_id: str, tracking_uri: str | None = None) -> dict[str, Any] | None:
+    """An overlap run's overlap.json: methods, k, and the top-k ("first"), bottom-k ("last") repetition rates and
+    Spearman's rho as methods x methods lists; None when the run logged none."""
+    from .store.artifacts import overlap_report as report
+
+    track = _track(tracking_uri)
+    return report(track, track.resolve(run_id))
+
+
+def benchmark_report(run_id: str, tracking_uri: str | None = None) -> dict[str, Any] | None:
+    """A benchmark run's benchmark.json (rows, winners, average ranks, critical difference, Friedman, crossovers);
+    None when the run logged none."""
+    from .store.artifacts import benchmark_report as report
+
+    track = _track(tracking_uri)
+    return report(track, track.resolve(run_id))
+
+
+def overlap_matrices(scores: dict[str, np.ndarray], k: int) -> dict[str, Any]:
+    """Methods x methods top-k ("first") and bottom-k ("last") repetition rates and Spearman's rho of score
+    arrays, as the overlap kind computes them; k is clipped to [1, the shortest array's length]."""
+    from .analysis import overlap_matrices as compute
+
+    n = min(len(v) for v in scores.values())
+    return compute(scores, max(1, min(int(k), n)))
+
+
+def run_dataset(run_id: str, tracking_uri: str | None = None) -> Dataset:
+    """The training and test data of a run as its config names them (subset sizes included), on the CPU: what its
+    scores are aligned with."""
+    from .runner.runner import load_run_config
+
+    track = _track(tracking_uri)
+    return _dataset_of(load_run_config(track.resolve(run_id), tracking_uri))
+
+
+def _dataset_of(config: Config) -> Dataset:
+    from .data.dataset import load_dataset
+
+    data = config.data
+    return load_dataset(data.dataset, data.data_dir, "cpu", data.train_size, data.test_size, data.options)
+
+
+# ---------------------------------------------------------------- runs under way
+def watch_progress(tracking_uri: str | None = None, recent_s: float = RECENT_S) -> ProgressWatcher:
+    """A follower of every progress file of the store: its `poll()` returns the live runs and those that ended
+    within `recent_s` (RunProgress: stage, trial, epoch, batch, metrics, log), live ones first. Loads no MLflow."""
+    return ProgressWatcher(resolve_store(tracking_uri, os.getcwd()).progress_dir, recent_s)
+
+
+def live_curves(run_id: str, tracking_uri: str | None = None) -> dict[int, tuple[str, Curve]]:
+    """Per-epoch metrics of a run's trials still training (its full id), from its progress file (MLflow has a
+    trial's history only once it ends): {trial index: (trial name, [(epoch, {metric: value})])}."""
+    from .store.live import live_curves as curves
+
+    return curves(resolve_store(tracking_uri, os.getcwd()).progress_file(run_id))
+
+
+def cancel_run(run: str | RunProgress, tracking_uri: str | None = None) -> str:
+    """Cancel a run under way (its full id, or its RunProgress from `watch_progress`): SIGTERM to its process, which
+    ends the run KILLED. Returns what happened, in words; a process on another host or already ended is not
+    signalled."""
+    from .store.live import cancel
+    from .store.runs import progress_in
+
+    progress = progress_in(resolve_store(tracking_uri, os.getcwd()), run) if isinstance(run, str) else run
+    return cancel(progress) if progress is not None else f"run {run}: no progress file, so no process to cancel"
 
 
 # ---------------------------------------------------------------- one step at a time (scripts)
@@ -248,6 +445,10 @@ def as_dataset(dataset: DatasetLike = "mnist-mini", *, data_dir: str | Path | No
 
 
 def _train_config(source: str, **options: Any) -> TrainConfig:
+    from pydantic import ValidationError
+
+    from .config import TrainConfig, config_error
+
     try:
         return TrainConfig(**options)
     except ValidationError as exc:
@@ -276,6 +477,8 @@ def _checked_indices(indices: Any, n: int) -> Any:
     """Kept indices must be integers in [0, n): a negative one would silently wrap, a float be truncated."""
     if indices is None:
         return None
+    import numpy as np
+
     kept = np.asarray(indices.cpu() if hasattr(indices, "cpu") else indices)
     if kept.ndim != 1 or not (kept.size == 0 or np.issubdtype(kept.dtype, np.integer)):
         raise ConfigError(f"indices: expected a 1-d list of integer positions in the training set, "
@@ -288,7 +491,7 @@ def _checked_indices(indices: Any, n: int) -> Any:
 
 def score_result(dataset: DatasetLike = "mnist-mini", model: str = "cnn",
                  scorers: str | Sequence[str] = ("el2n",), *, epochs: int | Sequence[int] = 1,
-                 inits: int = SurrogateConfig.model_fields["inits"].default,
+                 inits: int = 1,  # SurrogateConfig's, written out (config loads numpy); test_hostile holds them equal
                  seed: int = 0, surrogate_epochs: int | None = None, batch_size: int = 256, embeddings: bool = False,
                  cache: str | Path | Cache | None = None, device: str = "auto", data_dir: str | Path | None = None,
                  train_size: int | None = None, test_size: int | None = None, on_event: EventCallback | None = None,

@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
 from textual.app import App
@@ -43,10 +43,11 @@ class PrunelabApp(WorkerErrors, App):
 
     CSS_PATH = "app.tcss"
     TITLE = "prunelab"
-    MODES = {"runs": RunsScreen, "monitor": _monitor, "new": _new}  # the others load when first shown
+    # the others load when first shown
+    MODES: ClassVar[dict[str, Any]] = {"runs": RunsScreen, "monitor": _monitor, "new": _new}
     DEFAULT_MODE = "runs"
     COMMANDS = App.COMMANDS | {PrunelabCommands}
-    BINDINGS = [
+    BINDINGS: ClassVar[list[Binding]] = [
         Binding("question_mark", "help", "Help", key_display="?", id="app.help", tooltip="Every key of every screen"),
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit (launched experiments keep running)"),
         Binding("r", "runs", "Runs", id="app.runs", tooltip="The list of experiment runs"),

@@ -14,6 +14,8 @@ from typing import Any
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from engine.errors import PrunelabError
+
 RECENT_RUNS = 20  # how many of the newest runs the palette offers
 LOAD_TIMEOUT_S = 3.0  # a slow store must not keep the palette from answering
 
@@ -36,7 +38,7 @@ class PrunelabCommands(Provider):
         if runs is None:
             try:
                 runs = await asyncio.wait_for(asyncio.to_thread(self.app.backend.list_runs), LOAD_TIMEOUT_S)
-            except Exception:  # no runs in the palette, the rest still works
+            except (TimeoutError, OSError, PrunelabError):  # no runs in the palette, the rest still works
                 runs = []
         self.runs = list(runs)[:RECENT_RUNS]
 

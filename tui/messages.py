@@ -20,28 +20,28 @@ class Loaded(Message, bubble=False):
 class RunsLoaded(Loaded):
     def __init__(self, runs: list[Any]) -> None:
         super().__init__()
-        self.runs = runs  # engine.runs.RunInfo, newest first
+        self.runs = runs  # engine.api.RunInfo, newest first
 
 
 class ProgressPolled(Loaded):
     def __init__(self, runs: list[Any], now: float) -> None:
         super().__init__()
-        self.runs = runs  # engine.events.RunProgress, live ones first
+        self.runs = runs  # engine.api.RunProgress, live ones first
         self.now = now
 
 
 class RunLoaded(Loaded):
     def __init__(self, run: Any) -> None:
         super().__init__()
-        self.run = run  # one engine.runs.RunInfo
+        self.run = run  # one engine.api.RunInfo
 
 
 class DetailLoaded(Loaded):
     def __init__(self, detail: Any, live: dict[int, Any], seen: dict[str, list] | None = None) -> None:
         super().__init__()
-        self.detail = detail  # tui.backend.RunDetail
-        self.live = live  # tui.backend.Backend.live_curves
-        self.seen = seen  # tui.backend.Backend.seen_curves, for the dynamic and online kinds
+        self.detail = detail  # engine.api.RunDetail
+        self.live = live  # engine.api.live_curves
+        self.seen = seen  # engine.api.samples_seen_curves, for the dynamic and online kinds
 
 
 class HistoryLoaded(Loaded):

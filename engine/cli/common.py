@@ -5,8 +5,9 @@ import functools
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import click
 from rich.console import Console
@@ -79,7 +80,7 @@ class ProgressBars:
         self.batch_epoch: int | None = None
         self.stage_name = ""
 
-    def __enter__(self) -> ProgressBars:
+    def __enter__(self) -> Self:
         self.progress.__enter__()
         return self
 
@@ -106,54 +107,73 @@ class ProgressBars:
     def _trials_info(self) -> str:
         return " · ".join(x for x in (self.stage, f"last: {self.last}" if self.last else "") if x)
 
-    def __call__(self, event) -> None:
-        if isinstance(event, ev.RunStarted):
-            self._bar("trials", "trials", event.trials, self.finished, "")
-        elif isinstance(event, ev.TrialFinished):  # trials finish out of order on Ray, and resume skips some
-            self.finished += 1
-            acc = (event.metrics or {}).get("test_accuracy")
-            name = event.name or f"trial {event.trial + 1}"
-            finished = event.status == "FINISHED" and acc is not None
-            self.last = f"{name} {acc:.2%}" if finished else f"{name} {event.status}"
-            self._bar("trials", "trials", event.trials, self.finished, self._trials_info())
-            self._restart("epoch")
-            self._restart("batch")
-        elif isinstance(event, ev.StageStarted):
-            self.stage_name = event.stage
-            self.stage = " ".join(x for x in (event.stage, event.detail) if x)
-            if "trials" in self.tasks:
-                self.progress.update(self.tasks["trials"], info=self._trials_info())
-            if event.stage not in ("decoding", "selecting"):  # decoding's bar is over images (below); selecting
-                # says "k of n" in the trials bar's text
-                self._bar("epoch", "epochs", 1, 0, "" if "trials" in self.tasks else self.stage)  # a lone `score`
-            self._restart("epoch")
-            self._restart("batch")
-            self.batch_epoch = None
-        elif isinstance(event, ev.EpochEnd):
-            acc = event.metrics.get("test_accuracy")
-            info = f"train loss {event.metrics.get('train_loss', float('nan')):.4f}" + \
-                (f" test acc {acc:.2%}" if acc is not None else "")
-            self._bar("epoch", "epochs", event.epochs, event.epoch,
-                      info if "trials" in self.tasks else " · ".join(x for x in (self.stage, info) if x))
-        elif isinstance(event, ev.BatchProgress):
-            if self.stage_name == "decoding":  # an image folder's first load: a bar over its images
-                self._bar("batch", "images", event.batches, event.batch, self.stage)
+    def __call__(self, event: ev.Event) -> None:
+        for kind, draw in self.DRAW:
+            if isinstance(event, kind):
+                draw(self, event)
                 return
-            if event.epoch != self.batch_epoch:  # a new epoch: the batch bar's time starts again
-                self._restart("batch")
-                self.batch_epoch = event.epoch
-            self._bar("epoch", "epochs", event.epochs, event.epoch - (event.batch < event.batches))
-            self._bar("batch", f"epoch {event.epoch}/{event.epochs}", event.batches, event.batch, "")
-        elif isinstance(event, ev.LogLine) and self.enabled and event.level != "warning":  # already on stderr
+
+    def _run_started(self, event: ev.RunStarted) -> None:
+        self._bar("trials", "trials", event.trials, self.finished, "")
+
+    def _trial_finished(self, event: ev.TrialFinished) -> None:
+        """Trials finish out of order on Ray, and a resume skips some: count them, and name the last one."""
+        self.finished += 1
+        accuracy = (event.metrics or {}).get("test_accuracy")
+        name = event.name or f"trial {event.trial + 1}"
+        finished = event.status == "FINISHED" and accuracy is not None
+        self.last = f"{name} {accuracy:.2%}" if finished else f"{name} {event.status}"
+        self._bar("trials", "trials", event.trials, self.finished, self._trials_info())
+        self._restart("epoch")
+        self._restart("batch")
+
+    def _stage_started(self, event: ev.StageStarted) -> None:
+        self.stage_name = event.stage
+        self.stage = " ".join(x for x in (event.stage, event.detail) if x)
+        if "trials" in self.tasks:
+            self.progress.update(self.tasks["trials"], info=self._trials_info())
+        if event.stage not in ("decoding", "selecting"):  # decoding's bar is over images (below); selecting
+            # says "k of n" in the trials bar's text
+            self._bar("epoch", "epochs", 1, 0, self._beside_trials(""))  # a lone `score` names its stage
+        self._restart("epoch")
+        self._restart("batch")
+        self.batch_epoch = None
+
+    def _epoch_end(self, event: ev.EpochEnd) -> None:
+        accuracy = event.metrics.get("test_accuracy")
+        info = f"train loss {event.metrics.get('train_loss', float('nan')):.4f}"
+        if accuracy is not None:
+            info += f" test acc {accuracy:.2%}"
+        self._bar("epoch", "epochs", event.epochs, event.epoch, self._beside_trials(info))
+
+    def _beside_trials(self, info: str) -> str:
+        """An epoch bar's text: under a trials bar (which names the stage) the info alone, else the stage too."""
+        return info if "trials" in self.tasks else " · ".join(x for x in (self.stage, info) if x)
+
+    def _batch_progress(self, event: ev.BatchProgress) -> None:
+        if self.stage_name == "decoding":  # an image folder's first load: a bar over its images
+            self._bar("batch", "images", event.batches, event.batch, self.stage)
+            return
+        if event.epoch != self.batch_epoch:  # a new epoch: the batch bar's time starts again
+            self._restart("batch")
+            self.batch_epoch = event.epoch
+        self._bar("epoch", "epochs", event.epochs, event.epoch - (event.batch < event.batches))
+        self._bar("batch", f"epoch {event.epoch}/{event.epochs}", event.batches, event.batch, "")
+
+    def _log_line(self, event: ev.LogLine) -> None:
+        if self.enabled and event.level != "warning":  # warnings are on stderr already
             self.progress.console.print(event.message)
+
+    # which method draws which event; other events draw nothing
+    DRAW: ClassVar[tuple[tuple[type, Callable[..., None]], ...]] = (
+        (ev.RunStarted, _run_started), (ev.TrialFinished, _trial_finished), (ev.StageStarted, _stage_started),
+        (ev.EpochEnd, _epoch_end), (ev.BatchProgress, _batch_progress), (ev.LogLine, _log_line))
 
 
 data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False), default=None,
                                help="Read data from this folder (torchvision's layout), read-only.")
 device_option = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-
-
 
 
 def tracking_uri_of(ctx: click.Context) -> str | None:

@@ -48,18 +48,10 @@ def run_command(ctx, config_file, preset, overrides, resume, retry_failed, detac
     from .. import api
 
     tracking_uri = tracking_uri_of(ctx)
-    if resume is not None and (config_file or preset or overrides):
-        raise click.UsageError("--resume takes the config stored with the run; drop CONFIG, --preset and --set")
-    if config_file and preset:
-        raise click.UsageError("give a CONFIG file or --preset, not both")
-    if retry_failed and resume is None:
-        raise click.UsageError("--retry-failed needs --resume RUN_ID")
+    check_run_options(bool(config_file or preset or overrides), bool(config_file and preset), resume, retry_failed)
     config = None if resume is not None else api.load_config(config_file or preset or "quick", list(overrides))
-    ray_options = {"address": ray_address, "gpus_per_trial": ray_gpus_per_trial,
-                   "cpus_per_trial": ray_cpus_per_trial, "max_retries": ray_max_retries}
-    executor_options = {k: v for k, v in ray_options.items() if v is not None}
-    if executor_options and executor != "ray":
-        raise click.UsageError("the --ray-* options need --executor ray")
+    executor_options = ray_options(executor, address=ray_address, gpus_per_trial=ray_gpus_per_trial,
+                                   cpus_per_trial=ray_cpus_per_trial, max_retries=ray_max_retries)
     if detach:
         info = api.launch_detached(config, tracking_uri=tracking_uri, resume=resume, executor=executor,
                                    executor_options=executor_options, retry_failed=retry_failed)
@@ -71,21 +63,44 @@ def run_command(ctx, config_file, preset, overrides, resume, retry_failed, detac
     with ProgressBars() as bars:
         result = api.run(config, on_event=bars, tracking_uri=tracking_uri, resume=resume, executor=executor,
                          executor_options=executor_options, retry_failed=retry_failed)
+    print_run(result, as_json)
+    failed = [t for t in result.trials if t.status == names.FAILED]
+    if failed and len(failed) == len(result.trials):
+        sys.exit(EXIT_FAILED)
+
+
+def check_run_options(has_config: bool, config_and_preset: bool, resume: str | None, retry_failed: bool) -> None:
+    """The options of `run` that exclude each other, checked before anything loads."""
+    if resume is not None and has_config:
+        raise click.UsageError("--resume takes the config stored with the run; drop CONFIG, --preset and --set")
+    if config_and_preset:
+        raise click.UsageError("give a CONFIG file or --preset, not both")
+    if retry_failed and resume is None:
+        raise click.UsageError("--retry-failed needs --resume RUN_ID")
+
+
+def ray_options(executor: str, **given: Any) -> dict[str, Any]:
+    """The --ray-* options that were given, as the Ray executor's keywords; they need `--executor ray`."""
+    options = {k: v for k, v in given.items() if v is not None}
+    if options and executor != "ray":
+        raise click.UsageError("the --ray-* options need --executor ray")
+    return options
+
+
+def print_run(result: Any, as_json: bool) -> None:
+    """A finished run: one JSON object, or its summary (a benchmark's as a leaderboard) and where to browse it."""
     if as_json:
         print_json({"run_id": result.run_id, "experiment": result.experiment, "status": result.status,
                     "summary": result.summary, "artifacts": result.artifacts, "seconds": round(result.seconds, 2),
                     "tracking_uri": result.tracking_uri, "progress_file": result.progress_file})
+        return
+    title = f"{result.experiment} — run {result.run_id} {result.status}"
+    if any("winner" in row for row in result.summary):  # a benchmark's rows (also when resumed)
+        print_benchmark(result.summary, title)
     else:
-        title = f"{result.experiment} — run {result.run_id} {result.status}"
-        if any("winner" in row for row in result.summary):  # a benchmark's rows (also when resumed)
-            print_benchmark(result.summary, title)
-        else:
-            print_summary(result.summary, title=title)
-        click.echo(f"run {result.run_id} {result.status} in {result.seconds:.0f} s; "
-                   f"browse: mlflow ui --backend-store-uri {result.tracking_uri}")
-    failed = [t for t in result.trials if t.status == names.FAILED]
-    if failed and len(failed) == len(result.trials):
-        sys.exit(EXIT_FAILED)
+        print_summary(result.summary, title=title)
+    click.echo(f"run {result.run_id} {result.status} in {result.seconds:.0f} s; "
+               f"browse: mlflow ui --backend-store-uri {result.tracking_uri}")
 
 
 @main.command("runs")

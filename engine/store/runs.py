@@ -1,4 +1,5 @@
-"""Reading runs back: the list of experiments' parent runs, their summaries, and dead-run detection.
+"""Reading runs back: the list of experiments' parent runs, one run with its trials and summary, a trial's
+metric history, and dead-run detection.
 
 A process killed with SIGKILL leaves its MLflow run RUNNING. The progress file
 records the pid and host; when that process is gone, the run is marked KILLED
@@ -8,14 +9,22 @@ from __future__ import annotations
 
 import json
 import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import names
 from .progress import RunProgress, fold, read_events
+from .tracking import retry
 
 if TYPE_CHECKING:  # RunInfo loads without numpy, scipy or MLflow (the TUI's first table: store/sqlite_runs.py)
     from .tracking import Tracker
+
+# per-epoch metrics of a trial (step = epoch), as the runner logs them
+ACCURACY, TRAIN_LOSS, TEST_LOSS = "test_accuracy", "train_loss", "test_loss"
+EPOCH_METRICS = (ACCURACY, TRAIN_LOSS, TEST_LOSS)
+SAMPLES_SEEN = "samples_seen"  # the dynamic kind's cumulative samples trained on, per epoch
 
 
 @dataclass
@@ -65,6 +74,36 @@ class RunInfo:
         return {**asdict(self), "duration": self.duration}
 
 
+@dataclass(frozen=True)
+class TrialRow:
+    """One child run (a trial): where it sits in the sweep grid and how it ended."""
+
+    run_id: str
+    method: str
+    strategy: str
+    ratio: float
+    seed: int
+    epoch: int
+    status: str
+    accuracy: float | None
+
+    @property
+    def label(self) -> str:
+        """The engine's trial name (as progress events carry it), without its slashes, to fit narrow tables."""
+        if self.method == names.FULL:
+            return f"full-data seed {self.seed}"
+        return f"{self.method} {self.strategy} keep {self.ratio:g} seed {self.seed} e{self.epoch}"
+
+
+@dataclass
+class RunDetail:
+    """A parent run with what its plots draw: its summary rows and one row per trial, full data first."""
+
+    run: RunInfo
+    summary: list[dict[str, Any]]
+    trials: list[TrialRow]
+
+
 def progress_in(store, run_id: str) -> RunProgress | None:
     """The run's progress file, folded (None if it has none); `store` is a tracking.Store."""
     path = store.progress_file(run_id)
@@ -88,6 +127,90 @@ def run_info(run_id: str, experiment: str, name: str, status: str, tags: dict[st
         active_seconds=metrics.get(names.ACTIVE_SECONDS),
         session_start=progress.started if progress is not None and progress.started else None,
         full_accuracy=metrics.get(names.FULL_ACCURACY), best_pruned=metrics.get(names.BEST_PRUNED))
+
+
+def _float(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if out != out else out
+
+
+def _int(value: Any, default: int = 0) -> int:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return default
+
+
+def _is_trial(run) -> bool:
+    return run.data.tags.get(names.ROLE) == names.TRIAL_ROLE
+
+
+def parent_run(track: Tracker, run_id: str, children: list | None = None) -> RunInfo:
+    """One parent run, as `list_runs` lists it: live status (KILLED once its process died) and trials counted.
+    `children` saves a query when the caller has them already."""
+    run = track.get_run(run_id)
+    experiment = retry(track.client.get_experiment, run.info.experiment_id).name
+    status = reconcile(track, run)
+    children = track.children(run_id) if children is None else children
+    done = sum(_is_trial(c) and c.info.status in (names.FINISHED, names.FAILED) for c in children)
+    progress = progress_of(track, run_id) if status == names.RUNNING else None
+    return run_info(run_id, experiment, run.info.run_name, status, run.data.tags, run.data.metrics, done,
+                    run.info.start_time, run.info.end_time, progress)
+
+
+def trial_row(child) -> TrialRow:
+    """A child run as a TrialRow: its grid tags, status and final test accuracy."""
+    tags, metrics = child.data.tags, child.data.metrics
+    accuracy = metrics.get("final_test_accuracy", metrics.get(ACCURACY))
+    return TrialRow(child.info.run_id, tags.get("method", "?"), tags.get("strategy", ""),
+                    _float(tags.get("ratio")) or 1.0, _int(tags.get("seed")), _int(tags.get("epoch")),
+                    child.info.status, _float(accuracy))
+
+
+def run_detail(track: Tracker, run_id: str) -> RunDetail:
+    """A parent run, its summary rows (empty while no trial has finished) and its trials, full data first."""
+    children = track.children(run_id)
+    trials = sorted((trial_row(c) for c in children if _is_trial(c)),
+                    key=lambda t: (t.method != names.FULL, t.method, t.strategy, t.ratio, t.epoch, t.seed))
+    try:
+        summary = run_summary(track, run_id)
+    except (TypeError, ValueError):  # trials without the sweep's tags (nothing to fold), or a damaged summary.json
+        summary = []
+    return RunDetail(parent_run(track, run_id, children), summary, trials)
+
+
+def metric_history(track: Tracker, run_id: str,
+                   keys: Sequence[str] = EPOCH_METRICS) -> dict[str, list[tuple[int, float]]]:
+    """Each metric's logged values of one run as (step, value), by step (a trial's step is its epoch)."""
+    return {key: sorted((int(m.step), float(m.value)) for m in retry(track.client.get_metric_history, run_id, key))
+            for key in keys}
+
+
+def _seen_points(track: Tracker, child_id: str) -> Iterator[tuple[int, float, float]]:
+    """(step, samples seen, test accuracy) of one trial: the dynamic kind logs `samples_seen` per epoch; the online
+    kind's steps are the examples backpropagated so far."""
+    history = metric_history(track, child_id, (SAMPLES_SEEN, ACCURACY))
+    seen = dict(history[SAMPLES_SEEN])
+    for step, accuracy in history[ACCURACY]:
+        x = seen.get(step) if seen else float(step)
+        if x is not None:
+            yield step, float(x), accuracy
+
+
+def samples_seen_curves(track: Tracker, run_id: str) -> dict[str, list[tuple[float, float]]]:
+    """Test accuracy against samples seen, per method (full data included): each step's mean over the finished
+    seeds, for the dynamic and online kinds."""
+    points: dict[str, dict[int, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
+    for child in track.children(run_id):
+        if child.info.status == names.FINISHED:
+            method = child.data.tags.get("method", "?")
+            for step, x, accuracy in _seen_points(track, child.info.run_id):
+                points[method][step].append((x, accuracy))
+    return {method: [(sum(x for x, _ in v) / len(v), sum(a for _, a in v) / len(v)) for _, v in sorted(steps.items())]
+            for method, steps in sorted(points.items())}
 
 
 def reconcile(track: Tracker, run) -> str:

@@ -147,3 +147,120 @@ def test_a_script_can_use_its_model_instance():
     model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
     result = engine.train("mnist-mini", model, epochs=1, device="cpu", train_size=1000, test_size=200, lr=0.1)
     assert result.model is model and result.test_accuracy > 0.6
+
+
+# ---------------------------------------------------------------- reading runs back (what the TUI reads)
+def test_importing_the_api_loads_nothing_heavy():
+    """The TUI imports engine.api before its first frame: no numpy, pydantic, MLflow or torch may come with it."""
+    code = ("import sys, engine.api; "
+            "print(sorted(m for m in ('numpy', 'pydantic', 'mlflow', 'torch', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.fixture(scope="module")
+def stored_run(tmp_path_factory, fresh_store):
+    """One real tiny prune run (mlp, 600 digits, loss and grad_norm at keep 0.5, and full data) in its own store."""
+    folder = tmp_path_factory.mktemp("api-reads")
+    uri = fresh_store(folder / "mlruns" / "mlflow.db")
+    config = engine.load_config("quick", {
+        "name": "api-reads", "model": "mlp", "data.train_size": 600, "data.test_size": 200, "train.epochs": 1,
+        "surrogate.epochs": 1, "sweep.score_epochs": [1], "sweep.methods": ["loss", "grad_norm"],
+        "sweep.keep_ratios": [0.5], "sweep.seeds": [0]})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        result = engine.run(config, tracking_uri=uri)
+    assert result.status == "FINISHED"
+    return folder, uri, result
+
+
+def logged_array(folder, uri, run_id, path):
+    """An artifact read with MLflow's own client, not through the engine's readers."""
+    from mlflow.tracking import MlflowClient
+
+    return np.load(MlflowClient(uri).download_artifacts(run_id, path, str(folder / "raw" / run_id)))
+
+
+def test_a_run_and_its_trials_read_back_as_the_run_reported_them(stored_run):
+    from engine import api
+
+    _folder, uri, result = stored_run
+    info = api.run_info(result.run_id, uri)
+    listed = {r.run_id: r for r in api.list_runs(uri)}
+    assert info == listed[result.run_id] == {r.run_id: r for r in api.list_runs_quick(uri)}[result.run_id]
+    assert (info.status, info.trials_done, info.trials, info.kind, info.model) == ("FINISHED", 3, 3, "prune", "mlp")
+    assert info.full_accuracy == next(r["mean_accuracy"] for r in result.summary if r["method"] == "full")
+
+    detail = api.run_detail(result.run_id[:10], uri)  # a unique prefix, as the CLI's tables show them
+    assert detail.run == info and detail.summary == result.summary
+    assert [t.method for t in detail.trials] == ["full", "grad_norm", "loss"]
+    accuracy = {t.child_run_id: t.metrics["test_accuracy"] for t in result.trials}
+    assert {t.run_id: t.accuracy for t in detail.trials} == accuracy
+    assert detail.trials[2].label == "loss hardest keep 0.5 seed 0 e1"
+
+    full = detail.trials[0]
+    history = api.trial_history(full.run_id, tracking_uri=uri)
+    assert [step for step, _ in history["test_accuracy"]] == [1] and history["test_accuracy"][-1][1] == full.accuracy
+    assert set(history) == {"test_accuracy", "train_loss", "test_loss"}
+
+
+def test_score_arrays_predictions_and_data_read_back_as_logged(stored_run):
+    from engine import api
+    from engine.data.dataset import load_dataset
+
+    folder, uri, result = stored_run
+    run_id = result.run_id
+    assert api.score_names(run_id, uri) == ["grad_norm@e1", "loss@e1"]  # predictions are not scores
+    for name in api.score_names(run_id, uri):
+        scores = api.load_scores(run_id, name, uri)
+        raw = logged_array(folder, uri, run_id, f"scores/{name}.npy")
+        assert scores.dtype == np.float64 and scores.shape == (600,) and np.array_equal(scores, raw)
+    predicted = logged_array(folder, uri, run_id, "scores/predictions@e1.npy")
+    assert np.array_equal(api.load_predictions(run_id, 1, uri), predicted)
+    assert np.array_equal(api.load_predictions(run_id, 7, uri), predicted)  # not logged at 7: the latest epoch
+    with pytest.raises(engine.UserError, match="it has: grad_norm@e1, loss@e1"):
+        api.load_scores(run_id, "el2n@e1", uri)
+    assert api.overlap_report(run_id, uri) is None and api.benchmark_report(run_id, uri) is None  # a prune run
+
+    ds = api.run_dataset(run_id, uri)
+    expected = load_dataset("mnist-mini", None, "cpu", 600, 200)
+    assert torch.equal(ds.x_train, expected.x_train) and torch.equal(ds.y_train, expected.y_train)
+    assert (predicted == ds.y_train.numpy()).mean() > 0.5  # the predictions are aligned with these samples
+
+
+def test_a_live_run_is_followed_its_curves_read_and_cancelled_through_the_api(tmp_path):
+    """A progress file naming a real process: watched RUNNING, curves of the trial still training, SIGTERM on cancel,
+    and then KILLED, with nothing signalled a second time."""
+    import socket
+
+    from engine import api
+    from engine.store.events import EpochEnd, RunStarted, StageStarted, TrialFinished
+    from engine.store.process import process_start
+
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        path = api.locate_store(uri).progress_file("r1")
+        path.parent.mkdir(parents=True)
+        events = [RunStarted(run_id="r1", experiment="e", kind="prune", trials=2, pid=sleeper.pid,
+                             host=socket.gethostname(), pid_start=process_start(sleeper.pid)),
+                  StageStarted(stage="retrain", detail="full-data / seed 0", trial=0, trials=2),
+                  EpochEnd(epoch=1, epochs=2, metrics={"test_accuracy": 0.5}, trial=0),
+                  TrialFinished(trial=0, trials=2, status="FINISHED"),
+                  StageStarted(stage="retrain", detail="loss / hardest / keep 0.5 / seed 0 / e1", trial=1, trials=2),
+                  EpochEnd(epoch=1, epochs=2, metrics={"test_accuracy": 0.25}, trial=1)]
+        path.write_text("".join(e.to_json() + "\n" for e in events))
+        watcher = api.watch_progress(uri)
+        (live,) = watcher.poll()
+        assert (live.run_id, live.effective_status, live.trials_done, live.trial) == ("r1", "RUNNING", 1, 1)
+        assert api.live_curves("r1", uri) == {1: ("loss hardest keep 0.5 seed 0 e1", [(1, {"test_accuracy": 0.25})])}
+
+        assert api.cancel_run("r1", uri) == f"sent SIGTERM to process {sleeper.pid}"
+        assert sleeper.wait(timeout=10) == -15
+        (ended,) = watcher.poll()
+        assert ended.effective_status == "KILLED"
+        assert api.cancel_run(ended) == f"process {sleeper.pid} already ended"
+        assert "no progress file" in api.cancel_run("nope", uri)
+    finally:
+        sleeper.kill()
+        sleeper.wait()

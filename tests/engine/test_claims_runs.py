@@ -132,3 +132,21 @@ def test_the_score_epochs_kind_prunes_with_the_scores_of_each_epoch(runs, surrog
         logged = track.get_run(record.child_run_id).data.metrics["final_test_accuracy"]
         row = rows[(record.tags["method"], int(record.tags["epoch"]))]
         assert row["mean_accuracy"] == pytest.approx(logged, abs=1e-12) and row["seeds"] == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--resume", "abc123", "--preset", "quick"], "--resume takes the config stored with the run; drop CONFIG"),
+    (["--resume", "abc123", "--set", "model=mlp"], "--resume takes the config stored with the run; drop CONFIG"),
+    (["my.toml", "--preset", "quick"], "give a CONFIG file or --preset, not both"),
+    (["--retry-failed"], "--retry-failed needs --resume RUN_ID"),
+    (["--ray-address", "localhost:6379"], "the --ray-* options need --executor ray"),
+])
+def test_run_refuses_options_that_exclude_each_other_before_it_opens_a_store(tmp_path, monkeypatch, args, message):
+    from click.testing import CliRunner
+
+    from engine.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    out = CliRunner().invoke(main, ["run", *args])
+    assert out.exit_code == 2 and message in out.output, out.output
+    assert not (tmp_path / "mlruns").exists()

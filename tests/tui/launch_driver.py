@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 
 TINY_FORM = {"name": "tui-e2e", "model": "mlp", "data.train_size": "600", "data.test_size": "500",
              "train.epochs": "1", "surrogate.epochs": "1", "sweep.methods": "loss, grad_norm",
@@ -47,7 +46,7 @@ async def main(uri: str) -> None:
                        what="the monitor panel")
         panel = next(p for p in app.screen.query(ProgressPanel) if p.progress)
         print(json.dumps({"run_id": panel.run_id, "pid": panel.progress.pid}), flush=True)
-        time.sleep(600)  # stay up until the test kills this process (the "terminal" closing)
+        await asyncio.sleep(600)  # stay up until the test kills this process (the "terminal" closing)
 
 
 if __name__ == "__main__":

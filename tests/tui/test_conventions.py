@@ -14,10 +14,11 @@ from textual.binding import Binding
 from textual.command import CommandList
 from tui_helpers import wait_for
 
+from engine.api import ProgressWatcher
 from engine.store.events import RunStarted, TrialFinished
 from engine.store.progress import trial_line
 from tui.app import PrunelabApp
-from tui.backend import Backend, BackendProtocol, ProgressWatcher
+from tui.backend import Backend, BackendProtocol
 
 pytestmark = pytest.mark.anyio
 

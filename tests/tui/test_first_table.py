@@ -37,7 +37,7 @@ asyncio.run(main())
 
 
 def test_the_first_table_is_drawn_before_mlflow_torch_or_numpy_load(tiny_store):
-    out = subprocess.run([sys.executable, "-c", FIRST_TABLE, tiny_store.uri], cwd=tiny_store.workdir, timeout=120,
+    out = subprocess.run([sys.executable, "-c", FIRST_TABLE, tiny_store.uri], cwd=tiny_store.workdir, timeout=120, check=False,
                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert out.returncode == 0, out.stderr[-2000:]
     shown = json.loads(out.stdout.strip().splitlines()[-1])

@@ -157,14 +157,16 @@ async def test_leaderboard_reads_a_real_benchmark_run(runs):
 async def test_plots_of_a_dynamic_run_draw_accuracy_against_samples_seen(runs):
     from textual.widgets import TabbedContent
 
+    from engine.store.tracking import tracker
     from tui.screens.plots import PlotsScreen
 
     app = PrunelabApp(runs.uri)
     async with app.run_test(size=(120, 30)) as pilot:
         await wait_for(pilot, lambda: app.recent_runs, what="the runs")
         curves = app.backend.seen_curves(runs.dynamic)
-        client = app.backend._track().client
-        children = {c.data.tags["method"]: c.info.run_id for c in app.backend._track().children(runs.dynamic)}
+        track = tracker(runs.uri)
+        client = track.client
+        children = {c.data.tags["method"]: c.info.run_id for c in track.children(runs.dynamic)}
         assert set(curves) == set(children) == {names.FULL, "infobatch"}
         assert [x for x, _ in curves[names.FULL]] == [300.0, 600.0, 900.0, 1200.0]  # every sample, every epoch
         seen = [x for x, _ in curves["infobatch"]]

@@ -10,10 +10,11 @@ import time
 import numpy as np
 import pytest
 
+from engine.api import ProgressWatcher
 from engine.config import Config, config_from_dict, load_config
 from engine.errors import ConfigError
 from engine.store.events import EpochEnd, RunStarted, RunStatus, StageStarted, TrialFinished
-from tui.backend import Backend, ProgressWatcher, parse_overlap_json, split_name
+from tui.backend import Backend, parse_overlap_json, split_name
 from tui.config_fields import assign, error_target, field_specs, format_value, lookup, parse_text
 from tui.widgets.image_grid import half_block_lines, shrink
 from tui.widgets.progress_panel import eta_seconds
@@ -99,7 +100,7 @@ def test_watcher_follows_live_runs_and_skips_old_dead_ones(tmp_path):
 
 
 def test_live_curves_of_trials_still_training(tmp_path):
-    backend = Backend(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}", tmp_path)
+    backend = Backend(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     write(backend.store.progress_file("r1"), [
         RunStarted(run_id="r1", experiment="e", kind="prune", trials=2),
         StageStarted(stage="retrain", detail="full-data / seed 0", trial=0, trials=2),

@@ -46,14 +46,17 @@ def overlap_run(tmp_path_factory, fresh_store):
 
 def expected(scores: dict[str, np.ndarray], k: int, mode: str) -> np.ndarray:
     """Each cell counted from two sorted score vectors, or scipy's Spearman."""
+    sign = -1 if mode == "first" else 1
+
+    def pick(s: np.ndarray) -> set[int]:
+        return set(np.argsort(sign * s, kind="stable")[:k].tolist())
+
     out = np.zeros((len(METHODS), len(METHODS)))
     for i, a in enumerate(METHODS):
         for j, b in enumerate(METHODS):
             if mode == "spearman":
                 out[i, j] = spearmanr(scores[a], scores[b]).statistic
             else:
-                sign = -1 if mode == "first" else 1
-                pick = lambda s: set(np.argsort(sign * s, kind="stable")[:k].tolist())  # noqa: E731
                 out[i, j] = len(pick(scores[a]) & pick(scores[b])) / k
     return out
 

@@ -1,10 +1,10 @@
 """Pilot tests of each screen against a tiny real store (see conftest.tiny_store)."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
-import subprocess
 import sys
 
 import numpy as np
@@ -78,8 +78,8 @@ async def test_killed_run_shows_killed(tmp_path, fresh_store):
 
     uri = fresh_store(tmp_path / "mlruns" / "mlflow.db")
     run_id = create_parent_run(load_config("quick", TINY + ["name=killed"]), uri)
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
+    dead = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await dead.wait()
     track = tracker(uri, os.getcwd())
     progress = track.store.progress_file(run_id)
     progress.parent.mkdir(parents=True, exist_ok=True)

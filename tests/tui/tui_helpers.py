@@ -39,7 +39,8 @@ async def settle(app, pilot, pause: float = 0.05, rounds: int = 3) -> None:
         await pilot.pause(0.05)
 
 
-async def wait_for(pilot, condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+async def wait_for(pilot, condition: Callable[[], bool], timeout: float = 30.0,  # noqa: ASYNC109 (a polling deadline)
+                   what: str = "condition") -> None:
     """Poll the UI until condition() holds (workers deliver on their own schedule).
 
     On timeout it raises WaitTimeout from the condition's last exception (tests/polling.py), so the
@@ -53,7 +54,7 @@ async def wait_for(pilot, condition: Callable[[], bool], timeout: float = 30.0, 
             if condition():
                 return
             last = None
-        except Exception as error:  # a widget not mounted yet
+        except Exception as error:  # noqa: BLE001 (kept, whatever it is: a widget not mounted yet, a wrong value)
             last = error
         if time.monotonic() >= deadline:
             break

@@ -7,7 +7,7 @@ A screen no longer mounted never reads its messages, so late results are dropped
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.binding import Binding
 from textual.message import Message
@@ -53,7 +53,7 @@ class BaseScreen(WorkerErrors, Screen):
 class RunScreen(BaseScreen):
     """A screen about one run: a title line, and p/o/g to switch between its views."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[Binding]] = [
         Binding("p", "app.open_run_view('plots')", "Plots", id="run.plots", tooltip="Show this run's plots"),
         Binding("o", "app.open_run_view('overlap')", "Overlap", id="run.overlap",
                 tooltip="Show how much this run's scorers agree"),

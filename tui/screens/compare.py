@@ -1,13 +1,15 @@
 """Compare: the runs marked on the runs screen, their curves overlaid and their summaries side by side."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Header, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
+
+from engine.errors import PrunelabError
 
 from ..fmt import accuracies, short_id
 from ..messages import DetailsLoaded
@@ -38,7 +40,7 @@ class CompareScreen(BaseScreen):
     """Overlaid accuracy curves and one summary table for several runs."""
 
     HELP = "Runs marked with space on the runs screen. 1, 2, 3 pick a tab."
-    BINDINGS = [
+    BINDINGS: ClassVar[list[Binding]] = [
         Binding("1", "tab('cmp-ratio')", "vs ratio", show=False, id="compare.tab-ratio",
                 tooltip="Accuracy against the keep ratio"),
         Binding("2", "tab('cmp-epoch')", "vs score epoch", show=False, id="compare.tab-epoch",
@@ -78,7 +80,7 @@ class CompareScreen(BaseScreen):
         for run_id in self.run_ids:
             try:
                 details.append(self.backend.run_detail(run_id))
-            except Exception as exc:
+            except (PrunelabError, OSError) as exc:  # a run not found, or a store that cannot be read
                 failed.append(f"{run_id[:8]} ({exc or type(exc).__name__})")
         self.post_result(DetailsLoaded(details))
         if failed:

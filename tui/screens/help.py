@@ -5,7 +5,7 @@ second list to keep in step.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.table import Table
 from rich.text import Text
@@ -68,8 +68,10 @@ def help_sections(app_bindings: list, current: Screen | None = None) -> list[tup
 class HelpScreen(ModalScreen[None]):
     """Every key of every screen; the screen you came from comes first."""
 
-    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close help", id="help.close",
-                        tooltip="Close the help and go back")]
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("escape,q,question_mark", "dismiss", "Close help", id="help.close",
+                tooltip="Close the help and go back"),
+    ]
 
     def __init__(self, current: Screen | None = None) -> None:
         super().__init__()
@@ -97,8 +99,10 @@ class HelpScreen(ModalScreen[None]):
 class ConfirmScreen(ModalScreen[bool]):
     """A yes/no question; y or enter says yes, n or escape says no."""
 
-    BINDINGS = [Binding("y", "answer(True)", "Yes", id="confirm.yes", tooltip="Yes, do it"),
-                Binding("n,escape", "answer(False)", "No", id="confirm.no", tooltip="No, leave things as they are")]
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("y", "answer(True)", "Yes", id="confirm.yes", tooltip="Yes, do it"),
+        Binding("n,escape", "answer(False)", "No", id="confirm.no", tooltip="No, leave things as they are"),
+    ]
 
     def __init__(self, question: str) -> None:
         super().__init__()

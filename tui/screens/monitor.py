@@ -6,7 +6,7 @@ re-attaches. Runs that ended in the last minutes stay, with their final status.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
@@ -21,12 +21,24 @@ from ..widgets.footer import FitFooter
 from ..widgets.progress_panel import ProgressPanel
 from .base import BaseScreen
 
+if TYPE_CHECKING:
+    from engine.api import RunProgress
+
 POLL_S = 0.5
 
 
-def run_order(progress: Any) -> tuple:
+def run_order(progress: RunProgress) -> tuple:
     """Running runs first, then the ended ones; newest first within each."""
     return progress.effective_status != names.RUNNING, -(progress.started or 0.0)
+
+
+def status_line(runs: list[RunProgress]) -> str:
+    """How many runs are live and ended lately, and the keys that act on them."""
+    if not runs:
+        return "No experiments running. Press n to start one."
+    live = sum(p.effective_status == names.RUNNING for p in runs)
+    ended = f", {len(runs) - live} ended lately" if len(runs) > live else ""
+    return f"{live} running{ended} · j/k select · x cancel · enter plots"
 
 
 class MonitorScreen(BaseScreen):
@@ -38,7 +50,7 @@ class MonitorScreen(BaseScreen):
     """
 
     HELP = "Live experiments, whoever started them. j/k or a click selects a run."
-    BINDINGS = [
+    BINDINGS: ClassVar[list[Binding]] = [
         Binding("x", "cancel", "Cancel run", id="monitor.cancel", tooltip="Cancel the selected run (asks first)"),
         Binding("enter", "open", "Open plots", id="monitor.open", tooltip="Open the selected run's plots"),
         # priority: at 80x24 the panels overflow, and their scroll container would take down/up to scroll
@@ -78,40 +90,36 @@ class MonitorScreen(BaseScreen):
         self.post_result(ProgressPolled(self.backend.progress(), self.now()))
 
     async def on_progress_polled(self, message: ProgressPolled) -> None:
-        now = message.now
         runs = sorted((p for p in message.runs if p.run_id), key=run_order)
+        fresh = await self._show_runs(runs, message.now)
+        new_running = [p.run_id for p in fresh if p.effective_status == names.RUNNING]
+        if new_running:  # a launch (from here or elsewhere) expects to see its run
+            self.select(new_running[0])
+        elif self.selected not in {p.run_id for p in runs}:
+            self.select(runs[0].run_id if runs else None)
+        else:
+            self.select(self.selected, scroll=False)
+        self.query_one("#monitor-status", Static).update(status_line(runs))
+
+    async def _show_runs(self, runs: list[RunProgress], now: float) -> list[RunProgress]:
+        """One panel per run, in the runs' order: panels of runs gone are removed, new ones mounted, all updated.
+        Returns the runs that got a new panel."""
         container = self.query_one("#panels", VerticalScroll)
         panels = {p.run_id: p for p in container.query(ProgressPanel)}
         wanted = {p.run_id for p in runs}
         gone = [panel for run_id, panel in panels.items() if run_id not in wanted]
         if gone:
             await container.remove_children(gone)
-        fresh = []
+        fresh = [p for p in runs if p.run_id not in panels]
+        panels.update((p.run_id, ProgressPanel(p.run_id)) for p in fresh)
         for progress in runs:
-            panel = panels.get(progress.run_id)
-            if panel is None:
-                panel = panels[progress.run_id] = ProgressPanel(progress.run_id)
-                fresh.append(progress)
-            panel.update_progress(progress, now)  # before mount it is held until the panel's children exist
+            panels[progress.run_id].update_progress(progress, now)  # a new panel holds it until it is mounted
         if fresh:
             await container.mount_all([panels[p.run_id] for p in fresh])
         for i, progress in enumerate(runs):
             if container.children[i] is not panels[progress.run_id]:
                 container.move_child(panels[progress.run_id], before=i)
-        new_running = [p.run_id for p in fresh if p.effective_status == names.RUNNING]
-        if new_running:
-            self.select(new_running[0])
-        elif self.selected not in wanted:
-            self.select(runs[0].run_id if runs else None)
-        else:
-            self.select(self.selected, scroll=False)
-        live = sum(p.effective_status == names.RUNNING for p in runs)
-        if not runs:
-            text = "No experiments running. Press n to start one."
-        else:
-            text = f"{live} running" + (f", {len(runs) - live} ended lately" if len(runs) > live else "")
-            text += " · j/k select · x cancel · enter plots"
-        self.query_one("#monitor-status", Static).update(text)
+        return fresh
 
     # ------------------------------------------------------------ selection
     def panels(self) -> list[ProgressPanel]:

@@ -155,9 +155,8 @@ class OverlapScreen(RunScreen):
         self.query_one("#overlap-note", Static).update(note)
 
     def _mode_text(self) -> str:
-        marks = "  ".join(("●" if m == self.mode else "○") + f" {key} {m}" for key, m in
-                          (("f", "first"), ("l", "last"), ("s", "spearman")))
-        return marks
+        return "  ".join(("●" if m == self.mode else "○") + f" {key} {m}" for key, m in
+                         (("f", "first"), ("l", "last"), ("s", "spearman")))
 
     # ------------------------------------------------------------ keys
     def action_mode(self, mode: str) -> None:

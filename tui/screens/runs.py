@@ -1,6 +1,8 @@
 """The runs screen: every experiment run in the store, live, filterable, sortable, markable."""
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -21,7 +23,7 @@ class RunsScreen(BaseScreen):
     """Parent runs from MLflow, refreshed every few seconds by a thread worker."""
 
     HELP = "Experiment runs in the store. Enter opens a run's plots; space marks runs for comparison."
-    BINDINGS = [
+    BINDINGS: ClassVar[list[Binding]] = [
         Binding("slash", "filter", "Filter", key_display="/", id="runs.filter",
                 tooltip="Show only the runs matching some words"),
         Binding("enter", "open('plots')", "Open", show=False, id="runs.open", tooltip="Open the run's plots"),

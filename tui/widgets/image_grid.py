@@ -8,6 +8,7 @@ the theme's colours.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from rich.color import Color as RichColor
@@ -62,7 +63,8 @@ def half_block_lines(image: np.ndarray) -> list[Text]:
 class ImageGrid(Widget):
     """Tiles laid out left to right, as many per row as the width allows."""
 
-    COMPONENT_CLASSES = {"image-grid--caption", "image-grid--muted", "image-grid--wrong"}  # styled in app.tcss
+    # styled in app.tcss
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"image-grid--caption", "image-grid--muted", "image-grid--wrong"}
     tiles: reactive[list[Tile]] = reactive(list, layout=True, always_update=True)
 
     def __init__(self, *, pixel_width: int = 16, **kwargs) -> None:

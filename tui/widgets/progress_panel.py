@@ -6,7 +6,7 @@ progress file has the run's start time and finished trials, so use those.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -18,8 +18,11 @@ from engine import names
 
 from ..fmt import duration, pct, short_id, status_text
 
+if TYPE_CHECKING:
+    from engine.api import RunProgress
 
-def eta_seconds(progress: Any, now: float) -> float | None:
+
+def eta_seconds(progress: RunProgress, now: float) -> float | None:
     """Time left from the run's pace so far: elapsed per finished trial times the trials left."""
     done, total = progress.trials_done, progress.trials
     if not progress.started or not total or done <= 0 or done >= total:
@@ -28,8 +31,28 @@ def eta_seconds(progress: Any, now: float) -> float | None:
     return elapsed / done * (total - done)
 
 
+def stage_line(progress: RunProgress) -> str:
+    """What the run does now: "retrain · trial 5 of 12 · loss / hardest / keep 0.5 / seed 1 / e1"."""
+    trial = f"trial {progress.trial + 1} of {progress.trials}" if progress.trial is not None and progress.trials else ""
+    return " · ".join(x for x in (progress.stage or "starting", trial, progress.stage_detail) if x)
+
+
+def metrics_line(progress: RunProgress, running: bool, now: float) -> str:
+    """Elapsed time, the ETA while it runs, and the last train loss and test accuracy."""
+    elapsed = ((now if running else progress.updated) - progress.started) if progress.started else None
+    parts = [f"elapsed {duration(elapsed)}"]
+    if running and progress.trials:  # kinds without trials (overlap) have no pace to go by
+        eta = eta_seconds(progress, now)
+        parts.append(f"ETA {duration(eta)}" if eta is not None else "ETA estimating…")
+    if "train_loss" in progress.metrics:
+        parts.append(f"train loss {progress.metrics['train_loss']:.4f}")
+    if "test_accuracy" in progress.metrics:
+        parts.append(f"test acc {pct(progress.metrics['test_accuracy'], 2)}")
+    return "   ".join(parts)
+
+
 class ProgressPanel(Vertical):
-    """Live view of one progress file (folded into an engine.events.RunProgress).
+    """Live view of one progress file (folded into an engine.api.RunProgress).
 
     It holds no focus; the monitor selects it (class `selected`). An ended run folds
     to its title, stage and metrics unless it is the selected one.
@@ -43,11 +66,11 @@ class ProgressPanel(Vertical):
     def __init__(self, run_id: str, **kwargs: Any) -> None:
         super().__init__(id=f"panel-{run_id}", classes="progress-panel", **kwargs)
         self.run_id = run_id
-        self.progress: Any = None
+        self.progress: RunProgress | None = None
         self.status = names.RUNNING
         self._log_signature: tuple = ()
         self._ready = False  # children exist only once mounted; a poll can arrive before that
-        self._pending: tuple[Any, float] | None = None
+        self._pending: tuple[RunProgress, float] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="panel-title", classes="panel-title")
@@ -68,45 +91,35 @@ class ProgressPanel(Vertical):
         if self._pending is not None:
             self.update_progress(*self._pending)
 
-    def update_progress(self, progress: Any, now: float) -> None:
+    def update_progress(self, progress: RunProgress, now: float) -> None:
         self.progress = progress
         self.status = progress.effective_status
         if not self._ready:
             self._pending = (progress, now)
             return
         self._pending = None
-        theme = self.app.theme_variables
         title = Text.assemble((progress.experiment or "experiment", "bold"), "  ", progress.kind or "", "  ",
-                              short_id(progress.run_id), "  ", status_text(self.status, theme))
+                              short_id(progress.run_id), "  ", status_text(self.status, self.app.theme_variables))
         self.query_one("#panel-title", Static).update(title)
-        has_trial = progress.trial is not None and progress.trials
-        trial = f"trial {progress.trial + 1} of {progress.trials}" if has_trial else ""
-        stage = " · ".join(x for x in (progress.stage or "starting", trial, progress.stage_detail) if x)
-        self.query_one("#panel-stage", Static).update(Text(stage, no_wrap=True, overflow="ellipsis"))
+        self.query_one("#panel-stage", Static).update(Text(stage_line(progress), no_wrap=True, overflow="ellipsis"))
         self._bar("trials", progress.trials_done, progress.trials)
         self._bar("epoch", progress.epochs_done, progress.epochs)
         self._bar("batch", progress.batch, progress.batches)
         running = self.status == names.RUNNING
-        elapsed = ((now if running else progress.updated) - progress.started) if progress.started else None
-        eta = eta_seconds(progress, now) if running else None
-        metrics = progress.metrics
-        parts = [f"elapsed {duration(elapsed)}"]
-        if running and progress.trials:  # kinds without trials (overlap) have no pace to go by
-            parts.append(f"ETA {duration(eta)}" if eta is not None else "ETA estimating…")
-        if "train_loss" in metrics:
-            parts.append(f"train loss {metrics['train_loss']:.4f}")
-        if "test_accuracy" in metrics:
-            parts.append(f"test acc {pct(metrics['test_accuracy'], 2)}")
-        self.query_one("#panel-metrics", Static).update("   ".join(parts))
-        signature = (len(progress.log), progress.log[-1] if progress.log else "")
+        self.query_one("#panel-metrics", Static).update(metrics_line(progress, running, now))
+        self._show_log(progress.log)
+        self.set_class(not running, "ended")
+        self.set_class(not running and not self.has_class("selected"), "folded")
+
+    def _show_log(self, lines: list[str]) -> None:
+        """The run's last 100 log lines, written again only when the log changed."""
+        signature = (len(lines), lines[-1] if lines else "")
         if signature != self._log_signature:
             self._log_signature = signature
             log = self.query_one("#panel-log", RichLog)
             log.clear()
-            for line in progress.log[-100:]:
+            for line in lines[-100:]:
                 log.write(line)
-        self.set_class(not running, "ended")
-        self.set_class(not running and not self.has_class("selected"), "folded")
 
     def set_selected(self, selected: bool) -> None:
         self.set_class(selected, "selected")

@@ -7,12 +7,13 @@ and the cursor is put back on the same run by its id.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
+from textual.widgets.data_table import CellDoesNotExist
 
 from ..backend import run_duration
 from ..fmt import clock, duration, pct, short_id, status_text
@@ -47,7 +48,7 @@ WIDE = 100
 class RunTable(Table):
     """Parent runs with status, kind, data, model, full-data and best pruned accuracy, duration and start time."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[Binding]] = [
         Binding("space", "toggle_mark", "Mark", id="runs.mark", tooltip="Mark the run for comparison"),
         Binding("s", "next_sort", "Sort", id="runs.sort", tooltip="Sort by the next column"),
         Binding("S", "reverse_sort", "Reverse", show=False, id="runs.reverse-sort", tooltip="Reverse the sort order"),
@@ -112,7 +113,7 @@ class RunTable(Table):
 
     @staticmethod
     def _haystack(r: Any) -> str:
-        return " ".join([r.status, r.experiment, r.name, r.kind, r.dataset, r.model, r.run_id]).lower()
+        return f"{r.status} {r.experiment} {r.name} {r.kind} {r.dataset} {r.model} {r.run_id}".lower()
 
     def rebuild(self) -> None:
         """Redraw the rows (only when what they show changed), keeping the cursor on the same run.
@@ -156,7 +157,7 @@ class RunTable(Table):
             return None
         try:
             return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        except Exception:
+        except CellDoesNotExist:
             return None
 
     # ------------------------------------------------------------ filter, sort, marks
