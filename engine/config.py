@@ -28,7 +28,7 @@ from .sections import RESERVED, SECTIONS, Registered, Section, checked, register
 from .selection.registry import check_strategy, strategy_tables
 
 __all__ = ["Config", "ConfigError", "DataConfig", "Section", "SurrogateConfig", "TrainConfig", "choices_for",
-           "config_error", "config_from_dict", "load_config", "register_section", "sections"]
+           "config_error", "config_from_dict", "describe", "load_config", "register_section", "sections"]
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 
@@ -275,6 +275,15 @@ def field_info(path: str) -> FieldInfo | None:
     return entry if isinstance(entry, FieldInfo) and not rest else None
 
 
+def describe(path: str) -> str:
+    """A field's help, as `config show` and the TUI's form print it: `kind`'s names the kinds registered now
+    (a plugin's too)."""
+    if path == "kind":
+        return kind_names()
+    info = field_info(path)
+    return (info.description or "") if info else ""
+
+
 def choices_for(path: str) -> list[str]:
     """The registered names a field takes (kind, model, data.dataset, sweep.methods, ...), a plugin's too; [] for
     a field that is no registry's name (the TUI's form completes with these)."""
@@ -370,22 +379,24 @@ def config_from_dict(data: dict[str, Any], source: str = "") -> Config:
         raise ConfigError(f"{source + ': ' if source else ''}{exc}") from None
 
 
+def config_text(path_or_preset: str | Path) -> tuple[str, str]:
+    """The TOML text of a config file or a preset by name, and where it came from (for messages)."""
+    path = Path(path_or_preset)
+    if not (path.suffix == ".toml" or path.exists()):
+        return preset_text(str(path_or_preset)), f"preset {path_or_preset}"
+    try:
+        return path.read_text(encoding="utf-8-sig"), str(path)  # -sig: a BOM is not an error
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder; pass a .toml config file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+
+
 def load_config(path_or_preset: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None) -> Config:
     """Load a TOML file or a preset by name, apply `key=value` overrides, and validate."""
-    if path_or_preset is None:
-        path_or_preset = "quick"
-    path = Path(path_or_preset)
-    if path.suffix == ".toml" or path.exists():
-        try:
-            text, source = path.read_text(encoding="utf-8-sig"), str(path)  # -sig: a BOM is not an error
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except IsADirectoryError:
-            raise ConfigError(f"{path}: is a folder; pass a .toml config file") from None
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
-    else:
-        text, source = preset_text(str(path_or_preset)), f"preset {path_or_preset}"
+    text, source = config_text("quick" if path_or_preset is None else path_or_preset)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

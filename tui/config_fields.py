@@ -62,13 +62,6 @@ def _kind(annotation: Any) -> tuple[str, list[Any]]:
     return "text", []
 
 
-def _registry_names(path: str) -> list[str]:
-    """Completions for a field whose values are a registry's names (kind, model, sweep.methods, ...)."""
-    from engine.config import choices_for
-
-    return choices_for(path)
-
-
 def _entries(model_cls: Any) -> dict[str, Any]:
     """A model's fields by name; for Config, its layout: the registered sections in their place."""
     layout = getattr(model_cls, "layout", None)
@@ -76,7 +69,10 @@ def _entries(model_cls: Any) -> dict[str, Any]:
 
 
 def field_specs(model_cls: Any, section: str = "") -> list[FieldSpec]:
-    """Every leaf field of the config model, sections flattened in the order of `Config.layout()`."""
+    """Every leaf field of the config model, sections flattened in the order of `Config.layout()`; each with its
+    help, and the registry names that complete it (kind, model, sweep.methods, ...)."""
+    from engine.config import choices_for, describe
+
     specs: list[FieldSpec] = []
     for name, entry in _entries(model_cls).items():
         path = f"{section}.{name}" if section else name
@@ -85,8 +81,7 @@ def field_specs(model_cls: Any, section: str = "") -> list[FieldSpec]:
             specs.extend(field_specs(annotation, path))
             continue
         kind, choices = _kind(annotation)
-        specs.append(FieldSpec(path, section, name, kind, entry.description or "", choices, optional,
-                               _registry_names(path)))
+        specs.append(FieldSpec(path, section, name, kind, describe(path), choices, optional, choices_for(path)))
     return specs
 
 

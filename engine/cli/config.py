@@ -34,12 +34,13 @@ def config_list_command() -> None:
 @click.argument("name")
 @handle_errors
 def config_show_command(name):
-    """Print a preset (as TOML), to start a config file from: each field's help above it, and the
-    [selection.NAME] tables of the strategies it uses, at their defaults."""
-    from ..config import load_config, preset_text
+    """Print a preset or a config file (as TOML), to start a config from: each field's help above it, and
+    the [selection.NAME] tables of the strategies it uses, at their values."""
+    from ..config import config_text, load_config
 
-    text = with_descriptions(preset_text(name))
-    click.echo(text + strategy_tables(load_config(name), text), nl=False)
+    config = load_config(name)  # first: its plugins may register the sections and strategies it names
+    text = with_descriptions(config_text(name)[0])
+    click.echo(text + strategy_tables(config, text), nl=False)
 
 
 def _method_options(section: str) -> dict[str, Any] | None:
@@ -54,13 +55,14 @@ def _method_options(section: str) -> dict[str, Any] | None:
 
 def _help(section: str) -> dict[str, str]:
     """{key: its help} for the keys of a [section] (or of the top level for ""); {} for a free-form table."""
-    from ..config import Config, sections
+    from ..config import Config, describe, sections
 
     options = _method_options(section)
     if options is not None:
         return {key: option_help(option, key) for key, option in options.items()}
     model: Any = Config if section == "" else sections().get(section)
-    return {key: info.description for key, info in model.model_fields.items() if info.description} if model else {}
+    keys = model.model_fields if model else {}
+    return {key: describe(f"{section}.{key}" if section else key) for key in keys}
 
 
 def option_help(option: Any, key: str) -> str:

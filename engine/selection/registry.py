@@ -115,17 +115,21 @@ def strategy_tables(given: Any) -> Any:
     tables = {key: dict(value) if isinstance(value, Mapping) else value for key, value in given.items()
               if key in STRATEGIES or isinstance(value, Mapping)}
     for key, value in given.items():
-        if key in tables:
-            continue
-        owners = [name for name, strategy in STRATEGIES.items() if key in strategy.options]
-        if not owners:
-            raise ConfigError(f"{key!r} is neither a strategy nor an option of one; options go in their strategy's "
-                              "table, e.g. [selection.ccs] beta = 0.2 (see `prunelab config show`)")
-        for name in owners:
-            table = tables.setdefault(name, {})
-            if isinstance(table, dict):
-                table.setdefault(key, value)
+        if key not in tables:
+            _apply_flat(tables, key, value)
     return tables
+
+
+def _apply_flat(tables: dict[str, Any], key: str, value: Any) -> None:
+    """An old flat option, into the table of every strategy that declares it (unless the table sets it)."""
+    owners = [name for name, strategy in STRATEGIES.items() if key in strategy.options]
+    if not owners:
+        raise ConfigError(f"{key!r} is neither a strategy nor an option of one; options go in their strategy's "
+                          "table, e.g. [selection.ccs] beta = 0.2 (see `prunelab config show`)")
+    for name in owners:
+        table = tables.setdefault(name, {})
+        if isinstance(table, dict):
+            table.setdefault(key, value)
 
 
 def check_keep_ratio(keep_ratio: Any) -> None:
