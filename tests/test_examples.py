@@ -109,6 +109,10 @@ def test_custom_kind_example_runs_its_kind_and_its_section_is_checked_and_shown(
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.splitlines()[-1] == f"# OK: {config} is a valid stability config"
     assert "[stability]" in checked.stdout and "[sweep]" not in checked.stdout  # the sections its kind reads
+    kinds = prunelab(tmp_path, "config", "kinds", "--plugin", str(REPO / "examples" / "custom_kind.py"))
+    rows = dict(line.split(None, 1) for line in kinds.stdout.splitlines())
+    assert rows["stability"] == ("Spearman's rho of each scorer's ranking between consecutive surrogate epochs; "
+                                 "reads [stability]") and "prune" in rows
     shown = prunelab(tmp_path, "config", "show", str(config))
     assert "# surrogate epochs, compared pairwise in order\nepochs = [0, 2]" in shown.stdout
     assert "or stability\nkind = " in shown.stdout  # the kind's help names the plugin's kind too

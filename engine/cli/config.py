@@ -18,7 +18,7 @@ from .common import handle_errors, main
 
 @main.group("config")
 def config_group() -> None:
-    """Presets and config files."""
+    """Presets, config files and the experiment kinds they name."""
 
 
 @config_group.command("list")
@@ -28,6 +28,21 @@ def config_list_command() -> None:
 
     for name in preset_names():
         click.echo(name)
+
+
+@config_group.command("kinds")
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE_OR_FILE", help="Import a plugin first.")
+@handle_errors
+def config_kinds_command(plugins):
+    """List the experiment kinds (`kind = ...`) and the config sections each reads."""
+    from ..kinds import KINDS
+    from ..plugins import load_plugins
+
+    load_plugins(list(plugins))
+    width = max(map(len, KINDS))
+    for kind in KINDS.values():
+        read = ", ".join(f"[{s}]" for s in kind.sections) if kind.sections is not None else "every section"
+        click.echo(f"{kind.name:<{width}}  {kind.description}; reads {read}")
 
 
 @config_group.command("show")

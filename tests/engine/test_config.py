@@ -210,3 +210,13 @@ def test_a_config_built_in_python_fills_and_checks_its_sections():
     part = cfg.model_copy(update={"sweep": cfg.sweep.model_copy(update={"methods": ["loss"]})})
     assert part.sweep.methods == ["loss"] and cfg.sweep.methods == ["random", "loss", "grad_norm"]
     assert part.model_dump()["sweep"]["methods"] == ["loss"]
+
+
+def test_config_kinds_lists_every_registered_kind_and_the_sections_it_reads():
+    from engine.kinds import KINDS
+
+    listed = CliRunner().invoke(main, ["config", "kinds"])
+    assert listed.exit_code == 0
+    lines = {line.split()[0]: line for line in listed.output.splitlines()}
+    assert list(lines) == list(KINDS)
+    assert lines["study"].endswith("reads [study], [overlap], [sweep]") and lines["prune"].endswith("reads [sweep]")
