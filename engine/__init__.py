@@ -15,8 +15,9 @@ One step at a time, on a registered data set or your own arrays:
 
 Registries (`engine.datasets`, `engine.models`, `engine.scorers`, `engine.strategies`,
 `engine.experiments`) list what exists; `engine.register_model(name, builder)`,
-`engine.register_scorer(name, fn)`, `engine.register_strategy(...)` and
-`engine.register_norm_form(layer_class, fn)` add to them.
+`engine.register_scorer(name, fn)`, `engine.register_strategy(...)`,
+`engine.register_kind(ExperimentKind(...))` with `engine.register_section(name, Section)`
+and `engine.register_norm_form(layer_class, fn)` add to them.
 
 Every name here is imported on first use (PEP 562), so `import engine` loads
 neither torch nor MLflow; submodules import as usual (`import engine.kinds.noise`).
@@ -66,6 +67,9 @@ _EXPORTS = {
     "register_scorer": "engine.scoring.registry:register_scorer",
     "register_strategy": "engine.selection.registry:register_strategy",
     "register_kind": "engine.kinds:register_kind",
+    "ExperimentKind": "engine.kinds:ExperimentKind",
+    "register_section": "engine.sections:register_section",
+    "Section": "engine.sections:Section",
     "register_norm_form": "engine.scoring.gradnorm.forms:register_norm_form",
     "Option": "engine.options:Option",
     "MethodDoc": "engine.registry:MethodDoc",
@@ -100,7 +104,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing of this loads at r
     from .data.registry import register_dataset
     from .errors import ConfigError, DataError, PrunelabError, UnknownNameError, UserError
     from .kinds import KINDS as experiments
-    from .kinds import register_kind
+    from .kinds import ExperimentKind, register_kind
     from .nets import MODELS as models
     from .nets import register_model
     from .options import Option
@@ -110,6 +114,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing of this loads at r
     from .scoring.registry import SCORERS as scorers
     from .scoring.registry import register_scorer
     from .scoring.surrogate import ScoreResult
+    from .sections import Section, register_section
     from .selection.base import keep_count, select
     from .selection.registry import STRATEGIES as strategies
     from .selection.registry import register_strategy

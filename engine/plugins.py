@@ -1,11 +1,13 @@
 """User code named in a config (`plugins = [...]`), imported in every process that runs the config.
 
-Why: `engine.register_scorer/model/strategy` calls made in a script only change
-that script's process. A run started with `--detach`, resumed, launched from the
+Why: `engine.register_scorer/model/strategy/kind/section` calls made in a script
+only change that script's process. A run started with `--detach`, resumed, launched from the
 TUI, or spread over Ray workers validates and runs its config in other processes,
 where those names would be unknown. Listing the module in the config makes each
-of those processes import it first (config validation does it, before any name is
-checked), so the registrations happen everywhere the config goes.
+of those processes import it first (config validation does it, before any name or
+section is checked), so the registrations happen everywhere the config goes: a
+plugin's experiment kind and its `[section]` validate in `prunelab config check`
+and the TUI's form as the built-in ones do (examples/custom_kind.py).
 
 An entry is a module name (`my_scores`, importable from the working directory or
 the environment) or a path to a .py file (`scorers/margin.py`, relative to the
@@ -90,5 +92,5 @@ def _failing_as_config_error(label: str, do_import) -> None:
     """The user's module may raise anything: report which plugin, and what, as a config error."""
     try:
         do_import()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (any error of the user's module becomes one line naming it)
         raise ConfigError(f"plugin {label} failed to import: {type(exc).__name__}: {exc}") from None

@@ -1,9 +1,12 @@
 """The New-experiment form's model: one field spec per config field, read from the pydantic models.
 
-Why introspection: a field another engineer adds to `engine.config.Config` (or
-a new section) shows up in the form with its description and default, with no
-change here. Values go back through `engine.config.config_from_dict`, so the
-form validates exactly as the CLI does. No textual here: this is plain logic.
+Why introspection: a field another engineer adds to `engine.config.Config`, or
+a section a kind registers (`register_section`, a plugin's too), shows up in the
+form with its description and default, with no change here. Values go back
+through `engine.config.config_from_dict`, so the form validates exactly as the
+CLI does, `[scoring.NAME]` and `[selection.NAME]` tables included. Only
+engine.config is read (the TUI's import contract): the sections from
+`Config.layout()`, a field's registry names from `choices_for`. No textual here.
 """
 from __future__ import annotations
 
@@ -13,15 +16,6 @@ import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
-
-# registries whose names make good completions for a free-text field
-SUGGESTIONS = {
-    "kind": ("engine.kinds", "KINDS"),
-    "model": ("engine.nets", "MODELS"),
-    "data.dataset": ("engine.data.registry", "DATASETS"),
-    "sweep.methods": ("engine.scoring.registry", "SCORERS"),
-    "sweep.strategies": ("engine.selection.registry", "STRATEGIES"),
-}
 
 
 @dataclass
@@ -68,30 +62,26 @@ def _kind(annotation: Any) -> tuple[str, list[Any]]:
     return "text", []
 
 
-def _registry_names(path: str) -> list[str]:
-    if path not in SUGGESTIONS:
-        return []
-    import importlib
-
-    module, attr = SUGGESTIONS[path]
-    try:
-        return sorted(getattr(importlib.import_module(module), attr))
-    except Exception:  # a registry still being written: no completions, the validator still checks
-        return []
+def _entries(model_cls: Any) -> dict[str, Any]:
+    """A model's fields by name; for Config, its layout: the registered sections in their place."""
+    layout = getattr(model_cls, "layout", None)
+    return layout() if callable(layout) else dict(model_cls.model_fields)
 
 
 def field_specs(model_cls: Any, section: str = "") -> list[FieldSpec]:
-    """Every leaf field of the config model, sections flattened in declaration order."""
+    """Every leaf field of the config model, sections flattened in the order of `Config.layout()`; each with its
+    help, and the registry names that complete it (kind, model, sweep.methods, ...)."""
+    from engine.config import choices_for, describe
+
     specs: list[FieldSpec] = []
-    for name, info in model_cls.model_fields.items():
-        annotation, optional = _strip_optional(info.annotation)
+    for name, entry in _entries(model_cls).items():
         path = f"{section}.{name}" if section else name
+        annotation, optional = (entry, False) if _is_model(entry) else _strip_optional(entry.annotation)
         if _is_model(annotation):
             specs.extend(field_specs(annotation, path))
             continue
         kind, choices = _kind(annotation)
-        specs.append(FieldSpec(path, section, name, kind, info.description or "", choices, optional,
-                               _registry_names(path)))
+        specs.append(FieldSpec(path, section, name, kind, describe(path), choices, optional, choices_for(path)))
     return specs
 
 
@@ -183,8 +173,7 @@ def parse_text(spec: FieldSpec, text: str) -> Any:
         return None
     if spec.kind == "choice":
         return text
-    value = _scalar(text)
-    return value
+    return _scalar(text)
 
 
 _INDEX = re.compile(r"\[\d+\]")
@@ -194,7 +183,7 @@ def error_target(message: str, paths: list[str]) -> tuple[str | None, str]:
     """Which field a `config_from_dict` message is about, and the message without that prefix.
 
     Messages start with the field path (`sweep.keep_ratios[0]: ...`); checks across
-    fields start with `config:` and name the field in the text, so look for it there.
+    fields name the field in their text (`sweep.score_epochs has epoch 5 beyond ...`), so look for it there.
     """
     head, sep, _rest = message.partition(": ")
     if sep:

@@ -6,7 +6,7 @@ coverage.py, loaded when first used; `register_strategy` adds your own.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +100,36 @@ def check_strategy(name: str, options: dict | None) -> dict[str, Any]:
     """Every option of `name`, checked; UnknownNameError for an unknown strategy, ConfigError for an unknown or
     out-of-range option."""
     return check_options(f"selection strategy {name!r}", STRATEGIES.check(name).options, options or {})
+
+
+def strategy_tables(given: Any) -> Any:
+    """A config's `[selection]` as one table per strategy (`[selection.craig] per_class = false`).
+
+    A key that names no strategy but an option is the old flat form (`selection.per_class = true`), still in
+    the configs stored with earlier runs and re-read by `--resume`: it applies to every strategy that declares
+    that option, as it always did; a strategy's own table wins over it. Anything but a table is left for the
+    validator to reject.
+    """
+    if not isinstance(given, Mapping):
+        return given
+    tables = {key: dict(value) if isinstance(value, Mapping) else value for key, value in given.items()
+              if key in STRATEGIES or isinstance(value, Mapping)}
+    for key, value in given.items():
+        if key not in tables:
+            _apply_flat(tables, key, value)
+    return tables
+
+
+def _apply_flat(tables: dict[str, Any], key: str, value: Any) -> None:
+    """An old flat option, into the table of every strategy that declares it (unless the table sets it)."""
+    owners = [name for name, strategy in STRATEGIES.items() if key in strategy.options]
+    if not owners:
+        raise ConfigError(f"{key!r} is neither a strategy nor an option of one; options go in their strategy's "
+                          "table, e.g. [selection.ccs] beta = 0.2 (see `prunelab config show`)")
+    for name in owners:
+        table = tables.setdefault(name, {})
+        if isinstance(table, dict):
+            table.setdefault(key, value)
 
 
 def check_keep_ratio(keep_ratio: Any) -> None:
