@@ -174,14 +174,17 @@ def constraints(field: Any) -> str:
 
 
 def sections(model: type[BaseModel], instance: BaseModel, prefix: str = "") -> Iterator[tuple[str, Any, Any]]:
-    """(dotted section name, model class, default instance) for the model and every sub-model, depth first."""
+    """(dotted section name, model class, default instance) for the model and every sub-model, depth first; a
+    model with a `layout()` (the Config: its kinds' registered sections too) is walked in that order."""
     yield prefix, type(instance) if instance is not None else model, instance
-    for name, field in model.model_fields.items():
+    entries = model.layout() if hasattr(model, "layout") else dict(model.model_fields)
+    for name, entry in entries.items():
         value = getattr(instance, name, None)
+        annotation = entry if isinstance(entry, type) else getattr(entry, "annotation", None)
         if isinstance(value, BaseModel):
             yield from sections(type(value), value, f"{prefix}.{name}" if prefix else name)
-        elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
-            yield from sections(field.annotation, None, f"{prefix}.{name}" if prefix else name)
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from sections(annotation, None, f"{prefix}.{name}" if prefix else name)
 
 
 def field_rows(model: type[BaseModel], instance: BaseModel | None) -> list[list[str]]:
@@ -232,13 +235,15 @@ def render_config_reference() -> str:
         if scorer.options and builtin(scorer.fn if scorer.kind != "training" else scorer.observer):
             out.append(f"\n### `[scoring.{name}]`\n\n" + table(["option", "default", "allowed", "what"],
                                                                option_rows(scorer.options)))
-    out.append("\n## Strategy options: `[selection]`\n\nThe options of every strategy in the run's "
-               "`sweep.strategies` (or benchmark methods), as keys of `[selection]`, e.g. "
-               "`--set selection.per_class=false`; strategies not listed take no options.\n")
+    out.append("\n## Strategy options: `[selection.NAME]`\n\nOne table per strategy, e.g. "
+               "`[selection.craig] per_class = false` or `--set selection.craig.per_class=false`; "
+               "`prunelab config show` lists the tables of the strategies a config uses. An old flat "
+               "`[selection]` key still loads and applies to every strategy that declares it. Strategies not "
+               "listed take no options.\n")
     for name, strategy in STRATEGIES.items():
         if strategy.options and builtin(strategy.fn):
-            out.append(f"\n### `{name}`\n\n" + table(["option", "default", "allowed", "what"],
-                                                      option_rows(strategy.options)))
+            out.append(f"\n### `[selection.{name}]`\n\n" + table(["option", "default", "allowed", "what"],
+                                                                     option_rows(strategy.options)))
     return "".join(out)
 
 
@@ -398,7 +403,7 @@ def render_method(m: Method) -> str:
         out.append(f"\n## Options (`[{m.section}]`)\n\n" + table(["field", "type", "default", "what"],
                                                                 section_options(m.section)))
     elif m.options:
-        scope = f"[scoring.{m.name}]" if m.family == "scores" else "[selection]"
+        scope = f"[scoring.{m.name}]" if m.family == "scores" else f"[selection.{m.name}]"
         out.append(f"\n## Options (`{scope}`)\n\n" + table(["option", "default", "allowed", "what"],
                                                            option_rows(m.options)))
     else:
