@@ -67,3 +67,22 @@ def test_keep_ratio_loop_example_reads_its_runs_back_from_mlflow(tmp_path, fresh
         acc = f"{t.data.metrics['final_test_accuracy']:.4f}"
         assert any(line.split()[:4] == [t.data.tags["method"], t.data.tags["ratio"], t.data.params["kept"], acc]
                    for line in lines), (t.data.tags, proc.stdout)
+
+
+@pytest.mark.timeout(240)
+def test_scorer_options_example_takes_its_option_from_the_scoring_table(tmp_path, fresh_store):
+    fresh_store(tmp_path / "mlruns" / "mlflow.db")
+    proc = run_example("custom_scorer_options.py", tmp_path, "--gamma", "3")
+    client = store(tmp_path)
+    parents, trials = children(client, "focal-gamma")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED" and len(trials) == 2
+    parent = parents[0].info.run_id
+    loss, focal = (np.load(client.download_artifacts(parent, f"scores/{m}@e1.npy", str(tmp_path / m)))
+                   .astype(np.float64) for m in ("loss", "focal"))
+    # the same surrogate's scores: focal is (1 - p_y)^3 · loss with p_y = exp(-loss), gamma from the table
+    np.testing.assert_allclose(focal, (1 - np.exp(-loss)) ** 3 * loss, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(focal, (1 - np.exp(-loss)) ** 2 * loss, rtol=1e-2)  # not the default gamma = 2
+    assert not np.allclose(focal, loss, rtol=1e-2)
+    config = client.download_artifacts(parent, "config.toml", str(tmp_path / "config"))
+    assert "[scoring.focal]" in open(config).read()
+    assert [line.split()[0] for line in proc.stdout.splitlines()[:2]] == ["focal", "loss"]  # the summary rows
