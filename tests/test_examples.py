@@ -83,6 +83,6 @@ def test_scorer_options_example_takes_its_option_from_the_scoring_table(tmp_path
     np.testing.assert_allclose(focal, (1 - np.exp(-loss)) ** 3 * loss, rtol=1e-4, atol=1e-6)
     assert not np.allclose(focal, (1 - np.exp(-loss)) ** 2 * loss, rtol=1e-2)  # not the default gamma = 2
     assert not np.allclose(focal, loss, rtol=1e-2)
-    config = client.download_artifacts(parent, "config.toml", str(tmp_path / "config"))
-    assert "[scoring.focal]" in open(config).read()
+    config = Path(client.download_artifacts(parent, "config.toml", str(tmp_path / "config")))
+    assert "[scoring.focal]" in config.read_text()
     assert [line.split()[0] for line in proc.stdout.splitlines()[:2]] == ["focal", "loss"]  # the summary rows

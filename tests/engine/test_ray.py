@@ -6,6 +6,7 @@ install it. Workers logging one new data set at once do not fail a trial, and
 a FAILED trial always says why in its child run (the module's store serves these
 store-level tests too, to spare a fresh one).
 """
+import signal
 import sys
 from collections import Counter
 
@@ -18,7 +19,7 @@ from engine.errors import UserError
 from engine.names import TRIAL_KEY
 from engine.runner.executors import RayExecutor, RayNotInstalled, make_executor
 from engine.runner.tasks import TRIAL_TASKS
-from engine.store.events import EpochEnd, LogLine, TrialFinished
+from engine.store.events import BatchProgress, EpochEnd, LogLine, RunStarted, TrialFinished
 from engine.store.progress import read_events
 from engine.store.runs import records_from_children
 from engine.store.tracking import tracker
@@ -264,6 +265,28 @@ def test_a_worker_killed_mid_trial_is_retried(ray_local, store, crash_once):
     resumed = engine.run(resume=result.run_id, executor="ray")
     assert accuracies(resumed) == accuracies(result)
     assert len(track.children(result.run_id)) == 5
+
+
+def test_a_cancel_stops_the_clusters_trials_and_ends_the_run_killed(ray_local, store):
+    """SIGTERM (the TUI's cancel) only sets the run's token; the driver's wait loop sees it at its next poll,
+    cancels what is still in flight and ends those children KILLED."""
+    started, signalled = [], []
+
+    def on_event(event):  # the workers' events, drained by the driver while it waits
+        if isinstance(event, RunStarted):
+            started.append(event.run_id)
+        if isinstance(event, (BatchProgress, EpochEnd)) and not signalled:
+            signal.raise_signal(signal.SIGTERM)
+            signalled.append(event)
+
+    with pytest.raises(KeyboardInterrupt):
+        engine.run(tiny("ray-cancel", **{"train.epochs": 20}), executor="ray", on_event=on_event)
+    assert signalled
+    track = tracker(None, str(store))
+    assert track.get_run(started[0]).info.status == "KILLED"
+    children = track.children(started[0])
+    assert children and all(c.info.status in ("KILLED", "FINISHED") for c in children)
+    assert Counter(c.info.status for c in children)["FINISHED"] < 4  # 20-epoch trials: stopped, not finished
 
 
 def test_a_trial_whose_worker_keeps_dying_fails_and_the_sweep_completes(ray_local, store, crash_once):
