@@ -275,7 +275,7 @@ def test_a_cancel_stops_the_clusters_trials_and_ends_the_run_killed(ray_local, s
     def on_event(event):  # the workers' events, drained by the driver while it waits
         if isinstance(event, RunStarted):
             started.append(event.run_id)
-        if isinstance(event, (BatchProgress, EpochEnd)) and not signalled:
+        if isinstance(event, (BatchProgress, EpochEnd)) and event.trial is not None and not signalled:  # a trial's
             signal.raise_signal(signal.SIGTERM)
             signalled.append(event)
 
