@@ -214,11 +214,15 @@ class _Loop:
         y = dataset.y_train[idx]
         if self.augment:
             x = dataset.augment_batch(x, self.generator)
-        idx, x, y = self.hooks.select(idx, x, y)
+        hooks = self.hooks
+        if hooks.selectors:
+            idx, x, y = hooks.select(idx, x, y)
         x = to_model_layout(dataset.normalize(x))
         with autocast(self.device, cfg.amp):
             logits = self.step_model(x)
-            weights = ([] if plan_weights is None else [plan_weights]) + self.hooks.weights(idx)
+            weights = [] if plan_weights is None else [plan_weights]
+            if hooks.weighers:
+                weights += hooks.weights(idx)
             loss = batch_loss(logits, y, cfg.label_smoothing, weights)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -250,7 +254,8 @@ class _Loop:
             loss_sum += loss * len(y)
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
-            self.hooks.observe(idx, logits, y)
+            if self.hooks.observers:
+                self.hooks.observe(idx, logits, y)
             now = time.perf_counter()
             if on_event is not None and (now - self.last_report > 0.2 or b == batches - 1):
                 self.last_report = now
