@@ -4,32 +4,38 @@ No DataLoader and no per-sample Python: each epoch is a device-side permutation,
 batches are gathered by index (on the device, or on the host and streamed for a
 set above the device budget: `Dataset.batches`), augmented and normalised as whole
 tensors, and the host syncs once per epoch (for metrics and the divergence check).
+What a method changes in the loop (online selection, InfoBatch, weighted coresets,
+observers, checkpoints) comes in as hooks (train_hooks.py); the loss of a batch is
+one function, `batch_loss`. A cancel token is polled once per batch: a flag read.
 """
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from .architectures import build_model
+from .cancel import CancelToken
+from .cancel import check as check_cancel
 from .config import TrainConfig
 from .data.dataset import Dataset
 from .errors import ConfigError, TrainingDiverged
 from .store.events import BatchProgress, EpochEnd, EventCallback, emit
-
-# Called once per batch with (dataset indices, logits, targets), all on the device.
-BatchObserver = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
-# Online batch selection: called once per batch with (dataset indices, uint8 images after augmentation,
-# targets), returns the positions in the batch to backpropagate (a device tensor of indices).
-BatchSelector = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-# Dynamic pruning (InfoBatch): called at the start of each epoch with its number (from 1), returns the dataset
-# indices that epoch trains on and per-sample loss weights aligned with them (None: all 1), device tensors.
-EpochPlan = Callable[[int], tuple[torch.Tensor, "torch.Tensor | None"]]
+from .train_hooks import (  # noqa: F401  (the hook types, importable from here as before)
+    LEGACY_KEYWORDS,
+    BatchObserver,
+    BatchSelector,
+    EpochPlan,
+    Hooks,
+    TrainStart,
+    legacy_hooks,
+)
 
 
 @dataclass
@@ -141,154 +147,170 @@ def evaluate(model: nn.Module, dataset: Dataset, split: str = "test", batch_size
     return correct.item() / n, loss_sum.item() / n
 
 
-def train(
-    model: str | nn.Module,
-    dataset: Dataset,
-    cfg: TrainConfig | None = None,
-    seed: int = 0,
-    indices: np.ndarray | torch.Tensor | None = None,
-    on_event: EventCallback | None = None,
-    checkpoint_epochs: Iterable[int] = (),
-    on_checkpoint: Callable[[int, nn.Module], None] | None = None,
-    observers: Iterable[BatchObserver] = (),
-    trial: int | None = None,
-    evaluate_every_epoch: bool = True,
-    select_batch: BatchSelector | None = None,
-    evaluate_at_end: bool = True,
-    plan_epoch: EpochPlan | None = None,
-    weights: np.ndarray | torch.Tensor | None = None,
-) -> TrainResult:
-    """Train `model` (a registry name or a module) on `dataset`'s training indices.
+def batch_loss(logits: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0,
+               weights: Sequence[torch.Tensor] = ()) -> torch.Tensor:
+    """The training loss of one batch: mean cross-entropy, or mean_b(w_b · loss_b) when loss weights are given
+    (InfoBatch's rescaling, a weighted coreset's weights; several multiply, in order)."""
+    if not weights:
+        return nn.functional.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+    per_sample = nn.functional.cross_entropy(logits.float(), y, reduction="none", label_smoothing=label_smoothing)
+    for w in weights:
+        per_sample = per_sample * w
+    return per_sample.mean()
 
-    `on_checkpoint(epoch, model)` is called at each epoch in `checkpoint_epochs`
-    (0 is the initial model). `select_batch` picks the part of each drawn batch that
-    is trained on (online batch selection); observers and counts see only that part.
-    The test set is evaluated after every epoch, or with `evaluate_every_epoch=False`
-    only after the last; with `evaluate_at_end=False` too, never (test metrics NaN):
-    surrogates and benchmarks do not use them. `plan_epoch(epoch)` chooses each epoch's
-    samples and loss weights (dynamic pruning); the learning rate then follows the
-    schedule of the full-data epochs, by the fraction of each epoch done. `weights` (one
-    per entry of `indices`) make the batch loss mean_b(w_b · loss_b), a weighted coreset's
-    loss (CRAIG, GradMatch): not renormalised per batch, so scaling every weight by c
-    scales each plain-SGD step by c. Both kinds of weight multiply when both are given.
-    Same seed, same weights on the CPU.
-    """
-    cfg = cfg or TrainConfig()
-    device = dataset.device
-    if isinstance(model, str):
-        model = build_model(model, dataset.input_shape, dataset.num_classes, seed=seed)
-    model = prepare_model(model, device)
+
+def as_index(indices: np.ndarray | torch.Tensor | None, n: int, device: torch.device) -> torch.Tensor:
+    """Dataset indices as a long tensor on the device (all n when None)."""
     if indices is None:
-        index = torch.arange(len(dataset), device=device)
-    else:
-        index = torch.as_tensor(np.asarray(indices) if not isinstance(indices, torch.Tensor) else indices,
-                                dtype=torch.long).to(device)
-    n = len(index)
-    if n == 0:
-        raise ConfigError("cannot train on an empty subset; raise the keep ratio")
-    sample_weight = None
-    if weights is not None:
-        w = torch.as_tensor(np.asarray(weights) if not isinstance(weights, torch.Tensor) else weights)
-        if w.shape != (n,):
-            raise ConfigError(f"weights must hold one value per kept index ({n}), got shape {tuple(w.shape)}")
-        sample_weight = torch.zeros(len(dataset), device=device)
-        sample_weight[index] = w.to(device=device, dtype=torch.float32)
-    if callable(getattr(model, "init_from_data", None)):  # a data-dependent init (airbench's whitening), once
-        model.init_from_data(dataset.normalize(dataset.images(index[:5000])))
-    budget = plan_budget(cfg, n)
-    checkpoints = sorted({int(e) for e in checkpoint_epochs})
-    if checkpoints and checkpoints[-1] > budget.epochs:
-        raise ConfigError(f"checkpoint epoch {checkpoints[-1]} is beyond the training budget of {budget.epochs} epochs; "
-                          f"lower the score epoch or raise the surrogate's epochs")
-    observers = list(observers)
+        return torch.arange(n, device=device)
+    return torch.as_tensor(np.asarray(indices) if not isinstance(indices, torch.Tensor) else indices,
+                           dtype=torch.long).to(device)
 
-    generator = torch.Generator(device=device).manual_seed(seed)
-    optimizer = make_optimizer(model, cfg)
-    factor = lr_factor(cfg, budget.steps, budget.batches_per_epoch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    step_model = torch.compile(model) if cfg.compile and device.type == "cuda" else model
-    augment = cfg.augment and dataset.augment != "none"
 
-    if 0 in checkpoints and on_checkpoint:
-        on_checkpoint(0, model)
-    history: list[dict[str, float]] = []
-    steps_done = samples = 0
-    last_report = 0.0
-    train_loss = float("nan")
-    train_seconds = 0.0
-    start = time.perf_counter()
-    model.train()
-    for epoch in range(1, budget.epochs + 1):
-        plan_weights = None
-        if plan_epoch is None:
-            perm = index[torch.randperm(n, device=device, generator=generator)]
-            batches = budget.batches_per_epoch
+class _Loop:
+    """One training run's optimisation state and its epoch loop (what `train` used to hold in locals)."""
+
+    def __init__(self, model: str | nn.Module, dataset: Dataset, cfg: TrainConfig, seed: int,
+                 indices: np.ndarray | torch.Tensor | None, hooks: Hooks):
+        device = dataset.device
+        if isinstance(model, str):
+            model = build_model(model, dataset.input_shape, dataset.num_classes, seed=seed)
+        self.model = prepare_model(model, device)
+        self.index = as_index(indices, len(dataset), device)
+        if len(self.index) == 0:
+            raise ConfigError("cannot train on an empty subset; raise the keep ratio")
+        if callable(getattr(self.model, "init_from_data", None)):  # a data-dependent init (airbench's whitening)
+            self.model.init_from_data(dataset.normalize(dataset.images(self.index[:5000])))
+        self.dataset, self.cfg, self.hooks, self.device = dataset, cfg, hooks, device
+        self.budget = plan_budget(cfg, len(self.index))
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.optimizer = make_optimizer(self.model, cfg)
+        self.factor = lr_factor(cfg, self.budget.steps, self.budget.batches_per_epoch)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.factor)
+        self.step_model = torch.compile(self.model) if cfg.compile and device.type == "cuda" else self.model
+        self.augment = cfg.augment and dataset.augment != "none"
+        self.steps_done = self.samples = 0
+        self.train_seconds = self.last_report = 0.0
+
+    def order(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+        """The epoch's samples in training order, their loss weights (a plan's) and its number of batches."""
+        generator, device = self.generator, self.device
+        if self.hooks.planner is None:
+            perm = self.index[torch.randperm(len(self.index), device=device, generator=generator)]
+            weights, batches = None, self.budget.batches_per_epoch
         else:
-            perm, plan_weights = plan_epoch(epoch)
+            perm, weights = self.hooks.planner.plan_epoch(epoch)
             order = torch.randperm(len(perm), device=device, generator=generator)
-            perm, plan_weights = perm[order], (plan_weights[order] if plan_weights is not None else None)
-            batches = max(1, math.ceil(len(perm) / cfg.batch_size))
-        if cfg.steps is not None:
-            batches = min(batches, budget.steps - steps_done)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
+            perm, weights = perm[order], (weights[order] if weights is not None else None)
+            batches = max(1, math.ceil(len(perm) / self.cfg.batch_size))
+        if self.cfg.steps is not None:
+            batches = min(batches, self.budget.steps - self.steps_done)
+        return perm, weights, batches
+
+    def step(self, idx: torch.Tensor, x: torch.Tensor, plan_weights: torch.Tensor | None):
+        """One optimizer step on a drawn batch; (indices, detached logits, targets, detached loss) of what it
+        trained on."""
+        cfg, dataset = self.cfg, self.dataset
+        y = dataset.y_train[idx]
+        if self.augment:
+            x = dataset.augment_batch(x, self.generator)
+        hooks = self.hooks
+        if hooks.selectors:
+            idx, x, y = hooks.select(idx, x, y)
+        x = to_model_layout(dataset.normalize(x))
+        with autocast(self.device, cfg.amp):
+            logits = self.step_model(x)
+            weights = [] if plan_weights is None else [plan_weights]
+            if hooks.weighers:
+                weights += hooks.weights(idx)
+            loss = batch_loss(logits, y, cfg.label_smoothing, weights)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return idx, logits.detach(), y, loss.detach()
+
+    def advance_lr(self, epoch: int, b: int, batches: int) -> None:
+        if self.hooks.planner is None:
+            self.scheduler.step()
+            return
+        lr = self.factor((epoch - 1 + (b + 1) / batches) * self.budget.batches_per_epoch)  # the full-data schedule
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):  # at the fraction done
+            group["lr"] = base * lr
+
+    def epoch(self, epoch: int, on_event: EventCallback | None, trial: int | None,
+              cancel: CancelToken | None) -> dict[str, float]:
+        """Train one epoch; its training metrics, after the epoch's one host sync."""
+        perm, plan_weights, batches = self.order(epoch)
+        size = self.cfg.batch_size
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0
         epoch_start = time.perf_counter()
-        for b, (idx, x) in enumerate(dataset.batches(perm, cfg.batch_size, batches)):
-            y = dataset.y_train[idx]
-            if augment:
-                x = dataset.augment_batch(x, generator)
-            if select_batch is not None:
-                keep = select_batch(idx, x, y)
-                idx, x, y = idx[keep], x[keep], y[keep]
-            x = to_model_layout(dataset.normalize(x))
-            with autocast(device, cfg.amp):
-                logits = step_model(x)
-                if plan_weights is None and sample_weight is None:
-                    loss = nn.functional.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
-                else:
-                    per_sample = nn.functional.cross_entropy(logits.float(), y, reduction="none",
-                                                             label_smoothing=cfg.label_smoothing)
-                    if plan_weights is not None:
-                        per_sample = per_sample * plan_weights[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-                    if sample_weight is not None:
-                        per_sample = per_sample * sample_weight[idx]
-                    loss = per_sample.mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if plan_epoch is None:
-                scheduler.step()
-            else:  # the full-data schedule at the same fraction of the epoch
-                lr = factor((epoch - 1 + (b + 1) / batches) * budget.batches_per_epoch)
-                for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
-                    group["lr"] = base * lr
-            detached = logits.detach()
-            loss_sum += loss.detach() * len(y)
-            correct += (detached.argmax(1) == y).sum()
+        for b, (idx, x) in enumerate(self.dataset.batches(perm, size, batches)):
+            check_cancel(cancel)
+            weights = None if plan_weights is None else plan_weights[b * size:(b + 1) * size]
+            idx, logits, y, loss = self.step(idx, x, weights)
+            self.advance_lr(epoch, b, batches)
+            loss_sum += loss * len(y)
+            correct += (logits.argmax(1) == y).sum()
             seen += len(y)
-            for observer in observers:
-                observer(idx, detached, y)
+            if self.hooks.observers:
+                self.hooks.observe(idx, logits, y)
             now = time.perf_counter()
-            if on_event is not None and (now - last_report > 0.2 or b == batches - 1):
-                last_report = now
-                on_event(BatchProgress(epoch=epoch, epochs=budget.epochs, batch=b + 1, batches=batches, trial=trial))
-        steps_done += batches
-        samples += seen
+            if on_event is not None and (now - self.last_report > 0.2 or b == batches - 1):
+                self.last_report = now
+                on_event(BatchProgress(epoch=epoch, epochs=self.budget.epochs, batch=b + 1, batches=batches,
+                                       trial=trial))
+        self.steps_done += batches
+        self.samples += seen
         train_loss = loss_sum.item() / max(1, seen)
-        train_seconds += time.perf_counter() - epoch_start
+        self.train_seconds += time.perf_counter() - epoch_start
         if not math.isfinite(train_loss):
             raise TrainingDiverged(f"training loss became {train_loss} in epoch {epoch}; lower the learning rate")
-        metrics = {"train_loss": train_loss, "train_accuracy": correct.item() / max(1, seen),
-                   "lr": optimizer.param_groups[0]["lr"]}
-        if evaluate_every_epoch or (epoch == budget.epochs and evaluate_at_end):
+        return {"train_loss": train_loss, "train_accuracy": correct.item() / max(1, seen),
+                "lr": self.optimizer.param_groups[0]["lr"]}
+
+
+def train(model: str | nn.Module, dataset: Dataset, cfg: TrainConfig | None = None, seed: int = 0,
+          indices: np.ndarray | torch.Tensor | None = None, on_event: EventCallback | None = None, *,
+          hooks: Iterable[object] = (), trial: int | None = None, evaluate_every_epoch: bool = True,
+          evaluate_at_end: bool = True, cancel: CancelToken | None = None, **legacy: Any) -> TrainResult:
+    """Train `model` (a registry name or a module) on `dataset`'s training indices (`indices`, default all).
+
+    `hooks` add what a method changes in the loop (train_hooks.py: plan the epoch,
+    select within a batch, weigh the loss, observe, epoch end); online selection,
+    InfoBatch, weighted coresets, training-dynamics counters and checkpoints are
+    hooks. A hook's `start` or `epoch_end` may say STOP: training ends there. The
+    keywords from before hooks (`observers`, `select_batch`, `plan_epoch`, `weights`,
+    `checkpoint_epochs`, `on_checkpoint`) still work and become those hooks. With a
+    plan the learning rate follows the schedule of the full-data epochs, by the
+    fraction of each epoch done. `cancel` is polled once per batch (a flag read, no
+    sync). The test set is evaluated after every epoch, or with
+    `evaluate_every_epoch=False` only after the last; with `evaluate_at_end=False`
+    too, never (test metrics NaN). Same seed, same weights on the CPU.
+    """
+    unknown = sorted(set(legacy) - set(LEGACY_KEYWORDS))
+    if unknown:
+        raise TypeError(f"train() got an unexpected keyword argument {unknown[0]!r}")
+    cfg = cfg or TrainConfig()
+    loop = _Loop(model, dataset, cfg, seed, indices, Hooks([*legacy_hooks(**legacy), *hooks]))
+    model, epochs = loop.model, loop.budget.epochs
+    stop = loop.hooks.start(TrainStart(model, dataset, loop.index, epochs))
+    history: list[dict[str, float]] = []
+    start = time.perf_counter()
+    if not stop:
+        model.train()
+    for epoch in range(1, epochs + 1):
+        if stop:
+            break
+        metrics = loop.epoch(epoch, on_event, trial, cancel)
+        if evaluate_every_epoch or (epoch == epochs and evaluate_at_end):
             metrics["test_accuracy"], metrics["test_loss"] = evaluate(model, dataset, "test", cfg.eval_batch_size,
                                                                       cfg.amp, cfg.tta)
         metrics["seconds"] = time.perf_counter() - start
         history.append({"epoch": epoch, **metrics})
-        emit(on_event, EpochEnd(epoch=epoch, epochs=budget.epochs, metrics=metrics, trial=trial))
-        if epoch in checkpoints and on_checkpoint:
-            on_checkpoint(epoch, model)
+        emit(on_event, EpochEnd(epoch=epoch, epochs=epochs, metrics=metrics, trial=trial))
+        stop = loop.hooks.epoch_end(epoch, model)
     seconds = time.perf_counter() - start
     if history and "test_accuracy" in history[-1]:
         test_acc, test_loss = history[-1]["test_accuracy"], history[-1]["test_loss"]
@@ -297,6 +319,6 @@ def train(
     else:
         test_acc = test_loss = float("nan")
     return TrainResult(model=model, history=history, test_accuracy=test_acc, test_loss=test_loss,
-                       train_loss=train_loss, epochs=budget.epochs, steps=steps_done, samples=samples,
-                       seconds=seconds, device=str(device), train_seconds=train_seconds)
-
+                       train_loss=history[-1]["train_loss"] if history else float("nan"), epochs=epochs,
+                       steps=loop.steps_done, samples=loop.samples, seconds=seconds, device=str(dataset.device),
+                       train_seconds=loop.train_seconds)

@@ -141,3 +141,22 @@ def test_custom_strategy_example_takes_its_option_from_a_selection_table(tmp_pat
     np.testing.assert_array_equal(kept["skip_hardest"], np.sort(order[120:420]))  # skip = 0.2 of 600
     assert set(kept["hardest"]) == set(order[:300])  # skip = 0 would have kept these
     assert not np.array_equal(kept["skip_hardest"], np.sort(order[60:360]))  # nor the default's 0.1
+
+
+@pytest.mark.timeout(240)
+def test_scorer_options_example_takes_its_option_from_the_scoring_table(tmp_path, fresh_store):
+    fresh_store(tmp_path / "mlruns" / "mlflow.db")
+    proc = run_example("custom_scorer_options.py", tmp_path, "--gamma", "3")
+    client = store(tmp_path)
+    parents, trials = children(client, "focal-gamma")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED" and len(trials) == 2
+    parent = parents[0].info.run_id
+    loss, focal = (np.load(client.download_artifacts(parent, f"scores/{m}@e1.npy", str(tmp_path / m)))
+                   .astype(np.float64) for m in ("loss", "focal"))
+    # the same surrogate's scores: focal is (1 - p_y)^3 · loss with p_y = exp(-loss), gamma from the table
+    np.testing.assert_allclose(focal, (1 - np.exp(-loss)) ** 3 * loss, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(focal, (1 - np.exp(-loss)) ** 2 * loss, rtol=1e-2)  # not the default gamma = 2
+    assert not np.allclose(focal, loss, rtol=1e-2)
+    config = Path(client.download_artifacts(parent, "config.toml", str(tmp_path / "config")))
+    assert "[scoring.focal]" in config.read_text()
+    assert [line.split()[0] for line in proc.stdout.splitlines()[:2]] == ["focal", "loss"]  # the summary rows

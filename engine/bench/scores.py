@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 from statistics import median
 
@@ -23,6 +24,7 @@ from ..registry import Ref
 from ..scoring.batch import score_model
 from ..scoring.registry import SCORERS
 from ..scoring.surrogate import random_scores
+from ..train_hooks import Observe
 from ..trainer import autocast, make_optimizer, prepare_model, to_model_layout, train
 from .common import NO_EVAL, device_label, rss_kib, tiled, timed_seconds
 
@@ -34,6 +36,8 @@ def bench_scorer_names() -> list[str]:
 
 def _load(obj):
     return obj.load() if isinstance(obj, Ref) else obj
+
+
 ONE_PASS = ("loss", "grad_norm", "input_grad_norm", "el2n")
 
 
@@ -121,7 +125,8 @@ def _probe_in_subprocess(kind: str, dataset: str, data_dir: str | None, batch_si
             "print(json.dumps(p(*json.loads(sys.argv[1]))))")
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
     done = subprocess.run([sys.executable, "-c", code, json.dumps([kind, dataset, data_dir, batch_size, model_name, device])],
-                          capture_output=True, text=True, env=env, cwd=str(Path(__file__).resolve().parents[2]))
+                          capture_output=True, text=True, env=env, cwd=str(Path(__file__).resolve().parents[2]),
+                          check=False)
     if done.returncode != 0:
         raise RuntimeError(f"memory probe {kind!r} failed: {done.stderr.strip()[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -158,63 +163,99 @@ def bench_scores(data_dir: str | None = None, samples: int | None = None, device
     for scorer in names:
         if scorer not in SCORERS:
             raise UnknownNameError("scorer", scorer, SCORERS)
-
-
-    dev = resolve_device(device)
-    name = dataset or ("mnist" if data_dir else "mnist-mini")
-    model_name = model or ("cnn" if name.startswith("mnist") else "resnet18")
-    ds = load_dataset(name, data_dir, dev, train_size=samples)
-    tiled_from = None
-    if tile_to is not None:
-        tiled_from, ds = len(ds), tiled(ds, tile_to)
-    n = len(ds)
-    cfg = TrainConfig(epochs=1, batch_size=batch_size, schedule="constant")
-    load_before = os.getloadavg()[0]
-    warm_up = ds.subset(train_size=min(n, max(4 * batch_size, ds.num_classes)))
-    train(model_name, warm_up, cfg, seed=1, **NO_EVAL)
-    model = train(model_name, ds, cfg, seed=0, **NO_EVAL).model  # the model scored: 1 epoch trained
-    score_model(model, ds.subset(train_size=min(n, max(batch_size, ds.num_classes))), ONE_PASS,
-                batch_size=batch_size)  # warm-up
-    subsets = {peer: (to_model_layout(ds.normalize(ds.x_train[:m])), ds.y_train[:m])
-               for peer, m in (("naive", min(n, naive_samples)), ("vmap", min(n, vmap_samples)))}
-    _vmap_scores(model.eval(), subsets["vmap"][0][:batch_size], subsets["vmap"][1][:batch_size], False, batch_size)
-
-    def time_scorer(scorer: str) -> float:
-        if scorer == "random":
-            return timed_seconds(lambda: random_scores(n, 0))
-        s = SCORERS[scorer]
-        if s.kind == "embedding":  # the pass that captures the embeddings, then the score over the whole set
-            return timed_seconds(lambda: _load(s.fn)(model, score_model(model, ds, [], batch_size=batch_size,
-                                                                        embeddings=True).embeddings, labels))
-        return timed_seconds(lambda: score_model(model, ds, [scorer], batch_size=batch_size))
-
+    bench = _ScoreBench(data_dir, samples, device, batch_size, naive_samples, vmap_samples, dataset, model, tile_to)
     samples_of: dict[str, list[dict[str, float]]] = {s: [] for s in names}
-    labels = ds.y_train.cpu().numpy()
     train_times, all_ratios = [], []
     for _ in range(rounds):
-        epoch = train(model_name, ds, cfg, seed=0, **NO_EVAL).train_seconds
+        epoch = bench.train_epoch()
         train_times.append(epoch)
         for scorer in names:
-            if SCORERS[scorer].kind == "training":
-                counted = train(model_name, ds, cfg, seed=0, **NO_EVAL,
-                                observers=[_load(SCORERS[scorer].observer)(n, dev)]).train_seconds
-                samples_of[scorer].append({"seconds": max(counted - epoch, 0.0), "epoch": epoch})
-                continue
-            samples_of[scorer].append({"seconds": time_scorer(scorer), "epoch": epoch})
+            samples_of[scorer].append(bench.time_scorer(scorer, epoch))
         if set(ONE_PASS) <= set(names):
-            all_ratios.append(timed_seconds(lambda: score_model(model, ds, ONE_PASS, batch_size=batch_size)) / epoch)
-        model.eval()
+            all_ratios.append(bench.time_one_pass() / epoch)
         for scorer, wrt_input in (("grad_norm", False), ("input_grad_norm", True)):
-            if scorer not in names:
-                continue
-            ours = samples_of[scorer][-1]["seconds"]
-            for peer, fn in (("naive", lambda x, y: _naive_scores(model, x, y, wrt_input)),
-                             ("vmap", lambda x, y: _vmap_scores(model, x, y, wrt_input, batch_size))):
-                x, y = subsets[peer]
-                extrapolated = timed_seconds(lambda: fn(x, y)) / len(y) * n
-                samples_of[scorer][-1][f"{peer}_seconds"] = extrapolated
-                samples_of[scorer][-1][f"speedup_vs_{peer}"] = extrapolated / ours
+            if scorer in names:
+                samples_of[scorer][-1].update(bench.time_peers(wrt_input, samples_of[scorer][-1]["seconds"]))
+    result = {"dataset": bench.name, "model": bench.model_name, "samples": bench.n, "tiled_from": bench.tiled_from,
+              "batch_size": batch_size, "device": device_label(bench.dev),
+              "torch_threads": torch.get_num_threads(), "rounds": rounds,
+              "train_epoch_seconds": round(median(train_times), 3), "scorers": _entries(samples_of, bench.n),
+              "load_average": [round(bench.load_before, 2), round(os.getloadavg()[0], 2)]}
+    if all_ratios:
+        result.update(all_scorers=list(ONE_PASS), all_scorers_epochs_equivalent=round(median(all_ratios), 3))
+    if memory:
+        result.update(_memory(bench, names, result["scorers"], bool(all_ratios), data_dir))
+    return result
 
+
+class _ScoreBench:
+    """The data, the scored model and the timed steps of one `bench_scores` run."""
+
+    def __init__(self, data_dir: str | None, samples: int | None, device: str, batch_size: int, naive_samples: int,
+                 vmap_samples: int, dataset: str | None, model: str | None, tile_to: int | None):
+        self.dev = resolve_device(device)
+        self.name = dataset or ("mnist" if data_dir else "mnist-mini")
+        self.model_name = model or ("cnn" if self.name.startswith("mnist") else "resnet18")
+        ds = load_dataset(self.name, data_dir, self.dev, train_size=samples)
+        self.tiled_from = None
+        if tile_to is not None:
+            self.tiled_from, ds = len(ds), tiled(ds, tile_to)
+        self.ds, self.n, self.batch_size = ds, len(ds), batch_size
+        self.cfg = TrainConfig(epochs=1, batch_size=batch_size, schedule="constant")
+        self.load_before = os.getloadavg()[0]
+        warm_up = ds.subset(train_size=min(self.n, max(4 * batch_size, ds.num_classes)))
+        train(self.model_name, warm_up, self.cfg, seed=1, **NO_EVAL)
+        self.model = train(self.model_name, ds, self.cfg, seed=0, **NO_EVAL).model  # the model scored: 1 epoch
+        score_model(self.model, ds.subset(train_size=min(self.n, max(batch_size, ds.num_classes))), ONE_PASS,
+                    batch_size=batch_size)  # warm-up
+        self.subsets = {peer: (to_model_layout(ds.normalize(ds.x_train[:m])), ds.y_train[:m])
+                        for peer, m in (("naive", min(self.n, naive_samples)), ("vmap", min(self.n, vmap_samples)))}
+        x, y = self.subsets["vmap"]
+        _vmap_scores(self.model.eval(), x[:batch_size], y[:batch_size], False, batch_size)
+        self.labels = ds.y_train.cpu().numpy()
+
+    def train_epoch(self, observer=None) -> float:
+        """Seconds of one training epoch (the optimisation loop alone), with `observer` counting if given."""
+        hooks = [Observe(observer)] if observer is not None else []
+        return train(self.model_name, self.ds, self.cfg, seed=0, hooks=hooks, **NO_EVAL).train_seconds
+
+    def time_scorer(self, scorer: str, epoch: float) -> dict[str, float]:
+        """One scorer's seconds (a training scorer's: the extra time of observing an epoch) beside the epoch's."""
+        s = SCORERS[scorer]
+        if s.kind == "training":
+            counted = self.train_epoch(_load(s.observer)(self.n, self.dev))
+            return {"seconds": max(counted - epoch, 0.0), "epoch": epoch}
+        if scorer == "random":
+            return {"seconds": timed_seconds(partial(random_scores, self.n, 0)), "epoch": epoch}
+        if s.kind == "embedding":  # the pass that captures the embeddings, then the score over the whole set
+            return {"seconds": timed_seconds(partial(self._embedding_score, s)), "epoch": epoch}
+        return {"seconds": timed_seconds(partial(score_model, self.model, self.ds, [scorer],
+                                                 batch_size=self.batch_size)), "epoch": epoch}
+
+    def _embedding_score(self, s) -> None:
+        embeddings = score_model(self.model, self.ds, [], batch_size=self.batch_size, embeddings=True).embeddings
+        _load(s.fn)(self.model, embeddings, self.labels)
+
+    def time_one_pass(self) -> float:
+        return timed_seconds(partial(score_model, self.model, self.ds, ONE_PASS, batch_size=self.batch_size))
+
+    def time_peers(self, wrt_input: bool, ours: float) -> dict[str, float]:
+        """The naive loop's and vmap's seconds, extrapolated to all samples, and our speed-up over each."""
+        self.model.eval()
+        out = {}
+        for peer in ("naive", "vmap"):
+            x, y = self.subsets[peer]
+            if peer == "naive":
+                run = partial(_naive_scores, self.model, x, y, wrt_input)
+            else:
+                run = partial(_vmap_scores, self.model, x, y, wrt_input, self.batch_size)
+            extrapolated = timed_seconds(run) / len(y) * self.n
+            out[f"{peer}_seconds"], out[f"speedup_vs_{peer}"] = extrapolated, extrapolated / ours
+        return out
+
+
+def _entries(samples_of: dict[str, list[dict[str, float]]], n: int) -> dict[str, dict]:
+    """Each scorer's medians over the rounds."""
     entries: dict[str, dict] = {}
     for scorer, runs in samples_of.items():
         seconds = median([r["seconds"] for r in runs])
@@ -227,23 +268,23 @@ def bench_scores(data_dir: str | None = None, samples: int | None = None, device
         if SCORERS[scorer].kind == "training":
             entry["note"] = "extra time of observing one training epoch"
         entries[scorer] = entry
-    result = {"dataset": name, "model": model_name, "samples": n, "tiled_from": tiled_from,
-              "batch_size": batch_size, "device": device_label(dev),
-              "torch_threads": torch.get_num_threads(), "rounds": rounds,
-              "train_epoch_seconds": round(median(train_times), 3), "scorers": entries,
-              "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
-    if all_ratios:
-        result.update(all_scorers=list(ONE_PASS), all_scorers_epochs_equivalent=round(median(all_ratios), 3))
-    if memory:
-        train_peak = _probe_in_subprocess("train", name, data_dir, batch_size, model_name, str(dev))
-        for scorer in [s for s in ("loss", "el2n", "grad_norm", "input_grad_norm") if s in names]:
-            peak = _probe_in_subprocess(scorer, name, data_dir, batch_size, model_name, str(dev))["peak_bytes"]
-            entries[scorer]["peak_memory_vs_train_step"] = round(peak / max(1, train_peak["peak_bytes"]), 3)
-        if all_ratios:
-            peak = _probe_in_subprocess(",".join(ONE_PASS), name, data_dir, batch_size, model_name,
-                                        str(dev))["peak_bytes"]
-            result["all_scorers_peak_memory_vs_train_step"] = round(peak / max(1, train_peak["peak_bytes"]), 3)
-        result.update(train_step_peak_bytes=train_peak["peak_bytes"],
-                      memory_method=("torch.cuda.max_memory_allocated" if train_peak["method"] == "cuda" else
-                                     "peak RSS growth (VmHWM after clear_refs) in fresh processes"))
-    return result
+    return entries
+
+
+def _memory(bench: _ScoreBench, names: list[str], entries: dict[str, dict], one_pass: bool,
+            data_dir: str | None) -> dict:
+    """Peak memory of scoring one batch over a training step's, each in a fresh process; fills `entries` too."""
+    probe = partial(_probe_in_subprocess, dataset=bench.name, data_dir=data_dir, batch_size=bench.batch_size,
+                    model_name=bench.model_name, device=str(bench.dev))
+    train_peak = probe("train")
+    out = {}
+    for scorer in [s for s in ("loss", "el2n", "grad_norm", "input_grad_norm") if s in names]:
+        entries[scorer]["peak_memory_vs_train_step"] = round(probe(scorer)["peak_bytes"] /
+                                                             max(1, train_peak["peak_bytes"]), 3)
+    if one_pass:
+        peak = probe(",".join(ONE_PASS))["peak_bytes"]
+        out["all_scorers_peak_memory_vs_train_step"] = round(peak / max(1, train_peak["peak_bytes"]), 3)
+    out.update(train_step_peak_bytes=train_peak["peak_bytes"],
+               memory_method=("torch.cuda.max_memory_allocated" if train_peak["method"] == "cuda" else
+                              "peak RSS growth (VmHWM after clear_refs) in fresh processes"))
+    return out

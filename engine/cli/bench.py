@@ -6,6 +6,11 @@ import click
 from .common import data_dir_option, device_option, handle_errors, json_option, main, print_json
 
 
+def cell(row: dict, key: str, fmt: str, width: int) -> str:
+    """One right-aligned table cell: the row's value in `fmt`, or "-" where it has none."""
+    return (format(row[key], fmt) if row.get(key) is not None else "-").rjust(width)
+
+
 @main.group("bench")
 def bench_group() -> None:
     """Measure prunelab's speed against textbook PyTorch on this machine."""
@@ -85,11 +90,9 @@ def bench_scores_command(dataset, model, samples, tile_to, batch_size, rounds, m
                f"{result['device']}: one training epoch {result['train_epoch_seconds']:.2f} s")
     click.echo(f"{'scorer':<16} {'samples/s':>12} {'epochs':>7} {'vs naive':>9} {'vs vmap':>8} {'memory':>7}")
     for name, r in result["scorers"].items():
-        def cell(key: str, fmt: str, width: int) -> str:
-            return (format(r[key], fmt) if r.get(key) is not None else "-").rjust(width)
-        click.echo(f"{name:<16} {cell('samples_per_second', ',.0f', 12)} {cell('epochs_equivalent', '.2f', 7)} "
-                   f"{cell('speedup_vs_naive', '.1f', 9)} {cell('speedup_vs_vmap', '.1f', 8)} "
-                   f"{cell('peak_memory_vs_train_step', '.2f', 7)}")
+        click.echo(f"{name:<16} {cell(r, 'samples_per_second', ',.0f', 12)} {cell(r, 'epochs_equivalent', '.2f', 7)} "
+                   f"{cell(r, 'speedup_vs_naive', '.1f', 9)} {cell(r, 'speedup_vs_vmap', '.1f', 8)} "
+                   f"{cell(r, 'peak_memory_vs_train_step', '.2f', 7)}")
     click.echo("epochs: scoring time in training epochs; vs naive/vmap: speedup; memory: peak over a training step")
     if "all_scorers_epochs_equivalent" not in result:
         return
@@ -154,10 +157,9 @@ def bench_select_command(n, dim, fraction, strategies, reference_n, surrogate_sa
     click.echo(f"{'strategy':<30} {'seconds':>8} {'peak MB':>8} | at {m}: {'ours s':>7} {'dense s':>8} "
                f"{'speed-up':>8} {'ours MB':>8} {'dense MB':>8}")
     for row in r["strategies"]:
-        def cell(key: str, fmt: str, width: int) -> str:
-            return (format(row[key], fmt) if key in row else "-").rjust(width)
-        click.echo(f"{row['strategy']:<30} {cell('seconds', '.2f', 8)} {cell('peak_mb', '.1f', 8)} | "
-                   f"{' ' * (len(str(m)) + 4)}{cell('small_seconds', '.2f', 7)} {cell('reference_seconds', '.2f', 8)} "
-                   f"{cell('speedup', '.2f', 8)} {cell('small_peak_mb', '.1f', 8)} {cell('reference_peak_mb', '.1f', 8)}")
+        click.echo(f"{row['strategy']:<30} {cell(row, 'seconds', '.2f', 8)} {cell(row, 'peak_mb', '.1f', 8)} | "
+                   f"{' ' * (len(str(m)) + 4)}{cell(row, 'small_seconds', '.2f', 7)} "
+                   f"{cell(row, 'reference_seconds', '.2f', 8)} {cell(row, 'speedup', '.2f', 8)} "
+                   f"{cell(row, 'small_peak_mb', '.1f', 8)} {cell(row, 'reference_peak_mb', '.1f', 8)}")
     click.echo(f"peak MB: {r['memory_method'] or 'not measured (--no-memory)'}; dense: DeepCore-style full matrices "
                "and masked loops")

@@ -1,4 +1,4 @@
-"""The run context a kind works through: its config, data, cache, tracker, executor and event stream."""
+"""The run context a kind works through: its config, data, cache, tracker, executor, event stream and cancel token."""
 from __future__ import annotations
 
 import copy
@@ -10,6 +10,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .. import names
+from ..cancel import CancelToken
+from ..cancel import check as check_cancel
 from ..config import Config
 from ..data.dataset import Dataset, load_dataset
 from ..device import resolve_device
@@ -22,11 +24,17 @@ from .trials import Trial, TrialJob
 
 class RunContext:
     """Handed to an experiment kind. `derive(...)` forks it for a part of the run (another config, data set or
-    set of done trials) that still adds to the same records and artifacts."""
+    set of done trials) that still adds to the same records and artifacts, and shares its cancel token.
+
+    `cancel` is the run's token (the runner's signal handlers set it): pass it to long work
+    (`compute_scores(..., cancel=ctx.cancel)`); `run_trials` polls it before each selection
+    and hands it to the executor."""
 
     def __init__(self, config: Config, tracker: Tracker, parent_id: str, on_event: EventCallback | None,
-                 executor, done: dict[str, TrialRecord], dataset: Dataset | None = None):
+                 executor, done: dict[str, TrialRecord], dataset: Dataset | None = None,
+                 cancel: CancelToken | None = None):
         self.config = config
+        self.cancel = cancel if cancel is not None else CancelToken()
         self.tracker = tracker
         self.parent_id = parent_id
         self.on_event = on_event
@@ -79,6 +87,7 @@ class RunContext:
                 records[trial.key] = self.done[trial.key]
                 continue
             # every selection is made before the first trial trains: a coreset on 50,000 samples takes a minute
+            check_cancel(self.cancel)
             self.stage("selecting", f"{len(pending) + 1} of {to_select}: {name_of(trial) if name_of else trial.name}")
             chosen = kept()  # kept indices, None (all), or a Selection (indices and weights)
             weights = getattr(chosen, "weights", None)
@@ -90,7 +99,7 @@ class RunContext:
         if len(pending) < total:
             self.log(f"{total - len(pending)} of {total} trials already done (earlier, or shared with another "
                      f"part of this run), {len(pending)} to run")
-        for record in self.executor.run(pending, self.on_event):
+        for record in self.executor.run(pending, self.on_event, cancel=self.cancel):
             records[record.key] = record
         ordered = [records[t.key] for t, _ in jobs if t.key in records]
         self.records.extend(ordered)

@@ -19,17 +19,15 @@ from collections.abc import Iterable, Iterator
 import torch
 
 from .. import names
+from ..cancel import CancelToken
+from ..cancel import check as check_cancel
 from ..errors import UnknownNameError, UserError
-from ..store.events import BatchProgress, EpochEnd, EventCallback, LogLine, TrialFinished, emit
+from ..store.events import EventCallback, LogLine, TrialFinished, emit
 from ..store.runs import TrialRecord
 from ..store.tracking import TrackingError, tracker
 from .worker import execute_trial, trial_run_tags
 
 RAY_INSTALL = "pip install 'prunelab[ray]'"
-# Test-only fault injection: a path to a marker file. The first Ray worker that
-# reaches training while the file exists deletes it and SIGKILLs itself, so a
-# test can watch one trial die mid-way and be retried. Read in the driver.
-CRASH_ONCE_ENV = "PRUNELAB_RAY_CRASH_ONCE"
 
 
 class LocalExecutor:
@@ -37,9 +35,11 @@ class LocalExecutor:
 
     name = "local"
 
-    def run(self, jobs: Iterable, on_event: EventCallback | None = None) -> Iterator:
+    def run(self, jobs: Iterable, on_event: EventCallback | None = None,
+            cancel: CancelToken | None = None) -> Iterator:
         for job in jobs:
-            yield execute_trial(job, on_event)
+            check_cancel(cancel)
+            yield execute_trial(job, on_event, cancel)
 
 
 class RayNotInstalled(UserError):
@@ -136,7 +136,9 @@ class RayExecutor:
         return gpus
 
     # ------------------------------------------------------------ driver side
-    def run(self, jobs: Iterable, on_event: EventCallback | None = None) -> Iterator:
+    def run(self, jobs: Iterable, on_event: EventCallback | None = None,
+            cancel: CancelToken | None = None) -> Iterator:
+        """Submit every job, yield their records as they finish; `cancel` is polled at each poll of the cluster."""
         import ray
 
         jobs = list(jobs)
@@ -144,67 +146,94 @@ class RayExecutor:
             return
         if not ray.is_initialized():  # shut down since we were made: join again
             self.started = self._connect(ray) or self.started
-        yield from self._run(ray, jobs, on_event)
+        yield from _RaySubmission(ray, self, on_event, cancel).run(jobs)
 
-    def _run(self, ray, jobs: list, on_event: EventCallback | None) -> Iterator:
-        from ray.exceptions import RayError, RayTaskError
 
-        gpus, cpus = self.gpus_per_trial, self.cpus_per_trial
-        remote, box_cls = _ray_remotes(ray)
-        box = _make_box(ray, box_cls)
-        options = {"num_cpus": cpus, "num_gpus": gpus, "max_retries": 0}  # retries are ours: logged, runs cleaned
-        threads = max(1, int(cpus))
-        crash_marker = os.environ.get(CRASH_ONCE_ENV) or None
-        attempts: dict[str, int] = {}
-        pending: dict = {}
+class _RaySubmission:
+    """One `RayExecutor.run`: the trials in flight, their attempts, and the event box they report to."""
 
-        def submit(job) -> None:
-            pending[remote.options(**options).remote(job, box, threads, crash_marker)] = job
+    def __init__(self, ray, executor: RayExecutor, on_event: EventCallback | None, cancel: CancelToken | None):
+        self.ray, self.executor, self.on_event, self.cancel = ray, executor, on_event, cancel
+        self.remote, box_cls = _ray_remotes(ray)
+        self.box = _make_box(ray, box_cls)
+        # retries are ours (logged, dead attempts' runs cleaned), so Ray's are off
+        self.options = {"num_cpus": executor.cpus_per_trial, "num_gpus": executor.gpus_per_trial, "max_retries": 0}
+        self.threads = max(1, int(executor.cpus_per_trial))
+        self.attempts: dict[str, int] = {}
+        self.pending: dict = {}
+
+    def submit(self, job) -> None:
+        self.pending[self.remote.options(**self.options).remote(job, self.box, self.threads)] = job
+
+    def run(self, jobs: list) -> Iterator:
+        from ray.exceptions import RayError
 
         for job in jobs:
-            submit(_for_resources(job, gpus))
+            self.submit(_for_resources(job, self.executor.gpus_per_trial))
         try:
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=self.poll_interval)
-                _drain(ray, box, on_event)
+            while self.pending:
+                check_cancel(self.cancel)
+                ready, _ = self.ray.wait(list(self.pending), num_returns=len(self.pending),
+                                         timeout=self.executor.poll_interval)
+                _drain(self.ray, self.box, self.on_event)
                 for ref in ready:
-                    job = pending.pop(ref)
-                    try:
-                        yield ray.get(ref)
-                    except RayTaskError as exc:  # the trial's own code raised past execute_trial: no retry
-                        cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-                        yield _failed(job, f"{type(cause).__name__}: {cause}", on_event,
-                                      record=isinstance(cause, Exception))  # an interrupt ended its child KILLED
-                    except RayError as exc:
-                        if not _system_failure(exc):
-                            yield _failed(job, f"{type(exc).__name__}: {_first_line(exc)}", on_event, record=True)
-                            continue
-                        _end_stale_children(job)
-                        tries = attempts.get(job.trial.key, 0)
-                        reason = f"its Ray worker died ({type(exc).__name__})"
-                        if tries >= self.max_retries:
-                            yield _failed(job, f"{reason}; gave up after {tries + 1} attempts", on_event)
-                            continue
-                        attempts[job.trial.key] = tries + 1
-                        emit(on_event, LogLine(message=f"trial {job.index + 1}/{job.total} ({job.trial.name}): "
-                                                       f"{reason}; retry {tries + 1} of {self.max_retries}",
-                                               level="warning"))
-                        submit(job)
-        except BaseException:  # Ctrl-C, SIGTERM or the caller closing us: stop the cluster's work too
-            try:
-                for ref in pending:
-                    ray.cancel(ref, force=True)
-                for job in pending.values():
-                    _end_stale_children(job)
-            except Exception:  # best effort: a later resume marks what is left KILLED
-                pass
+                    record = self.collect(ref, self.pending.pop(ref))
+                    if record is not None:
+                        yield record
+        except BaseException:  # a cancel, Ctrl-C or the caller closing us: stop the cluster's work too
+            self.stop_pending()
             raise
         finally:
             try:
-                _drain(ray, box, on_event)
-                ray.kill(box)
-            except Exception:  # the cluster is gone; nothing left to drain
-                pass
+                _drain(self.ray, self.box, self.on_event)
+                self.ray.kill(self.box)
+            except RayError as exc:  # the cluster or the box is gone: nothing left to drain
+                self.warn(f"the trials' last events were lost ({type(exc).__name__}: {_first_line(exc)})")
+
+    def collect(self, ref, job):
+        """The record of a finished task; None when its worker died and the trial was submitted again."""
+        from ray.exceptions import RayError, RayTaskError
+
+        try:
+            return self.ray.get(ref)
+        except RayTaskError as exc:  # the trial's own code raised past execute_trial: no retry
+            cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+            return _failed(job, f"{type(cause).__name__}: {cause}", self.on_event,
+                           record=isinstance(cause, Exception))  # an interrupt ended its child KILLED
+        except RayError as exc:
+            if not _system_failure(exc):
+                return _failed(job, f"{type(exc).__name__}: {_first_line(exc)}", self.on_event, record=True)
+            return self.retry(job, exc)
+
+    def retry(self, job, exc: BaseException):
+        """A trial whose worker died: submitted again (None), or FAILED after `max_retries` attempts."""
+        _end_stale_children(job)
+        tries = self.attempts.get(job.trial.key, 0)
+        reason = f"its Ray worker died ({type(exc).__name__})"
+        if tries >= self.executor.max_retries:
+            return _failed(job, f"{reason}; gave up after {tries + 1} attempts", self.on_event)
+        self.attempts[job.trial.key] = tries + 1
+        self.warn(f"trial {job.index + 1}/{job.total} ({job.trial.name}): {reason}; retry {tries + 1} of "
+                  f"{self.executor.max_retries}")
+        self.submit(job)
+        return None
+
+    def stop_pending(self) -> None:
+        """Cancel the tasks still in flight and end their children KILLED; what fails here a resume marks later."""
+        from mlflow.exceptions import MlflowException
+        from ray.exceptions import RayError
+
+        try:
+            for ref in self.pending:
+                self.ray.cancel(ref, force=True)
+            for job in self.pending.values():
+                _end_stale_children(job)
+        except (RayError, MlflowException, TrackingError, OSError) as exc:
+            self.warn(f"could not stop every running trial ({type(exc).__name__}: {_first_line(exc)}); a resume "
+                      "marks what is left KILLED")
+
+    def warn(self, message: str) -> None:
+        emit(self.on_event, LogLine(message=message, level="warning"))
 
 
 def _for_resources(job, gpus: float):
@@ -315,32 +344,20 @@ def _ray_remotes(ray):
 
 
 # ------------------------------------------------------------ worker side
-def _ray_trial(job, box, threads: int, crash_marker: str | None = None):
-    """A Ray task: run one trial as the driver would, from its working directory, events to the box."""
+def _ray_trial(job, box, threads: int):
+    """A Ray task: run one trial as the driver would, from its working directory, events to the box.
+
+    No cancel token here: the driver stops a task by `ray.cancel(force=True)`, which ends its worker."""
     import ray
 
     if os.path.isdir(job.workdir):  # relative data paths and the default store resolve as in the driver
         os.chdir(job.workdir)
     _check_store_reachable(job)
     torch.set_num_threads(threads)
-
-    def forward(event) -> None:
-        box.push.remote(event)
-        if crash_marker and isinstance(event, (BatchProgress, EpochEnd)) and _claim(crash_marker):
-            os.kill(os.getpid(), signal.SIGKILL)
-
     try:
-        return execute_trial(job, forward)
+        return execute_trial(job, box.push.remote)
     finally:
         ray.get(box.ping.remote())  # actor calls run in order: every event is in the box before we return
-
-
-def _claim(marker: str) -> bool:
-    try:
-        os.unlink(marker)
-        return True
-    except FileNotFoundError:
-        return False
 
 
 def _check_store_reachable(job) -> None:

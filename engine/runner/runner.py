@@ -2,7 +2,14 @@
 
 An experiment kind only plans trials and says what each does; the runner
 logs its summary rows (summary.csv, summary.json) and headline metrics, for
-every kind alike. Ctrl-C or SIGTERM ends the run KILLED.
+every kind alike.
+
+Run control: each run has one CancelToken, carried by its RunContext to whoever
+does the work. Ctrl-C or SIGTERM (a cancel from the TUI) only sets it; the trainer
+(per batch), the scoring pass (per batch), the runner (before each selection and
+trial) and the Ray executor (each poll) look at it and stop at a consistent point,
+with `Cancelled`, a KeyboardInterrupt: the run ends KILLED and the CLI exits 130.
+A second signal raises KeyboardInterrupt at once, for a user who insists.
 """
 from __future__ import annotations
 
@@ -11,12 +18,15 @@ import io
 import math
 import os
 import signal
-import threading
 import time
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .. import names
+from ..cancel import CancelToken
+from ..cancel import check as check_cancel
 from ..config import Config, config_from_dict
 from ..errors import UserError
 from ..kinds import KINDS, used_config
@@ -164,7 +174,6 @@ def run_experiment(config: Config | None, tracking_uri: str | None = None, on_ev
 def _run_locked(track: Tracker, config: Config | None, tracking_uri: str | None, on_event: EventCallback | None,
                 resume: str | None, executor, parent: str = "", retry_failed: bool = False) -> RunResult:
     start = time.time()
-    executor = executor or LocalExecutor()
     if resume:
         parent = resume
         config = load_run_config(resume, tracking_uri)
@@ -179,56 +188,46 @@ def _run_locked(track: Tracker, config: Config | None, tracking_uri: str | None,
     progress = track.store.progress_file(parent)
     resumed = bool(resume) and ran_before(progress)
     sink = JsonLinesSink(progress)
-    events = fan_out(sink, on_event, _raise_if_cancelled)
+    events = fan_out(sink, on_event)
     planned = kind.count_trials(config)
     track.log_metrics(parent, {"trials": planned})
     events(RunStarted(run_id=parent, experiment=config.name, kind=config.kind, trials=planned,
                       tracking_uri=track.store.uri, pid_start=process_start(os.getpid())))
     events(RunStatus(status=names.RUNNING, run_id=parent, message="resumed" if resumed else "started"))
-    previous_sigterm = _sigterm_as_interrupt()
-    try:
-        ctx = RunContext(config, track, parent, events, executor, done)
-        summary = kind.execute(ctx)
-        log_summary(ctx, summary)
-        records = ctx.records
-        failed = [r for r in records if r.status == names.FAILED]
-        message = f"{len(failed)} of {len(records)} trials failed" if failed else ""
-        log_headline_metrics(track, parent, summary)
-        _log_active(track, parent, active_before, start)
-        track.end_run(parent, names.FINISHED)
-        events(RunStatus(status=names.FINISHED, run_id=parent, message=message))
-        return RunResult(parent, config.name, names.FINISHED, summary, ctx.artifacts, records, track.store.uri,
-                         str(progress), time.time() - start)
-    except KeyboardInterrupt:
-        _CANCEL.clear()
-        _log_active(track, parent, active_before, start)
-        track.end_run(parent, names.KILLED)
-        events(RunStatus(status=names.KILLED, run_id=parent, message="interrupted"))
-        raise
-    except BaseException as exc:
-        track.set_tags(parent, {names.ERROR: f"{type(exc).__name__}: {exc}"[:5000]})
-        _log_active(track, parent, active_before, start)
-        track.end_run(parent, names.FAILED)
-        events(RunStatus(status=names.FAILED, run_id=parent, message=f"{type(exc).__name__}: {exc}"))
-        raise
-    finally:
-        _restore_sigterm(previous_sigterm)
-        sink.close()
+    with cancel_on_signals(CancelToken()) as cancel:  # over the end too: a SIGTERM there still ends it KILLED
+        try:
+            ctx = RunContext(config, track, parent, events, executor or LocalExecutor(), done, cancel=cancel)
+            summary = kind.execute(ctx)
+            check_cancel(cancel)  # cancelled after the last trial: the user asked, the run ends KILLED
+            return _finish(ctx, summary, active_before, start)
+        except KeyboardInterrupt:
+            _end(track, parent, events, names.KILLED, "interrupted", active_before, start)
+            raise
+        except BaseException as exc:
+            track.set_tags(parent, {names.ERROR: f"{type(exc).__name__}: {exc}"[:5000]})
+            _end(track, parent, events, names.FAILED, f"{type(exc).__name__}: {exc}", active_before, start)
+            raise
+        finally:
+            sink.close()
 
 
-_CANCEL = threading.Event()  # set by SIGTERM until the run has handled the interrupt
+def _finish(ctx: RunContext, summary: list[dict[str, Any]], active_before: float, start: float) -> RunResult:
+    """Log the summary and headline metrics, end the run FINISHED; its result."""
+    track, parent = ctx.tracker, ctx.parent_id
+    log_summary(ctx, summary)
+    failed = [r for r in ctx.records if r.status == names.FAILED]
+    message = f"{len(failed)} of {len(ctx.records)} trials failed" if failed else ""
+    log_headline_metrics(track, parent, summary)
+    _end(track, parent, ctx.on_event, names.FINISHED, message, active_before, start)
+    return RunResult(parent, ctx.config.name, names.FINISHED, summary, ctx.artifacts, ctx.records, track.store.uri,
+                     str(track.store.progress_file(parent)), time.time() - start)
 
 
-def _raise_if_cancelled(event) -> None:
-    """Every event (one per batch at least) re-raises a cancel whose KeyboardInterrupt was swallowed.
-
-    The signal handler's exception is raised wherever the main thread happens to be;
-    inside a weakref callback or a __del__ (SQLAlchemy has both), Python prints
-    "Exception ignored" and carries on, and the run would never end.
-    """
-    if _CANCEL.is_set():
-        _CANCEL.clear()
-        raise KeyboardInterrupt
+def _end(track: Tracker, parent: str, events: EventCallback, status: str, message: str, active_before: float,
+         start: float) -> None:
+    _log_active(track, parent, active_before, start)
+    track.end_run(parent, status)
+    events(RunStatus(status=status, run_id=parent, message=message))
 
 
 def _log_active(track: Tracker, parent: str, before: float, start: float) -> None:
@@ -237,26 +236,32 @@ def _log_active(track: Tracker, parent: str, before: float, start: float) -> Non
     track.log_metrics(parent, {names.ACTIVE_SECONDS: before + time.time() - start})
 
 
-def _sigterm_as_interrupt() -> dict | None:
-    """SIGTERM (a cancel from the TUI) ends the run like Ctrl-C: KILLED, with its state recorded.
+@contextmanager
+def cancel_on_signals(token: CancelToken) -> Iterator[CancelToken]:
+    """Inside, SIGTERM and Ctrl-C set `token` (the work stops at its next poll); the previous handlers after.
 
-    Ctrl-C gets the same handler (unless the caller installed its own), so that its
-    interrupt, too, is re-raised at the next event if a __del__ swallowed it."""
-    def handler(signum, frame):
-        _CANCEL.set()
-        raise KeyboardInterrupt
+    Why only a flag: an exception raised in a handler lands wherever the main thread
+    happens to be; inside a weakref callback or a __del__ (SQLAlchemy has both) Python
+    prints "Exception ignored" and carries on, and the run would never end. A second
+    signal raises KeyboardInterrupt at once, for a user who insists. Ctrl-C gets the
+    handler only while Python's default is installed (a caller's own is kept); outside
+    the main thread signals are left alone.
+    """
+    def handler(signum: int, frame: Any) -> None:
+        if token.cancelled:
+            raise KeyboardInterrupt
+        token.cancel(signal.Signals(signum).name)
 
+    previous: dict[int, Any] = {}
     try:
-        previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, handler)}
+        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, handler)
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             previous[signal.SIGINT] = signal.signal(signal.SIGINT, handler)
-        return previous
     except ValueError:  # not the main thread: leave signals alone
-        return None
-
-
-def _restore_sigterm(previous: dict | None) -> None:
-    _CANCEL.clear()
-    for signum, handler in (previous or {}).items():
-        if handler is not None:  # None: installed from C, nothing Python can put back
-            signal.signal(signum, handler)
+        pass
+    try:
+        yield token
+    finally:
+        for signum, before in previous.items():
+            if before is not None:  # None: installed from C, nothing Python can put back
+                signal.signal(signum, before)

@@ -50,7 +50,7 @@ def surrogate_scores(ctx: RunContext, methods: list[str], epochs: list[int], emb
         train_cfg=config.train.model_copy(update={"epochs": config.surrogate.epochs, "steps": None}),
         seed=config.seed, on_event=ctx.on_event, cache=ctx.cache, batch_size=config.surrogate.batch_size,
         embeddings=embeddings, gradients=gradients, gradient_dtype=config.surrogate.gradient_dtype,
-        gradient_mb=config.surrogate.gradient_mb, options=config.scorer_options(scorers))
+        gradient_mb=config.surrogate.gradient_mb, options=config.scorer_options(scorers), cancel=ctx.cancel)
     if gradients:
         ctx.tracker.set_tags(ctx.parent_id, {names.GRADIENT_PROJECTION: result.gradient_projection})
     return Scored(scores={(m, e): result.scores[m][e] for m in scorers for e in epochs},

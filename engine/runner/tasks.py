@@ -1,9 +1,12 @@
 """What a trial does, by name, so that a job names it and any process (a Ray worker too) can run it.
 
-A task is `task(job, config, tracker, child_run_id, on_event) -> metrics`. It
-logs what is its own to the child run; `worker.execute_trial` does the rest
-(status, errors, events). Two tasks: `retrain` (from scratch on the kept
-samples, optionally on noisy labels) and `online` (online batch selection).
+A task is `task(job, config, tracker, child_run_id, on_event, cancel) -> metrics`.
+It logs what is its own to the child run; `worker.execute_trial` does the rest
+(status, errors, events). `cancel` is the run's CancelToken (None where nobody can
+cancel, as in a Ray worker, which Ray stops itself): the trainer polls it per batch.
+Three tasks: `retrain` (from scratch on the kept samples, optionally on noisy labels,
+optionally weighted), `online` (online batch selection) and `dynamic` (InfoBatch);
+what each changes in training is a trainer hook (train_hooks.py).
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import torch
 
 from .. import names
 from ..architectures import build_model
+from ..cancel import CancelToken
 from ..config import Config, TrainConfig
 from ..data.dataset import Dataset, load_dataset
 from ..data.noise import with_label_noise
@@ -27,10 +31,11 @@ from ..scoring.registry import SCORERS
 from ..selection.infobatch import InfoBatch
 from ..store.events import EventCallback
 from ..store.tracking import Tracker
+from ..train_hooks import SampleWeights, TrainHook
 from ..trainer import evaluate, train
 from .trials import TrialJob
 
-TrialTask = Callable[[TrialJob, Config, Tracker, str, "EventCallback | None"], dict[str, float]]
+TrialTask = Callable[[TrialJob, Config, Tracker, str, "EventCallback | None", "CancelToken | None"], dict[str, float]]
 TRIAL_TASKS: dict[str, TrialTask] = {}
 
 
@@ -55,8 +60,8 @@ def trial_dataset(config: Config) -> Dataset:
 
 
 # ---------------------------------------------------------------- retrain
-def retrain(job: TrialJob, config: Config, track: Tracker, child: str,
-            on_event: EventCallback | None) -> dict[str, float]:
+def retrain(job: TrialJob, config: Config, track: Tracker, child: str, on_event: EventCallback | None,
+            cancel: CancelToken | None = None) -> dict[str, float]:
     """Retrain from scratch on the kept subset and evaluate.
 
     With `job.options["noise"]` the labels are the run's noisy ones (`noise.fraction`,
@@ -72,9 +77,10 @@ def retrain(job: TrialJob, config: Config, track: Tracker, child: str,
         params["flipped_kept"] = int(np.isin(flipped, kept).sum())
     track.log_dataset_input(child, ds, kept=len(kept))
     track.log_params(child, params)
-    weights = None if job.weights is None else job.weights / job.weights.mean()  # mean 1: the lr keeps its scale
+    # a weighted coreset's loss, its weights scaled to mean 1 so the learning rate keeps its scale
+    hooks = [] if job.weights is None else [SampleWeights(job.weights / job.weights.mean())]
     result = train(config.model, ds, cfg, seed=trial.seed, indices=kept, on_event=on_event, trial=job.index,
-                   weights=weights)
+                   hooks=hooks, cancel=cancel)
     track.log_history(child, result.history)
     track.log_metrics(child, {"final_test_accuracy": result.test_accuracy, "train_seconds": result.train_seconds},
                       step=result.epochs)
@@ -90,8 +96,8 @@ register_trial_task("retrain", retrain)
 
 
 # ---------------------------------------------------------------- online batch selection
-class TopK:
-    """The trainer's `select_batch`: score the drawn batch with the current model, keep its k highest.
+class TopK(TrainHook):
+    """A trainer hook that selects within each drawn batch: score it with the current model, keep its k highest.
 
     A last, partial batch of b < B samples keeps round(k·b/B) (at least 1), the same fraction.
     Counts what it was shown (`drawn`) and what it kept (`kept`), as Python ints (no host sync).
@@ -103,7 +109,7 @@ class TopK:
         self.generator = torch.Generator(device=dataset.device).manual_seed(seed)
         self.drawn = self.kept = 0
 
-    def __call__(self, idx: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def select(self, idx: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         n = len(y)
         k = self.keep if n == self.batch_size else max(1, round(self.keep * n / self.batch_size))
         if self.method == names.RANDOM:
@@ -116,9 +122,12 @@ class TopK:
         self.kept += k
         return chosen
 
+    __call__ = select  # the `select_batch=` keyword of the trainer before hooks
 
-class Curve:
-    """A trainer observer: test accuracy every `every` steps, against examples backpropagated and wall time."""
+
+class Curve(TrainHook):
+    """A trainer hook that observes: test accuracy every `every` steps, against examples backpropagated and wall
+    time."""
 
     def __init__(self, model: torch.nn.Module, dataset: Dataset, every: int, eval_batch_size: int, amp: bool):
         self.model, self.dataset, self.every = model, dataset, every
@@ -131,7 +140,7 @@ class Curve:
     def wall(self) -> float:
         return self.last - self.start - self.eval_seconds
 
-    def __call__(self, idx: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+    def observe(self, idx: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
         self.steps += 1
         self.backpropagated += len(y)
         self.last = time.perf_counter()
@@ -142,8 +151,8 @@ class Curve:
                                 "test_accuracy": accuracy, "test_loss": loss})
 
 
-def train_online(job: TrialJob, config: Config, track: Tracker, child: str,
-                 on_event: EventCallback | None) -> dict[str, float]:
+def train_online(job: TrialJob, config: Config, track: Tracker, child: str, on_event: EventCallback | None,
+                 cancel: CancelToken | None = None) -> dict[str, float]:
     """Train with top-k selection from each drawn batch (or whole batches for the full-batch reference)."""
     trial, ds, online = job.trial, trial_dataset(config), config.online
     cfg = config.train.model_copy(update={"batch_size": online.batch_size})
@@ -153,8 +162,9 @@ def train_online(job: TrialJob, config: Config, track: Tracker, child: str,
     track.log_params(child, {**trial.tags(), "batch_size": online.batch_size,
                              "keep": online.batch_size if selector is None else online.keep})
     curve = Curve(model, ds, online.eval_every, cfg.eval_batch_size, cfg.amp)  # the clock starts here
-    result = train(model, ds, cfg, seed=trial.seed, on_event=on_event, observers=[curve], trial=job.index,
-                   evaluate_every_epoch=False, select_batch=selector)
+    hooks = [curve] if selector is None else [selector, curve]
+    result = train(model, ds, cfg, seed=trial.seed, on_event=on_event, hooks=hooks, trial=job.index,
+                   evaluate_every_epoch=False, cancel=cancel)
     final = {"step": curve.steps, "backpropagated": curve.backpropagated, "wall_seconds": curve.wall(),
              "test_accuracy": result.test_accuracy, "test_loss": result.test_loss}
     if not curve.points or curve.points[-1]["step"] != curve.steps:
@@ -175,8 +185,8 @@ register_trial_task("online", train_online)
 
 
 # ---------------------------------------------------------------- dynamic pruning (InfoBatch)
-def train_dynamic(job: TrialJob, config: Config, track: Tracker, child: str,
-                  on_event: EventCallback | None) -> dict[str, float]:
+def train_dynamic(job: TrialJob, config: Config, track: Tracker, child: str, on_event: EventCallback | None,
+                  cancel: CancelToken | None = None) -> dict[str, float]:
     """Train with InfoBatch's per-epoch pruning (or on all data for the reference); counts passes and time."""
     trial, ds, dyn = job.trial, trial_dataset(config), config.dynamic
     pruner = None if trial.method == names.FULL else InfoBatch(len(ds), config.train.epochs, dyn.ratio, dyn.delta,
@@ -184,7 +194,7 @@ def train_dynamic(job: TrialJob, config: Config, track: Tracker, child: str,
     track.log_params(child, {**trial.tags(), "r": dyn.ratio if pruner else 0.0, "delta": dyn.delta,
                              "score": dyn.score})
     result = train(config.model, ds, config.train, seed=trial.seed, on_event=on_event, trial=job.index,
-                   observers=[pruner.observe] if pruner else [], plan_epoch=pruner)
+                   hooks=[pruner] if pruner else [], cancel=cancel)
     used = pruner.used if pruner else [len(ds)] * len(result.history)
     seen = np.cumsum(used)
     track.log_history(child, [{**h, "samples": float(u), "samples_seen": float(s)}

@@ -6,6 +6,7 @@ import socket
 import traceback
 
 from .. import names
+from ..cancel import CancelToken
 from ..config import config_from_dict
 from ..errors import PrunelabError
 from ..store.events import EventCallback, StageStarted, TrialFinished, emit
@@ -21,11 +22,13 @@ def trial_run_tags(job: TrialJob) -> dict:
             **job.trial.tags()}
 
 
-def execute_trial(job: TrialJob, on_event: EventCallback | None = None) -> TrialRecord:
+def execute_trial(job: TrialJob, on_event: EventCallback | None = None,
+                  cancel: CancelToken | None = None) -> TrialRecord:
     """Run the job's task and log its child run, start to end. Runs in any process (a Ray worker too).
 
     A trial that fails (a PrunelabError such as a diverged loss, or a bug) ends FAILED with
-    its reason and the sweep goes on; Ctrl-C ends it KILLED and propagates.
+    its reason and the sweep goes on; a cancel (`cancel`, polled by the task's training)
+    or Ctrl-C ends it KILLED and propagates.
     """
     config = config_from_dict(job.config)  # imports the config's plugins here first
     trial = job.trial
@@ -36,14 +39,14 @@ def execute_trial(job: TrialJob, on_event: EventCallback | None = None) -> Trial
     emit(on_event, StageStarted(stage=job.task, detail=name, trial=job.index, trials=job.total))
     status, message, metrics = names.FINISHED, "", {}
     try:
-        metrics = TRIAL_TASKS[job.task](job, config, track, child, on_event)
+        metrics = TRIAL_TASKS[job.task](job, config, track, child, on_event, cancel)
     except PrunelabError as exc:
         status, message = names.FAILED, str(exc) or type(exc).__name__  # never FAILED without a reason
     except KeyboardInterrupt:
         track.set_tags(child, {names.ERROR: "interrupted"})
         track.end_run(child, names.KILLED)
         raise
-    except Exception as exc:  # a bug in one trial must not sink the sweep; the message says what it was
+    except Exception as exc:  # noqa: BLE001  (a bug in one trial must not sink the sweep; the message says what)
         status, message = names.FAILED, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         track.set_tags(child, {names.TRACEBACK: traceback.format_exc()[-4000:]})
     if message:

@@ -1,10 +1,12 @@
 """The scoring pass: every requested per-model score of one surrogate from one sweep over the data.
 
-Per batch: one forward, and (only when a gradient score is asked for) one
+Per batch: one forward, and (only when a component needs a gradient) one
 backward of the summed loss with the parameters frozen. From that single pass
 come the loss, the single-model EL2N, ‖∂L/∂x‖, the exact per-sample ‖∇θ L‖
 (persample.py), any user scorer, the predictions and, when asked, the penultimate
-embeddings. Results stay on the device until the end of the pass (one host sync).
+embeddings and gradient embeddings: each is a component (components.py) that the
+pass hands every batch. Results stay on the device until the end of the pass
+(one host sync per output).
 
 The model is put in eval mode (BatchNorm running statistics: samples stay
 independent) and in the trainer's channels_last layout, and computes in the dtype
@@ -22,19 +24,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..cancel import CancelToken
+from ..cancel import check as check_cancel
 from ..data.dataset import Dataset
 from ..errors import ConfigError
 from ..store.events import BatchProgress, EventCallback
-from ..trainer import prepare_model, to_model_layout
-from .gradembed import DEFAULT_GRADIENT_MB, GradientEmbeddings
+from ..trainer import as_index, prepare_model, to_model_layout
+from .components import FEATURES, INPUT_NORMS, PARAM_NORMS, Component, PassBatch, component_for, make_component
+from .gradembed import DEFAULT_GRADIENT_MB
 from .gradnorm.conv import fold_input_grad_hook, input_grad_by_fold
 from .gradnorm.persample import DEFAULT_WORKSPACE_MB, PerSampleGradNorms, frozen_params
 from .registry import Scorer, resolve_scorers
@@ -107,17 +113,111 @@ def ieee_float32() -> Iterator[None]:
             setattr(f, attr, value)
 
 
+class CurrentInput:
+    """The batch the pass is differentiating, for the conv layers that route its input gradient via a fold."""
+
+    def __init__(self) -> None:
+        self.x: torch.Tensor | None = None
+
+    def __call__(self) -> torch.Tensor | None:
+        return self.x
+
+
+class _Forward:
+    """The pass's forward (and backward, when a component needs a gradient) of one batch."""
+
+    def __init__(self, model: nn.Module, needs: set[str], workspace_mb: float):
+        self.model = model
+        self.params, self.input = PARAM_NORMS in needs, INPUT_NORMS in needs
+        self.norms = PerSampleGradNorms(model, workspace_mb) if self.params else None  # refuses before any hook
+        self.capture = _Embeddings(model, FEATURES in needs)
+        self.current = CurrentInput()
+        self.folds = [m.register_forward_hook(fold_input_grad_hook(self.current), prepend=True)
+                      for m in model.modules() if self.input and input_grad_by_fold(m)]
+
+    def frozen(self) -> AbstractContextManager:
+        """Parameters frozen for the pass (and the per-sample norm hooks on, when asked)."""
+        return self.norms if self.norms is not None else frozen_params(self.model)
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, start: int) -> PassBatch:
+        param_norms = input_norms = None
+        if not (self.params or self.input):
+            with torch.no_grad():
+                logits = self.model(x)
+        else:
+            if self.input:
+                x.requires_grad_(True)
+                self.current.x = x
+            if self.params:
+                self.norms.begin(len(y), x.dtype, x.device)
+            with torch.enable_grad():
+                logits = self.model(x)
+                loss = F.cross_entropy(logits, y, reduction="sum")
+                wrt = ([x] if self.input else []) + (self.norms.roots if self.params else [])
+                grads = torch.autograd.grad(loss, wrt) if wrt else ()
+            input_norms = torch.linalg.vector_norm(grads[0].flatten(1), dim=1) if self.input else None
+            param_norms = self.norms.finish().sqrt() if self.params else None
+            del grads, loss
+        logits, x = logits.detach(), x.detach()
+        return PassBatch(start, start + len(y), self.model, x, y, logits, param_norms, input_norms,
+                         self.capture.get(x))
+
+    def close(self) -> None:
+        for hook in self.folds:
+            hook.remove()
+        self.capture.close()
+
+
+def scoring_pass(model: nn.Module, dataset: Dataset, components: list[Component], batch_size: int = 256,
+                 indices: np.ndarray | torch.Tensor | None = None, workspace_mb: float = DEFAULT_WORKSPACE_MB,
+                 on_event: EventCallback | None = None, epoch: int = 0, epochs: int = 0,
+                 cancel: CancelToken | None = None) -> list[Any]:
+    """One sweep over the training samples `indices` (default: all): every component gets every batch; what
+    each `finish()`es, in order. `cancel` is polled per batch; `epoch`/`epochs` only label BatchProgress."""
+    if batch_size < 1:
+        raise ConfigError(f"batch size {batch_size} must be at least 1")
+    device = dataset.device
+    model = prepare_model(model, device)
+    dtype = model_dtype(model)
+    index = as_index(indices, len(dataset), device)
+    n = len(index)
+    for component in components:
+        component.begin(n, dtype, device)
+    forward = _Forward(model, set().union(*(c.needs for c in components)), workspace_mb)
+    was_training = model.training
+    model.eval()
+    batches = max(1, -(-n // batch_size))
+    last_report = time.perf_counter()
+    try:
+        with forward.frozen(), ieee_float32():
+            for b, (idx, images) in enumerate(dataset.batches(index, batch_size)):  # on the device or streamed
+                check_cancel(cancel)
+                batch = forward(to_model_layout(dataset.normalize(images, dtype)), dataset.y_train[idx], b * batch_size)
+                for component in components:
+                    component.add(batch)
+                now = time.perf_counter()
+                if on_event is not None and (now - last_report > 0.2 or b == batches - 1):
+                    last_report = now
+                    on_event(BatchProgress(epoch=epoch, epochs=epochs, batch=b + 1, batches=batches))
+    finally:
+        forward.close()
+        model.train(was_training)
+    return [component.finish() for component in components]
+
+
 def score_model(model: nn.Module, dataset: Dataset, scorers: Iterable[str | Scorer] | str,
                 batch_size: int = 256, indices: np.ndarray | torch.Tensor | None = None, embeddings: bool = False,
                 on_event: EventCallback | None = None, workspace_mb: float = DEFAULT_WORKSPACE_MB, epoch: int = 0,
                 epochs: int = 0, gradients: bool = False, gradient_dtype: str = "float32",
-                gradient_mb: float = DEFAULT_GRADIENT_MB) -> ModelScores:
+                gradient_mb: float = DEFAULT_GRADIENT_MB, options: dict[str, dict[str, Any]] | None = None,
+                cancel: CancelToken | None = None) -> ModelScores:
     """Score the training samples `indices` (default: all) of `dataset` with one model, in one pass.
 
     `scorers` are batch scorers (not `random` or `forgetting`, which need no model or
-    a training run: see `compute_scores`). Returns arrays in the model's dtype.
-    `epoch`/`epochs` only label the BatchProgress events. `gradients` also gathers the
-    last-layer gradient embeddings (gradembed.py) from the same forward.
+    a training run: see `compute_scores`); `options` maps a scorer to its options
+    (passed to its function as keywords; defaults for the rest). Returns arrays in the
+    model's dtype. `epoch`/`epochs` only label the BatchProgress events. `gradients`
+    also gathers the last-layer gradient embeddings (gradembed.py) from the same forward.
     """
     if not isinstance(scorers, str):
         scorers = [s.name if isinstance(s, Scorer) else s for s in scorers]
@@ -126,81 +226,17 @@ def score_model(model: nn.Module, dataset: Dataset, scorers: Iterable[str | Scor
     if wrong:
         raise ConfigError(f"scorer(s) {', '.join(wrong)} do not score a trained model batch by batch; "
                           "compute them with compute_scores")
-    if batch_size < 1:
-        raise ConfigError(f"batch size {batch_size} must be at least 1")
-    device = dataset.device
-    model = prepare_model(model, device)
-    dtype = model_dtype(model)
-    index = (torch.arange(len(dataset), device=device) if indices is None
-             else torch.as_tensor(np.asarray(indices) if not isinstance(indices, torch.Tensor) else indices,
-                                  dtype=torch.long).to(device))
-    n = len(index)
-    need_params = any(s.needs_param_grads for s in chosen)
-    need_input = any(s.needs_input_grad for s in chosen)
-    out = {s.name: torch.empty(n, dtype=dtype, device=device) for s in chosen}
-    predictions = torch.empty(n, dtype=torch.long, device=device)
-    emb_out: torch.Tensor | None = None
-    capture = _Embeddings(model, embeddings or gradients)
-    grad_out = GradientEmbeddings(n, device, gradient_dtype, gradient_mb) if gradients else None
-    was_training = model.training
-    model.eval()
-    batches = max(1, -(-n // batch_size))
-    start_time = last_report = time.perf_counter()
-    norms = PerSampleGradNorms(model, workspace_mb) if need_params else frozen_params(model)
-    current = {"x": None}
-    folds = [m.register_forward_hook(fold_input_grad_hook(lambda: current["x"]), prepend=True)
-             for m in model.modules() if need_input and input_grad_by_fold(m)]
-    try:
-        with norms, ieee_float32():
-            for b, (idx, images) in enumerate(dataset.batches(index, batch_size)):  # on the device or streamed
-                start, stop = b * batch_size, b * batch_size + len(idx)
-                x = to_model_layout(dataset.normalize(images, dtype))
-                y = dataset.y_train[idx]
-                if need_params or need_input:
-                    if need_input:
-                        x.requires_grad_(True)
-                        current["x"] = x
-                    if need_params:
-                        norms.begin(len(y), dtype, device)
-                    with torch.enable_grad():
-                        logits = model(x)
-                        loss = F.cross_entropy(logits, y, reduction="sum")
-                        wrt = ([x] if need_input else []) + (norms.roots if need_params else [])
-                        grads = torch.autograd.grad(loss, wrt) if wrt else ()
-                    input_norm = torch.linalg.vector_norm(grads[0].flatten(1), dim=1) if need_input else None
-                    param_norm = norms.finish().sqrt() if need_params else None
-                    for s in chosen:
-                        if s.fn is None:
-                            out[s.name][start:stop] = input_norm if s.needs_input_grad else param_norm
-                    del grads, loss
-                else:
-                    with torch.no_grad():
-                        logits = model(x)
-                logits, x = logits.detach(), x.detach()
-                for s in chosen:
-                    if s.fn is not None:
-                        with torch.enable_grad():
-                            out[s.name][start:stop] = s.fn(model, x, y, logits).detach().reshape(-1)
-                predictions[start:stop] = logits.argmax(1)
-                emb = capture.get(x)
-                if grad_out is not None:
-                    grad_out.add(start, emb, logits, y)
-                if emb is not None and embeddings:
-                    if emb_out is None:
-                        emb_out = torch.empty(n, emb.shape[1], dtype=emb.dtype, device=device)
-                    emb_out[start:stop] = emb
-                now = time.perf_counter()
-                if on_event is not None and (now - last_report > 0.2 or b == batches - 1):
-                    last_report = now
-                    on_event(BatchProgress(epoch=epoch, epochs=epochs, batch=b + 1, batches=batches))
-    finally:
-        for hook in folds:
-            hook.remove()
-        capture.close()
-        model.train(was_training)
-    result = ModelScores(scores={k: v.cpu().numpy() for k, v in out.items()}, predictions=predictions.cpu().numpy(),
-                         embeddings=emb_out.cpu().numpy() if emb_out is not None else None,
-                         seconds=time.perf_counter() - start_time)
-    if grad_out is not None:
-        result.gradients, result.gradient_projection = grad_out.numpy(), grad_out.projection
+    start = time.perf_counter()
+    components = [component_for(s, (options or {}).get(s.name)) for s in chosen]
+    components.append(make_component("predictions"))
+    if embeddings:
+        components.append(make_component("embeddings"))
+    if gradients:
+        components.append(make_component("gradient_embeddings", dtype=gradient_dtype, mb=gradient_mb))
+    out = scoring_pass(model, dataset, components, batch_size, indices, workspace_mb, on_event, epoch, epochs, cancel)
+    result = ModelScores(scores=dict(zip((s.name for s in chosen), out)), predictions=out[len(chosen)],
+                         embeddings=out[len(chosen) + 1] if embeddings else None,
+                         seconds=time.perf_counter() - start)
+    if gradients:
+        result.gradients, result.gradient_projection = out[-1]
     return result

@@ -1,11 +1,14 @@
 """The scorer registry: a dict from name to a small `Scorer` object (no torch: the config validator reads it).
 
-A scorer is one of three kinds, by where its numbers come from:
+A scorer is one of four kinds, by where its numbers come from:
 
-- ``batch``: a function of a trained surrogate and a batch, `fn(model, x, y, logits)`
-  returning one float per sample. `loss` and `el2n` are such functions; `grad_norm`
-  and `input_grad_norm` are computed by the scoring pass itself (they need the
-  pass's backward), so their `fn` is None and their flags say what they need.
+- ``batch``: computed batch by batch in the scoring pass by a component with a
+  begin/add/finish shape (components.py). A plain function `fn(model, x, y, logits)`
+  returning one float per sample (`loss`, `el2n`, a plugin's) is wrapped into one;
+  `grad_norm` and `input_grad_norm` name a built-in component (`component`) that reads
+  what the pass's backward gives, so their `fn` is None. The pass's other per-batch
+  quantities (predictions, embeddings, gradient embeddings) are components too, in
+  `COMPONENTS`, the registry by name that `register_component` adds to.
 - ``random``: seeded uniform numbers, no model at all.
 - ``training``: counted while the surrogate trains by a trainer observer: `observer`
   is a factory `observer(n, device)` of a `BatchObserver` with a `scores()` method
@@ -57,6 +60,7 @@ class Scorer:
     observer: Callable[..., object] | None = None  # training kind: observer(n, device, **options) -> BatchObserver
     options: dict[str, Option] = field(default_factory=dict)  # name -> its default, help and check
     doc: MethodDoc = field(default_factory=MethodDoc)  # formula, paper, reference code, differences, pinning tests (docs/methods/)
+    component: str = ""  # batch kind: the COMPONENTS entry that computes it; "" = its `fn`, wrapped
 
     @property
     def needs_surrogate(self) -> bool:
@@ -75,28 +79,53 @@ class Scorer:
 
 SCORERS: Registry[Scorer] = Registry("scorer")
 
+# name -> factory(**options) of a scoring-pass component: an object with `begin(n, dtype, device)`, `add(batch)`
+# and `finish()`, and a `needs` set of what the pass must compute for it (components.py). Built-ins are `Ref`s.
+COMPONENTS: Registry[Callable[..., Any]] = Registry("scoring component")
+COMPONENT_STEPS = ("begin", "add", "finish")
 
-def register_scorer(name: str, fn: ScoreFn | str, description: str = "", *, average_inits: bool = False,
+
+def register_component(name: str, factory: Callable[..., Any] | str) -> Callable[..., Any]:
+    """Add a scoring-pass component by name: `factory(**options)` makes one for a pass (a class, usually)."""
+    if not callable(factory) and not isinstance(factory, str):
+        raise ConfigError(f"component {name!r}: give a class (or factory) whose objects have begin, add and finish")
+    COMPONENTS[name] = implementation(factory)
+    return COMPONENTS[name]
+
+
+def is_component(fn: Any) -> bool:
+    """Whether `fn` makes components (a class with begin/add/finish) rather than being a score function."""
+    return isinstance(fn, type) and all(callable(getattr(fn, step, None)) for step in COMPONENT_STEPS)
+
+
+def register_scorer(name: str, fn: ScoreFn | type | str, description: str = "", *, average_inits: bool = False,
                     version: str = "", options: dict[str, Option | tuple[Any, str]] | None = None,
                     doc: MethodDoc | None = None) -> Scorer:
     """Add a scorer usable by name everywhere (`compute_scores`, the CLI, configs).
 
-    `fn(model, x, y, logits) -> (N,) tensor` is called once per batch of the scoring
-    pass with detached tensors, the model in eval mode and its parameters frozen
-    (grad mode is on, so `fn` may differentiate w.r.t. `x` on its own). With
-    `average_inits` the score is the mean over the K surrogates, else it comes from
-    surrogate 0. Cached scores are keyed by name, function and `version`: bump the
-    version when the function's behaviour changes. `options` declare the scorer's own
-    settings (`engine.options.Option`, or (default, help) pairs), set per run in a
-    `[scoring.NAME]` table. Registering a name again replaces it.
+    `fn(model, x, y, logits, **options) -> (N,) tensor` is called once per batch of the
+    scoring pass with detached tensors, the model in eval mode and its parameters
+    frozen (grad mode is on, so `fn` may differentiate w.r.t. `x` on its own), and the
+    scorer's resolved options as keywords. `fn` may instead be a component class
+    (begin/add/finish, components.py), made with the options as keywords, for a score
+    that needs more than one batch at a time; it is registered in COMPONENTS under
+    `name`. With `average_inits` the score is the mean over the K surrogates, else it
+    comes from surrogate 0. Cached scores are keyed by name, code, options and
+    `version`: bump the version when the function's behaviour changes. `options`
+    declare the scorer's own settings (`engine.options.Option`, or (default, help)
+    pairs), set per run in a `[scoring.NAME]` table. Registering a name again replaces it.
     """
     if not callable(fn) and not isinstance(fn, str):
         raise ConfigError(f"scorer {name!r}: fn must be a function fn(model, x, y, logits) -> per-sample tensor")
     fn = implementation(fn)
     if not description and not isinstance(fn, Ref):
         description = (fn.__doc__ or "").strip().split("\n")[0]
+    component = ""
+    if is_component(fn):
+        component = name
+        register_component(name, fn)
     scorer = Scorer(name=name, description=description, kind="batch", fn=fn, average_inits=average_inits,
-                    version=version, options=as_options(options), doc=doc or MethodDoc())
+                    version=version, options=as_options(options), doc=doc or MethodDoc(), component=component)
     SCORERS[name] = scorer
     return scorer
 
@@ -133,7 +162,7 @@ for _scorer in (
                    "tests/engine/test_scoring.py::test_float32_scores_match_float64_closely",
                ))),
     Scorer("grad_norm", "‖∇θ L(θ, x, y)‖₂ over all trainable parameters of surrogate 0 (GraNd), exact",
-           needs_param_grads=True,
+           needs_param_grads=True, component="param_grad_norm",
            doc=MethodDoc(
                formula=("‖∇_θ ℓ(f_θ(x_i), y_i)‖₂ over every trainable parameter of surrogate 0 at the score epoch "
                         "(BatchNorm in eval mode), exact: a closed form per layer (Linear ‖a‖²‖g‖² + ‖g‖²; Conv by "
@@ -152,7 +181,7 @@ for _scorer in (
                    "tests/engine/test_scoring.py::test_float32_scores_match_float64_closely",
                ))),
     Scorer("input_grad_norm", "‖∂L/∂x‖₂ w.r.t. the normalised input of surrogate 0 (High-Influence)",
-           needs_input_grad=True,
+           needs_input_grad=True, component="input_grad_norm",
            doc=MethodDoc(
                formula=("‖∂ℓ(f_θ(x_i), y_i)/∂x_i‖₂ with respect to the normalised input the model sees, surrogate 0 "
                         "at the score epoch (eval mode)"),
@@ -361,7 +390,7 @@ for _scorer in (
                    "tests/engine/test_field_scores.py::test_cal_is_the_mean_symmetric_kl_to_same_class_neighbours",
                ))),
     Scorer("grand", "GraNd: exact ‖∇θ L‖₂ averaged over the K surrogates (Paul et al. 2021; use epoch 0, K = 10)",
-           needs_param_grads=True, average_inits=True, options=_K_OPTIONS,
+           needs_param_grads=True, average_inits=True, options=_K_OPTIONS, component="param_grad_norm",
            doc=MethodDoc(
                formula=("(1/K) Σ_k ‖∇_θ ℓ(f_{θ_k}(x_i), y_i)‖₂, exact as `grad_norm`, over surrogates k = 0..K−1 "
                         "(option `inits`) at the score epoch (option `epoch`); the paper's setting is epoch 0, K = "
@@ -376,6 +405,16 @@ for _scorer in (
                ))),
 ):
     SCORERS[_scorer.name] = _scorer
+
+for _name, _factory in (
+    ("predictions", "Predictions"),  # argmax of the logits, always gathered
+    ("param_grad_norm", "ParamGradNorm"),  # exact ‖∇θ L‖ per sample (grad_norm, grand)
+    ("input_grad_norm", "InputGradNorm"),  # ‖∂L/∂x‖ per sample
+    ("embeddings", "Embeddings"),  # penultimate features
+    ("gradient_embeddings", "GradientEmbeddingsOf"),  # last-layer gradients (gradembed.py)
+    ("function", "FunctionScore"),  # a plain fn(model, x, y, logits) scorer, wrapped
+):
+    COMPONENTS[_name] = Ref(f"engine.scoring.components:{_factory}")
 
 
 def check_scorer(name: str) -> Scorer:

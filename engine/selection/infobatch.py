@@ -1,5 +1,6 @@
 """InfoBatch's per-epoch plan (Qin et al., "InfoBatch: Lossless Training Speed Up by Unbiased Dynamic Data Pruning",
-ICLR 2024; reference code NUS-HPC-AI-Lab/InfoBatch, `infobatch/infobatch.py`), as the trainer's `plan_epoch` hook.
+ICLR 2024; reference code NUS-HPC-AI-Lab/InfoBatch, `infobatch/infobatch.py`), as a trainer hook (plan the epoch,
+observe the batch).
 
 Each epoch, the samples whose latest score is below the mean ("well learned") are pruned, each with probability
 r, and the kept well-learned ones have their loss scaled by 1/(1 - r), so the expected gradient is the full-data
@@ -20,10 +21,15 @@ import torch
 
 from ..registry import Ref
 from ..scoring.registry import check_scorer
+from ..train_hooks import TrainHook
 
 
-class InfoBatch:
-    """`plan(epoch) -> (indices, weights)` for the trainer, and `observe(idx, logits, y)` to update the scores.
+def _load(obj):
+    return obj.load() if isinstance(obj, Ref) else obj
+
+
+class InfoBatch(TrainHook):
+    """A trainer hook: `plan_epoch(epoch) -> (indices, weights)`, and `observe(idx, logits, y)` updates the scores.
 
     `used[e - 1]` is the number of samples epoch e trained on (one host sync per epoch, for it).
     """
@@ -32,10 +38,9 @@ class InfoBatch:
                  seed: int = 0, device: torch.device | str = "cpu"):
         self.n, self.epochs, self.ratio, self.delta = n, epochs, ratio, delta
         scorer = check_scorer(score)
-        load = (lambda f: f.load() if isinstance(f, Ref) else f)
         # a training scorer's observer keeps its own statistics; a batch scorer's latest value lives in self.scores
-        self.observer = load(scorer.observer)(n, device) if scorer.kind == "training" else None
-        self.score = None if self.observer is not None else load(scorer.fn)
+        self.observer = _load(scorer.observer)(n, device) if scorer.kind == "training" else None
+        self.score = None if self.observer is not None else _load(scorer.fn)
         self.scores = torch.full((n,), 3.0, device=device)
         self.generator = torch.Generator(device=device).manual_seed(seed)
         self.used: list[int] = []
@@ -52,7 +57,7 @@ class InfoBatch:
         weights = torch.where(well[kept], 1.0 / (1.0 - self.ratio), 1.0)
         return kept, weights
 
-    def __call__(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def plan_epoch(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         if not self.prunes(epoch) or self.ratio == 0:
             self.used.append(self.n)
             return torch.arange(self.n, device=self.scores.device), None
@@ -61,6 +66,8 @@ class InfoBatch:
         kept, weights = self.draw()
         self.used.append(len(kept))
         return kept, weights
+
+    __call__ = plan_epoch  # the `plan_epoch=` keyword of the trainer before hooks
 
     def observe(self, idx: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
         if self.observer is not None:

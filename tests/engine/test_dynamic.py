@@ -9,6 +9,7 @@ from engine.architectures import build_model
 from engine.config import TrainConfig, load_config
 from engine.data.dataset import load_dataset
 from engine.selection.infobatch import InfoBatch
+from engine.train_hooks import Observe, TrainHook
 from engine.trainer import train
 
 
@@ -32,8 +33,8 @@ def test_each_epoch_uses_exactly_the_samples_the_rule_keeps(shared_data):
     ds = load_dataset("mnist", shared_data, "cpu", 600, 200)  # in the trainer: what it trains on is the plan
     pruner = InfoBatch(len(ds), epochs=4, ratio=0.5, delta=0.75, seed=0)
     seen = []
-    result = train("mlp", ds, TrainConfig(epochs=4, batch_size=64), observers=[pruner.observe,
-                   lambda i, logits, y: seen.append(len(y))], plan_epoch=pruner)
+    result = train("mlp", ds, TrainConfig(epochs=4, batch_size=64),
+                   hooks=[pruner, Observe(lambda i, logits, y: seen.append(len(y)))])  # InfoBatch plans and observes
     assert pruner.used[0] == pruner.used[3] == 600 and all(u < 600 for u in pruner.used[1:3])
     assert result.samples == sum(seen) == sum(pruner.used)
     assert result.steps == sum(-(-u // 64) for u in pruner.used)
@@ -76,35 +77,46 @@ def test_ranking_score_by_any_forward_scorer(shared_data):
     n, epochs, r = len(ds), 3, 0.5
     for score in ("entropy", "aum"):
         pruner = InfoBatch(n, epochs=epochs, ratio=r, delta=1.0, score=score, seed=3)
-        latest = torch.zeros(n, dtype=torch.float64)
-        margin_sum, seen = torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64)
-        expected_scores, plans = [], []
-
-        def mine(idx, logits, y):
-            z = logits.double()
-            p = z.softmax(1)
-            latest[idx] = -(p * p.log()).sum(1)
-            others = z.clone()
-            others[torch.arange(len(y)), y] = -torch.inf
-            margin_sum[idx] += z[torch.arange(len(y)), y] - others.max(1).values
-            seen[idx] += 1
-
-        def plan(epoch):
-            expected_scores.append(latest.clone() if score == "entropy" else -margin_sum / seen.clamp(min=1))
-            plans.append(pruner(epoch))
-            return plans[-1]
-
-        train("mlp", ds, TrainConfig(epochs=epochs, batch_size=64), observers=[pruner.observe, mine], plan_epoch=plan)
+        witness = Witness(pruner, n, score)
+        train("mlp", ds, TrainConfig(epochs=epochs, batch_size=64), hooks=[witness])
+        plans = witness.plans
         draws = torch.rand(epochs * n, generator=torch.Generator().manual_seed(3)).numpy().reshape(epochs, n)
         for e in range(1, epochs):  # epoch 1 is full (all scores equal); from epoch 2, the rule on the score
-            s = expected_scores[e].numpy()
+            s = witness.expected[e].numpy()
             well = s < s.mean()
             kept = np.flatnonzero(~(well & (draws[e] < r)))
             np.testing.assert_array_equal(plans[e][0].numpy(), kept, err_msg=f"{score}, epoch {e + 1}")
             assert 0.05 * n < n - len(kept) < 0.5 * n  # it prunes: a share of the below-mean part
         assert len(plans[0][0]) == n
         if score == "entropy":  # a batch scorer's latest values live in the pruner (float32)
-            np.testing.assert_allclose(pruner.scores.numpy(), latest.numpy(), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(pruner.scores.numpy(), witness.latest.numpy(), rtol=1e-5, atol=1e-6)
+
+
+class Witness(TrainHook):
+    """InfoBatch's plan and observation as the trainer calls them, with an independent float64 recount of the
+    score (entropy of the latest logits, or AUM) from the same logits, kept at each epoch's start."""
+
+    def __init__(self, pruner: InfoBatch, n: int, score: str):
+        self.pruner, self.score = pruner, score
+        self.latest = torch.zeros(n, dtype=torch.float64)
+        self.margin_sum, self.seen = torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64)
+        self.expected, self.plans = [], []
+
+    def plan_epoch(self, epoch):
+        self.expected.append(self.latest.clone() if self.score == "entropy"
+                             else -self.margin_sum / self.seen.clamp(min=1))
+        self.plans.append(self.pruner.plan_epoch(epoch))
+        return self.plans[-1]
+
+    def observe(self, idx, logits, y):
+        self.pruner.observe(idx, logits, y)
+        z = logits.double()
+        p = z.softmax(1)
+        self.latest[idx] = -(p * p.log()).sum(1)
+        others = z.clone()
+        others[torch.arange(len(y)), y] = -torch.inf
+        self.margin_sum[idx] += z[torch.arange(len(y)), y] - others.max(1).values
+        self.seen[idx] += 1
 
 
 @pytest.mark.parametrize("name, ok", [("loss", True), ("entropy", True), ("forgetting", True), ("aum", True),

@@ -203,28 +203,42 @@ def test_detached_run_returns_at_once_and_finishes(in_tmp, shared_data):
     assert words == ["started"]  # the detached process's first `--resume` is a start, not a resume
 
 
-def test_a_cancel_whose_interrupt_was_swallowed_still_ends_the_run_killed(in_tmp, shared_data):
-    """SIGTERM's KeyboardInterrupt lands wherever the main thread is; inside a weakref callback
-    or __del__ (SQLAlchemy has both) Python prints "Exception ignored" and goes on. The next
-    event must raise it again, so the cancel is not lost and the run ends KILLED."""
-    from engine.store.events import BatchProgress
+def test_a_cancel_raises_nothing_where_the_signal_lands_and_still_ends_the_run_killed(in_tmp, shared_data):
+    """SIGTERM lands wherever the main thread is; were an exception raised there, a weakref callback
+    or __del__ (SQLAlchemy has both) would print "Exception ignored" and go on. So the handler only
+    sets the run's cancel token, the trainer stops at its next batch, and the run ends KILLED."""
+    from engine.store.events import BatchProgress, EpochEnd
 
-    swallowed, started = [], []
+    signalled, started, after = [], [], []
 
     def on_event(event):
         if isinstance(event, RunStarted):
             started.append(event.run_id)
-        if isinstance(event, BatchProgress) and not swallowed:
-            try:
-                signal.raise_signal(signal.SIGTERM)  # the run's handler raises here ...
-            except KeyboardInterrupt:
-                swallowed.append(event)  # ... and, as in a __del__, nobody sees it
-    cfg = engine.load_config("quick", tiny(shared_data, name="swallowed-cancel", **{"sweep.methods": ["random"],
-                                                                                  "sweep.keep_ratios": [0.5]}))
+        if signalled and isinstance(event, (BatchProgress, EpochEnd)):
+            after.append(event)
+        if isinstance(event, BatchProgress) and not signalled:
+            signal.raise_signal(signal.SIGTERM)  # returns: nothing is raised here, where nobody would see it
+            signalled.append(event)
+    cfg = engine.load_config("quick", tiny(shared_data, name="cancel-token", **{"sweep.methods": ["random"],
+                                                                              "sweep.keep_ratios": [0.5]}))
     with pytest.raises(KeyboardInterrupt):
         engine.run(cfg, on_event=on_event)
-    assert swallowed, "the run emitted no batch event"
+    assert signalled, "the run emitted no batch event"
+    assert all(e.epoch == signalled[0].epoch for e in after)  # stopped within the epoch it was signalled in
     track = tracker(None, str(in_tmp))
     assert track.get_run(started[0]).info.status == "KILLED"
     statuses = [e.status for e in read_events(track.store.progress_file(started[0])) if isinstance(e, RunStatus)]
     assert statuses[-1] == "KILLED"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the run's handler is gone with it
+
+
+def test_a_second_signal_interrupts_at_once():
+    from engine.cancel import CancelToken
+    from engine.runner.runner import cancel_on_signals
+
+    with cancel_on_signals(CancelToken()) as token:
+        signal.raise_signal(signal.SIGTERM)
+        assert token.cancelled and token.reason == "SIGTERM"
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGTERM)  # the user insists
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

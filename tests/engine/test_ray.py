@@ -6,6 +6,7 @@ install it. Workers logging one new data set at once do not fail a trial, and
 a FAILED trial always says why in its child run (the module's store serves these
 store-level tests too, to spare a fresh one).
 """
+import signal
 import sys
 from collections import Counter
 
@@ -16,8 +17,9 @@ import engine
 from engine.cli import main
 from engine.errors import UserError
 from engine.names import TRIAL_KEY
-from engine.runner.executors import CRASH_ONCE_ENV, RayExecutor, RayNotInstalled, make_executor
-from engine.store.events import EpochEnd, LogLine, TrialFinished
+from engine.runner.executors import RayExecutor, RayNotInstalled, make_executor
+from engine.runner.tasks import TRIAL_TASKS
+from engine.store.events import BatchProgress, EpochEnd, LogLine, RunStarted, TrialFinished
 from engine.store.progress import read_events
 from engine.store.runs import records_from_children
 from engine.store.tracking import tracker
@@ -32,6 +34,52 @@ def tiny(name: str, **extra):
                  "sweep.keep_ratios": [0.5], "sweep.seeds": [0, 1], "sweep.full_data": False}
     overrides.update(extra)
     return engine.load_config("quick", overrides)
+
+
+# Test-only fault injection, as a plugin the config names, so every Ray worker imports it: the first worker to
+# reach training while the marker file exists deletes it and SIGKILLs itself, mid-trial.
+CRASH_ONCE = """
+import os
+import signal
+
+from engine.runner.tasks import TRIAL_TASKS
+from engine.store.events import BatchProgress, EpochEnd
+
+MARKER = {marker!r}
+retrain = TRIAL_TASKS["retrain"]
+
+
+def claim():
+    try:
+        os.unlink(MARKER)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def retrain_or_die(job, config, track, child, on_event, cancel=None):
+    def forward(event):
+        if on_event is not None:
+            on_event(event)
+        if isinstance(event, (BatchProgress, EpochEnd)) and claim():
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return retrain(job, config, track, child, forward, cancel)
+
+
+TRIAL_TASKS["retrain"] = retrain_or_die
+"""
+
+
+@pytest.fixture
+def crash_once(tmp_path, monkeypatch):
+    """The plugin's path; its marker file exists until a worker claims it. This process's task table is restored
+    after (the config's validation imports the plugin here too, where no trial runs under Ray)."""
+    marker, plugin = tmp_path / "crash-once", tmp_path / "crash_once.py"
+    marker.touch()
+    plugin.write_text(CRASH_ONCE.format(marker=str(marker)))
+    monkeypatch.setitem(TRIAL_TASKS, "retrain", TRIAL_TASKS["retrain"])
+    return plugin, marker
 
 
 @pytest.fixture(scope="module")
@@ -196,12 +244,10 @@ def test_a_trial_that_raises_without_a_message_still_says_why(store, monkeypatch
     assert records_from_children(track, parent)[trial.key].message == "TrainingDiverged"
 
 
-def test_a_worker_killed_mid_trial_is_retried(ray_local, store, tmp_path, monkeypatch):
-    marker = tmp_path / "crash-once"
-    marker.touch()  # the first worker to reach training deletes it and SIGKILLs itself
-    monkeypatch.setenv(CRASH_ONCE_ENV, str(marker))
+def test_a_worker_killed_mid_trial_is_retried(ray_local, store, crash_once):
+    plugin, marker = crash_once  # the first worker to reach training deletes the marker and SIGKILLs itself
     events = []
-    result = engine.run(tiny("ray-retry"), executor="ray", executor_options={"max_retries": 1},
+    result = engine.run(tiny("ray-retry", plugins=[str(plugin)]), executor="ray", executor_options={"max_retries": 1},
                         on_event=events.append)
     assert not marker.exists()
     assert result.status == "FINISHED" and [t.status for t in result.trials] == ["FINISHED"] * 4
@@ -221,11 +267,31 @@ def test_a_worker_killed_mid_trial_is_retried(ray_local, store, tmp_path, monkey
     assert len(track.children(result.run_id)) == 5
 
 
-def test_a_trial_whose_worker_keeps_dying_fails_and_the_sweep_completes(ray_local, store, tmp_path, monkeypatch):
-    marker = tmp_path / "crash-once"
-    marker.touch()
-    monkeypatch.setenv(CRASH_ONCE_ENV, str(marker))
-    cfg = tiny("ray-give-up", **{"sweep.methods": ["random"], "sweep.seeds": [0]})
+def test_a_cancel_stops_the_clusters_trials_and_ends_the_run_killed(ray_local, store):
+    """SIGTERM (the TUI's cancel) only sets the run's token; the driver's wait loop sees it at its next poll,
+    cancels what is still in flight and ends those children KILLED."""
+    started, signalled = [], []
+
+    def on_event(event):  # the workers' events, drained by the driver while it waits
+        if isinstance(event, RunStarted):
+            started.append(event.run_id)
+        if isinstance(event, (BatchProgress, EpochEnd)) and event.trial is not None and not signalled:  # a trial's
+            signal.raise_signal(signal.SIGTERM)
+            signalled.append(event)
+
+    with pytest.raises(KeyboardInterrupt):
+        engine.run(tiny("ray-cancel", **{"train.epochs": 20}), executor="ray", on_event=on_event)
+    assert signalled
+    track = tracker(None, str(store))
+    assert track.get_run(started[0]).info.status == "KILLED"
+    children = track.children(started[0])
+    assert children and all(c.info.status in ("KILLED", "FINISHED") for c in children)
+    assert Counter(c.info.status for c in children)["FINISHED"] < 4  # 20-epoch trials: stopped, not finished
+
+
+def test_a_trial_whose_worker_keeps_dying_fails_and_the_sweep_completes(ray_local, store, crash_once):
+    plugin, _ = crash_once
+    cfg = tiny("ray-give-up", **{"sweep.methods": ["random"], "sweep.seeds": [0], "plugins": [str(plugin)]})
     result = engine.run(cfg, executor="ray", executor_options={"max_retries": 0})
     assert result.status == "FINISHED" and [t.status for t in result.trials] == ["FAILED"]
     assert "gave up after 1 attempts" in result.trials[0].message

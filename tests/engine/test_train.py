@@ -2,14 +2,17 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 from engine.architectures import build_model
+from engine.cancel import Cancelled, CancelToken
 from engine.config import TrainConfig
 from engine.data.dataset import load_dataset
 from engine.errors import ConfigError, TrainingDiverged, UnknownNameError
 from engine.store.events import BatchProgress, EpochEnd
+from engine.train_hooks import STOP, Checkpoints, Hooks, Observe, PlanEpochs, SampleWeights, TrainHook
 from engine.trainer import lr_factor, train
 
 
@@ -130,3 +133,55 @@ def test_engine_imports_no_textual():
     code = "import sys, engine, engine.cli, engine.trainer, engine.api, engine.runner.runner; print(any(m.startswith('textual') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------- hooks
+NO_EVAL = {"evaluate_every_epoch": False, "evaluate_at_end": False}
+
+
+def test_a_checkpoint_that_says_stop_ends_training_there_on_the_full_budgets_schedule(mnist_small):
+    cfg = TrainConfig(epochs=4, batch_size=500)  # 6 batches an epoch; the learning rate changes every step
+    at_two = {}
+    full = train("mlp", mnist_small, cfg, hooks=[Checkpoints([2], lambda e, m: at_two.update(
+        {k: v.clone() for k, v in m.state_dict().items()}))], **NO_EVAL)
+    stopped = train("mlp", mnist_small, cfg, hooks=[Checkpoints([2], lambda e, m: STOP)], **NO_EVAL)
+    assert len(full.history) == 4 and len(stopped.history) == 2 and stopped.steps == 12
+    assert all(torch.equal(v, at_two[k]) for k, v in stopped.model.state_dict().items())
+    assert stopped.history[-1]["lr"] == full.history[1]["lr"] != full.history[-1]["lr"]
+    untrained = train("mlp", mnist_small, cfg, hooks=[Checkpoints([0], lambda e, m: STOP)], **NO_EVAL)
+    assert untrained.history == [] and untrained.steps == 0
+
+
+def test_the_keywords_from_before_hooks_train_the_same_model(mnist_small):
+    cfg = TrainConfig(epochs=1, batch_size=500)
+    kept = np.arange(0, len(mnist_small), 2)
+    weights = np.linspace(0.5, 1.5, len(kept))
+    seen_old, seen_new = [], []
+    old = train("mlp", mnist_small, cfg, indices=kept, weights=weights, **NO_EVAL,
+                observers=[lambda i, logits, y: seen_old.append(i.clone())])
+    new = train("mlp", mnist_small, cfg, indices=kept, **NO_EVAL,
+                hooks=[SampleWeights(weights), Observe(lambda i, logits, y: seen_new.append(i.clone()))])
+    plain = train("mlp", mnist_small, cfg, indices=kept, **NO_EVAL)
+    same = [torch.equal(a, b) for a, b in zip(old.model.parameters(), new.model.parameters())]
+    assert all(same) and len(same) > 0 and all(torch.equal(a, b) for a, b in zip(seen_old, seen_new))
+    assert not all(torch.equal(a, b) for a, b in zip(plain.model.parameters(), new.model.parameters()))
+    with pytest.raises(TypeError, match="'observer'"):
+        train("mlp", mnist_small, cfg, observer=[])  # a misspelt keyword is an error, not a silent no-op
+    with pytest.raises(ConfigError, match="2 hooks plan the epochs"):
+        Hooks([PlanEpochs(lambda e: None), PlanEpochs(lambda e: None)])
+    with pytest.raises(ConfigError, match="one value per kept index"):
+        train("mlp", mnist_small, cfg, indices=kept, hooks=[SampleWeights(weights[1:])])
+
+
+def test_a_cancel_stops_training_at_the_next_batch(mnist_small):
+    token, batches = CancelToken(), []
+
+    class CancelAfterThree(TrainHook):
+        def observe(self, idx, logits, y):
+            batches.append(len(y))
+            if len(batches) == 3:
+                token.cancel("enough")
+
+    with pytest.raises(Cancelled, match="enough"):
+        train("mlp", mnist_small, TrainConfig(epochs=2, batch_size=500), hooks=[CancelAfterThree()], cancel=token)
+    assert batches == [500, 500, 500]

@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
-from typing import Any
+from typing import Any, Self
 
 import torch
 from torch import nn
@@ -126,7 +126,7 @@ class PerSampleGradNorms:
         self._scratch = Workspace(0)
         self._probes: dict[tuple, torch.Tensor] = {}
 
-    def __enter__(self) -> PerSampleGradNorms:
+    def __enter__(self) -> Self:
         if any(m.training for m in self.model.modules()):
             raise ConfigError("per-sample gradient norms need the model in eval mode (BatchNorm with running "
                               "statistics); call model.eval() first")
