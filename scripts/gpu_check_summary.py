@@ -26,8 +26,8 @@ def scores_lines(name: str, result: dict | None) -> list[str]:
     if result is None:
         return [f"{name}: no result (see {name}.log)"]
     tiled = f", tiled from {result['tiled_from']}" if result.get("tiled_from") else ""
-    lines = [f"{name}: {result['model']} on {result['dataset']}, {result['samples']} samples{tiled}, batch "
-             f"{result['batch_size']}, {result['device']}; one training epoch {result['train_epoch_seconds']} s"]
+    lines = [(f"{name}: {result['model']} on {result['dataset']}, {result['samples']} samples{tiled}, batch "
+             f"{result['batch_size']}, {result['device']}; one training epoch {result['train_epoch_seconds']} s")]
     for scorer, r in result["scorers"].items():
         extra = "".join(f", {key} {r[key]}" for key in ("speedup_vs_naive", "speedup_vs_vmap") if key in r)
         lines.append(f"  {scorer}: {r['seconds']} s, {r['epochs_equivalent']} epochs{extra}")

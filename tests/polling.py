@@ -28,7 +28,7 @@ def wait_until(condition: Callable[[], T], timeout: float, what: str, interval: 
             value = condition()
             if value:
                 return value
-        except Exception as error:  # not ready yet (a widget not mounted, a file half written)
+        except Exception as error:  # noqa: BLE001 -- not ready yet (a widget not mounted, a file half written)
             last = error
         else:
             last = None

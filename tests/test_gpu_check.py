@@ -30,7 +30,7 @@ def test_gpu_check_script_runs_every_step_on_the_cpu(shared_data, tmp_path):
            "PRUNELAB_CHECK_QUICK": "1", "PRUNELAB_CHECK_DATA": str(shared_data),
            "PRUNELAB_CHECK_CARRIED": str(tmp_path / "no-wheels"), "PYTHONPATH": str(blocker)}
     proc = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh")], env=env, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     steps = (out / "steps.txt").read_text().splitlines()
     assert [line.split()[0] for line in steps] == ["exact", "resnet18", "mnist", "train-mnist", "train-cifar",

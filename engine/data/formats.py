@@ -189,7 +189,7 @@ def _download(kind: str, root: Path) -> None:
             return
         cls(str(root), train=True, download=True)
         cls(str(root), train=False, download=True)
-    except Exception as exc:  # network errors come in many types
+    except (OSError, RuntimeError, ValueError) as exc:  # URLError/HTTPError are OSErrors; a bad checksum is a RuntimeError
         raise DataError(
             f"could not download {kind} into {root} ({exc}); pass --data-dir with a local copy "
             f"(torchvision's layout) or set PRUNELAB_DATA"

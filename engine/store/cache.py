@@ -11,6 +11,7 @@ refreshes an entry's modification time, which thus says when it was last used.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
@@ -108,14 +109,12 @@ class Cache:
             return None
         try:
             value = reader(path)
-        except Exception:  # numpy and torch raise many types for a truncated file
+        except Exception:  # noqa: BLE001 -- numpy, torch, zipfile and pickle raise a dozen types for a damaged file
             self.misses += 1
             return None
         self.hits += 1
-        try:
+        with contextlib.suppress(OSError):  # a read-only cache still serves
             os.utime(path)  # last used now: `remove_unused` keeps it
-        except OSError:  # a read-only cache still serves
-            pass
         return value
 
     def load_arrays(self, kind: str, key: str, require: tuple[str, ...] = ()) -> dict[str, np.ndarray] | None:

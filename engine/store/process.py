@@ -26,7 +26,7 @@ def process_start(pid: int) -> float:
         return 0.0
     try:
         return float(psutil.Process(pid).create_time())
-    except Exception:  # psutil.Error: no such process, access denied
+    except (psutil.Error, OSError):  # no such process, access denied
         return 0.0
 
 

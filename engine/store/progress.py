@@ -46,7 +46,7 @@ class JsonLinesSink:
     def __init__(self, path: str | Path, min_batch_interval: float = 0.5):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a", encoding="utf-8")
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 -- open for the sink's life; close() ends it
         self._min_batch_interval = min_batch_interval
         self._last_batch = 0.0
 

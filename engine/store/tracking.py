@@ -378,9 +378,11 @@ class Tracker:
 
     def download(self, run_id: str, artifact_path: str, dst: str | Path) -> Path | None:
         """Fetch an artifact file or folder into dst; None when the run has no such artifact."""
+        from mlflow.exceptions import MlflowException
+
         try:
             return Path(retry(self.client.download_artifacts, run_id, artifact_path, str(dst)))
-        except Exception:
+        except (MlflowException, OSError):  # no such artifact: MLflow says so in either type, by store
             return None
 
     def load_text(self, run_id: str, artifact_file: str) -> str | None:

@@ -1,5 +1,6 @@
 """Analyses on real MNIST subsets: overlap matrices, online batch selection, label-noise detection,
 top-scored samples, the study kind, and `prunelab show` for them."""
+import itertools
 import json
 import re
 from types import SimpleNamespace
@@ -93,7 +94,7 @@ def test_show_prints_the_overlap_matrices_and_top_samples(overlap_run, store):
     assert [int(r[0]) for r in rows] == [1, 2, 3, 4]
     top = json.loads(cli(store, "show", overlap_run.run_id, "--top", "4", "--json").stdout)["top"]
     assert len(top) == 4 and [t["index"] for t in top] == [int(r[1]) for r in rows]
-    assert all(a["score"] >= b["score"] for a, b in zip(top, top[1:]))
+    assert all(a["score"] >= b["score"] for a, b in itertools.pairwise(top))
 
     samples = top_samples(overlap_run.run_id, "loss", n=3, lowest=True, tracking_uri=store[1])
     assert len(samples) == 3 and samples[0]["image"].shape == (1, 28, 28) and samples[0]["image"].dtype == np.uint8
@@ -113,7 +114,7 @@ def test_online_selection_backpropagates_exactly_k_of_every_b(shared_data, store
     model = build_model("mlp", ds.input_shape, ds.num_classes, seed=0)
     selector = TopK(model, ds, "loss", batch_size=64, keep=16, seed=0)
     seen = []
-    result = train(model, ds, TrainConfig(epochs=1, batch_size=64), observers=[lambda i, l, y: seen.append(len(y))],
+    result = train(model, ds, TrainConfig(epochs=1, batch_size=64), observers=[lambda i, logits, y: seen.append(len(y))],
                    select_batch=selector)
     assert seen == [16] * 8 and result.samples == 128 and (selector.drawn, selector.kept) == (512, 128)
     x, y = ds.x_train[:64], ds.y_train[:64]

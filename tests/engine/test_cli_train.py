@@ -21,7 +21,8 @@ def test_train_bad_input_exits_2_with_one_line(tmp_path):
     for args, message in [(["--dataset", "nope"], "unknown dataset 'nope'"),
                           (["--dataset", "mnist", "--data-dir", str(tmp_path)], "file not found"),
                           (["--model", "vit"], "unknown model 'vit'")]:
-        proc = subprocess.run([sys.executable, "-m", "engine.cli", "train", *args], capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-m", "engine.cli", "train", *args], capture_output=True, text=True,
+                              check=False)
         assert proc.returncode == 2, proc.stderr
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0]

@@ -122,7 +122,7 @@ def test_gradmatch_residual_shrinks_with_the_budget(real):
             target = g[labels == c].sum(0)
             total += np.linalg.norm(target - sel.weights[mine] @ g[sel.indices[mine]])
         residuals.append(total)
-    assert all(b < a for a, b in zip(residuals, residuals[1:])), residuals
+    assert all(b < a for a, b in itertools.pairwise(residuals)), residuals
     assert residuals[-1] < 0.5 * residuals[0]
 
 
@@ -252,7 +252,8 @@ def test_d2_pruning_passes_messages_over_the_knn_graph(real):
     assert np.argmax(density) in kept
     # reverse messages spread the picks: fewer kNN edges inside the kept set than taking the top densities
     top = np.argsort(-density)[:30]
-    inside = lambda k: adj[np.ix_(k, k)].sum()
+    def inside(k):
+        return adj[np.ix_(k, k)].sum()
     assert inside(kept) < inside(top)
 
 

@@ -225,7 +225,7 @@ def test_exact_grad_norms_of_airbench_and_a_wide_resnet(cifar):
         frozen = {k: p.detach() for k, p in model.named_parameters() if not p.requires_grad}
         from torch.func import functional_call, grad, vmap
 
-        def loss(p, xi, yi):
+        def loss(p, xi, yi, model=model, frozen=frozen):
             return nn.functional.cross_entropy(functional_call(model, {**p, **frozen}, (xi[None],)), yi[None])
 
         per_sample = vmap(grad(loss), in_dims=(None, 0, 0))(trainable, x, cifar.y_train[:n])

@@ -55,7 +55,7 @@ async def test_launch_from_form_survives_tui_exit_then_analyse(tmp_path, monkeyp
     os.killpg(driver.pid, signal.SIGHUP)
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait(timeout=10)
-    time.sleep(0.5)
+    await asyncio.sleep(0.5)
     assert process_alive(pid, os.uname().nodename) is not False, "the detached run died with the TUI"
 
     app = PrunelabApp(uri)  # a new TUI re-attaches: it only reads the progress files and the store
@@ -119,10 +119,10 @@ async def test_cancel_from_monitor_ends_run_killed(tmp_path, monkeypatch, fresh_
             await wait_for(pilot, lambda: panel.status == "KILLED", timeout=60, what="KILLED")
         except AssertionError:
             notices = [n.message for n in app._notifications]
-            log = Path(info["log_file"]).read_text()[-2000:]
+            log = Path(info["log_file"]).read_text()[-2000:]  # noqa: ASYNC240 -- the failure message only
             pytest.fail(f"no KILLED; notices {notices}; progress {panel.progress}; run log:\n{log}")
     track = tracker(uri, os.getcwd())
     deadline = time.monotonic() + 30
     while track.get_run(info["run_id"]).info.status != "KILLED" and time.monotonic() < deadline:
-        time.sleep(0.5)
+        await asyncio.sleep(0.5)
     assert track.get_run(info["run_id"]).info.status == "KILLED"

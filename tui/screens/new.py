@@ -7,7 +7,7 @@ the field it names. Launch starts a detached run (its own process session).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -47,7 +47,7 @@ class NewExperimentScreen(BaseScreen):
     """A form for a Config; ctrl+l launches it detached and switches to the monitor."""
 
     HELP = "Pick a preset, edit any field (errors show under the field), then launch."
-    BINDINGS = [
+    BINDINGS: ClassVar[list[Binding]] = [
         Binding("ctrl+l", "launch", "Launch", priority=True, id="new.launch",
                 tooltip="Launch the experiment in the background (it survives quitting)"),
         Binding("ctrl+r", "reset", "Reset to preset", id="new.reset", tooltip="Put the preset's values back"),
@@ -210,7 +210,7 @@ class NewExperimentScreen(BaseScreen):
             config, error = config_from_dict(data), None
         except PrunelabError as exc:
             config, error = None, str(exc)
-        except Exception as exc:  # a validator that raised something unexpected: still one line
+        except Exception as exc:  # noqa: BLE001 -- a plugin's validator may raise anything: still one line
             config, error = None, f"{type(exc).__name__}: {exc}"
         self.post_result(ConfigValidated(config, error))
 
