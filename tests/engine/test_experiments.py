@@ -164,11 +164,11 @@ def test_two_experiments_share_one_store(bare_tmp, shared_data):
     procs = [_start(["--preset", "quick", *as_set_args({**small, "name": f"concurrent-{i}"})], bare_tmp)
              for i in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
-    for proc, (out, err) in zip(procs, outs):
+    for proc, (_, err) in zip(procs, outs):
         assert proc.returncode == 0, err
         assert "database is locked" not in err
     track = tracker(None, str(bare_tmp))
-    for _out, _ in outs:
+    for out, _ in outs:
         run_id = json.loads(out)["run_id"]
         assert track.get_run(run_id).info.status == "FINISHED"
         assert len(_finished_by_key(track, run_id)) == 2 + 2 * 2

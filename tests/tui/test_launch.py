@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from textual.widgets import DataTable
 from tui_helpers import TINY, wait_for
 
 from engine.store.progress import process_alive
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -122,7 +122,5 @@ async def test_cancel_from_monitor_ends_run_killed(tmp_path, monkeypatch, fresh_
             log = Path(info["log_file"]).read_text()[-2000:]  # noqa: ASYNC240 -- the failure message only
             pytest.fail(f"no KILLED; notices {notices}; progress {panel.progress}; run log:\n{log}")
     track = tracker(uri, os.getcwd())
-    deadline = time.monotonic() + 30
-    while track.get_run(info["run_id"]).info.status != "KILLED" and time.monotonic() < deadline:
-        await asyncio.sleep(0.5)
-    assert track.get_run(info["run_id"]).info.status == "KILLED"
+    await asyncio.to_thread(wait_until, lambda: track.get_run(info["run_id"]).info.status == "KILLED", 30,
+                            "the run KILLED in the store", 0.5)
