@@ -328,10 +328,10 @@ DYNAMIC = (
                 ("The ranking score may be any scorer the training forward gives (`dynamic.score`), not only the "
                 "loss."),
             ),
-            tests=("tests/engine/test_dynamic.py::test_each_epoch_uses_exactly_the_samples_the_rule_keeps",
-                   "tests/engine/test_dynamic.py::test_rescaling_keeps_the_expected_gradient_unbiased",
-                   "tests/engine/test_dynamic.py::test_ranking_score_by_any_forward_scorer",
-                   "tests/engine/test_dynamic.py::test_dynamic_run_on_mnist_saves_a_quarter_of_passes_within_a_point"),
+            tests=("tests/engine/kinds/test_dynamic.py::test_each_epoch_uses_exactly_the_samples_the_rule_keeps",
+                   "tests/engine/kinds/test_dynamic.py::test_rescaling_keeps_the_expected_gradient_unbiased",
+                   "tests/engine/kinds/test_dynamic.py::test_ranking_score_by_any_forward_scorer",
+                   "tests/engine/kinds/test_dynamic.py::test_dynamic_run_on_mnist_saves_a_quarter_of_passes_within_a_point"),
         ),
         section="dynamic"),
     Method(
@@ -352,7 +352,7 @@ DYNAMIC = (
                 "batch of kept samples has gathered."),
                 "Any batch scorer ranks the batch, not only the loss.",
             ),
-            tests=("tests/engine/test_analyses.py::test_online_selection_backpropagates_exactly_k_of_every_b",),
+            tests=("tests/engine/kinds/test_analyses.py::test_online_selection_backpropagates_exactly_k_of_every_b",),
         ),
         section="online"),
 )

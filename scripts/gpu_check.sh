@@ -62,7 +62,7 @@ else
 fi
 
 PRUNELAB_TEST_DEVICE=$DEVICE PRUNELAB_SHARED_DATA=$DATA PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 \
-  step exact 80 -m pytest -q -p no:cacheprovider tests/engine/test_scoring.py -k "$exact_k"
+  step exact 80 -m pytest -q -p no:cacheprovider tests/engine/scoring/test_scoring.py -k "$exact_k"
 step resnet18 220 -m engine.cli bench scores --dataset "$CIFAR" --model resnet18 --device "$DEVICE" --json "${resnet[@]}"
 step mnist 60 -m engine.cli bench scores --data-dir "$DATA" --device "$DEVICE" --json "${mnist[@]}"
 step train-mnist 40 -m engine.cli bench train --data-dir "$DATA" --device "$DEVICE" --json "${train_mnist[@]}"

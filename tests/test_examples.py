@@ -83,6 +83,7 @@ def prunelab(cwd: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.timeout(240)
+@pytest.mark.slow
 def test_custom_kind_example_runs_its_kind_and_its_section_is_checked_and_shown(tmp_path, fresh_store):
     from scipy.stats import rankdata
 

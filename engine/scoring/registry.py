@@ -145,7 +145,7 @@ for _scorer in (
                formula=("s_i ~ U(0, 1), drawn from a generator seeded by the trial's seed (each seed of a sweep "
                         "draws its own)"),
                tests=(
-                   "tests/engine/test_scoring.py::test_random_is_reproducible_per_seed",
+                   "tests/engine/scoring/test_scoring.py::test_random_is_reproducible_per_seed",
                ))),
     Scorer("loss", "per-sample cross-entropy of surrogate 0 (Jiang et al. 2019)", fn=Ref("engine.scoring.formulas:loss_score"),
            doc=MethodDoc(
@@ -158,8 +158,8 @@ for _scorer in (
                     "the seed study's Loss."),
                ),
                tests=(
-                   "tests/engine/test_scoring.py::test_loss_el2n_predictions_and_embeddings_follow_their_formulas",
-                   "tests/engine/test_scoring.py::test_float32_scores_match_float64_closely",
+                   "tests/engine/scoring/test_scoring.py::test_loss_el2n_predictions_and_embeddings_follow_their_formulas",
+                   "tests/engine/scoring/test_scoring.py::test_float32_scores_match_float64_closely",
                ))),
     Scorer("grad_norm", "‖∇θ L(θ, x, y)‖₂ over all trainable parameters of surrogate 0 (GraNd), exact",
            needs_param_grads=True, component="param_grad_norm",
@@ -175,10 +175,10 @@ for _scorer in (
                     "initialisations at epoch 0, is the `grand` scorer."),
                ),
                tests=(
-                   "tests/engine/test_scoring.py::test_grad_norms_match_per_sample_loop",
-                   "tests/engine/test_scoring.py::test_grad_norms_match_on_resnet18_with_batchnorm_in_eval_mode",
-                   "tests/engine/test_scoring.py::test_every_layer_path_is_exact_in_both_forms_and_in_chunks",
-                   "tests/engine/test_scoring.py::test_float32_scores_match_float64_closely",
+                   "tests/engine/scoring/test_scoring.py::test_grad_norms_match_per_sample_loop",
+                   "tests/engine/scoring/test_scoring.py::test_grad_norms_match_on_resnet18_with_batchnorm_in_eval_mode",
+                   "tests/engine/scoring/test_scoring.py::test_every_layer_path_is_exact_in_both_forms_and_in_chunks",
+                   "tests/engine/scoring/test_scoring.py::test_float32_scores_match_float64_closely",
                ))),
     Scorer("input_grad_norm", "‖∂L/∂x‖₂ w.r.t. the normalised input of surrogate 0 (High-Influence)",
            needs_input_grad=True, component="input_grad_norm",
@@ -192,7 +192,7 @@ for _scorer in (
                     "different pixel; both are valid subgradients, and each matches its own per-sample loop."),
                ),
                tests=(
-                   "tests/engine/test_scoring.py::test_grad_norms_match_per_sample_loop",
+                   "tests/engine/scoring/test_scoring.py::test_grad_norms_match_per_sample_loop",
                ))),
     Scorer("el2n", "‖softmax(f(x)) − onehot(y)‖₂ averaged over the K surrogates (Paul et al. 2021)",
            fn=Ref("engine.scoring.formulas:el2n_score"), average_inits=True, options=_K_OPTIONS,
@@ -206,9 +206,9 @@ for _scorer in (
                     "epoch = 20` for the paper's setting."),
                ),
                tests=(
-                   "tests/engine/test_scoring.py::test_loss_el2n_predictions_and_embeddings_follow_their_formulas",
-                   "tests/engine/test_scoring.py::test_el2n_averages_over_k_surrogates",
-                   ("tests/engine/test_scorer_options.py::"
+                   "tests/engine/scoring/test_scoring.py::test_loss_el2n_predictions_and_embeddings_follow_their_formulas",
+                   "tests/engine/scoring/test_scoring.py::test_el2n_averages_over_k_surrogates",
+                   ("tests/engine/scoring/test_scorer_options.py::"
                     "test_el2n_inits_and_epoch_options_pick_the_surrogates_and_the_checkpoint"),
                ))),
     Scorer("forgetting", "forgetting events while the K surrogates train, averaged over them (Toneva et al. "
@@ -225,7 +225,7 @@ for _scorer in (
                     "(deepcore/methods/forgetting.py) leaves them at 0."),
                ),
                tests=(
-                   "tests/engine/test_scoring.py::test_forgetting_counts_match_a_recount_of_the_recorded_sequence",
+                   "tests/engine/scoring/test_scoring.py::test_forgetting_counts_match_a_recount_of_the_recorded_sequence",
                ))),
     Scorer("aum", "−(assigned logit − largest other logit) averaged over surrogate 0's training epochs "
            "(AUM, Pleiss et al. 2020)", kind="training", observer=Ref("engine.scoring.training_dynamics:AUM"),
@@ -242,8 +242,8 @@ for _scorer in (
                     "make by budget."),
                ),
                tests=(
-                   "tests/engine/test_field_scores.py::test_aum_matches_the_aum_package",
-                   ("tests/engine/test_field_scores.py::"
+                   "tests/engine/scoring/test_field_scores.py::test_aum_matches_the_aum_package",
+                   ("tests/engine/scoring/test_field_scores.py::"
                     "test_compute_scores_gathers_observers_during_surrogate_training_and_caches"),
                ))),
     Scorer("aum_softmax", "AUM on softmax probabilities, the CCS repository's variant (Zheng et al. 2023)",
@@ -256,7 +256,7 @@ for _scorer in (
                    "Negated, so that higher = harder.",
                ),
                tests=(
-                   "tests/engine/test_field_scores.py::test_aum_softmax_is_the_margin_on_probabilities",
+                   "tests/engine/scoring/test_field_scores.py::test_aum_softmax_is_the_margin_on_probabilities",
                ))),
     Scorer("tdds", "temporal dual-depth score of surrogate 0's first `trajectory` epochs (Zhang et al. 2024)",
            kind="training", observer=Ref("engine.scoring.training_dynamics:TDDS"),
@@ -274,8 +274,8 @@ for _scorer in (
                     "reference needs the whole trajectory."),
                ),
                tests=(
-                   "tests/engine/test_field_scores.py::test_tdds_matches_the_windowed_formula",
-                   ("tests/engine/test_scorer_options.py::"
+                   "tests/engine/scoring/test_field_scores.py::test_tdds_matches_the_windowed_formula",
+                   ("tests/engine/scoring/test_scorer_options.py::"
                     "test_training_options_change_the_scores_as_the_formulas_say"),
                ))),
     Scorer("dynamic_uncertainty", "std of the target probability over sliding 10-epoch windows of surrogate 0's "
@@ -295,8 +295,8 @@ for _scorer in (
                    "With fewer than W epochs, the one window of all epochs so far (at least 2) is used.",
                ),
                tests=(
-                   "tests/engine/test_field_scores.py::test_dynamic_uncertainty_matches_sliding_window_stds",
-                   ("tests/engine/test_scorer_options.py::"
+                   "tests/engine/scoring/test_field_scores.py::test_dynamic_uncertainty_matches_sliding_window_stds",
+                   ("tests/engine/scoring/test_scorer_options.py::"
                     "test_training_options_change_the_scores_as_the_formulas_say"),
                ))),
     Scorer("entropy", "entropy of softmax(f(x)) averaged over the K surrogates (Coleman et al. 2020)",
@@ -312,7 +312,7 @@ for _scorer in (
                    "With surrogate.inits > 1 the mean over the K surrogates; DeepCore scores one model.",
                ),
                tests=(
-                   "tests/engine/test_field_scores.py::test_uncertainty_scores_follow_their_formulas",
+                   "tests/engine/scoring/test_field_scores.py::test_uncertainty_scores_follow_their_formulas",
                ))),
     Scorer("least_confidence", "1 − max softmax probability averaged over the K surrogates (Coleman et al. 2020)",
            fn=Ref("engine.scoring.uncertainty:least_confidence_score"), average_inits=True,
@@ -326,7 +326,7 @@ for _scorer in (
                    "With surrogate.inits > 1 the mean over the K surrogates; DeepCore scores one model.",
                ),
                tests=(
-                   "tests/engine/test_field_scores.py::test_uncertainty_scores_follow_their_formulas",
+                   "tests/engine/scoring/test_field_scores.py::test_uncertainty_scores_follow_their_formulas",
                ))),
     Scorer("margin", "1 − (top-1 − top-2 softmax probability) averaged over the K surrogates (Coleman et al. 2020)",
            fn=Ref("engine.scoring.uncertainty:margin_score"), average_inits=True,
@@ -339,7 +339,7 @@ for _scorer in (
                    "With surrogate.inits > 1 the mean over the K surrogates; DeepCore scores one model.",
                ),
                tests=(
-                   "tests/engine/test_field_scores.py::test_uncertainty_scores_follow_their_formulas",
+                   "tests/engine/scoring/test_field_scores.py::test_uncertainty_scores_follow_their_formulas",
                ))),
     Scorer("moderate", "distance of surrogate 0's embedding to its class's median embedding (Moderate-DS, "
            "Xia et al. 2023); pair with the moderate strategy", kind="embedding",
@@ -352,7 +352,7 @@ for _scorer in (
                    "The paper's features come from a separately trained extractor; here they are surrogate 0's.",
                ),
                tests=(
-                   "tests/engine/test_field_scores.py::test_moderate_is_the_distance_to_the_class_median",
+                   "tests/engine/scoring/test_field_scores.py::test_moderate_is_the_distance_to_the_class_median",
                ))),
     Scorer("prototypes", "cosine distance to the nearest of 10 k-means centroids of its class in surrogate 0's "
            "embedding space (Sorscher et al. 2022)", kind="embedding",
@@ -368,7 +368,7 @@ for _scorer in (
                     "surrogate's embeddings, within each class."),
                ),
                tests=(
-                   ("tests/engine/test_field_scores.py::"
+                   ("tests/engine/scoring/test_field_scores.py::"
                     "test_prototypes_with_one_centroid_is_the_cosine_distance_to_the_class_direction"),
                ))),
     Scorer("cal", "mean symmetric KL between surrogate 0's prediction and its 10 nearest same-class neighbours' "
@@ -387,7 +387,7 @@ for _scorer in (
                     "embedding space."),
                ),
                tests=(
-                   "tests/engine/test_field_scores.py::test_cal_is_the_mean_symmetric_kl_to_same_class_neighbours",
+                   "tests/engine/scoring/test_field_scores.py::test_cal_is_the_mean_symmetric_kl_to_same_class_neighbours",
                ))),
     Scorer("grand", "GraNd: exact ‖∇θ L‖₂ averaged over the K surrogates (Paul et al. 2021; use epoch 0, K = 10)",
            needs_param_grads=True, average_inits=True, options=_K_OPTIONS, component="param_grad_norm",
@@ -401,7 +401,7 @@ for _scorer in (
                     "`[scoring.grand] inits = 10, epoch = 0` for the paper's setting."),
                ),
                tests=(
-                   "tests/engine/test_field_scores.py::test_grand_is_the_grad_norm_averaged_over_k_inits",
+                   "tests/engine/scoring/test_field_scores.py::test_grand_is_the_grad_norm_averaged_over_k_inits",
                ))),
 ):
     SCORERS[_scorer.name] = _scorer

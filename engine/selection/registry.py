@@ -145,23 +145,23 @@ register_strategy("hardest", "engine.selection.ranking:hardest", "keep the highe
     doc=MethodDoc(
         formula="keep the b = max(1, round(r·n)) highest scores; ties broken by a permutation drawn from the seed",
         tests=(
-            "tests/engine/test_selection.py::test_hardest_and_easiest_keep_the_extremes",
-            "tests/engine/test_selection.py::test_exact_sorted_sizes_for_every_strategy[hardest]",
+            "tests/engine/selection/test_selection.py::test_hardest_and_easiest_keep_the_extremes",
+            "tests/engine/selection/test_selection.py::test_exact_sorted_sizes_for_every_strategy[hardest]",
         )))
 register_strategy("easiest", "engine.selection.ranking:easiest", "keep the lowest scores (ties broken by a seeded permutation)",
     doc=MethodDoc(
         formula=("keep the b lowest scores: `hardest`'s total order read from the other end, so the two never "
                  "overlap at r ≤ 0.5"),
         tests=(
-            "tests/engine/test_selection.py::test_hardest_and_easiest_keep_the_extremes",
-            "tests/engine/test_selection.py::test_exact_sorted_sizes_for_every_strategy[easiest]",
+            "tests/engine/selection/test_selection.py::test_hardest_and_easiest_keep_the_extremes",
+            "tests/engine/selection/test_selection.py::test_exact_sorted_sizes_for_every_strategy[easiest]",
         )))
 register_strategy("random", "engine.selection.ranking:random", "seeded uniform subset; ignores the scores",
     doc=MethodDoc(
         formula=("a uniform subset of b of the n samples, numpy.random.default_rng(seed).choice without replacement;"
                  " the scores are ignored"),
         tests=(
-            "tests/engine/test_selection.py::test_random_is_seeded_and_ignores_scores",
+            "tests/engine/selection/test_selection.py::test_random_is_seeded_and_ignores_scores",
         )))
 register_strategy(
     "ccs", "engine.selection.coverage:ccs",
@@ -185,10 +185,10 @@ register_strategy(
             "`bins` is an option (default 50, the reference's fixed number).",
         ),
         tests=(
-            "tests/engine/test_selection.py::test_ccs_is_seeded_and_cuts_the_hardest_beta",
-            "tests/engine/test_selection.py::test_ccs_covers_the_score_range",
-            "tests/engine/test_selection.py::test_allocate_is_the_papers_water_filling",
-            "tests/engine/test_field_scores.py::test_ccs_takes_aum_and_prunes_the_highest_aum_first",
+            "tests/engine/selection/test_selection.py::test_ccs_is_seeded_and_cuts_the_hardest_beta",
+            "tests/engine/selection/test_selection.py::test_ccs_covers_the_score_range",
+            "tests/engine/selection/test_selection.py::test_allocate_is_the_papers_water_filling",
+            "tests/engine/scoring/test_field_scores.py::test_ccs_takes_aum_and_prunes_the_highest_aum_first",
         )),
 )
 register_strategy(
@@ -203,7 +203,7 @@ register_strategy(
              "the band is exactly b wide."),
         ),
         tests=(
-            "tests/engine/test_field_scores.py::test_moderate_strategy_keeps_the_band_around_the_median",
+            "tests/engine/scoring/test_field_scores.py::test_moderate_strategy_keeps_the_band_around_the_median",
         )),
 )
 register_strategy(
@@ -214,9 +214,9 @@ register_strategy(
         formula=("each class c keeps ⌊b·n_c/n⌋, the leftover units going to the largest remainders (ties by a seeded"
                  " permutation), so the total is exactly b; within a class by `order` (hardest, easiest or random)"),
         tests=(
-            "tests/engine/test_selection.py::test_class_balanced_is_even_per_class",
-            "tests/engine/test_selection.py::test_class_balanced_is_proportional_on_unbalanced_classes",
-            "tests/engine/test_claims_runs.py::test_coverage_strategies_inside_a_run_keep_what_they_promise",
+            "tests/engine/selection/test_selection.py::test_class_balanced_is_even_per_class",
+            "tests/engine/selection/test_selection.py::test_class_balanced_is_proportional_on_unbalanced_classes",
+            "tests/engine/claims/test_claims_runs.py::test_coverage_strategies_inside_a_run_keep_what_they_promise",
         )),
 )
 register_strategy(
@@ -234,9 +234,9 @@ register_strategy(
             "No paper or reference code: prunelab's coverage baseline.",
         ),
         tests=(
-            "tests/engine/test_selection.py::test_kmeans_coverage_touches_every_cell",
-            "tests/engine/test_selection.py::test_kmeans_converges_to_nearest_centers",
-            "tests/engine/test_claims_runs.py::test_coverage_strategies_inside_a_run_keep_what_they_promise",
+            "tests/engine/selection/test_selection.py::test_kmeans_coverage_touches_every_cell",
+            "tests/engine/selection/test_selection.py::test_kmeans_converges_to_nearest_centers",
+            "tests/engine/claims/test_claims_runs.py::test_coverage_strategies_inside_a_run_keep_what_they_promise",
         )),
 )
 
@@ -265,8 +265,8 @@ register_strategy(
             'space = "gradients" (BADGE\'s space [ash2020]) is an addition; DeepCore measures embeddings.',
         ),
         tests=(
-            "tests/engine/test_coresets.py::test_kcenter_is_within_twice_the_optimum_and_beats_random",
-            "tests/engine/test_coresets_everywhere.py::test_kcenter_greedy_on_gradient_embeddings",
+            "tests/engine/selection/test_coresets.py::test_kcenter_is_within_twice_the_optimum_and_beats_random",
+            "tests/engine/selection/test_coresets_everywhere.py::test_kcenter_greedy_on_gradient_embeddings",
         )))
 register_strategy(
     "herding", "engine.selection.geometric:herding",
@@ -282,8 +282,8 @@ register_strategy(
              " DeepCore takes the argmin too, is wrong."),
         ),
         tests=(
-            "tests/engine/test_selection.py::test_exact_sorted_sizes_for_every_strategy[herding]",
-            "tests/engine/test_coresets_everywhere.py::test_bench_select_table_and_speedups",
+            "tests/engine/selection/test_selection.py::test_exact_sorted_sizes_for_every_strategy[herding]",
+            "tests/engine/selection/test_coresets_everywhere.py::test_bench_select_table_and_speedups",
         )))
 _SUBMODULAR = {"per_class": _PER_CLASS_ON, "greedy": _GREEDY, "epsilon": _EPSILON}
 register_strategy(
@@ -302,8 +302,8 @@ register_strategy(
              "values as DeepCore's full matrix)."),
         ),
         tests=(
-            "tests/engine/test_coresets.py::test_facility_location_is_within_one_minus_one_over_e_of_the_optimum",
-            "tests/engine/test_coresets.py::test_lazy_greedy_picks_what_plain_greedy_picks[facility_location]",
+            "tests/engine/selection/test_coresets.py::test_facility_location_is_within_one_minus_one_over_e_of_the_optimum",
+            "tests/engine/selection/test_coresets.py::test_lazy_greedy_picks_what_plain_greedy_picks[facility_location]",
         )))
 register_strategy(
     "graph_cut", "engine.selection.submodular:graph_cut",
@@ -320,7 +320,7 @@ register_strategy(
              "values as DeepCore's full matrix)."),
         ),
         tests=(
-            "tests/engine/test_coresets.py::test_lazy_greedy_picks_what_plain_greedy_picks[graph_cut]",
+            "tests/engine/selection/test_coresets.py::test_lazy_greedy_picks_what_plain_greedy_picks[graph_cut]",
         )))
 register_strategy(
     "log_determinant", "engine.selection.submodular:log_determinant",
@@ -336,7 +336,7 @@ register_strategy(
             "The kernel is never held as an n × n matrix.",
         ),
         tests=(
-            "tests/engine/test_coresets.py::test_lazy_greedy_picks_what_plain_greedy_picks[log_determinant]",
+            "tests/engine/selection/test_coresets.py::test_lazy_greedy_picks_what_plain_greedy_picks[log_determinant]",
         )))
 register_strategy(
     "craig", "engine.selection.gradient:craig",
@@ -357,9 +357,9 @@ register_strategy(
              "stochastic on request."),
         ),
         tests=(
-            "tests/engine/test_coresets.py::test_craig_weights_are_the_class_members_each_medoid_covers",
-            "tests/engine/test_coresets.py::test_lazy_greedy_picks_what_plain_greedy_picks[craig]",
-            "tests/engine/test_coresets.py::test_doubling_every_weight_is_doubling_the_lr_with_plain_sgd",
+            "tests/engine/selection/test_coresets.py::test_craig_weights_are_the_class_members_each_medoid_covers",
+            "tests/engine/selection/test_coresets.py::test_lazy_greedy_picks_what_plain_greedy_picks[craig]",
+            "tests/engine/selection/test_coresets.py::test_doubling_every_weight_is_doubling_the_lr_with_plain_sgd",
         )))
 register_strategy(
     "gradmatch", "engine.selection.gradient:gradmatch",
@@ -380,9 +380,9 @@ register_strategy(
              "scipy's NNLS at 1e-10, in float64."),
         ),
         tests=(
-            "tests/engine/test_coresets.py::test_gradmatch_residual_shrinks_with_the_budget",
-            "tests/engine/test_coresets.py::test_gradmatch_weights_are_the_exact_nonnegative_ridge_fit_of_its_picks",
-            "tests/engine/test_coresets.py::test_nnls_gram_matches_scipy_from_any_warm_start",
+            "tests/engine/selection/test_coresets.py::test_gradmatch_residual_shrinks_with_the_budget",
+            "tests/engine/selection/test_coresets.py::test_gradmatch_weights_are_the_exact_nonnegative_ridge_fit_of_its_picks",
+            "tests/engine/selection/test_coresets.py::test_nnls_gram_matches_scipy_from_any_warm_start",
         )))
 register_strategy(
     "glister", "engine.selection.gradient:glister",
@@ -405,8 +405,8 @@ register_strategy(
              "holdout samples stay selectable, so any keep ratio is valid."),
         ),
         tests=(
-            "tests/engine/test_coresets.py::test_glister_is_greedy_on_the_autograd_validation_gradient",
-            ("tests/engine/test_coresets.py::"
+            "tests/engine/selection/test_coresets.py::test_glister_is_greedy_on_the_autograd_validation_gradient",
+            ("tests/engine/selection/test_coresets.py::"
              "test_glister_recovers_the_holdout_and_starts_from_the_validation_gradient"),
         )))
 register_strategy(
@@ -425,7 +425,7 @@ register_strategy(
             "The first center is drawn from the run's seed.",
         ),
         tests=(
-            "tests/engine/test_coresets.py::test_contextual_diversity_is_farthest_first_in_kl",
+            "tests/engine/selection/test_coresets.py::test_contextual_diversity_is_farthest_first_in_kl",
         )))
 register_strategy(
     "d2_pruning", "engine.selection.d2:d2_pruning",
@@ -449,5 +449,5 @@ register_strategy(
              "budget is global, without the reference's optional CCS-style stratification."),
         ),
         tests=(
-            "tests/engine/test_coresets.py::test_d2_pruning_passes_messages_over_the_knn_graph",
+            "tests/engine/selection/test_coresets.py::test_d2_pruning_passes_messages_over_the_knn_graph",
         )))

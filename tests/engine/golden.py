@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-RECORD = Path(__file__).with_name("data") / "golden.json"
+RECORD = Path(__file__).with_name("golden.json")
 
 # Every method of the benchmark kind, one ratio and seed: each scorer kind and every strategy's input path
 # (embeddings, gradient embeddings, weights) goes through scoring, selection and retraining once.

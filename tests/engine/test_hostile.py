@@ -21,16 +21,13 @@ from engine.store.process import process_alive, process_start
 from engine.store.progress import fold, read_events
 from engine.store.runlock import RunLock
 from engine.store.tracking import tracker
+from tests.builders import tiny_run
 
 
 def small(shared_data, **extra):
     """Two trials (full data and random at 0.5, one seed) on 500 real MNIST images: seconds on a CPU."""
-    overrides = {"name": "hostile", "data.dataset": "mnist", "data.data_dir": str(shared_data),
-                 "data.train_size": 500, "data.test_size": 200, "model": "mlp", "train.epochs": 1,
-                 "train.batch_size": 100, "surrogate.epochs": 1, "sweep.score_epochs": [1],
-                 "sweep.methods": ["random"], "sweep.keep_ratios": [0.5], "sweep.seeds": [0]}
-    overrides.update(extra)
-    return overrides
+    return tiny_run(shared_data, train_size=500, test_size=200, name="hostile", **{
+        "train.batch_size": 100, "sweep.methods": ["random"], "sweep.keep_ratios": [0.5], "sweep.seeds": [0], **extra})
 
 
 def cli(args, cwd):
@@ -74,7 +71,6 @@ def write_progress(track, run_id, pid, pid_start, status="RUNNING"):
 
 
 # ---------------------------------------------------------------- 14: one process per run
-@pytest.mark.slow
 def test_two_resumes_at_once_run_each_trial_once(in_tmp, parent):
     procs = [subprocess.Popen([sys.executable, "-m", "engine.cli", "run", "--resume", parent, "--json"], cwd=in_tmp,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]

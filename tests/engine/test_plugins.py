@@ -11,7 +11,8 @@ from engine.config import load_config
 from engine.errors import ConfigError
 from engine.scoring.registry import SCORERS
 from engine.store.tracking import tracker
-from tests.engine.test_experiments import as_set_args, tiny
+from tests.builders import as_set_args
+from tests.engine.runner.test_runner import tiny
 
 MARGIN_PLUGIN = '''
 import engine

@@ -28,7 +28,7 @@ def register_norm_form(layer_class: type[nn.Module], fn: NormForm | None = None)
 
     The form must return each sample's squared norm of the gradient w.r.t. the
     layer's own trainable parameters, exactly; anything else makes the scores wrong,
-    so test it against `torch.func` (tests/engine/test_scoring.py shows how).
+    so test it against `torch.func` (tests/engine/scoring/test_scoring.py shows how).
     """
     if not (isinstance(layer_class, type) and issubclass(layer_class, nn.Module)):
         raise TypeError(f"register_norm_form needs an nn.Module subclass, got {layer_class!r}")

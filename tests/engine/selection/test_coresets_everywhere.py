@@ -51,7 +51,6 @@ def _weights(track, child, folder):
     return np.load(track.download(child.info.run_id, "selection/weights.npy", folder / child.info.run_id))
 
 
-@pytest.mark.slow
 def test_gradient_coresets_in_study_and_benchmark(in_tmp, shared_data):
     study = engine.load_config("quick", {**TINY, "name": "g-study", "kind": "study", "data.data_dir": str(shared_data),
                                          "study.parts": ["prune"], "study.methods": ["loss"],
@@ -72,6 +71,7 @@ def test_gradient_coresets_in_study_and_benchmark(in_tmp, shared_data):
         assert len(w) == 30 and w.min() >= 0 and w.sum() > 0
 
 
+@pytest.mark.slow
 def test_bench_select_table_and_speedups():
     runner = CliRunner()
     args = ["bench", "select", "--n", "1000", "--reference-n", "1000", "--fraction", "0.1", "--surrogate-samples",

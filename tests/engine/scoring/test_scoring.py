@@ -149,7 +149,6 @@ def test_grad_norms_match_per_sample_loop(mnist, monkeypatch, name, form, chunks
         assert (min(steps) < 16) == (chunks == "chunked")  # the layers really were cut into chunks, or not
 
 
-@pytest.mark.slow
 def test_grad_norms_match_on_resnet18_with_batchnorm_in_eval_mode(cifar, monkeypatch):
     """16 CIFAR images, ResNet18 (Conv2d, BatchNorm2d with its running statistics and eps, Linear), layer by layer.
 

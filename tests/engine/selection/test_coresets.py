@@ -275,7 +275,6 @@ def test_doubling_every_weight_is_doubling_the_lr_with_plain_sgd(real):
     assert torch.allclose(params(np.ones(len(w)), 0.05), params(None, 0.05), atol=1e-6)
 
 
-@pytest.mark.slow
 def test_quick_sweep_with_every_coreset_logs_to_mlflow(in_tmp, shared_data):
     cfg = engine.load_config("quick", {
         "name": "coresets", "data.dataset": "mnist", "data.data_dir": str(shared_data), "data.train_size": 600,

@@ -14,16 +14,13 @@ from engine.api import top_samples
 from engine.config import load_config
 from engine.store.events import StageStarted
 from engine.store.tracking import tracker
+from tests import builders
+from tests.builders import tiny_run
 
 
 def tiny(shared_data, kind, **extra):
-    overrides = {
-        "name": kind, "kind": kind, "data.dataset": "mnist", "data.data_dir": str(shared_data),
-        "data.train_size": 1000, "data.test_size": 300, "model": "mlp", "train.epochs": 1,
-        "surrogate.epochs": 1, "sweep.score_epochs": [1], "sweep.seeds": [0],
-    }
-    overrides.update(extra)
-    return load_config("quick", overrides)
+    return load_config("quick", tiny_run(shared_data, train_size=1000,
+                                         **{"name": kind, "kind": kind, "sweep.seeds": [0], **extra}))
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +37,7 @@ def overlap_run(shared_data, store):
 
 def cli(store, *args):
     """`prunelab --tracking-uri STORE ARGS…` in this process (a subprocess would import torch again)."""
-    from click.testing import CliRunner
-
-    from engine.cli import main
-
-    result = CliRunner().invoke(main, ["--tracking-uri", store[1], *args])
+    result = builders.cli(["--tracking-uri", store[1], *args])
     return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
 
 

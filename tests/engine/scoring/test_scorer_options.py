@@ -19,7 +19,7 @@ from engine.scoring.surrogate import compute_scores
 from engine.store.cache import Cache
 from engine.trainer import train
 from tests.conftest import TEST_DEVICE
-from tests.engine.test_field_scores import Recorder, tdds_reference
+from tests.engine.scoring.test_field_scores import Recorder, tdds_reference
 
 EPOCHS, BATCH, SEED = 6, 50, 5
 TDDS_OPTS = {"window": 3, "trajectory": 5, "decay": 0.5}

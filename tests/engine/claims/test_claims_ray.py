@@ -19,6 +19,7 @@ from engine.store.tracking import tracker
 from tests.polling import wait_until
 
 
+@pytest.mark.slow
 def test_cli_resume_on_its_own_local_ray_runs_only_the_missing_trials(in_tmp):
     import ray  # noqa: F401  (installed with '.[dev]')
 

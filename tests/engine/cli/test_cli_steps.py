@@ -45,6 +45,7 @@ def test_bench_tui_times_the_real_first_frame(in_tmp):
     assert len(out["seconds"]) == 1 and 0 < out["median_seconds"] < 20  # NaN (no frame within 20 s) fails
 
 
+@pytest.mark.slow
 def test_bench_scores_reports_every_scorer_against_its_peers():
     # two rounds (the median of their ratios): one round was once 0.87x naive in CI, a single hiccup
     # seconds without --memory: its fresh process per scorer cost 35 of this test's 44 s; memory is checked below

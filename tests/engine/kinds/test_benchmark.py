@@ -98,7 +98,6 @@ def test_all_expands_from_the_registries_at_plan_time():
         load_config("benchmark-mnist", ["benchmark.methods=['loss/nope']"])
 
 
-@pytest.mark.slow
 def test_tiny_benchmark_end_to_end(in_tmp, shared_data):
     cfg = load_config("benchmark-mnist", {
         "data.dataset": "mnist", "data.data_dir": str(shared_data), "data.train_size": 600, "data.test_size": 300,

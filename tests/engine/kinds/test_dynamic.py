@@ -40,6 +40,7 @@ def test_each_epoch_uses_exactly_the_samples_the_rule_keeps(shared_data):
     assert result.steps == sum(-(-u // 64) for u in pruner.used)
 
 
+@pytest.mark.slow
 def test_rescaling_keeps_the_expected_gradient_unbiased(shared_data):
     ds = load_dataset("mnist", shared_data, "cpu", 200, 10)
     model = build_model("mlp", ds.input_shape, ds.num_classes, seed=0).double()
@@ -138,7 +139,6 @@ def test_savings_against_the_full_row():
     assert out["accuracy_vs_full"] == pytest.approx(-0.005, abs=1e-12)
 
 
-@pytest.mark.slow
 def test_dynamic_run_on_mnist_saves_a_quarter_of_passes_within_a_point(in_tmp, shared_data):
     cfg = load_config("quick", {
         "kind": "dynamic", "name": "dynamic", "data.dataset": "mnist", "data.data_dir": str(shared_data),

@@ -13,26 +13,18 @@ from engine.names import TRIAL_KEY
 from engine.store.events import EpochEnd, RunStarted, RunStatus, StageStarted, TrialFinished
 from engine.store.progress import ProgressFollower, read_events
 from engine.store.tracking import tracker
+from tests.builders import as_set_args, tiny_run
 from tests.polling import wait_until
 
 
 def tiny(shared_data, **extra):
-    overrides = {
-        "data.dataset": "mnist", "data.data_dir": str(shared_data), "data.train_size": 1000, "data.test_size": 500,
-        "model": "mlp", "train.epochs": 2, "train.batch_size": 64, "surrogate.epochs": 1, "sweep.score_epochs": [1],
-        "sweep.methods": ["random", "loss", "grad_norm"], "sweep.keep_ratios": [0.3, 0.6], "sweep.seeds": [0, 1],
-    }
-    overrides.update(extra)
-    return overrides
+    """Fourteen trials (random, loss, grad_norm at two ratios and two seeds, and full data) on 1000 MNIST digits."""
+    return tiny_run(shared_data, train_size=1000, test_size=500, **{
+        "train.epochs": 2, "train.batch_size": 64, "sweep.methods": ["random", "loss", "grad_norm"],
+        "sweep.keep_ratios": [0.3, 0.6], "sweep.seeds": [0, 1], **extra})
 
 
-def as_set_args(overrides):
-    args = []
-    for key, value in overrides.items():
-        args += ["--set", f"{key}={json.dumps(value)}"]
-    return args
-
-
+@pytest.mark.slow
 def test_prune_sweep_lands_in_mlflow_with_its_structure(in_tmp, shared_data):
     events = []
     cfg = engine.load_config("quick", tiny(shared_data, name="structure"))
@@ -124,6 +116,7 @@ def _finished_by_key(track, run_id):
     return counts
 
 
+@pytest.mark.slow
 def test_killed_hard_then_resumed_runs_every_trial_once(in_tmp, shared_data):
     proc = _start(["--preset", "quick", *as_set_args(tiny(shared_data, name="resume"))], in_tmp)
     run_id = _wait_for_trials(in_tmp / "mlruns" / "progress", 3)
@@ -158,6 +151,7 @@ def test_ctrl_c_ends_the_run_killed(in_tmp, shared_data):
     assert tracker(None, str(in_tmp)).get_run(run_id).info.status == "KILLED"
 
 
+@pytest.mark.slow
 def test_two_experiments_share_one_store(bare_tmp, shared_data):
     # bare: no store yet, so the two runs also make it at once (MLflow migrates it under prunelab's lock)
     small = tiny(shared_data, **{"sweep.methods": ["random", "loss"], "sweep.keep_ratios": [0.5]})
@@ -186,7 +180,6 @@ def test_diverging_trials_fail_with_a_reason_and_the_sweep_goes_on(in_tmp, share
                for c in children)
 
 
-@pytest.mark.slow
 def test_detached_run_returns_at_once_and_finishes(in_tmp, shared_data):
     small = tiny(shared_data, **{"name": "detached", "sweep.methods": ["loss"], "sweep.keep_ratios": [0.5],
                                  "sweep.seeds": [0]})
@@ -222,6 +215,7 @@ def test_a_cancel_raises_nothing_where_the_signal_lands_and_still_ends_the_run_k
             signalled.append(event)
     cfg = engine.load_config("quick", tiny(shared_data, name="cancel-token", **{"sweep.methods": ["random"],
                                                                               "sweep.keep_ratios": [0.5]}))
+    before = signal.getsignal(signal.SIGTERM)  # SIG_DFL, or Ray's if a Ray test ran first in this process
     with pytest.raises(KeyboardInterrupt):
         engine.run(cfg, on_event=on_event)
     assert signalled, "the run emitted no batch event"
@@ -230,16 +224,17 @@ def test_a_cancel_raises_nothing_where_the_signal_lands_and_still_ends_the_run_k
     assert track.get_run(started[0]).info.status == "KILLED"
     statuses = [e.status for e in read_events(track.store.progress_file(started[0])) if isinstance(e, RunStatus)]
     assert statuses[-1] == "KILLED"
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the run's handler is gone with it
+    assert signal.getsignal(signal.SIGTERM) is before  # the run's handler is gone with it
 
 
 def test_a_second_signal_interrupts_at_once():
     from engine.cancel import CancelToken
     from engine.runner.runner import cancel_on_signals
 
+    before = signal.getsignal(signal.SIGTERM)
     with cancel_on_signals(CancelToken()) as token:
         signal.raise_signal(signal.SIGTERM)
         assert token.cancelled and token.reason == "SIGTERM"
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGTERM)  # the user insists
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGTERM) is before

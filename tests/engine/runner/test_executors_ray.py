@@ -23,17 +23,16 @@ from engine.store.events import BatchProgress, EpochEnd, LogLine, RunStarted, Tr
 from engine.store.progress import read_events
 from engine.store.runs import records_from_children
 from engine.store.tracking import tracker
+from tests.builders import tiny_run
 from tests.conftest import running_mlflow_server
 from tests.engine.test_plugins import write_plugin
 
 
 def tiny(name: str, **extra):
     """Four trials (random and loss, two seeds) on 600 embedded MNIST digits, one epoch of an MLP."""
-    overrides = {"name": name, "model": "mlp", "data.train_size": 600, "data.test_size": 500, "train.epochs": 1,
-                 "surrogate.epochs": 1, "sweep.score_epochs": [1], "sweep.methods": ["random", "loss"],
-                 "sweep.keep_ratios": [0.5], "sweep.seeds": [0, 1], "sweep.full_data": False}
-    overrides.update(extra)
-    return engine.load_config("quick", overrides)
+    return engine.load_config("quick", tiny_run(test_size=500, name=name, **{
+        "sweep.methods": ["random", "loss"], "sweep.keep_ratios": [0.5], "sweep.seeds": [0, 1],
+        "sweep.full_data": False, **extra}))
 
 
 # Test-only fault injection, as a plugin the config names, so every Ray worker imports it: the first worker to
