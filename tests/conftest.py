@@ -32,15 +32,24 @@ def cifar_npz(shared_data) -> str:
     return f"npz:{shared_data / 'cifar10-subset.npz'}"
 
 
-@pytest.fixture
-def one_torch_thread():
-    """Greedy selection loops are many small ops: on a shared 2-core box, intra-op threads cost more than they give."""
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """torch's intra-op thread count set to n inside, the previous one restored after."""
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Greedy selection loops are many small ops: on a shared 2-core box, intra-op threads cost more than they give."""
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="session")

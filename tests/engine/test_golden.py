@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from tests.conftest import torch_threads
 from tests.engine.golden import CONFIGS, RECORD, gradient_record, run_record, score_record
 
 EXPECTED = json.loads(RECORD.read_text())
@@ -25,12 +26,8 @@ def differences(got, want, path=""):
 @pytest.fixture
 def two_threads():
     """The record was made with 2 intra-op threads; reductions may round differently with another count."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(2):
+        yield
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
