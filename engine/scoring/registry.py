@@ -161,7 +161,8 @@ for _scorer in (
                    "tests/engine/scoring/test_scoring.py::test_loss_el2n_predictions_and_embeddings_follow_their_formulas",
                    "tests/engine/scoring/test_scoring.py::test_float32_scores_match_float64_closely",
                ))),
-    Scorer("grad_norm", "‖∇θ L(θ, x, y)‖₂ over all trainable parameters of surrogate 0 (GraNd), exact",
+    Scorer("grad_norm", "‖∇θ L(θ, x, y)‖₂ over all trainable parameters of surrogate 0, exact (the seed study's "
+           "Loss-Grad; GraNd, the mean over K inits, is `grand`)",
            needs_param_grads=True, component="param_grad_norm",
            doc=MethodDoc(
                formula=("‖∇_θ ℓ(f_θ(x_i), y_i)‖₂ over every trainable parameter of surrogate 0 at the score epoch "
@@ -170,9 +171,9 @@ for _scorer in (
                         "channel; LayerNorm, GroupNorm, RMSNorm) and torch.func for any other layer"),
                paper="paul2021", code="mansheej/data_diet: data_diet/scores.py",
                differences=(
-                   ("Its one-line description says GraNd, but it is surrogate 0's norm alone at the run's score "
-                    "epoch (the seed study's Loss-Grad); GraNd as the paper defines it, the mean over K = 10 "
-                    "initialisations at epoch 0, is the `grand` scorer."),
+                   ("Surrogate 0's norm alone at the run's score epoch (the seed study's Loss-Grad), not GraNd: "
+                    "GraNd as the paper defines it, the mean over K = 10 initialisations at epoch 0, is the `grand` "
+                    "scorer, which averages this same exact norm over K surrogates."),
                ),
                tests=(
                    "tests/engine/scoring/test_scoring.py::test_grad_norms_match_per_sample_loop",
@@ -214,6 +215,9 @@ for _scorer in (
     Scorer("forgetting", "forgetting events while the K surrogates train, averaged over them (Toneva et al. "
            "2019); a sample never learned counts as its run's maximum + 1", kind="training", average_inits=True,
            observer=Ref("engine.scoring.forgetting:ForgettingCounter"),
+           options={"never_learned": choice("max_plus_one", 'a sample never classified correctly counts "max_plus_one"'
+                                             " (its surrogate's largest count + 1: the paper's unforgettable-at-"
+                                             'infinity, finite) or "zero" (DeepCore)', ("max_plus_one", "zero"))},
            doc=MethodDoc(
                formula=("(1/K) Σ_k #{t : i correct at its (t−1)-th and wrong at its t-th minibatch while surrogate k"
                         " trains}, judged on the trainer's own logits (train mode, augmented input, before the "
@@ -280,7 +284,11 @@ for _scorer in (
                ))),
     Scorer("dynamic_uncertainty", "std of the target probability over sliding 10-epoch windows of surrogate 0's "
            "training, averaged (He et al. 2024)", kind="training",
-           observer=Ref("engine.scoring.training_dynamics:DynamicUncertainty"), options={"window": _WINDOW},
+           observer=Ref("engine.scoring.training_dynamics:dynamic_uncertainty"),
+           options={"window": _WINDOW,
+                    "logits": choice("eval", 'the probabilities of a separate "eval"-mode forward of each batch\'s '
+                                     'un-augmented images before the update (the reference), or the "train"ing '
+                                     "forward's own (no extra forward)", ("eval", "train"))},
            doc=MethodDoc(
                formula=("mean over the sliding windows of W = `window` consecutive epochs of std_j p_j(y_i) "
                         "(unbiased), p_j(y_i) the target-class probability at the sample's j-th training minibatch "
@@ -316,6 +324,8 @@ for _scorer in (
                ))),
     Scorer("least_confidence", "1 − max softmax probability averaged over the K surrogates (Coleman et al. 2020)",
            fn=Ref("engine.scoring.uncertainty:least_confidence_score"), average_inits=True,
+           options={"form": choice("logit", '"logit": −max logit (DeepCore); "probability": 1 − max softmax '
+                                   "probability (the textbook least confidence)", ("logit", "probability"))},
            doc=MethodDoc(
                formula="(1/K) Σ_k (1 − max_c p_c), p = softmax(f_{θ_k}(x_i))",
                paper="coleman2020", code="PatrickZH/DeepCore: deepcore/methods/uncertainty.py",
@@ -374,7 +384,10 @@ for _scorer in (
     Scorer("cal", "mean symmetric KL between surrogate 0's prediction and its 10 nearest same-class neighbours' "
            "(CAL, Margatina et al. 2021, as DeepCore)", kind="embedding",
            fn=Ref("engine.scoring.embedding_scores:cal_score"),
-           options={"neighbours": integer(10, "nearest same-class neighbours (DeepCore's k)", 1)},
+           options={"neighbours": integer(10, "nearest same-class neighbours (DeepCore's k)", 1),
+                    "order": choice("deepcore", '"deepcore": −KL, so keeping the highest keeps DeepCore\'s lowest-KL '
+                                    'picks; "paper": +KL, the most contrastive highest (CAL\'s acquisition)',
+                                    ("deepcore", "paper"))},
            doc=MethodDoc(
                formula=("(1/k) Σ_{j ∈ N_k(i)} [½ KL(p_i ‖ p_j) + ½ KL(p_j ‖ p_i)], N_k(i) the k = `neighbours` "
                         "nearest same-class samples (Euclidean, faiss) in surrogate 0's embedding space, p = "
