@@ -1,4 +1,6 @@
 """InfoBatch dynamic pruning: the per-epoch rule exactly, the unbiased rescaled gradient, and a real MNIST run."""
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -8,9 +10,10 @@ from engine.analysis import savings
 from engine.architectures import build_model
 from engine.config import TrainConfig, load_config
 from engine.data.dataset import load_dataset
+from engine.runner.tasks import TopK
 from engine.selection.infobatch import InfoBatch
-from engine.train_hooks import Observe, TrainHook
-from engine.trainer import train
+from engine.train_hooks import TrainHook
+from engine.trainer import to_model_layout, train
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +42,7 @@ def test_each_epoch_keeps_exactly_int_keep_times_the_well_learned(mnist_losses, 
     n, losses = len(mnist_losses), mnist_losses
     pruner = InfoBatch(n, epochs=8, ratio=ratio, delta=0.875, seed=5)
     kept, weights = pruner.plan_epoch(1)  # all scores equal at the start: nothing is below the mean
-    assert len(kept) == n and weights is None or bool((weights == 1).all())
+    assert len(kept) == n and (weights is None or bool((weights == 1).all()))
     pruner.scores = losses.clone()
     kept, weights = pruner.plan_epoch(2)
     keep = reference_keep(ratio)
@@ -205,6 +208,50 @@ class Witness(TrainHook):
         others[rows, y] = -torch.inf
         self.margin_sum[idx] += z[rows, y] - others.max(1).values
         self.seen[idx] += 1
+
+
+class TopKWitness(TrainHook):
+    """Online top-k as the trainer calls it, beside an independent float64 recomputation of each drawn batch's
+    scores with a copy of the model at that step (eval mode): the loss, or ‖∇θ ℓ‖ by a per-sample autograd loop."""
+
+    def __init__(self, topk: TopK, dataset, method: str):
+        self.topk, self.dataset, self.method = topk, dataset, method
+        self.kept, self.ties = [], 0
+
+    def select(self, idx, x, y):
+        model = copy.deepcopy(self.topk.model).double().eval()
+        inputs = to_model_layout(self.dataset.normalize(x, torch.float64))
+        if self.method == "loss":
+            with torch.no_grad():
+                scores = torch.nn.functional.cross_entropy(model(inputs), y, reduction="none").numpy()
+        else:
+            params = list(model.parameters())
+            scores = np.array([torch.sqrt(sum(g.square().sum() for g in torch.autograd.grad(
+                torch.nn.functional.cross_entropy(model(inputs[i:i + 1]), y[i:i + 1]), params))).item()
+                for i in range(len(y))])
+        chosen = self.topk.select(idx, x, y).numpy()
+        order = np.argsort(-scores, kind="stable")
+        k = len(chosen)
+        if set(chosen) != set(order[:k]):  # only an exact tie at the cut may swap samples
+            assert np.isclose(scores[order[k - 1]], scores[order[k]], rtol=1e-6), (scores[order[k - 1]],
+                                                                                  scores[order[k]])
+            self.ties += 1
+        self.kept.append(k)
+        return torch.from_numpy(chosen)
+
+
+@pytest.mark.parametrize("method", ["loss", "grad_norm"])
+def test_online_topk_backpropagates_the_k_highest_of_each_drawn_batch(shared_data, method):
+    """Each drawn batch of B = 64 scored by the model being trained (eval mode, the batch as drawn), its k = 20
+    highest backpropagated (the last, partial batch of 24: round(20·24/64) = 8), the same positions as the float64
+    recomputation picks; the trainer trains on exactly those."""
+    ds = load_dataset("mnist", shared_data, "cpu", 600, 100)
+    model = build_model("mlp", ds.input_shape, ds.num_classes, seed=0)
+    witness = TopKWitness(TopK(model, ds, method, 64, 20, seed=0), ds, method)
+    result = train(model, ds, TrainConfig(epochs=1, batch_size=64), hooks=[witness], evaluate_every_epoch=False,
+                   evaluate_at_end=False)
+    assert witness.kept == [20] * 9 + [8] and witness.ties == 0
+    assert result.samples == sum(witness.kept) == witness.topk.kept and witness.topk.drawn == 600
 
 
 @pytest.mark.parametrize("name, ok", [("loss", True), ("entropy", True), ("forgetting", True), ("aum", True),
