@@ -280,7 +280,9 @@ class Method:
 def _scorer_facts(s: Any) -> tuple[str, ...]:
     source = {"batch": "a batch scorer: computed in the scoring pass of a trained surrogate",
               "random": "no model: seeded numbers",
-              "training": "a training observer: counted while the surrogate trains, from the trainer's own logits",
+              "training": "a training observer: counted while the surrogate trains, from the trainer's own logits"
+                          + (' (by default from its own eval-mode forward of each batch: option `logits`)'
+                             if "logits" in s.options else ""),
               "embedding": "an embedding scorer: from surrogate 0's penultimate embeddings of the whole training set"}
     averaged = ("the mean over the K = `surrogate.inits` surrogates" if s.average_inits
                 else "from surrogate 0 alone")
@@ -310,26 +312,39 @@ DYNAMIC = (
          "Use: `prunelab run --preset quick --set kind=dynamic`; options in `[dynamic]`."),
         None,
         MethodDoc(
-            formula="each epoch e ≤ ⌈δ·E⌉: the samples whose latest score (the training forward's loss, or "
-                    "`dynamic.score`) is below the mean are well learned; each is pruned with probability r; the "
-                    "kept well-learned samples train with loss × 1/(1 − r), so the expected gradient is the "
-                    "full-data one; later epochs train on every sample at weight 1; scores start equal (3), so "
-                    "the first epoch is full",
+            formula="each epoch e with e ≤ δ·E (175 of 200 epochs, 7 of 8 at δ = 0.875): the samples whose latest "
+                    "score (the training forward's loss, label-smoothed as the trainer's; or `dynamic.score`, with "
+                    "its `[scoring.NAME]` options) is below the mean are well learned W; exactly "
+                    "int(keep·|W|) of them, keep = min(1, max(0.1, 1 − r)), chosen uniformly at random without "
+                    "replacement, are kept and train with loss × 1/keep; every other sample trains at weight 1; "
+                    "later epochs train on every sample at weight 1; scores start equal (3), so the first epoch "
+                    "prunes nothing",
             paper="qin2024", code="NUS-HPC-AI-Lab/InfoBatch: infobatch/infobatch.py",
             differences=(
-                ("Pruning is a seeded Bernoulli(r) draw per well-learned sample; the reference keeps exactly "
-                "int((1 − r)·|well learned|) of them, chosen at random: the counts differ by about ±34 per epoch "
-                "on MNIST."),
-                ("Prunes the first ⌈δ·E⌉ epochs (175 of 200, 7 of 8); the reference prunes ⌊δ·E⌋ + 1 (176 of 200, "
-                "8 of 8): one epoch more or less."),
-                "r above 0.9 is not clamped (any r < 1 is accepted); the reference clamps it.",
+                ("The draw comes from a generator seeded by the trial's seed; the reference reseeds numpy's global "
+                 "generator with the epoch number each epoch (`np.random.seed(self.iterations)`), so its draws are "
+                 "the same in every run."),
+                ("The epochs after δ·E always train at weight 1; the reference resets its weights only when δ·E is "
+                 "a whole number (`iterations == stop_prune + 1`), else the last pruning epoch's 1/keep weights "
+                 "stay on through the annealing epochs (10 epochs at δ = 0.875: weights 2 in epochs 9 and 10)."),
                 ("The learning-rate schedule follows the full-data epochs by the fraction of each epoch done "
-                "instead of being re-planned for the reduced step count."),
+                 "instead of being re-planned for the reduced step count."),
                 ("The ranking score may be any scorer the training forward gives (`dynamic.score`), not only the "
-                "loss."),
+                 "loss; the reference records the loss its `update(loss)` is given."),
+                ("Pruning epochs: counted by running the reference's sampler (HEAD 8bbb012) one `iter()` per "
+                 "epoch, as torch's BatchSampler did when it was written: `prune()` runs at construction "
+                 "(iteration 0, before training) and at the start of epochs 1..⌊δ·E⌋, so ⌊δ·E⌋ + 1 calls in all "
+                 "but ⌊δ·E⌋ training epochs, the first of which prunes nothing. With torch's newer BatchSampler "
+                 "(`itertools.islice` on the sampler, which calls `iter()` per batch) the reference's IBSampler "
+                 "resets at every batch and its epoch never ends."),
+                ("prunelab before issue 24 drew a Bernoulli(r) per well-learned sample (counts ±34 per epoch from "
+                 "the reference's on MNIST), pruned ⌈δ·E⌉ epochs and did not clamp r."),
             ),
-            tests=("tests/engine/kinds/test_dynamic.py::test_each_epoch_uses_exactly_the_samples_the_rule_keeps",
-                   "tests/engine/kinds/test_dynamic.py::test_rescaling_keeps_the_expected_gradient_unbiased",
+            tests=("tests/engine/kinds/test_dynamic.py::test_each_epoch_keeps_exactly_int_keep_times_the_well_learned",
+                   "tests/engine/kinds/test_dynamic.py::test_pruning_runs_for_the_epochs_the_reference_prunes",
+                   ("tests/engine/kinds/test_dynamic.py::"
+                    "test_in_the_trainer_each_epoch_trains_on_the_rule_applied_to_the_latest_losses"),
+                   "tests/engine/kinds/test_dynamic.py::test_rescaling_keeps_the_expected_gradient_as_the_rule_says",
                    "tests/engine/kinds/test_dynamic.py::test_ranking_score_by_any_forward_scorer",
                    "tests/engine/kinds/test_dynamic.py::test_dynamic_run_on_mnist_saves_a_quarter_of_passes_within_a_point"),
         ),
@@ -342,8 +357,9 @@ DYNAMIC = (
          "Use: `prunelab run --preset quick --set kind=online`; options in `[online]`."),
         None,
         MethodDoc(
-            formula="each step draws a batch of B samples, scores them with the current model by a batch scorer "
-                    "(loss, grad_norm, input_grad_norm, el2n or random), and backpropagates the k highest; a last, "
+            formula="each step draws a batch of B samples, scores them with the current model (eval mode, the batch "
+                    "as drawn, after augmentation) by a batch scorer (loss, grad_norm, input_grad_norm, el2n or "
+                    "random; its `[scoring.NAME]` options apply), and backpropagates the k highest; a last, "
                     "partial batch of b < B keeps round(k·b/B) (at least 1)",
             paper="jiang2019", code="angelajiang/SelectiveBackprop: lib/calculators.py",
             differences=(
@@ -352,7 +368,8 @@ DYNAMIC = (
                 "batch of kept samples has gathered."),
                 "Any batch scorer ranks the batch, not only the loss.",
             ),
-            tests=("tests/engine/kinds/test_analyses.py::test_online_selection_backpropagates_exactly_k_of_every_b",),
+            tests=("tests/engine/kinds/test_dynamic.py::test_online_topk_backpropagates_the_k_highest_of_each_drawn_batch",
+                   "tests/engine/kinds/test_analyses.py::test_online_selection_backpropagates_exactly_k_of_every_b"),
         ),
         section="online"),
 )

@@ -202,7 +202,8 @@ def dynamic_score(scorer: Any) -> bool:
 class DynamicConfig(Section):
     """The `dynamic` kind: InfoBatch (Qin et al. 2024) beside full-data training with the same seeds and epochs."""
 
-    ratio: float = Field(0.5, ge=0, lt=1, description="r, the probability that a below-mean-score sample is pruned")
+    ratio: float = Field(0.5, ge=0, lt=1, description="r, the fraction of the below-mean-score samples pruned each "
+                         "pruning epoch (above 0.9: 0.9, as the reference clamps it)")
     delta: float = Field(0.875, gt=0, le=1, description="δ: prune in the first δ of the epochs, then train on all")
     score: str = Field("loss", description="the ranking score from the training forward pass: latest loss (the "
                        "paper), any scorer of the logits (el2n, entropy, margin, ...) or a training observer "

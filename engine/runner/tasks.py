@@ -103,8 +103,9 @@ class TopK(TrainHook):
     Counts what it was shown (`drawn`) and what it kept (`kept`), as Python ints (no host sync).
     """
 
-    def __init__(self, model: torch.nn.Module, dataset: Dataset, method: str, batch_size: int, keep: int, seed: int):
-        self.model, self.dataset, self.method = model, dataset, method
+    def __init__(self, model: torch.nn.Module, dataset: Dataset, method: str, batch_size: int, keep: int, seed: int,
+                 options: dict[str, dict[str, Any]] | None = None):
+        self.model, self.dataset, self.method, self.options = model, dataset, method, options
         self.batch_size, self.keep = batch_size, keep
         self.generator = torch.Generator(device=dataset.device).manual_seed(seed)
         self.drawn = self.kept = 0
@@ -116,7 +117,8 @@ class TopK(TrainHook):
             chosen = torch.randperm(n, device=x.device, generator=self.generator)[:k]
         else:  # one batch as a data set: scored exactly as the offline scorers score it
             batch = dataclasses.replace(self.dataset, x_train=x, y_train=y, train_index=None)
-            scores = score_model(self.model, batch, [self.method], batch_size=n).scores[self.method]
+            scores = score_model(self.model, batch, [self.method], batch_size=n,
+                                 options=self.options).scores[self.method]
             chosen = torch.topk(torch.from_numpy(scores), k).indices.to(x.device)
         self.drawn += n
         self.kept += k
@@ -158,7 +160,7 @@ def train_online(job: TrialJob, config: Config, track: Tracker, child: str, on_e
     cfg = config.train.model_copy(update={"batch_size": online.batch_size})
     model = build_model(config.model, ds.input_shape, ds.num_classes, seed=trial.seed).to(ds.device)
     selector = None if trial.method == names.FULL else TopK(model, ds, trial.method, online.batch_size, online.keep,
-                                                            trial.seed)
+                                                            trial.seed, config.scorer_options([trial.method]))
     track.log_params(child, {**trial.tags(), "batch_size": online.batch_size,
                              "keep": online.batch_size if selector is None else online.keep})
     curve = Curve(model, ds, online.eval_every, cfg.eval_batch_size, cfg.amp)  # the clock starts here
@@ -189,8 +191,9 @@ def train_dynamic(job: TrialJob, config: Config, track: Tracker, child: str, on_
                   cancel: CancelToken | None = None) -> dict[str, float]:
     """Train with InfoBatch's per-epoch pruning (or on all data for the reference); counts passes and time."""
     trial, ds, dyn = job.trial, trial_dataset(config), config.dynamic
-    pruner = None if trial.method == names.FULL else InfoBatch(len(ds), config.train.epochs, dyn.ratio, dyn.delta,
-                                                               dyn.score, seed=trial.seed, device=ds.device)
+    pruner = None if trial.method == names.FULL else InfoBatch(
+        len(ds), config.train.epochs, dyn.ratio, dyn.delta, dyn.score, seed=trial.seed, device=ds.device,
+        options=config.scorer_options([dyn.score]).get(dyn.score), label_smoothing=config.train.label_smoothing)
     track.log_params(child, {**trial.tags(), "r": dyn.ratio if pruner else 0.0, "delta": dyn.delta,
                              "score": dyn.score})
     result = train(config.model, ds, config.train, seed=trial.seed, on_event=on_event, trial=job.index,

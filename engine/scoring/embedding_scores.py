@@ -76,16 +76,23 @@ def knn_within_class(embeddings: np.ndarray, labels: np.ndarray, k: int) -> np.n
     return out
 
 
-def cal_score(model, embeddings: np.ndarray, labels: np.ndarray, neighbours: int = CAL_NEIGHBOURS) -> np.ndarray:
-    """Mean symmetric KL between a sample's prediction and those of its k nearest same-class neighbours.
+def cal_score(model, embeddings: np.ndarray, labels: np.ndarray, neighbours: int = CAL_NEIGHBOURS,
+              order: str = "deepcore") -> np.ndarray:
+    """Mean symmetric KL between a sample's prediction and those of its k nearest same-class neighbours, negated.
 
     Contrastive active learning (Margatina et al., EMNLP 2021), as DeepCore's
     `deepcore/methods/cal.py` (PatrickZH/DeepCore) adapts it to pruning: kNN within
-    each class (balance=True) in Euclidean embedding space, score = mean over the
-    `neighbours` nearest of ½KL(p‖q) + ½KL(q‖p). DeepCore finds neighbours with a separate
-    pretrained ResNet-18; here the embeddings and predictions are both surrogate 0's
-    (predictions = softmax(model.head(embedding))).
+    each class (balance=True) in Euclidean embedding space, KL = mean over the
+    `neighbours` nearest of ½KL(p‖q) + ½KL(q‖p). DeepCore keeps the *lowest* KL of
+    each class (`argsort(...)[::1]`); the score is −KL, so that keeping the highest
+    scores (`hardest`, `class_balanced`) keeps DeepCore's picks. `order = "paper"`
+    gives +KL instead: the most contrastive samples highest, as CAL acquires them.
+    DeepCore finds neighbours with a separate pretrained ResNet-18; here the
+    embeddings and predictions are both surrogate 0's (predictions =
+    softmax(model.head(embedding))).
     """
+    if order not in ("deepcore", "paper"):
+        raise ConfigError(f"scorer 'cal' order {order!r}: use 'deepcore' or 'paper'")
     head = getattr(model, "head", None)
     if not isinstance(head, torch.nn.Module):
         raise ConfigError(f"scorer 'cal' needs a model with a `head` layer; {type(model).__name__} has none")
@@ -96,4 +103,5 @@ def cal_score(model, embeddings: np.ndarray, labels: np.ndarray, neighbours: int
     near = knn_within_class(embeddings, labels, neighbours)
     p, lp = np.exp(logp)[:, None, :], logp[:, None, :]
     q, lq = np.exp(logp[near]), logp[near]
-    return (0.5 * p * (lp - lq) + 0.5 * q * (lq - lp)).sum(2).mean(1)
+    kl = (0.5 * p * (lp - lq) + 0.5 * q * (lq - lp)).sum(2).mean(1)
+    return kl if order == "paper" else -kl

@@ -144,7 +144,9 @@ for _scorer in (
            doc=MethodDoc(
                formula=("s_i ~ U(0, 1), drawn from a generator seeded by the trial's seed (each seed of a sweep "
                         "draws its own)"),
+               differences=("No reference code: the baseline every pruning paper compares with.",),
                tests=(
+                   "tests/engine/scoring/test_reference_scores.py::test_random_draws_numpys_generator_seeded_by_the_trial",
                    "tests/engine/scoring/test_scoring.py::test_random_is_reproducible_per_seed",
                ))),
     Scorer("loss", "per-sample cross-entropy of surrogate 0 (Jiang et al. 2019)", fn=Ref("engine.scoring.formulas:loss_score"),
@@ -158,10 +160,12 @@ for _scorer in (
                     "the seed study's Loss."),
                ),
                tests=(
+                   "tests/engine/scoring/test_reference_scores.py::test_loss_and_el2n_follow_their_formulas_in_float64",
                    "tests/engine/scoring/test_scoring.py::test_loss_el2n_predictions_and_embeddings_follow_their_formulas",
                    "tests/engine/scoring/test_scoring.py::test_float32_scores_match_float64_closely",
                ))),
-    Scorer("grad_norm", "‖∇θ L(θ, x, y)‖₂ over all trainable parameters of surrogate 0 (GraNd), exact",
+    Scorer("grad_norm", "‖∇θ L(θ, x, y)‖₂ over all trainable parameters of surrogate 0, exact (the seed study's "
+           "Loss-Grad; GraNd, the mean over K inits, is `grand`)",
            needs_param_grads=True, component="param_grad_norm",
            doc=MethodDoc(
                formula=("‖∇_θ ℓ(f_θ(x_i), y_i)‖₂ over every trainable parameter of surrogate 0 at the score epoch "
@@ -170,9 +174,9 @@ for _scorer in (
                         "channel; LayerNorm, GroupNorm, RMSNorm) and torch.func for any other layer"),
                paper="paul2021", code="mansheej/data_diet: data_diet/scores.py",
                differences=(
-                   ("Its one-line description says GraNd, but it is surrogate 0's norm alone at the run's score "
-                    "epoch (the seed study's Loss-Grad); GraNd as the paper defines it, the mean over K = 10 "
-                    "initialisations at epoch 0, is the `grand` scorer."),
+                   ("Surrogate 0's norm alone at the run's score epoch (the seed study's Loss-Grad), not GraNd: "
+                    "GraNd as the paper defines it, the mean over K = 10 initialisations at epoch 0, is the `grand` "
+                    "scorer, which averages this same exact norm over K surrogates."),
                ),
                tests=(
                    "tests/engine/scoring/test_scoring.py::test_grad_norms_match_per_sample_loop",
@@ -187,12 +191,17 @@ for _scorer in (
                         "at the score epoch (eval mode)"),
                differences=(
                    "No paper or reference code: one of the seed study's scores.",
-                   ("float32 and float64 differ by up to 2.8 % on MNIST `cnn`: max-pool "
-                    "windows tie on the flat background and each precision's kernel sends a tie's gradient to a "
-                    "different pixel; both are valid subgradients, and each matches its own per-sample loop."),
+                   ("float32 and float64 differ by up to 0.94 % at initialisation and 1.29 % after 6 steps on 10 000"
+                    " MNIST digits (`cnn`): max-pool windows tie on the flat background and each precision's kernel "
+                    "sends a tie's gradient to a different pixel (both valid subgradients, each matching its own "
+                    "per-sample loop). After 200 steps the confidently classified samples' tiny norms lose their "
+                    "digits in float32 (up to 86 % relative; 0.12 % above the median score). Exact in float64; "
+                    "measured with the command in docs/guide/scoring.md#precision."),
                ),
                tests=(
                    "tests/engine/scoring/test_scoring.py::test_grad_norms_match_per_sample_loop",
+                   ("tests/engine/scoring/test_reference_scores.py::"
+                    "test_input_grad_norm_in_float32_stays_within_the_stated_bound_of_float64"),
                ))),
     Scorer("el2n", "‖softmax(f(x)) − onehot(y)‖₂ averaged over the K surrogates (Paul et al. 2021)",
            fn=Ref("engine.scoring.formulas:el2n_score"), average_inits=True, options=_K_OPTIONS,
@@ -206,7 +215,7 @@ for _scorer in (
                     "epoch = 20` for the paper's setting."),
                ),
                tests=(
-                   "tests/engine/scoring/test_scoring.py::test_loss_el2n_predictions_and_embeddings_follow_their_formulas",
+                   "tests/engine/scoring/test_reference_scores.py::test_loss_and_el2n_follow_their_formulas_in_float64",
                    "tests/engine/scoring/test_scoring.py::test_el2n_averages_over_k_surrogates",
                    ("tests/engine/scoring/test_scorer_options.py::"
                     "test_el2n_inits_and_epoch_options_pick_the_surrogates_and_the_checkpoint"),
@@ -214,18 +223,28 @@ for _scorer in (
     Scorer("forgetting", "forgetting events while the K surrogates train, averaged over them (Toneva et al. "
            "2019); a sample never learned counts as its run's maximum + 1", kind="training", average_inits=True,
            observer=Ref("engine.scoring.forgetting:ForgettingCounter"),
+           options={"never_learned": choice("max_plus_one", 'a sample never classified correctly counts "max_plus_one"'
+                                             " (its surrogate's largest count + 1: the paper's unforgettable-at-"
+                                             'infinity, finite) or "zero" (DeepCore)', ("max_plus_one", "zero"))},
            doc=MethodDoc(
                formula=("(1/K) Σ_k #{t : i correct at its (t−1)-th and wrong at its t-th minibatch while surrogate k"
                         " trains}, judged on the trainer's own logits (train mode, augmented input, before the "
-                        "update); a sample never classified correctly counts its surrogate's maximum + 1"),
+                        "update); a sample never classified correctly counts its surrogate's maximum + 1 (option "
+                        '`never_learned = "zero"`: 0, as DeepCore)'),
                paper="toneva2019", code="mtoneva/example_forgetting: run_cifar.py",
                differences=(
-                   ("Never-learned samples count the run's maximum + 1, a finite stand-in for the paper's "
+                   ("Never-learned samples count the run's maximum + 1 by default, a finite stand-in for the paper's "
                     "'infinitely forgettable' that keeps the order and can be averaged over K surrogates; DeepCore "
-                    "(deepcore/methods/forgetting.py) leaves them at 0."),
+                    "(PatrickZH/DeepCore deepcore/methods/forgetting.py) leaves them at 0, where they rank with the "
+                    'never-forgotten: `[scoring.forgetting] never_learned = "zero"` gives DeepCore\'s numbers.'),
+                   ("DeepCore with its default `balance = True` keeps the most-forgotten of each class: pair with "
+                    "`class_balanced` (order hardest) for its picks (its per-class quota is round(f·n_c), here "
+                    "⌊f·n_c⌋ plus largest remainders: at most one sample apart per class)."),
                ),
                tests=(
                    "tests/engine/scoring/test_scoring.py::test_forgetting_counts_match_a_recount_of_the_recorded_sequence",
+                   ("tests/engine/scoring/test_reference_scores.py::"
+                    "test_forgetting_never_learned_option_leaves_them_at_zero_as_deepcore"),
                ))),
     Scorer("aum", "−(assigned logit − largest other logit) averaged over surrogate 0's training epochs "
            "(AUM, Pleiss et al. 2020)", kind="training", observer=Ref("engine.scoring.training_dynamics:AUM"),
@@ -279,23 +298,37 @@ for _scorer in (
                     "test_training_options_change_the_scores_as_the_formulas_say"),
                ))),
     Scorer("dynamic_uncertainty", "std of the target probability over sliding 10-epoch windows of surrogate 0's "
-           "training, averaged (He et al. 2024)", kind="training",
-           observer=Ref("engine.scoring.training_dynamics:DynamicUncertainty"), options={"window": _WINDOW},
+           "training (the last skipped), averaged, from an eval-mode pass (He et al. 2024)", kind="training",
+           observer=Ref("engine.scoring.training_dynamics:dynamic_uncertainty"),
+           options={"window": _WINDOW,
+                    "logits": choice("eval", 'the probabilities of a separate "eval"-mode forward of each batch\'s '
+                                     'un-augmented images before the update (the reference), or the "train"ing '
+                                     "forward's own (no extra forward)", ("eval", "train"))},
            doc=MethodDoc(
-               formula=("mean over the sliding windows of W = `window` consecutive epochs of std_j p_j(y_i) "
-                        "(unbiased), p_j(y_i) the target-class probability at the sample's j-th training minibatch "
-                        "of surrogate 0"),
-               paper="he2024", code="BAAI-DCAI/Dataset-Pruning: ImageNet/get_coreset.py",
+               formula=("(1/(T − W)) Σ_{k=W}^{T−1} std(p_{k−W+1}(y_i), …, p_k(y_i)) (unbiased std), p_j(y_i) the "
+                        "target-class probability of sample i at its j-th epoch of surrogate 0's T training epochs "
+                        "up to the score epoch, W = `window` (10): the sliding windows of W epochs except the one "
+                        "that ends at the last epoch, as the reference skips it. p from a separate forward of each "
+                        "training batch's un-augmented images, the model in eval mode, after the training forward "
+                        'and before the update (the reference\'s `eval_outputs`); `logits = "train"` reads the '
+                        "training forward's own (train mode, augmented input) instead, with no extra forward. Higher "
+                        "= more uncertain; `hardest` keeps the highest, as the reference keeps `dyn_unc_rank[-k:]`"),
+               paper="he2024", code=("BAAI-DCAI/Dataset-Pruning: ImageNet/get_coreset.py, "
+                                     "ImageNet/main_and_produce.py"),
                differences=(
-                   "Counts the window that ends at the last epoch; the reference skips it (`idx < len − 1`).",
-                   ("Probabilities from the train-mode, augmented logits of the training forward; the reference "
-                    "scores from a separate eval-mode pass (Spearman 0.977, top-30 % Jaccard 0.85 between the two on"
-                    " real MNIST)."),
                    "The reference's constant factor 10 is dropped (it changes no ranking).",
-                   "With fewer than W epochs, the one window of all epochs so far (at least 2) is used.",
+                   ("With T ≤ W epochs (no window the reference counts: it would give NaN), the std of the first "
+                    "T − 1 epochs (0 below 3 epochs), so early score epochs still rank."),
+                   ("The reference puts only ResNets (BatchNorm) in eval mode for its pass and leaves other "
+                    "networks in train mode (dropout, drop-path on); here every network is in eval mode."),
+                   ('The eval pass costs one more forward per training step; `logits = "train"` (prunelab\'s '
+                    "earlier form: Spearman 0.977, top-30 % Jaccard 0.85 with the reference's on real MNIST, per "
+                    "issue 24) costs none."),
                ),
                tests=(
                    "tests/engine/scoring/test_field_scores.py::test_dynamic_uncertainty_matches_sliding_window_stds",
+                   ("tests/engine/scoring/test_field_scores.py::"
+                    "test_dynamic_uncertainty_scores_an_eval_mode_forward_of_the_unaugmented_batch"),
                    ("tests/engine/scoring/test_scorer_options.py::"
                     "test_training_options_change_the_scores_as_the_formulas_say"),
                ))),
@@ -314,15 +347,26 @@ for _scorer in (
                tests=(
                    "tests/engine/scoring/test_field_scores.py::test_uncertainty_scores_follow_their_formulas",
                ))),
-    Scorer("least_confidence", "1 − max softmax probability averaged over the K surrogates (Coleman et al. 2020)",
+    Scorer("least_confidence", "−max logit (DeepCore; option form: 1 − max probability) averaged over the K "
+           "surrogates (Coleman et al. 2020)",
            fn=Ref("engine.scoring.uncertainty:least_confidence_score"), average_inits=True,
+           options={"form": choice("logit", '"logit": −max logit (DeepCore); "probability": 1 − max softmax '
+                                   "probability (the textbook least confidence)", ("logit", "probability"))},
            doc=MethodDoc(
-               formula="(1/K) Σ_k (1 − max_c p_c), p = softmax(f_{θ_k}(x_i))",
+               formula=("(1/K) Σ_k (−max_c z_c), z = f_{θ_k}(x_i) the logits (eval mode), over the K = "
+                        'surrogate.inits surrogates; `form = "probability"`: (1/K) Σ_k (1 − max_c p_c), p = '
+                        "softmax(z)"),
                paper="coleman2020", code="PatrickZH/DeepCore: deepcore/methods/uncertainty.py",
                differences=(
-                   ("Scores 1 − the largest softmax probability; DeepCore's uncertainty.py scores the largest "
-                    "*logit* (the code's docstring says DeepCore keeps −max p, which is wrong): Spearman 0.86 "
-                    "between the two on real MNIST, per-class 10 % Jaccard 0.47."),
+                   ("Negated: DeepCore scores the largest logit and, with its main.py's default `balance = True`, "
+                    "keeps the smallest of each class; here −max z, higher = less confident, the same order. "
+                    "`least_confidence/class_balanced` (order hardest) keeps DeepCore's picks (quotas: "
+                    "round(f·n_c) there, ⌊f·n_c⌋ plus largest remainders here). DeepCore's Uncertainty class "
+                    "alone defaults to `balance = False`, which keeps the *largest* scores over the whole set "
+                    "(the most confident), against its per-class branch; that branch is not followed."),
+                   ('`form = "probability"` is the paper\'s least confidence on softmax probabilities (prunelab\'s '
+                    "earlier default): Spearman 0.86 with the logit form on real MNIST, per-class 10 % Jaccard "
+                    "0.47 (issue 24)."),
                    "With surrogate.inits > 1 the mean over the K surrogates; DeepCore scores one model.",
                ),
                tests=(
@@ -352,6 +396,7 @@ for _scorer in (
                    "The paper's features come from a separately trained extractor; here they are surrogate 0's.",
                ),
                tests=(
+                   "tests/engine/scoring/test_reference_scores.py::test_moderate_is_the_distance_to_the_class_median_in_float64",
                    "tests/engine/scoring/test_field_scores.py::test_moderate_is_the_distance_to_the_class_median",
                ))),
     Scorer("prototypes", "cosine distance to the nearest of 10 k-means centroids of its class in surrogate 0's "
@@ -366,27 +411,40 @@ for _scorer in (
                    "No official code; the metric is the paper's Section 5.",
                    ("The paper clusters self-supervised (SwAV) embeddings of the whole set; here the supervised "
                     "surrogate's embeddings, within each class."),
+                   ("k-means is faiss's, in float32: the scores are pinned at 1e-6 against a float64 recomputation "
+                    "from the fitted centroids, not at 1e-10."),
                ),
                tests=(
+                   ("tests/engine/scoring/test_reference_scores.py::"
+                    "test_prototypes_is_the_cosine_distance_to_the_nearest_centroid_of_the_class"),
                    ("tests/engine/scoring/test_field_scores.py::"
                     "test_prototypes_with_one_centroid_is_the_cosine_distance_to_the_class_direction"),
                ))),
-    Scorer("cal", "mean symmetric KL between surrogate 0's prediction and its 10 nearest same-class neighbours' "
-           "(CAL, Margatina et al. 2021, as DeepCore)", kind="embedding",
+    Scorer("cal", "−mean symmetric KL between surrogate 0's prediction and its 10 nearest same-class neighbours' "
+           "(CAL, Margatina et al. 2021, as DeepCore: keeping the highest keeps DeepCore's picks)", kind="embedding",
            fn=Ref("engine.scoring.embedding_scores:cal_score"),
-           options={"neighbours": integer(10, "nearest same-class neighbours (DeepCore's k)", 1)},
+           options={"neighbours": integer(10, "nearest same-class neighbours (DeepCore's k)", 1),
+                    "order": choice("deepcore", '"deepcore": −KL, so keeping the highest keeps DeepCore\'s lowest-KL '
+                                    'picks; "paper": +KL, the most contrastive highest (CAL\'s acquisition)',
+                                    ("deepcore", "paper"))},
            doc=MethodDoc(
-               formula=("(1/k) Σ_{j ∈ N_k(i)} [½ KL(p_i ‖ p_j) + ½ KL(p_j ‖ p_i)], N_k(i) the k = `neighbours` "
-                        "nearest same-class samples (Euclidean, faiss) in surrogate 0's embedding space, p = "
-                        "softmax(head(e))"),
+               formula=("−(1/k) Σ_{j ∈ N_k(i)} [½ KL(p_i ‖ p_j) + ½ KL(p_j ‖ p_i)], N_k(i) the k = `neighbours` "
+                        "nearest other same-class samples (Euclidean, faiss) in surrogate 0's embedding space, p = "
+                        'softmax(head(e)); `order = "paper"` drops the minus sign'),
                paper="margatina2021", code="PatrickZH/DeepCore: deepcore/methods/cal.py",
                differences=(
-                   ("`cal/hardest` keeps the highest scores; DeepCore's cal.py keeps the lowest (`argsort[::1]`): "
-                    "Jaccard 0.0 between the two kept sets. `cal/easiest` keeps what DeepCore keeps."),
-                   ("DeepCore finds the neighbours with a separately pretrained ResNet-18; here in surrogate 0's "
-                    "embedding space."),
+                   ("Negated by default: DeepCore's cal.py keeps the *lowest* KL of each class "
+                    "(`argsort(...)[::1]`, `balance = True`), so the score is −KL and keeping the highest keeps its "
+                    "picks: `cal/class_balanced` (order hardest) gives DeepCore's (per-class quota round(f·n_c) "
+                    "there, ⌊f·n_c⌋ plus largest remainders here: at most one sample apart per class, from the same "
+                    "order), and `cal/hardest` (the benchmark's pairing) the same lowest-KL samples over the whole "
+                    'set. `order = "paper"` scores +KL, the most contrastive highest, as CAL acquires samples in '
+                    "active learning (prunelab's earlier default: Jaccard 0.0 with DeepCore's picks)."),
+                   ("DeepCore finds the neighbours with a separately pretrained ResNet-18 (on 224 × 224 resized "
+                    "images); here in surrogate 0's embedding space."),
                ),
                tests=(
+                   "tests/engine/scoring/test_reference_scores.py::test_cal_is_minus_deepcores_kl_and_keeps_its_picks",
                    "tests/engine/scoring/test_field_scores.py::test_cal_is_the_mean_symmetric_kl_to_same_class_neighbours",
                ))),
     Scorer("grand", "GraNd: exact ‖∇θ L‖₂ averaged over the K surrogates (Paul et al. 2021; use epoch 0, K = 10)",
@@ -399,6 +457,8 @@ for _scorer in (
                differences=(
                    ("K and the epoch default to the run's, not the paper's K = 10 at initialisation: set "
                     "`[scoring.grand] inits = 10, epoch = 0` for the paper's setting."),
+                   ("Each surrogate's norm is exact (the same pass as `grad_norm`, pinned at 1e-10 in float64 by its "
+                    "tests); the K surrogates' scores are stored in float32 and averaged, pinned at rtol 1e-5."),
                ),
                tests=(
                    "tests/engine/scoring/test_field_scores.py::test_grand_is_the_grad_norm_averaged_over_k_inits",

@@ -1,16 +1,23 @@
 """Training-dynamics scores (AUM, TDDS, dynamic uncertainty): trainer observers with running statistics.
 
-Like `forgetting`, each observer reads the logits the trainer computes for its own
-step (train mode, augmented input, before the update), so it costs no extra
-forward. "Epoch j" of a sample is its j-th appearance in a minibatch: the trainer
+Like `forgetting`, AUM and TDDS read the logits the trainer computes for its own
+step (train mode, augmented input, before the update), so they cost no extra
+forward; dynamic uncertainty by default reads those of a separate eval-mode
+forward of the un-augmented batch at the same step, as its reference does
+(`EvalForward`, a trainer hook). "Epoch j" of a sample is its j-th appearance in a minibatch: the trainer
 shows every sample once per epoch, and counting per sample stays right when a
 `steps` budget ends an epoch early. State is a few (N,) or (N, window) device
 tensors, never N × C × T, and nothing syncs with the host until `scores()`.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
+
+from ..train_hooks import TrainHook, TrainStart
+from ..trainer import to_model_layout
 
 
 def _margin(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -57,15 +64,21 @@ def aum_softmax(n: int, device: torch.device | str) -> AUM:
 
 
 class DynamicUncertainty:
-    """Dynamic uncertainty (He et al., CVPR 2024; BAAI-DCAI/Dataset-Pruning, `dynunc` in its scoring script).
+    """Dynamic uncertainty (He et al., CVPR 2024; BAAI-DCAI/Dataset-Pruning, `ImageNet/get_coreset.py`).
 
-    The target-class probability p_j of each epoch j; the standard deviation
-    (unbiased, as torch's `std`) of p over every sliding window of `window`
-    consecutive epochs, averaged over the windows. Running form: a ring of the last
-    `window` probabilities per sample and a running sum of the window deviations.
-    Differences: the reference's constant factor 10 is dropped (it changes no
-    ranking); before `window` epochs are seen, the one window of all epochs so far
-    is used (at least 2), so early score epochs still rank.
+    p_j, the target-class probability of the sample's j-th epoch; the standard
+    deviation (unbiased, as torch's `std`) of p over each sliding window of `window`
+    consecutive epochs, averaged over the windows, as the reference computes it from
+    its per-epoch files: the window that ends at the last epoch seen is skipped (its
+    `idx < len - 1`), so T epochs give T − W windows, those ending at epochs W..T − 1.
+    Running form: a ring of the last `window` probabilities per sample; when epoch j
+    arrives, the window that ends at epoch j − 1 is complete and not the last, and
+    its deviation is added before p_j is written. This class records the logits it
+    is called with (the trainer's own: train mode, augmented input); `dynamic_uncertainty`
+    puts it behind `EvalForward` for the reference's eval-mode pass. Differences: the
+    reference's constant factor 10 is dropped (it changes no ranking); with T ≤ W
+    epochs (no window the reference counts) the score is the deviation of the first
+    T − 1 epochs (0 below 3 epochs), so early score epochs still rank.
     """
 
     def __init__(self, n: int, device: torch.device | str, window: int = 10):
@@ -76,25 +89,67 @@ class DynamicUncertainty:
 
     def __call__(self, idx: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
         p = logits.double().softmax(1).gather(1, targets[:, None]).squeeze(1)
-        slot = self.seen[idx] % self.window
-        self.ring[idx, slot] = p
-        self.seen[idx] += 1
-        full = self.seen[idx] >= self.window
-        stds = self.ring[idx].std(1)
-        self.total.index_add_(0, idx, torch.where(full, stds, torch.zeros_like(stds)))
+        seen = self.seen[idx]
+        ring = self.ring[idx]  # epochs seen - W + 1 .. seen: the window ending at the previous epoch, once full
+        self.total[idx] += torch.where(seen >= self.window, ring.std(1), torch.zeros_like(p))
+        self.ring[idx, seen % self.window] = p
+        self.seen[idx] = seen + 1
 
     def scores(self) -> np.ndarray:
         seen = self.seen
-        windows = (seen - self.window + 1).clamp(min=0)
+        windows = seen - self.window  # windows counted: those ending at epochs W .. T - 1
         full = self.total / windows.clamp(min=1)
-        # fewer epochs than a window: the deviation of all of them (the ring holds them in slots 0..seen-1)
+        # T <= W: the deviation of the first T - 1 epochs (slots 0 .. T - 2 of the ring, which has not wrapped)
         cols = torch.arange(self.window, device=seen.device)
-        mask = (cols[None, :] < seen[:, None]).double()
+        mask = (cols[None, :] < (seen - 1)[:, None]).double()
         count = mask.sum(1)
         mean = (self.ring * mask).sum(1) / count.clamp(min=1)
         var = (((self.ring - mean[:, None]) * mask) ** 2).sum(1) / (count - 1).clamp(min=1)
         partial = torch.where(count >= 2, var.sqrt(), torch.zeros_like(var))
         return torch.where(windows > 0, full, partial).cpu().numpy()
+
+
+class EvalForward(TrainHook):
+    """Feeds an observer the logits of a separate eval-mode forward of each trained batch, before the update.
+
+    BAAI's `main_and_produce.py` (`train_one_epoch`) does this at every step: after
+    the training forward of the augmented batch and before the optimizer step, the
+    model (eval mode for BatchNorm networks) scores the batch's un-augmented images
+    without gradients, and dynamic uncertainty reads those probabilities. Here the
+    trainer's `weigh` step is that moment (after the training forward, before the
+    backward); the model is put in eval mode for the forward and back in train mode
+    after it. It weighs nothing. One extra forward per step.
+    """
+
+    def __init__(self, observer: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]):
+        self.observer = observer
+        self.model: torch.nn.Module | None = None
+        self.dataset = None
+
+    def start(self, state: TrainStart) -> None:
+        self.model, self.dataset = state.model, state.dataset
+
+    @torch.no_grad()
+    def weigh(self, idx: torch.Tensor) -> None:
+        model, ds = self.model, self.dataset
+        was_training = model.training
+        model.eval()
+        logits = model(to_model_layout(ds.normalize(ds.images(idx))))
+        model.train(was_training)
+        self.observer(idx, logits, ds.y_train[idx])
+
+    def scores(self) -> np.ndarray:
+        return self.observer.scores()
+
+
+def dynamic_uncertainty(n: int, device: torch.device | str, window: int = 10,
+                        logits: str = "eval") -> DynamicUncertainty | EvalForward:
+    """The `dynamic_uncertainty` observer: from a separate eval-mode forward of each batch (the reference), or
+    with `logits = "train"` from the trainer's own logits (no extra forward)."""
+    if logits not in ("eval", "train"):
+        raise ValueError(f"dynamic uncertainty logits {logits!r}: use 'eval' or 'train'")
+    stat = DynamicUncertainty(n, device, window)
+    return stat if logits == "train" else EvalForward(stat)
 
 
 class TDDS:

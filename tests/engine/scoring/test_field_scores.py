@@ -18,6 +18,7 @@ from engine.scoring.surrogate import compute_scores, surrogate_seed
 from engine.scoring.training_dynamics import AUM, TDDS, DynamicUncertainty
 from engine.selection.registry import STRATEGIES
 from engine.store.cache import Cache
+from engine.train_hooks import Observe, TrainHook
 from engine.trainer import to_model_layout, train
 from tests.conftest import TEST_DEVICE
 
@@ -43,7 +44,7 @@ def run(mnist):
     n = len(mnist)
     observers = {"aum": AUM(n, "cpu"), "aum_softmax": AUM(n, "cpu", margin="softmax"),
                  "tdds": TDDS(n, "cpu"), "tdds_w4_t9": TDDS(n, "cpu", window=4, trajectory=9, decay=0.5),
-                 "du": DynamicUncertainty(n, "cpu"), "du_w3": DynamicUncertainty(n, "cpu", window=3),
+                 "du": DynamicUncertainty(n, "cpu"), "du_w3": DynamicUncertainty(n, "cpu", window=3),  # "train" form
                  "du_w20": DynamicUncertainty(n, "cpu", window=20)}
     recorder = Recorder()
     train("mlp", mnist, TrainConfig(epochs=EPOCHS, batch_size=BATCH), seed=3,
@@ -94,13 +95,75 @@ def test_tdds_matches_the_windowed_formula(run):
     np.testing.assert_allclose(scores["tdds_w4_t9"], tdds_reference(probs, 9, 4, 0.5), rtol=1e-10, atol=1e-12)
 
 
+def dynamic_uncertainty_reference(target: np.ndarray, window: int) -> np.ndarray:
+    """BAAI-DCAI/Dataset-Pruning `get_coreset.py` as its description reads, file by file: a (N, window) history of
+    the target probability shifted left and appended each epoch; from the epoch that fills it, the unbiased std of
+    each row, except after the last epoch (`idx >= window - 1 and idx < len - 1`); the mean of those (without the
+    constant factor 10)."""
+    history = np.zeros((target.shape[1], window))
+    stds = []
+    for idx, p in enumerate(target):
+        history = np.concatenate([history[:, 1:], p[:, None]], axis=1)
+        if window - 1 <= idx < len(target) - 1:
+            stds.append(history.std(1, ddof=1))
+    return np.mean(stds, 0)
+
+
 def test_dynamic_uncertainty_matches_sliding_window_stds(run):
+    """On the training forward's probabilities (`logits = "train"`): 12 epochs give 2 windows of 10 (the one ending
+    at the last epoch skipped), 9 of 3; with 20 > 12 epochs, the deviation of the first 11."""
     scores, _, probs, _, labels = run
     target = probs[:, np.arange(len(labels)), labels]
     for name, window in (("du", 10), ("du_w3", 3)):
-        stds = [target[i:i + window].std(0, ddof=1) for i in range(EPOCHS - window + 1)]
-        np.testing.assert_allclose(scores[name], np.mean(stds, 0), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(scores["du_w20"], target.std(0, ddof=1), rtol=1e-10, atol=1e-12)  # one short window
+        np.testing.assert_allclose(scores[name], dynamic_uncertainty_reference(target, window), rtol=1e-10,
+                                   atol=1e-12)
+    np.testing.assert_allclose(scores["du_w20"], target[:-1].std(0, ddof=1), rtol=1e-10, atol=1e-12)
+
+
+class EvalRecorder(TrainHook):
+    """Each trained batch's eval-mode logits of its un-augmented images, before the update: the reference's
+    `eval_outputs` (BAAI `main_and_produce.py`), recomputed here by hand, and the training forward's own."""
+
+    def __init__(self, dataset):
+        self.dataset, self.eval_batches, self.train_batches = dataset, [], []
+
+    def start(self, state):
+        self.model = state.model
+
+    @torch.no_grad()
+    def weigh(self, idx):
+        ds, model = self.dataset, self.model
+        model.eval()
+        logits = model(ds.normalize(ds.x_train[idx]).contiguous(memory_format=torch.channels_last))
+        model.train()
+        self.eval_batches.append((idx.numpy(), logits.double().numpy()))
+
+    def observe(self, idx, logits, y):
+        self.train_batches.append((idx.numpy(), logits.double().numpy()))
+
+
+def test_dynamic_uncertainty_scores_an_eval_mode_forward_of_the_unaugmented_batch(cifar_npz):
+    """The default (`logits = "eval"`): on augmented CIFAR-10 (crop and flip), the score is the reference's
+    computation on the probabilities of a separate eval-mode forward of each batch's un-augmented images, taken
+    before the update, not on the training forward's (which give other numbers)."""
+    from engine.scoring.training_dynamics import dynamic_uncertainty
+
+    ds = load_dataset(cifar_npz, device="cpu", train_size=200, test_size=20).replace(augment="crop_flip")
+    epochs, window = 6, 3
+    evaluated = dynamic_uncertainty(len(ds), "cpu", window=window)
+    from_training = dynamic_uncertainty(len(ds), "cpu", window=window, logits="train")
+    recorder = EvalRecorder(ds)
+    train("cnn", ds, TrainConfig(epochs=epochs, batch_size=BATCH), seed=1,
+          hooks=[recorder, evaluated, Observe(from_training)], evaluate_every_epoch=False, evaluate_at_end=False)
+    labels = ds.y_train.numpy()
+    for batches, scores in ((recorder.eval_batches, evaluated.scores()), (recorder.train_batches,
+                                                                          from_training.scores())):
+        target = np.zeros((epochs, len(ds)))
+        for b, (idx, lg) in enumerate(batches):
+            p = np.exp(lg - lg.max(1, keepdims=True))
+            target[b // 4, idx] = (p / p.sum(1, keepdims=True))[np.arange(len(idx)), labels[idx]]
+        np.testing.assert_allclose(scores, dynamic_uncertainty_reference(target, window), rtol=1e-10, atol=1e-12)
+    assert not np.allclose(evaluated.scores(), from_training.scores(), rtol=1e-2)
 
 
 def test_compute_scores_gathers_observers_during_surrogate_training_and_caches(mnist, tmp_path):
@@ -126,7 +189,9 @@ def test_uncertainty_scores_follow_their_formulas(mnist):
     p /= p.sum(1, keepdims=True)
     top = np.sort(p, 1)[:, ::-1]
     np.testing.assert_allclose(result.scores["entropy"], -(p * np.log(p)).sum(1), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(result.scores["least_confidence"], 1 - top[:, 0], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(result.scores["least_confidence"], -logits.max(1), rtol=1e-10, atol=1e-12)
+    probability = score_model(model, mnist, ["least_confidence"], options={"least_confidence": {"form": "probability"}})
+    np.testing.assert_allclose(probability.scores["least_confidence"], 1 - top[:, 0], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(result.scores["margin"], 1 - (top[:, 0] - top[:, 1]), rtol=1e-10, atol=1e-12)
     assert SCORERS["entropy"].average_inits and SCORERS["margin"].average_inits
 
@@ -186,7 +251,7 @@ def test_cal_is_the_mean_symmetric_kl_to_same_class_neighbours(embedded):
         p, q = np.exp(logp[i]), np.exp(logp[near])
         reference[i] = np.mean([(0.5 * p * (logp[i] - lq) + 0.5 * qq * (lq - logp[i])).sum()
                                 for qq, lq in zip(q, logp[near])])
-    np.testing.assert_allclose(result.get("cal"), reference, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(result.get("cal"), -reference, rtol=1e-4, atol=1e-6)  # −KL: DeepCore keeps the lowest
 
 
 def test_prototypes_with_one_centroid_is_the_cosine_distance_to_the_class_direction(embedded):
