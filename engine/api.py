@@ -47,9 +47,11 @@ __all__ = [
     "TrialRow",
     "as_dataset",
     "benchmark_report",
+    "cache_dir",
     "cache_usage",
     "cancel_run",
     "clear_cache",
+    "config_dataset",
     "export_csv",
     "launch_detached",
     "list_runs",
@@ -174,6 +176,12 @@ def list_runs(tracking_uri: str | None = None, status: str | None = None, kind: 
 
 def _cache_dir(tracking_uri: str | None):
     return resolve_store(tracking_uri, os.getcwd()).cache_dir
+
+
+def cache_dir(tracking_uri: str | None = None) -> Path:
+    """The surrogate and score cache that `run` uses for this store (`./mlruns/cache` by default): give it to
+    `score(cache=...)` and a script reuses the run's surrogates, and the run reuses the script's."""
+    return _cache_dir(tracking_uri)
 
 
 def cache_usage(tracking_uri: str | None = None) -> dict[str, Any]:
@@ -380,6 +388,17 @@ def run_dataset(run_id: str, tracking_uri: str | None = None) -> Dataset:
 
     track = _track(tracking_uri)
     return _dataset_of(load_run_config(track.resolve(run_id), tracking_uri))
+
+
+def config_dataset(config: Config, on_event: EventCallback | None = None) -> Dataset:
+    """The data of a config exactly as `run` loads it (reader options, subset sizes, device and memory budget):
+    what `prunelab score --config` scores, so its surrogates are the run's (the same cache entries)."""
+    from .data.dataset import load_dataset
+    from .device import resolve_device
+
+    data = config.data
+    return load_dataset(data.dataset, data.data_dir, resolve_device(config.device), data.train_size, data.test_size,
+                        data.options, data.device_budget_mb, on_event)
 
 
 def _dataset_of(config: Config) -> Dataset:
