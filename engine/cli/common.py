@@ -342,11 +342,18 @@ def print_summary(rows: list[dict[str, Any]], title: str = "") -> None:
         table.add_column(key, justify="right" if isinstance(rows[0][key], (int, float)) else "left",
                          min_width=whole, no_wrap=key == "run_id")
     for row in rows:
-        table.add_row(*[_cell(k, v) for k, v in row.items()])
+        table.add_row(*[_cell(k, v, row) for k, v in row.items()])
     Console().print(table)
 
 
-def _cell(key: str, value: Any) -> str:
+def one_seed(row: dict[str, Any]) -> bool:
+    """A row that averaged a single seed: its standard deviation is no measurement (shown as "—")."""
+    return row.get("seeds") is not None and row["seeds"] < 2
+
+
+def _cell(key: str, value: Any, row: dict[str, Any] | None = None) -> str:
+    if key.startswith("std") and row is not None and one_seed(row):
+        return "—"
     if isinstance(value, float):
         return f"{value:.2%}" if "accuracy" in key else f"{value:.4g}"
     return str(value)
