@@ -42,6 +42,11 @@ _EXPORTS = {
     "show": "engine.api:show",
     "top_samples": "engine.api:top_samples",
     "export_csv": "engine.api:export_csv",
+    # results out: a trial's kept subset
+    "kept_subset": "engine.api:kept_subset",
+    "export_subset": "engine.api:export_subset",
+    "subset": "engine.api:subset",
+    "sampler": "engine.api:sampler",
     "cache_usage": "engine.api:cache_usage",
     "clear_cache": "engine.api:clear_cache",
     # one step at a time
@@ -89,12 +94,16 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing of this loads at r
         cache_usage,
         clear_cache,
         export_csv,
+        export_subset,
+        kept_subset,
         launch_detached,
         list_runs,
         run,
+        sampler,
         score,
         score_result,
         show,
+        subset,
         top_samples,
         train,
     )
