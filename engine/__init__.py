@@ -70,6 +70,7 @@ _EXPORTS = {
     "register_dataset": "engine.data.registry:register_dataset",
     "register_model": "engine.nets:register_model",
     "register_scorer": "engine.scoring.registry:register_scorer",
+    "register_file_scores": "engine.scoring.registry:register_file_scores",
     "register_strategy": "engine.selection.registry:register_strategy",
     "register_kind": "engine.kinds:register_kind",
     "ExperimentKind": "engine.kinds:ExperimentKind",
@@ -121,7 +122,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing of this loads at r
     from .runner.trials import RunResult
     from .scoring.gradnorm.forms import register_norm_form
     from .scoring.registry import SCORERS as scorers
-    from .scoring.registry import register_scorer
+    from .scoring.registry import register_file_scores, register_scorer
     from .scoring.surrogate import ScoreResult
     from .sections import Section, register_section
     from .selection.base import keep_count, select

@@ -51,7 +51,7 @@ def heatmap(matrix, labels: list[str], title: str, percent: bool = True):
     """A methods x methods matrix with the value written in each cell (overlap rates, rank correlations)."""
 
     m = np.asarray(matrix, dtype=float)
-    size = 1.2 + 1.1 * len(labels)
+    size = 1.2 + 1.1 * len(labels) + label_inches(labels, 10)  # a long label (a file: scorer's path) has room
     fig, ax = plt.subplots(figsize=(size + 1.2, size), dpi=110)
     image = ax.imshow(m, cmap="viridis", vmin=min(0.0, float(np.nanmin(m))), vmax=1.0)
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
@@ -159,6 +159,11 @@ def accuracy_bands(rows: list[dict[str, Any]], title: str):
     return fig
 
 
+def label_inches(labels: list[str], fontsize: float) -> float:
+    """About how wide the longest tick label is, in inches (an average glyph 0.6 em)."""
+    return max((len(str(label)) for label in labels), default=0) * 0.6 * fontsize / 72
+
+
 def text_color(rgba) -> str:
     """Black or white, whichever reads better on a cell of this colour (WCAG relative luminance: the larger
     contrast ratio of the two), so a yellow cell gets black text and a dark purple one white."""
@@ -187,10 +192,12 @@ def rank_heatmap(rows: list[dict[str, Any]], title: str):
         mean_rank[r["method"]].append(r["rank"])
     methods = sorted(mean_rank, key=lambda m: (np.mean(mean_rank[m]), m))
     m = np.array([[cell[(a, x)]["rank"] if (a, x) in cell else np.nan for x in ratios] for a in methods])
-    fig, ax = plt.subplots(figsize=(4.5 + 0.9 * len(ratios), 1.8 + 0.35 * len(methods)), dpi=110)
+    labels = [f"{a} ({np.mean(mean_rank[a]):.1f})" for a in methods]
+    fig, ax = plt.subplots(figsize=(2.5 + 0.9 * len(ratios) + label_inches(labels, 10), 1.8 + 0.35 * len(methods)),
+                           dpi=110)
     image = ax.imshow(m, cmap="viridis_r", aspect="auto")
     ax.set_xticks(range(len(ratios)), [f"{x:g}" for x in ratios])
-    ax.set_yticks(range(len(methods)), [f"{a} ({np.mean(mean_rank[a]):.1f})" for a in methods])
+    ax.set_yticks(range(len(methods)), labels)
     for i, a in enumerate(methods):
         for j, x in enumerate(ratios):
             if (a, x) in cell:

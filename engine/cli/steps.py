@@ -217,13 +217,16 @@ def _print_scores(summary: dict, result, budget: int, where: str) -> None:
 
 
 def _samples_per_second(result, registry) -> dict[str, float | None]:
-    """Samples/s per scorer: of its own computation (embedding), of the shared pass (batch) or of training."""
+    """Samples/s per scorer: of its own computation (embedding), of the shared pass (batch) or of training; none
+    for scores read from a file."""
+    from ..scoring.registry import check_scorer
+
     n, seconds = len(result.labels), result.seconds
     seen = {"embedding": len(result.epochs), "batch": len(result.epochs) * result.inits,  # samples scored, / n
             "training": max(result.epochs) * result.surrogates_trained}
     out: dict[str, float | None] = {}
     for name in result.scores:
-        kind = registry[name].kind if name in registry else "batch"
+        kind = check_scorer(name).kind
         spent = {"embedding": seconds.get(f"scorer:{name}", 0.0), "batch": seconds.get("scoring", 0.0),
                  "training": seconds.get("training", 0.0)}.get(kind, 0.0)
         out[name] = round(n * seen[kind] / spent, 1) if spent > 0 and kind in seen else None
