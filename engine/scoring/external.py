@@ -167,6 +167,18 @@ def _number(text: str) -> bool:
     return True
 
 
+def _csv_columns(source: FileSource, header: list[str] | None, width: int) -> tuple[int, int | None]:
+    """(the score column, the index column or None): by the header's names, else index,score or a lone score."""
+    if header is not None:
+        wanted = source.key or ("score" if "score" in header else header[-1])
+        if wanted not in header:
+            raise DataError(f"{source.path}: no column {wanted!r}; it has {', '.join(header)} (file:PATH#COLUMN)")
+        return header.index(wanted), header.index("index") if "index" in header else None
+    if width in (1, 2):
+        return width - 1, 0 if width == 2 else None
+    raise DataError(f"{source.path}: {width} columns and no header; write index,score (or a header naming them)")
+
+
 def _read_csv(source: FileSource) -> tuple[np.ndarray, np.ndarray | None]:
     import numpy as np
 
@@ -175,16 +187,7 @@ def _read_csv(source: FileSource) -> tuple[np.ndarray, np.ndarray | None]:
     if not rows:
         raise DataError(f"{source.path}: no rows; write index,score per sample")
     header = None if all(_number(cell) for cell in rows[0]) else [cell.strip() for cell in rows.pop(0)]
-    width = len(rows[0]) if rows else 0
-    if header is not None:
-        wanted = source.key or ("score" if "score" in header else header[-1])
-        if wanted not in header:
-            raise DataError(f"{source.path}: no column {wanted!r}; it has {', '.join(header)} (file:PATH#COLUMN)")
-        score_col, index_col = header.index(wanted), header.index("index") if "index" in header else None
-    elif width in (1, 2):
-        score_col, index_col = width - 1, 0 if width == 2 else None
-    else:
-        raise DataError(f"{source.path}: {width} columns and no header; write index,score (or a header naming them)")
+    score_col, index_col = _csv_columns(source, header, len(rows[0]) if rows else 0)
     try:
         values = np.asarray([float(row[score_col]) for row in rows])
         index = None if index_col is None else np.asarray([int(float(row[index_col])) for row in rows])
