@@ -165,14 +165,13 @@ def score_command(ctx, config_source, overrides, dataset, model, scorers, score_
 
 
 def _config_arguments(config, args: dict, given: set[str], on_event) -> dict:
-    """The arguments of a score of `config`'s surrogates, as `run` trains them; flags given on the command line win."""
+    """The arguments of a score of `config`'s surrogates, as `run` trains them; flags given on the command line win
+    (a data flag changes the config's [data], whose reader options and memory budget still apply)."""
     from .. import api
 
-    flag_of = {"dataset": "dataset", "data_dir": "data_dir", "train_size": "train_size", "test_size": "test_size",
-               "model": "model", "seed": "seed", "inits": "inits", "surrogate_epochs": "surrogate_epochs",
-               "batch_size": "score_batch_size", "device": "device", "epochs": "score_epochs",
-               "lr": "lr", "train_batch_size": "batch_size"}
-    data_flags = {"dataset", "data_dir", "train_size", "test_size", "device"}
+    flag_of = {"model": "model", "seed": "seed", "inits": "inits", "surrogate_epochs": "surrogate_epochs",
+               "batch_size": "score_batch_size", "device": "device", "epochs": "score_epochs", "lr": "lr",
+               "train_batch_size": "batch_size"}
     train = config.train.model_dump(exclude={"epochs", "steps"})
     from_config = {"model": config.model, "seed": config.seed, "inits": config.surrogate.inits,
                    "surrogate_epochs": config.surrogate.epochs, "batch_size": config.surrogate.batch_size,
@@ -180,8 +179,10 @@ def _config_arguments(config, args: dict, given: set[str], on_event) -> dict:
                    "train_batch_size": train.pop("batch_size"),
                    "scorer_options": {**config.scorer_options(), **args["scorer_options"]}}
     out = {**args, **{k: v for k, v in from_config.items() if flag_of.get(k) not in given}, **train}
-    if not data_flags & given:  # the config's data exactly as the run loads it (reader options, memory budget)
-        out.update(dataset=api.config_dataset(config, on_event), data_dir=None, train_size=None, test_size=None)
+    data = config.data.model_copy(update={k: args[k] for k in ("dataset", "data_dir", "train_size", "test_size")
+                                          if k in given})
+    exact = config.model_copy(update={"data": data, "device": out["device"]})
+    out.update(dataset=api.config_dataset(exact, on_event), data_dir=None, train_size=None, test_size=None)
     return out
 
 

@@ -126,3 +126,7 @@ def test_score_reads_and_writes_the_cache_that_run_uses(in_tmp):
         again = cli(["score", *args, "--json"])
         assert again.exit_code == 0, again.output
         assert json.loads(again.stdout)["surrogates_trained"] == surrogates, args
+    smaller = cli(["score", "--config", "quick", *as_set_args(overrides), "--scorers", "loss", "--train-size", "300",
+                   "--json"])  # a data flag changes the config's [data], not the data set
+    out = json.loads(smaller.stdout)
+    assert out["dataset"] == "mnist-mini" and out["samples"] == 300 and out["surrogates_trained"] == 1
