@@ -142,6 +142,7 @@ def test_the_subset_command_writes_files_and_names_trials(mnist_run, monkeypatch
         assert bad.exit_code == 2 and len(lines) == 1 and all(w in lines[0] for w in words), bad.stderr
 
 
+@pytest.mark.slow  # a run on an image folder in a new store: 36 s at load average 13
 def test_folder_data_exports_the_file_of_each_kept_image(tmp_path, in_tmp, shared_data, monkeypatch):
     from PIL import Image
     from torchvision.datasets import ImageFolder
