@@ -191,8 +191,8 @@ def print_benchmark(rows: list[dict[str, Any]], title: str) -> None:
     ratios = sorted({r["ratio"] for r in ranked})
     cell = {(r["method"], r["ratio"]): r for r in ranked}
     ranks = average_ranks(ranked)
-    table = Table(title=title, caption="accuracy (mean ± std over seeds; one seed: no ±), Δ random (* p < 0.05, paired t-test), "
-                                       "#rank; ★ best at that keep ratio")
+    table = Table(title=title, caption="accuracy (mean ± std over seeds; one seed: no ±), Δ random (* p < 0.05, "
+                                       "paired t-test), #rank; ★ best at that keep ratio")
     table.add_column("method")
     for ratio in ratios:
         table.add_column(f"keep {ratio:g}", justify="right")

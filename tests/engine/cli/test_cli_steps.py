@@ -105,7 +105,8 @@ def test_score_reads_and_writes_the_cache_that_run_uses(in_tmp):
 
     overrides = tiny_run(seed=5, **{"sweep.methods": ["loss"], "sweep.keep_ratios": [0.5], "sweep.seeds": [0],
                                     "sweep.full_data": False})
-    first = cli(["score", "--config", "quick", *as_set_args(overrides), "--scorers", "loss", "--out", "s.npz", "--json"])
+    first = cli(["score", "--config", "quick", *as_set_args(overrides), "--scorers", "loss", "--out", "s.npz",
+                 "--json"])
     assert first.exit_code == 0, first.output
     out = json.loads(first.stdout)
     assert out["surrogates_trained"] == 1 and out["cache"] == str(in_tmp / "mlruns" / "cache")
