@@ -42,6 +42,11 @@ _EXPORTS = {
     "show": "engine.api:show",
     "top_samples": "engine.api:top_samples",
     "export_csv": "engine.api:export_csv",
+    # results out: a trial's kept subset
+    "kept_subset": "engine.api:kept_subset",
+    "export_subset": "engine.api:export_subset",
+    "subset": "engine.api:subset",
+    "sampler": "engine.api:sampler",
     "cache_usage": "engine.api:cache_usage",
     "clear_cache": "engine.api:clear_cache",
     # one step at a time
@@ -65,6 +70,7 @@ _EXPORTS = {
     "register_dataset": "engine.data.registry:register_dataset",
     "register_model": "engine.nets:register_model",
     "register_scorer": "engine.scoring.registry:register_scorer",
+    "register_file_scores": "engine.scoring.registry:register_file_scores",
     "register_strategy": "engine.selection.registry:register_strategy",
     "register_kind": "engine.kinds:register_kind",
     "ExperimentKind": "engine.kinds:ExperimentKind",
@@ -89,12 +95,16 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing of this loads at r
         cache_usage,
         clear_cache,
         export_csv,
+        export_subset,
+        kept_subset,
         launch_detached,
         list_runs,
         run,
+        sampler,
         score,
         score_result,
         show,
+        subset,
         top_samples,
         train,
     )
@@ -112,7 +122,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing of this loads at r
     from .runner.trials import RunResult
     from .scoring.gradnorm.forms import register_norm_form
     from .scoring.registry import SCORERS as scorers
-    from .scoring.registry import register_scorer
+    from .scoring.registry import register_file_scores, register_scorer
     from .scoring.surrogate import ScoreResult
     from .sections import Section, register_section
     from .selection.base import keep_count, select

@@ -29,9 +29,11 @@ from .store.tracking import Store, Tracker, resolve_store, tracker
 if TYPE_CHECKING:
     import numpy as np
     from torch import nn
+    from torch.utils.data import Subset, WeightedRandomSampler
 
     from .config import Config, TrainConfig
     from .data.dataset import Dataset
+    from .export import KeptSubset
     from .runner.trials import RunResult
     from .scoring.surrogate import ScoreResult
     from .store.cache import Cache
@@ -47,10 +49,14 @@ __all__ = [
     "TrialRow",
     "as_dataset",
     "benchmark_report",
+    "cache_dir",
     "cache_usage",
     "cancel_run",
     "clear_cache",
+    "config_dataset",
     "export_csv",
+    "export_subset",
+    "kept_subset",
     "launch_detached",
     "list_runs",
     "list_runs_quick",
@@ -66,12 +72,15 @@ __all__ = [
     "run_dataset",
     "run_detail",
     "run_info",
+    "sampler",
     "samples_seen_curves",
     "score",
     "score_names",
     "score_result",
     "show",
     "split_score_name",
+    "subset",
+    "subset_trials",
     "top_samples",
     "train",
     "trial_history",
@@ -176,6 +185,12 @@ def _cache_dir(tracking_uri: str | None):
     return resolve_store(tracking_uri, os.getcwd()).cache_dir
 
 
+def cache_dir(tracking_uri: str | None = None) -> Path:
+    """The surrogate and score cache that `run` uses for this store (`./mlruns/cache` by default): give it to
+    `score(cache=...)` and a script reuses the run's surrogates, and the run reuses the script's."""
+    return _cache_dir(tracking_uri)
+
+
 def cache_usage(tracking_uri: str | None = None) -> dict[str, Any]:
     """The surrogate and score cache beside the store: its folder, and entries and bytes per kind."""
     from .store.cache import usage
@@ -261,6 +276,61 @@ def export_csv(run_id: str, tracking_uri: str | None = None, trials: bool = Fals
     run_id = track.resolve(run_id)
     track.get_run(run_id)  # not found: one line
     return summary_to_csv(trial_rows(track, run_id))
+
+
+# ---------------------------------------------------------------- results out: a trial's kept subset
+# RUN is a parent run (a unique prefix) with `trial` naming one of its trials (its key or name, its run id, or
+# KEY=VALUE pairs such as "method=loss,ratio=0.3,seed=0"; None when it has one pruning trial), or a trial's own id.
+def subset_trials(run_id: str, tracking_uri: str | None = None) -> list[dict[str, Any]]:
+    """The finished trials of a run that kept a subset: key, name, run id, kept count and final accuracy."""
+    from .export import trial_listing
+
+    return trial_listing(_track(tracking_uri), run_id)
+
+
+def kept_subset(run_id: str, trial: str | None = None, tracking_uri: str | None = None) -> KeptSubset:
+    """What one trial kept: `indices` in the data set read whole (what torchvision's data set of it indexes),
+    `positions` in the run's training set, labels, class names, a weighted coreset's `weights`, and for
+    `folder:PATH` data each kept image's file (`paths`). `.write(path)` saves it as .npy, .csv or .txt."""
+    from .export import kept_subset as kept
+    from .runner.runner import load_run_config
+
+    def dataset_of(parent: str):
+        config = load_run_config(parent, tracking_uri)
+        return config, _dataset_of(config)
+
+    return kept(_track(tracking_uri), run_id, trial, dataset_of)
+
+
+def export_subset(run_id: str, out: str | Path, trial: str | None = None,
+                  tracking_uri: str | None = None) -> list[Path]:
+    """Write a trial's kept subset to `out` (.npy: indices, and `<stem>.weights.npy` for a weighted coreset; .csv:
+    index, label, class, weight, path; .txt: a path or index per line); returns the files written."""
+    return kept_subset(run_id, trial, tracking_uri).write(out)
+
+
+def subset(run_id: str, trial: str | None = None, dataset: Any = None, tracking_uri: str | None = None) -> Subset:
+    """A `torch.utils.data.Subset` of what a trial kept, for your own training loop: of `dataset` (a torch data set
+    of the run's data read whole, e.g. `torchvision.datasets.MNIST(train=True)`, or an `ImageFolder` of a
+    `folder:PATH` run, matched by file), or by default of the run's own training images as (normalised float
+    image, label) pairs. Its `.dataset` is the whole set, for `sampler`."""
+    from .export import TrainingImages, torch_subset
+
+    kept = kept_subset(run_id, trial, tracking_uri)
+    return torch_subset(kept, dataset if dataset is not None else TrainingImages(run_dataset(kept.run_id,
+                                                                                             tracking_uri)))
+
+
+def sampler(run_id: str, trial: str | None = None, dataset: Any = None, num_samples: int | None = None,
+            generator: Any = None, tracking_uri: str | None = None) -> WeightedRandomSampler:
+    """A `WeightedRandomSampler` over the whole of `dataset` (default: the run's own training images, as `subset`)
+    that draws only the kept samples, each in proportion to its weight (a weighted coreset's; else 1), with
+    replacement, `len(kept)` per epoch: `DataLoader(data, sampler=engine.sampler(run))`."""
+    from .export import TrainingImages, weighted_sampler
+
+    kept = kept_subset(run_id, trial, tracking_uri)
+    data = dataset if dataset is not None else TrainingImages(run_dataset(kept.run_id, tracking_uri))
+    return weighted_sampler(kept, data, num_samples, generator)
 
 
 # ---------------------------------------------------------------- reading runs back (the TUI, scripts)
@@ -380,6 +450,17 @@ def run_dataset(run_id: str, tracking_uri: str | None = None) -> Dataset:
 
     track = _track(tracking_uri)
     return _dataset_of(load_run_config(track.resolve(run_id), tracking_uri))
+
+
+def config_dataset(config: Config, on_event: EventCallback | None = None) -> Dataset:
+    """The data of a config exactly as `run` loads it (reader options, subset sizes, device and memory budget):
+    what `prunelab score --config` scores, so its surrogates are the run's (the same cache entries)."""
+    from .data.dataset import load_dataset
+    from .device import resolve_device
+
+    data = config.data
+    return load_dataset(data.dataset, data.data_dir, resolve_device(config.device), data.train_size, data.test_size,
+                        data.options, data.device_budget_mb, on_event)
 
 
 def _dataset_of(config: Config) -> Dataset:

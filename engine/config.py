@@ -11,6 +11,8 @@ options are tables: `[scoring.NAME]` and `[selection.NAME]`. No torch here.
 from __future__ import annotations
 
 import tomllib
+import types
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -162,6 +164,7 @@ class Config(Section):
         every registered section is validated (a missing one takes its defaults)."""
         if not isinstance(data, dict):
             return data
+        data = lists_from_text(cls, data)
         plugins = data.get("plugins")
         if isinstance(plugins, list) and plugins and all(isinstance(p, str) for p in plugins):
             data = {**data, "plugins": load_plugins(plugins)}
@@ -253,10 +256,63 @@ def _with_sections(data: dict[str, Any]) -> dict[str, Any]:
         value = data.get(name, {})
         if isinstance(value, model):
             continue
+        value = lists_from_text(model, value)
         try:
             out[name] = model.model_validate(value)
         except ValidationError as exc:
             raise config_error(exc, within=name) from None
+    return out
+
+
+# ---------------------------------------------------------------- lists typed as text
+def split_list(text: str) -> list[str]:
+    """A list typed as text: `a,b`, `a, b`, `[a, b]` or `["a", "b"]` -> ["a", "b"] (items unquoted, blanks dropped).
+
+    How `--set sweep.methods=random,el2n`, a TOML string where a list is expected and the TUI form's text box all
+    give a list; the field's own type then converts each item ("0.3" -> 0.3, "1" -> 1)."""
+    body = text.strip()
+    if body.startswith("[") and body.endswith("]"):
+        body = body[1:-1]
+    items = (item.strip() for item in body.split(","))
+    return [item[1:-1] if len(item) >= 2 and item[0] == item[-1] and item[0] in "\"'" else item
+            for item in items if item]
+
+
+def _list_field(annotation: Any) -> tuple[bool, set[str]]:
+    """Whether a field's type takes a list, and the words it takes as they are (`"all"` of list[str] | "all")."""
+    if typing.get_origin(annotation) is list or annotation is list:
+        return True, set()
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [_list_field(arg) for arg in typing.get_args(annotation)]
+        literals = {str(v) for arg in typing.get_args(annotation) if typing.get_origin(arg) is Literal
+                    for v in typing.get_args(arg)}
+        return any(takes for takes, _ in members), literals | {w for _, words in members for w in words}
+    return False, set()
+
+
+def lists_from_text(model: type[BaseModel], data: Any) -> Any:
+    """`data` for `model` with every list field given as text (or as one bare value) made a list, nested models
+    too: `"random,el2n"` and `"[random, el2n]"` -> ["random", "el2n"], `0` -> [0]; a word the field takes as it is
+    (benchmark.methods = "all") stays."""
+    if not isinstance(data, dict):
+        return data
+    out = dict(data)
+    for name, value in data.items():
+        info = model.model_fields.get(name)
+        if info is None:
+            continue
+        annotation = info.annotation
+        inner = next((a for a in typing.get_args(annotation) if _is_model(a)), annotation)  # Optional[Model]
+        if _is_model(inner):
+            out[name] = lists_from_text(inner, value)
+            continue
+        takes_list, words = _list_field(annotation)
+        if not takes_list or isinstance(value, (list, tuple, dict)) or value is None:
+            continue
+        if isinstance(value, str):
+            out[name] = value if value.strip() in words else split_list(value)
+        else:  # one number or boolean for a list of them
+            out[name] = [value]
     return out
 
 
@@ -322,6 +378,8 @@ def config_error(exc: ValidationError, source: str = "", within: str = "") -> Co
     if isinstance(ctx_error, PrunelabError):
         return ConfigError(f"{where}{at}{ctx_error}")
     message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "list_type":
+        message += "; write a list as a,b or [a, b] (in TOML: [\"a\", \"b\"])"
     got = err.get("input")
     shown = f" (got {got!r})" if got is not None and not isinstance(got, (dict, list)) and "got" not in message else ""
     return ConfigError(f"{where}{at}{message}{shown}")

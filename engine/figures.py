@@ -1,6 +1,7 @@
 """Matplotlib figures for MLflow artifacts (the terminal draws its own with plotext)."""
 from __future__ import annotations
 
+import textwrap
 from collections import defaultdict
 from typing import Any
 
@@ -50,7 +51,7 @@ def heatmap(matrix, labels: list[str], title: str, percent: bool = True):
     """A methods x methods matrix with the value written in each cell (overlap rates, rank correlations)."""
 
     m = np.asarray(matrix, dtype=float)
-    size = 1.2 + 1.1 * len(labels)
+    size = 1.2 + 1.1 * len(labels) + label_inches(labels, 10)  # a long label (a file: scorer's path) has room
     fig, ax = plt.subplots(figsize=(size + 1.2, size), dpi=110)
     image = ax.imshow(m, cmap="viridis", vmin=min(0.0, float(np.nanmin(m))), vmax=1.0)
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
@@ -158,6 +159,29 @@ def accuracy_bands(rows: list[dict[str, Any]], title: str):
     return fig
 
 
+def label_inches(labels: list[str], fontsize: float) -> float:
+    """About how wide the longest tick label is, in inches (an average glyph 0.6 em)."""
+    return max((len(str(label)) for label in labels), default=0) * 0.6 * fontsize / 72
+
+
+def text_color(rgba) -> str:
+    """Black or white, whichever reads better on a cell of this colour (WCAG relative luminance: the larger
+    contrast ratio of the two), so a yellow cell gets black text and a dark purple one white."""
+    def linear(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(float(c)) for c in rgba[:3])
+    luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    return "black" if (luminance + 0.05) / 0.05 >= 1.05 / (luminance + 0.05) else "white"
+
+
+def wrapped_title(fig, text: str, fontsize: float) -> str:
+    """`text` wrapped to the figure's width (each line at most as wide as the figure at `fontsize`), so no title is
+    cut at the edge; an average glyph is taken as 0.6 em wide."""
+    chars = max(20, int(fig.get_figwidth() * 72 / (0.6 * fontsize)))
+    return "\n".join(textwrap.fill(line, chars) for line in text.splitlines())
+
+
 def rank_heatmap(rows: list[dict[str, Any]], title: str):
     """Benchmark rows: each method's rank (1 = best) at each keep ratio, methods by average rank; * = p < 0.05."""
     ranked = [r for r in rows if "rank" in r]
@@ -168,17 +192,21 @@ def rank_heatmap(rows: list[dict[str, Any]], title: str):
         mean_rank[r["method"]].append(r["rank"])
     methods = sorted(mean_rank, key=lambda m: (np.mean(mean_rank[m]), m))
     m = np.array([[cell[(a, x)]["rank"] if (a, x) in cell else np.nan for x in ratios] for a in methods])
-    fig, ax = plt.subplots(figsize=(2.5 + 0.9 * len(ratios), 1.5 + 0.35 * len(methods)), dpi=110)
+    labels = [f"{a} ({np.mean(mean_rank[a]):.1f})" for a in methods]
+    fig, ax = plt.subplots(figsize=(2.5 + 0.9 * len(ratios) + label_inches(labels, 10), 1.8 + 0.35 * len(methods)),
+                           dpi=110)
     image = ax.imshow(m, cmap="viridis_r", aspect="auto")
     ax.set_xticks(range(len(ratios)), [f"{x:g}" for x in ratios])
-    ax.set_yticks(range(len(methods)), [f"{a} ({np.mean(mean_rank[a]):.1f})" for a in methods])
+    ax.set_yticks(range(len(methods)), labels)
     for i, a in enumerate(methods):
         for j, x in enumerate(ratios):
             if (a, x) in cell:
                 star = "*" if cell[(a, x)].get("significant") else ""
-                ax.text(j, i, f"{m[i, j]:g}{star}", ha="center", va="center", fontsize=7, color="white")
+                ax.text(j, i, f"{m[i, j]:g}{star}", ha="center", va="center", fontsize=7,
+                        color=text_color(image.cmap(image.norm(m[i, j]))))
     ax.set_xlabel("keep ratio")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="rank")
-    ax.set_title(f"{title}\nrank per keep ratio (average rank); * p < 0.05 against random", fontsize=9)
+    fig.suptitle(wrapped_title(fig, f"{title}\nrank per keep ratio (average rank); * p < 0.05 against random", 9),
+                 fontsize=9)
     fig.tight_layout()
     return fig

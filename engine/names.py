@@ -5,6 +5,8 @@ read and write runs through these constants, so a key is spelled once.
 """
 from __future__ import annotations
 
+import re
+
 # ---------------------------------------------------------------- tag keys
 ROLE = "prunelab.role"  # PARENT_ROLE or TRIAL_ROLE
 KIND = "prunelab.kind"  # the experiment kind
@@ -58,9 +60,15 @@ PLOTS_DIR = "plots"
 PREDICTIONS = "predictions"  # scores/predictions@eN.npy: the surrogate's predicted labels, not a score
 
 
+def file_part(name: str) -> str:
+    """A method's name as one file name in an artifact path: what a path cannot hold (the "/" and ":" of a
+    `file:PATH` scorer) becomes "_"; registered names are unchanged."""
+    return re.sub(r"[^\w.@+=,-]", "_", name)
+
+
 def score_artifact(method: str, epoch: int) -> str:
     """Where a run logs one scorer's scores taken at surrogate epoch `epoch`."""
-    return f"{SCORES_DIR}/{method}@e{epoch}.npy"
+    return f"{SCORES_DIR}/{file_part(method)}@e{epoch}.npy"
 
 
 def predictions_artifact(epoch: int) -> str:
@@ -68,7 +76,7 @@ def predictions_artifact(epoch: int) -> str:
 
 
 def plot_artifact(name: str) -> str:
-    return f"{PLOTS_DIR}/{name}.png"
+    return f"{PLOTS_DIR}/{file_part(name)}.png"
 
 
 # ---------------------------------------------------------------- baseline names (methods and strategies)

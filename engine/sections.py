@@ -106,9 +106,9 @@ def _scorers(names: list[str]) -> list[str]:
 def _batch_scorers(names: list[str]) -> list[str]:
     """Scorers that score a batch with the current model (or random): no training dynamics, no embeddings."""
     for name in _scorers(names):
-        if check_scorer(name).kind in ("training", "embedding"):
-            raise ValueError(f"scorer {name!r} comes from surrogate training or the whole set's embeddings, so it "
-                             "cannot score a batch online; use random, loss, grad_norm, input_grad_norm or el2n")
+        if check_scorer(name).kind in ("training", "embedding", "file"):
+            raise ValueError(f"scorer {name!r} comes from surrogate training, the whole set's embeddings or a file, "
+                             "so it cannot score a batch online; use random, loss, grad_norm, input_grad_norm or el2n")
     return names
 
 

@@ -9,7 +9,7 @@ output to stdout. The TUI adds its `tui` command from its own package
 """
 from __future__ import annotations
 
-from . import bench, cache, config, runs, scorers, steps  # noqa: F401  (each adds its commands to `main`)
+from . import bench, cache, config, runs, scorers, steps, subset  # noqa: F401  (each adds its commands to `main`)
 from .common import main
 
 __all__ = ["main"]

@@ -4,10 +4,12 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TextIO
 
 import click
 from rich.console import Console
@@ -55,6 +57,147 @@ def print_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
 
 
+def duration(seconds: float) -> str:
+    """Seconds in words a log reader takes in at a glance: 42 s, 3 min 05 s, 2 h 07 min."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+class PlainProgress:
+    """An event sink writing plain lines for a log file, when stderr is not a terminal (`2>log`, nohup, a batch
+    job, a detached run's log): no bars, no control characters, one line per event worth reading.
+
+    Every stage (surrogate, scoring, selecting, ...) gets a line, repeats of one stage (selecting 1 of 375, 2 of 375
+    ...) at most one per `every` seconds; every finished trial a line; epochs one line per `every` seconds (a
+    surrogate's last epoch always); and a long epoch a batch line at most every `heartbeat` seconds, so a log is
+    never silent longer than that while work goes on. Each line starts with the time since the sink began and
+    ends with the ETA it can estimate: the epoch's trial from its epochs so far, the run from its trials (the
+    finished ones plus the running one's share of its epochs).
+    """
+
+    def __init__(self, stream: TextIO | None = None, every: float = 10.0, heartbeat: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.stream, self.every, self.heartbeat, self.clock = stream, every, heartbeat, clock
+        self.start = clock()
+        self.last_line = self.start
+        self.last: dict[str, float] = {}  # what was last printed when: "stage:<name>", "epoch"
+        self.total = 0  # the run's trials
+        self.done = 0
+        self.trials_start: float | None = None  # when the first trial began training
+        self.trial: int | None = None
+        self.trial_name = ""
+        self.trial_start = self.start
+        self.fraction = 0.0  # of the running trial's epochs
+        self.stage = ""
+        self.stage_start = self.start
+
+    # ------------------------------------------------------------ writing
+    def write(self, text: str) -> None:
+        now = self.clock()
+        self.last_line = now
+        stream = self.stream or sys.stderr
+        stream.write(f"[{duration(now - self.start)}] {_CONTROL.sub(' ', text)}\n")
+        stream.flush()
+
+    def _due(self, key: str, force: bool = False) -> bool:
+        now = self.clock()
+        if force or key not in self.last or now - self.last[key] >= self.every:
+            self.last[key] = now
+            return True
+        return False
+
+    def run_eta(self) -> str:
+        """"run eta 3 min 05 s" from the trials so far; "" until a trial has made progress."""
+        if not self.total or self.trials_start is None:
+            return ""
+        progress = (self.done + self.fraction) / self.total
+        if progress <= 0 or progress >= 1:
+            return ""
+        spent = self.clock() - self.trials_start
+        return f"run eta {duration(spent * (1 - progress) / progress)}"
+
+    def _trial_text(self) -> str:
+        return f"trial {self.trial + 1}/{self.total or '?'} {self.trial_name}" if self.trial is not None else ""
+
+    # ------------------------------------------------------------ events
+    def __call__(self, event: ev.Event) -> None:
+        for kind, draw in self.DRAW:
+            if isinstance(event, kind):
+                draw(self, event)
+                return
+
+    def _run_started(self, event: ev.RunStarted) -> None:
+        self.total = event.trials or self.total
+        self.write(f"run {event.run_id} ({event.kind} {event.experiment}): {event.trials} trials, pid {event.pid}")
+
+    def _stage_started(self, event: ev.StageStarted) -> None:
+        if event.trial is not None:  # a trial begins (the worker's stage: retrain, online, dynamic)
+            now = self.clock()
+            self.trial, self.trial_name, self.trial_start, self.fraction = event.trial, event.detail, now, 0.0
+            self.total = event.trials or self.total
+            if self.trials_start is None:
+                self.trials_start = now
+            return
+        self.trial = None
+        new = event.stage != self.stage
+        self.stage, self.stage_start = event.stage, self.clock()
+        if self._due(f"stage:{event.stage}", force=new):
+            self.write(" ".join(x for x in (event.stage, event.detail) if x))
+
+    def _epoch_end(self, event: ev.EpochEnd) -> None:
+        in_trial = event.trial is not None and self.trial is not None
+        if in_trial:
+            self.fraction = event.epoch / max(1, event.epochs)
+        if not self._due("epoch", force=not in_trial and event.epoch == event.epochs):
+            return
+        metrics = event.metrics
+        parts = [f"epoch {event.epoch}/{event.epochs}"]
+        if "train_loss" in metrics:
+            parts.append(f"train loss {metrics['train_loss']:.4f}")
+        if metrics.get("test_accuracy") is not None:
+            parts.append(f"test acc {metrics['test_accuracy']:.2%}")
+        start = self.trial_start if in_trial else self.stage_start
+        if 0 < event.epoch < event.epochs:
+            spent = self.clock() - start
+            parts.append(f"eta {duration(spent / event.epoch * (event.epochs - event.epoch))}")
+        where = self._trial_text() if in_trial else self.stage
+        self.write(" · ".join(x for x in (where, ", ".join(parts), self.run_eta() if in_trial else "") if x))
+
+    def _batch_progress(self, event: ev.BatchProgress) -> None:
+        if self.clock() - self.last_line < self.heartbeat:
+            return
+        where = self._trial_text() or self.stage
+        what = "images" if self.stage == "decoding" else f"epoch {event.epoch}/{event.epochs} batch"
+        self.write(" · ".join(x for x in (where, f"{what} {event.batch}/{event.batches}") if x))
+
+    def _trial_finished(self, event: ev.TrialFinished) -> None:
+        self.done += 1
+        self.total = event.trials or self.total
+        self.trial, self.fraction = None, 0.0
+        accuracy = (event.metrics or {}).get("test_accuracy")
+        outcome = f"{accuracy:.2%}" if event.status == "FINISHED" and accuracy is not None else event.status
+        if event.message and event.status != "FINISHED":
+            outcome += f" ({event.message})"
+        name = event.name or f"trial {event.trial + 1}"
+        self.write(" · ".join(x for x in (f"trial {self.done}/{event.trials} done: {name} {outcome}",
+                                          self.run_eta()) if x))
+
+    def _log_line(self, event: ev.LogLine) -> None:
+        if event.level != "warning":  # warnings are on stderr already
+            self.write(event.message)
+
+    DRAW: ClassVar[tuple[tuple[type, Callable[..., None]], ...]] = (
+        (ev.RunStarted, _run_started), (ev.TrialFinished, _trial_finished), (ev.StageStarted, _stage_started),
+        (ev.EpochEnd, _epoch_end), (ev.BatchProgress, _batch_progress), (ev.LogLine, _log_line))
+
+
 class ProgressBars:
     """An event sink drawing the TUI's three bars on stderr: trials, epoch and batch, each with its own time.
 
@@ -62,11 +205,15 @@ class ProgressBars:
     own; the epoch bar counts finished epochs (epoch 2 of 2 under way is 1/2); the batch
     bar restarts its clock each epoch; a finished trial's epoch and batch bars go away
     until the next one trains, and the trials bar names the last trial that finished.
+
+    When stderr is not a terminal (and `enabled` is not given) the events go to a `PlainProgress` instead: plain
+    lines for a log file.
     """
 
     def __init__(self, enabled: bool | None = None, console: Console | None = None):
         console = console or Console(stderr=True)
         self.enabled = console.is_terminal if enabled is None else enabled
+        self.plain = PlainProgress() if enabled is None and not self.enabled else None
         info = Column(no_wrap=True, overflow="ellipsis", ratio=1)  # a long trial name is cut, not the bars
         self.progress = Progress(TextColumn("{task.description}", table_column=Column(no_wrap=True)),
                                  BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -108,6 +255,9 @@ class ProgressBars:
         return " · ".join(x for x in (self.stage, f"last: {self.last}" if self.last else "") if x)
 
     def __call__(self, event: ev.Event) -> None:
+        if self.plain is not None:
+            self.plain(event)
+            return
         for kind, draw in self.DRAW:
             if isinstance(event, kind):
                 draw(self, event)
@@ -192,11 +342,18 @@ def print_summary(rows: list[dict[str, Any]], title: str = "") -> None:
         table.add_column(key, justify="right" if isinstance(rows[0][key], (int, float)) else "left",
                          min_width=whole, no_wrap=key == "run_id")
     for row in rows:
-        table.add_row(*[_cell(k, v) for k, v in row.items()])
+        table.add_row(*[_cell(k, v, row) for k, v in row.items()])
     Console().print(table)
 
 
-def _cell(key: str, value: Any) -> str:
+def one_seed(row: dict[str, Any]) -> bool:
+    """A row that averaged a single seed: its standard deviation is no measurement (shown as "—")."""
+    return row.get("seeds") is not None and row["seeds"] < 2
+
+
+def _cell(key: str, value: Any, row: dict[str, Any] | None = None) -> str:
+    if key.startswith("std") and row is not None and one_seed(row):
+        return "—"
     if isinstance(value, float):
         return f"{value:.2%}" if "accuracy" in key else f"{value:.4g}"
     return str(value)

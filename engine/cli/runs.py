@@ -17,6 +17,7 @@ from .common import (
     handle_errors,
     json_option,
     main,
+    one_seed,
     print_json,
     print_summary,
     tracking_uri_of,
@@ -190,8 +191,8 @@ def print_benchmark(rows: list[dict[str, Any]], title: str) -> None:
     ratios = sorted({r["ratio"] for r in ranked})
     cell = {(r["method"], r["ratio"]): r for r in ranked}
     ranks = average_ranks(ranked)
-    table = Table(title=title, caption="accuracy (mean ± std over seeds), Δ random (* p < 0.05, paired t-test), "
-                                       "#rank; ★ best at that keep ratio")
+    table = Table(title=title, caption="accuracy (mean ± std over seeds; one seed: no ±), Δ random (* p < 0.05, "
+                                       "paired t-test), #rank; ★ best at that keep ratio")
     table.add_column("method")
     for ratio in ratios:
         table.add_column(f"keep {ratio:g}", justify="right")
@@ -203,7 +204,8 @@ def print_benchmark(rows: list[dict[str, Any]], title: str) -> None:
             if r is None:
                 cells.append("-")
                 continue
-            text = f"{r['mean_accuracy']:.2%} ±{100 * r['std_accuracy']:.1f}\n"
+            spread = "" if one_seed(r) else f" ±{100 * r['std_accuracy']:.1f}"
+            text = f"{r['mean_accuracy']:.2%}{spread}\n"
             if method != names.RANDOM:
                 text += f"Δ {r['diff']:+.2%}{'*' if r['significant'] else ''} "
             text += f"#{r['rank']:g}"
@@ -213,7 +215,8 @@ def print_benchmark(rows: list[dict[str, Any]], title: str) -> None:
     console.print(table)
     full = [r for r in rows if r["method"] == names.FULL]
     if full:
-        console.print(f"full data: {full[0]['mean_accuracy']:.2%} ± {full[0]['std_accuracy']:.2%}")
+        spread = "" if one_seed(full[0]) else f" ± {full[0]['std_accuracy']:.2%}"
+        console.print(f"full data: {full[0]['mean_accuracy']:.2%}{spread}")
     console.print(f"critical difference of average ranks (Nemenyi, α = 0.05): "
                   f"{critical_difference(len(ranks), len(ratios)):.2f}")
     for method in ranks:

@@ -79,11 +79,16 @@ def _signature(files: list[Path], options: dict) -> str:
     return h.hexdigest()[:24]
 
 
+def _cache_file(files: list[Path], size: int | None, skip_bad: bool, what: str) -> Path:
+    return cache_dir() / f"{_signature(files, {'size': size, 'skip_bad': skip_bad, 'what': what})}.npz"
+
+
 def cached(files: list[Path], labels: np.ndarray, size: int | None, skip_bad: bool, what: str,
            progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """decode() through the content-keyed cache: (NHWC images, labels of the images kept); `progress` hears of
-    the decoding only (a cached folder opens no image)."""
-    path = cache_dir() / f"{_signature(files, {'size': size, 'skip_bad': skip_bad, 'what': what})}.npz"
+    the decoding only (a cached folder opens no image). The entry also holds which files were kept (`keep`), so
+    `decoded_mask` can name each image's file."""
+    path = _cache_file(files, size, skip_bad, what)
     if path.exists():
         try:
             with np.load(path) as f:
@@ -94,9 +99,21 @@ def cached(files: list[Path], labels: np.ndarray, size: int | None, skip_bad: bo
     y = labels[keep]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, x=x, y=y)
+    np.savez(tmp, x=x, y=y, keep=keep)
     os.replace(tmp, path)
     return x, y
+
+
+def decoded_mask(files: list[Path], size: int | None, skip_bad: bool, what: str) -> np.ndarray:
+    """Which of `files` `cached` returned images of, in its order: all, or with `skip_bad` those it could read
+    (the cache entry's `keep`; an entry made before it was recorded is decoded again)."""
+    if not skip_bad:
+        return np.ones(len(files), dtype=bool)
+    try:
+        with np.load(_cache_file(files, size, skip_bad, what)) as f:
+            return f["keep"]
+    except (OSError, ValueError, KeyError):
+        return decode(files, size, skip_bad)[1]
 
 
 def class_folders(root: Path) -> list[Path]:
@@ -161,6 +178,21 @@ def read_folder(path: str | Path, test_dir: str | None = None, test_fraction: fl
         test = stratified_split(y, test_fraction, seed)
         out["x_train"], out["y_train"], out["x_test"], out["y_test"] = x[~test], y[~test], x[test], y[test]
     return out
+
+
+def train_files(path: str | Path, test_dir: str | None = None, test_fraction: float = 0.2, seed: int = 0,
+                size: int | None = None, skip_bad: bool = False) -> list[Path]:
+    """The file of each training image of `folder:PATH` with these options, in the order of `read_folder`'s
+    x_train (a run's kept indices name positions in it): what `prunelab subset` writes for folder data."""
+    root = Path(path).expanduser()
+    names = [c.name for c in class_folders(root)]
+    files, labels = _files_of(root, names)
+    keep = decoded_mask(files, size, skip_bad, "folder")
+    files, labels = [f for f, k in zip(files, keep) if k], labels[keep]
+    if test_dir is not None:
+        return files
+    test = stratified_split(labels, test_fraction, seed)
+    return [file for file, held_out in zip(files, test) if not held_out]
 
 
 def read_tinyimagenet(data_dir: Path | None, skip_bad: bool = False,

@@ -23,6 +23,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..errors import ConfigError
 from ..registry import Ref, Registry, implementation
+from ..scoring.external import split_pair
 from ..scoring.registry import check_scorer
 from ..sections import (
     SECTIONS,
@@ -181,15 +182,15 @@ class BenchmarkConfig(Section):
     @classmethod
     def _known_pairs(cls, methods: list[str] | str) -> list[str] | str:
         for pair in [] if methods == "all" else methods:
-            scorer, _, strategy = pair.partition("/")
+            scorer, strategy = split_pair(pair)
             checked(check_scorer, scorer)
-            checked(check_strategy, strategy or "hardest", {})
+            checked(check_strategy, strategy, {})
         return methods
 
     def used_strategies(self) -> list[str]:
         if self.methods == "all":
             return list(STRATEGIES)
-        return list(dict.fromkeys(pair.partition("/")[2] or "hardest" for pair in self.methods))
+        return list(dict.fromkeys(split_pair(pair)[1] for pair in self.methods))
 
 
 def dynamic_score(scorer: Any) -> bool:

@@ -23,6 +23,7 @@ from ..figures import accuracy_bands, rank_heatmap
 from ..runner import steps
 from ..runner.context import RunContext
 from ..runner.trials import Trial, full_data_trials
+from ..scoring.external import split_pair
 from ..scoring.registry import SCORERS
 from ..selection.registry import STRATEGIES
 
@@ -34,7 +35,7 @@ def pairs(config: Config) -> list[tuple[str, str]]:
         found = [(s, "hardest") for s in SCORERS if s != names.RANDOM]
         found += [(bench.strategy_scorer, s) for s in STRATEGIES if s not in (*steps.ORDERINGS, names.RANDOM)]
     else:
-        found = [(p.partition("/")[0], p.partition("/")[2] or "hardest") for p in bench.methods]
+        found = [split_pair(p) for p in bench.methods]
     found = [(names.RANDOM, names.RANDOM) if m == names.RANDOM and s in steps.ORDERINGS else (m, s) for m, s in found]
     return list(dict.fromkeys([(names.RANDOM, names.RANDOM), *found]))
 

@@ -101,13 +101,28 @@ def parent_name(config: Config) -> str:
     return name
 
 
+def unique_run_name(track: Tracker, experiment: str, base: str) -> str:
+    """`base`, or `base #N` (the first N free) when runs of the experiment have that name already: two runs of one
+    config read apart in MLflow's run list."""
+    quote = "'" if "'" not in base else '"'
+    like = "" if quote in base else f"attributes.run_name LIKE {quote}{base}%{quote}"  # else: read every run's name
+    taken = {run.info.run_name for run in track.search([track.experiment_id(experiment)], filter_string=like)}
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base} #{n}" in taken:
+        n += 1
+    return f"{base} #{n}"
+
+
 def create_parent_run(config: Config, tracking_uri: str | None = None) -> str:
     """Create the parent run with its config and params, so a detached process can pick it up."""
     from ..device import resolve_device
 
     resolve_device(config.device)  # device = "cuda" on a machine without CUDA: one line, before any run exists
     track = tracker(tracking_uri, os.getcwd())
-    parent = track.start_run(config.name, parent_name(config), parent_tags(config))
+    name = unique_run_name(track, config.name, parent_name(config))
+    parent = track.start_run(config.name, name, parent_tags(config))
     track.log_text(parent, config.to_toml(), names.CONFIG_TOML)
     track.log_params(parent, flatten(used_config(config)))  # only the sections its kind reads
     return parent

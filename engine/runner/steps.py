@@ -55,7 +55,8 @@ def surrogate_scores(ctx: RunContext, methods: list[str], epochs: list[int], emb
         ctx.tracker.set_tags(ctx.parent_id, {names.GRADIENT_PROJECTION: result.gradient_projection})
     return Scored(scores={(m, e): result.scores[m][e] for m in scorers for e in epochs},
                   embeddings={e: result.embeddings[e] for e in epochs} if embeddings else {},
-                  predictions={e: result.predictions[e] for e in epochs},
+                  predictions={e: result.predictions[e] for e in epochs if e in result.predictions},  # none: file
+                  # scores alone train no surrogate
                   gradients={e: result.gradients[e] for e in epochs} if gradients else {})
 
 

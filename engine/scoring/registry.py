@@ -1,6 +1,6 @@
 """The scorer registry: a dict from name to a small `Scorer` object (no torch: the config validator reads it).
 
-A scorer is one of four kinds, by where its numbers come from:
+A scorer is one of five kinds, by where its numbers come from:
 
 - ``batch``: computed batch by batch in the scoring pass by a component with a
   begin/add/finish shape (components.py). A plain function `fn(model, x, y, logits)`
@@ -16,6 +16,8 @@ A scorer is one of four kinds, by where its numbers come from:
 - ``embedding``: a function of surrogate 0's penultimate embeddings of the whole
   training set, `fn(model, embeddings, labels)` returning (N,) (`moderate`,
   `prototypes`, `cal`), computed right after that surrogate's scoring pass.
+- ``file``: read from a file another tool wrote (`file:PATH[#KEY]`, or a name given by
+  `register_file_scores`; external.py), no surrogate at all.
 
 `average_inits` says whether the score is the mean over the K independently
 initialised surrogates (EL2N per Paul et al. 2021, forgetting) or comes from the
@@ -36,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..errors import ConfigError
 from ..options import Option, as_options, check_options, choice, describe_options, integer, number
 from ..registry import MethodDoc, Ref, Registry, implementation
+from .external import FILE_PREFIX, check_plain_name, file_source, parse_spec, scorer_fields, stamp
 
 if TYPE_CHECKING:
     import torch
@@ -51,7 +54,7 @@ ScoreFn = Callable[["nn.Module", "torch.Tensor", "torch.Tensor", "torch.Tensor"]
 class Scorer:
     name: str
     description: str
-    kind: Literal["batch", "random", "training", "embedding"] = "batch"
+    kind: Literal["batch", "random", "training", "embedding", "file"] = "batch"
     fn: ScoreFn | None = None
     needs_param_grads: bool = False  # needs the per-sample gradient norm of all trainable parameters
     needs_input_grad: bool = False  # needs dL/dx of the normalised input
@@ -61,10 +64,11 @@ class Scorer:
     options: dict[str, Option] = field(default_factory=dict)  # name -> its default, help and check
     doc: MethodDoc = field(default_factory=MethodDoc)  # formula, paper, reference code, differences, pinning tests (docs/methods/)
     component: str = ""  # batch kind: the COMPONENTS entry that computes it; "" = its `fn`, wrapped
+    source: Any = None  # file kind: where its values are (external.FileSource)
 
     @property
     def needs_surrogate(self) -> bool:
-        return self.kind != "random"
+        return self.kind not in ("random", "file")
 
     def resolve(self, options: dict[str, Any] | None = None) -> dict[str, Any]:
         """Every option of this scorer, the given ones checked and the rest at their defaults."""
@@ -477,8 +481,32 @@ for _name, _factory in (
     COMPONENTS[_name] = Ref(f"engine.scoring.components:{_factory}")
 
 
+_FILE_SCORERS: dict[tuple, Scorer] = {}  # file: scorers made so far, by name, source and the files' stamps
+
+
+def _file_scorer(name: str, source: Any, description: str = "") -> Scorer:
+    memo = (name, source, stamp(source))
+    if memo not in _FILE_SCORERS:
+        _FILE_SCORERS[memo] = Scorer(name=name, **scorer_fields(source, description))
+    return _FILE_SCORERS[memo]
+
+
+def register_file_scores(name: str, path: str, *, key: str = "", format: str = "auto", negate: bool = False,
+                         description: str = "") -> Scorer:
+    """Register the per-sample scores in a file under `name` (a plugin's call; engine/scoring/external.py): `name`
+    then works wherever a scorer does (`sweep.methods`, `benchmark.methods`, "all" included, `prunelab score`).
+    `format` is npy, csv, npz, ccs or tdds (default: from the file's name); `key` the column, array or pickle key;
+    `negate` flips the order (higher = harder, as for every scorer)."""
+    check_plain_name(name)
+    SCORERS[name] = _file_scorer(name, file_source(path, key, format, negate), description)
+    return SCORERS[name]
+
+
 def check_scorer(name: str) -> Scorer:
-    """The registered scorer `name`, or UnknownNameError listing the known ones."""
+    """The registered scorer `name` (or a `file:PATH[#KEY]` one: scores from a file), or UnknownNameError listing
+    the known ones."""
+    if name.startswith(FILE_PREFIX) and name not in SCORERS:
+        return _file_scorer(name, parse_spec(name))
     return SCORERS.check(name)
 
 

@@ -39,6 +39,7 @@ from ..store.events import EventCallback, StageStarted, emit
 from ..train_hooks import STOP, Checkpoints, Observe, TrainHook
 from ..trainer import train
 from .batch import score_model
+from .external import file_scores
 from .gradembed import DEFAULT_GRADIENT_MB
 from .gradnorm.persample import DEFAULT_WORKSPACE_MB
 from .plan import PassOptions, ScoringPlan, SurrogateWork, check_epochs, plan_scores, surrogate_seed
@@ -230,8 +231,9 @@ class Average:
                     self.gradients[t] = arrays["gradients"]
                     self.projection = str(arrays["gradient_projection"])
 
-    def scores_by_epoch(self, n: int) -> dict[str, dict[int, np.ndarray]]:
-        """Scorer -> run epoch -> array: means taken, random drawn, a fixed epoch's values at every run epoch."""
+    def scores_by_epoch(self, n: int, dataset: Dataset | None = None) -> dict[str, dict[int, np.ndarray]]:
+        """Scorer -> run epoch -> array: means taken, random drawn, a file's values read, a fixed epoch's values at
+        every run epoch."""
         plan, scores = self.plan, self.scores
         for name, per_epoch in self.sums.items():
             for t, total in per_epoch.items():
@@ -239,6 +241,8 @@ class Average:
         for s in plan.scorers:
             if s.kind == "random":
                 scores[s.name] = dict.fromkeys(plan.epochs, random_scores(n, plan.seed))
+            elif s.kind == "file" and dataset is not None:
+                scores[s.name] = dict.fromkeys(plan.epochs, file_scores(s, dataset))
             elif plan.at[s.name] != plan.epochs:  # a fixed epoch: its values stand for every epoch of the run
                 scores[s.name] = dict.fromkeys(plan.epochs, scores[s.name][plan.at[s.name][0]])
         return scores
@@ -246,7 +250,7 @@ class Average:
     def result(self, dataset: Dataset, run: SurrogateRun, start: float) -> ScoreResult:
         plan, extras = self.plan, self.plan.extras
         index = dataset.train_index if dataset.train_index is not None else np.arange(len(dataset))
-        scores = self.scores_by_epoch(len(dataset))
+        scores = self.scores_by_epoch(len(dataset), dataset)
         timing = {**run.timing, "total": time.perf_counter() - start}
         return ScoreResult(scores=scores, labels=dataset.y_train.cpu().numpy(), indices=np.asarray(index),
                            predictions=self.predictions, embeddings=self.embeddings if extras.embeddings else None,

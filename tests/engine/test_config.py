@@ -1,4 +1,5 @@
 """Config: presets, overrides, and one clear line with exit 2 for each bad config."""
+import json
 import subprocess
 import sys
 import tomllib
@@ -28,6 +29,43 @@ def test_overrides_parse_toml_values():
     assert cfg.sweep.keep_ratios == [0.25, 0.5] and cfg.train.lr == 0.1 and cfg.data.dataset == "mnist"
     assert cfg.sweep.methods == ["loss"] and cfg.name == "my study" and cfg.train.nesterov is False
     assert load_config("quick", {"sweep.seeds": [3]}).sweep.seeds == [3]
+
+
+# ---------------------------------------------------------------- lists typed as text (issue 26, item 2)
+LIST_TEXTS = ["[random,el2n]", "random,el2n", " random , el2n ", '["random", "el2n"]', "['random','el2n']"]
+
+
+@pytest.mark.parametrize("text", LIST_TEXTS)
+def test_a_list_field_takes_a_comma_or_bracket_list_of_bare_words(text, tmp_path):
+    """--set, a TOML string where a list is expected, and the TUI form's dict (config_from_dict) all take it."""
+    assert load_config("quick", [f"sweep.methods={text}"]).sweep.methods == ["random", "el2n"]
+    path = tmp_path / "c.toml"
+    path.write_text(f"[sweep]\nmethods = {json.dumps(text)}\n")  # a TOML string (JSON's escapes are TOML's)
+    assert load_config(path).sweep.methods == ["random", "el2n"]
+    assert config_from_dict({"sweep": {"methods": text}}).sweep.methods == ["random", "el2n"]
+
+
+def test_text_lists_convert_their_items_to_the_field_type_and_keep_words_the_field_takes():
+    cfg = load_config("quick", ["sweep.keep_ratios=0.3,0.5", "sweep.seeds=3", "sweep.score_epochs=[0,1]",
+                                "plugins="])
+    assert cfg.sweep.keep_ratios == [0.3, 0.5] and cfg.sweep.seeds == [3] and cfg.sweep.score_epochs == [0, 1]
+    assert cfg.plugins == []
+    bench = config_from_dict({"kind": "benchmark", "benchmark": {"methods": "loss, el2n/kcenter_greedy"}})
+    assert bench.benchmark.methods == ["loss", "el2n/kcenter_greedy"]  # the TUI form's text box, as typed
+    assert load_config("quick", ["kind=benchmark", "benchmark.methods=all"]).benchmark.methods == "all"
+    assert config_from_dict({"study": {"parts": "overlap,prune"}}).study.parts == ["overlap", "prune"]
+    with pytest.raises(ConfigError, match=r"sweep.keep_ratios\[1\]: Input should be a valid number.*'abc'"):
+        load_config("quick", ["sweep.keep_ratios=0.3,abc"])
+    with pytest.raises(ConfigError, match="sweep.methods: unknown scorer 'magic'"):
+        load_config("quick", ["sweep.methods=loss,magic"])
+
+
+def test_list_text_on_the_command_line(in_tmp):
+    result = CliRunner().invoke(main, ["config", "check", "quick", "--set", "sweep.methods=[random,el2n]",
+                                       "--set", "sweep.keep_ratios=0.3,0.5"])
+    assert result.exit_code == 0, result.output
+    shown = tomllib.loads(result.output)  # the resolved config as TOML; its last line a comment
+    assert shown["sweep"]["methods"] == ["random", "el2n"] and shown["sweep"]["keep_ratios"] == [0.3, 0.5]
 
 
 BAD = [
@@ -63,9 +101,10 @@ def test_bad_config_on_the_command_line_exits_2(in_tmp):
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], proc.stderr
     bad = in_tmp / "bad.toml"
-    bad.write_text('name = "x"\n[sweep]\nkeep_ratios = "half"\n')
+    bad.write_text('name = "x"\n[sweep]\nkeep_ratios = { half = 0.5 }\n')
     proc = subprocess.run([sys.executable, "-m", "engine.cli", "run", str(bad)], capture_output=True, text=True, check=False)
-    assert proc.returncode == 2 and "bad.toml: sweep.keep_ratios: Input should be a valid list" in proc.stderr
+    expected = "bad.toml: sweep.keep_ratios: Input should be a valid list; write a list as a,b or [a, b]"
+    assert proc.returncode == 2 and expected in proc.stderr
 
 
 def test_config_show_prints_a_preset():

@@ -92,3 +92,42 @@ def test_bench_scores_grad_norm_beats_its_peers_on_cifar(model, cifar_npz, one_t
     assert set(out["scorers"]) == {"grad_norm"} and "all_scorers_epochs_equivalent" not in out
     entry = out["scorers"]["grad_norm"]
     assert entry["speedup_vs_naive"] > 1 and entry["speedup_vs_vmap"] > 1, entry
+
+
+# ---------------------------------------------------------------- score shares run's cache (issue 26, item 5)
+def test_score_reads_and_writes_the_cache_that_run_uses(in_tmp):
+    import numpy as np
+
+    import engine
+    from engine import api
+    from engine.store.events import StageStarted
+    from tests.builders import as_set_args, cli, tiny_run
+
+    overrides = tiny_run(seed=5, **{"sweep.methods": ["loss"], "sweep.keep_ratios": [0.5], "sweep.seeds": [0],
+                                    "sweep.full_data": False})
+    first = cli(["score", "--config", "quick", *as_set_args(overrides), "--scorers", "loss", "--out", "s.npz",
+                 "--json"])
+    assert first.exit_code == 0, first.output
+    out = json.loads(first.stdout)
+    assert out["surrogates_trained"] == 1 and out["cache"] == str(in_tmp / "mlruns" / "cache")
+    assert out["model"] == "mlp" and out["samples"] == 600 and out["epochs"] == [1] and out["seed"] == 5
+
+    trained = []  # the run finds the surrogate `score` trained: it trains none
+    result = engine.run(engine.load_config("quick", overrides),
+                        on_event=lambda e: trained.append(e) if isinstance(e, StageStarted) and e.stage == "surrogate"
+                        and e.detail.startswith("mlp ") else None)
+    assert result.status == "FINISHED" and trained == []
+    np.testing.assert_array_equal(api.load_scores(result.run_id, "loss@e1"), np.load("s.npz")["loss@e1"])
+
+    flags = ["--model", "mlp", "--train-size", "600", "--test-size", "300", "--seed", "5", "--epochs", "1"]
+    for args, surrogates in ((["--config", "quick", *as_set_args(overrides), "--scorers", "loss,el2n"], 0),
+                             ([*flags, "--scorers", "el2n"], 0),  # the same surrogate named by flags
+                             ([*flags, "--scorers", "el2n", "--no-cache"], 1),
+                             ([*flags, "--scorers", "el2n", "--lr", "0.1"], 1)):  # another surrogate
+        again = cli(["score", *args, "--json"])
+        assert again.exit_code == 0, again.output
+        assert json.loads(again.stdout)["surrogates_trained"] == surrogates, args
+    smaller = cli(["score", "--config", "quick", *as_set_args(overrides), "--scorers", "loss", "--train-size", "300",
+                   "--json"])  # a data flag changes the config's [data], not the data set
+    out = json.loads(smaller.stdout)
+    assert out["dataset"] == "mnist-mini" and out["samples"] == 300 and out["surrogates_trained"] == 1
