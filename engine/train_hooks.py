@@ -135,6 +135,12 @@ class Observe(TrainHook):
         self.observer(idx, logits, y)
 
 
+def as_hook(observer) -> TrainHook:
+    """An observer as a hook: a plain `BatchObserver` wrapped in `Observe`; one that is a hook already (it has a pass
+    of its own, as dynamic uncertainty's eval-mode forward) as it is."""
+    return observer if isinstance(observer, TrainHook) else Observe(observer)
+
+
 class SelectBatch(TrainHook):
     """A `BatchSelector` function as a hook: it picks the part of each drawn batch that is trained on."""
 

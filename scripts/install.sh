@@ -4,8 +4,10 @@
 #     driver runs CUDA 13 (the default torch wheels are CUDA 13 builds), else from PyTorch's index for the newest
 #     CUDA the driver runs (cu128, cu126);
 #   - no NVIDIA GPU: the CPU-only build from PyTorch's CPU index, so no CUDA wheels (gigabytes) are pulled.
-# PyTorch's index is probed first (a few seconds at most); when it cannot be reached the default index is used, and
-# pip gets --timeout/--retries so that no unreachable index stalls the install for minutes.
+# PyTorch's index is probed first (a few seconds at most); when it cannot be reached, a machine without a GPU takes
+# the newest CPU build that pip's configured indexes hold (a mirror: `pip index versions torch` lists "+cpu"
+# versions), and otherwise the default index is used; pip gets --timeout/--retries so that no unreachable index
+# stalls the install for minutes.
 #
 # Usage: bash scripts/install.sh [--dev] [--venv DIR] [--cpu | --gpu] [--index URL] [--dry-run]
 #   --dev       also the test tools (`.[dev]`), as .ci/run installs them
@@ -97,14 +99,39 @@ if [ -z "$index" ]; then
         say "NVIDIA GPU found (driver CUDA $cuda): a CUDA PyTorch build, from ${index:-the default index}"
     fi
 fi
+# The newest CPU build of torch (e.g. "2.13.0+cpu") within the project's range among the indexes pip is already
+# configured with (a mirror, find-links), for a machine without a GPU that cannot reach PyTorch's CPU index.
+configured_cpu_torch() {
+    "$python" -m pip index versions torch --timeout "$pip_timeout" --retries 1 2>/dev/null \
+        | sed -n 's/^Available versions: //p' | "$python" -c '
+import re, sys
+found = [v.strip() for v in sys.stdin.read().split(",") if v.strip().endswith("+cpu")]
+def key(v):
+    return tuple(int(n) for n in re.findall(r"\d+", v.split("+")[0])[:3])
+fits = [v for v in found if (2, 4) <= key(v)[:2] and key(v) <= (2, 14, 1)]
+print(max(fits, key=key) if fits else "")'
+}
+
+torch_pins=""
 if [ -n "$index" ] && ! reachable "$index"; then
-    say "$index did not answer within ${probe_seconds} s: PyTorch from the default index instead" \
-        "(on a machine without a GPU that is a CUDA build of several GB)"
+    if [ "$index" = "$base/cpu" ] && cpu=$(configured_cpu_torch) && [ -n "$cpu" ]; then
+        minor=$(cut -d. -f2 <<<"$cpu")
+        torch_pins="torch==$cpu torchvision==0.$((minor + 15)).*"  # torchvision 0.(m+15) goes with torch 2.m
+        say "$index did not answer within ${probe_seconds} s: the CPU build torch $cpu that pip's configured" \
+            "indexes hold instead"
+    else
+        say "$index did not answer within ${probe_seconds} s: PyTorch from the default index instead" \
+            "(on a machine without a GPU that is a CUDA build of several GB)"
+    fi
     index=""
 fi
 
 run "$python" -m venv "$venv"
-if [ -n "$index" ]; then
+if [ -n "$torch_pins" ]; then
+    # shellcheck disable=SC2086  # two requirements, split on purpose
+    run "$venv/bin/pip" install --timeout "$pip_timeout" --retries 1 $torch_pins \
+        || say "torch ${torch_pins%% *} failed to install: the default index's build comes with the package instead"
+elif [ -n "$index" ]; then
     run "$venv/bin/pip" install --index-url "$index" --timeout "$pip_timeout" --retries 1 "$torch_spec" "$vision_spec" \
         || say "PyTorch from $index failed: the default index's build comes with the package instead"
 fi

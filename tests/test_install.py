@@ -44,6 +44,13 @@ def index_server(tmp_path_factory):
     for name in ("cpu", "cu126", "cu128"):
         (root / "whl" / name / "torch").mkdir(parents=True)
         (root / "whl" / name / "torch" / "index.html").write_text("<html></html>")
+    # two package indexes as pip is configured with them (a mirror): one that also holds CPU builds, one without
+    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    for name, versions in (("with-cpu", ["2.13.0%2Bcpu", "2.15.0%2Bcpu", "2.3.1%2Bcpu", "2.14.1"]),
+                           ("without-cpu", ["2.14.1", "2.13.0"])):
+        (root / name / "torch").mkdir(parents=True)
+        links = "".join(f'<a href="torch-{v}-{tag}-{tag}-manylinux_2_28_x86_64.whl">x</a>' for v in versions)
+        (root / name / "torch" / "index.html").write_text(f"<html><body>{links}</body></html>")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     handler.log_message = lambda *args: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -52,11 +59,18 @@ def index_server(tmp_path_factory):
     server.shutdown()
 
 
-def install(tmp_path: Path, cuda: str | None, base: str, *args: str, proc: Path | None = None):
-    """The script in --dry-run: (exit code, the commands it would run, what it said, seconds it took)."""
+def install(tmp_path: Path, cuda: str | None, base: str, *args: str, proc: Path | None = None,
+            configured: str | None = None):
+    """The script in --dry-run: (exit code, the commands it would run, what it said, seconds it took).
+
+    pip sees only `configured` as its index (default: one that holds no CPU build of torch), not this machine's."""
+    configured = configured or base.rsplit("/", 1)[0] + "/without-cpu"
     env = {**os.environ, "PATH": f"{fake_nvidia_smi(tmp_path / 'bin', cuda)}:{os.environ['PATH']}",
            "PYTHON": sys.executable, "PRUNELAB_TORCH_INDEX_BASE": base, "PRUNELAB_PROBE_SECONDS": "2",
-           "PRUNELAB_NVIDIA_PROC": str(proc or tmp_path / "no-driver")}
+           "PRUNELAB_NVIDIA_PROC": str(proc or tmp_path / "no-driver"), "PIP_CONFIG_FILE": os.devnull,
+           "PIP_INDEX_URL": configured, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    env = {k: v for k, v in env.items() if not k.startswith("PIP_") or k in ("PIP_CONFIG_FILE", "PIP_INDEX_URL",
+                                                                            "PIP_DISABLE_PIP_VERSION_CHECK")}
     start = time.monotonic()
     done = subprocess.run(["bash", str(SCRIPT), "--dry-run", "--venv", "v", *args], capture_output=True, text=True,
                           env=env, timeout=60, check=False)
@@ -86,13 +100,27 @@ def silent_server():
 
 
 @pytest.mark.parametrize("why", ["refused at once", "connects and never answers"])
-def test_an_unreachable_index_falls_back_to_the_default_within_seconds(tmp_path, silent_server, why):
+def test_an_unreachable_index_falls_back_to_the_default_within_seconds(tmp_path, silent_server, index_server, why):
     unreachable = "http://127.0.0.1:9/whl" if why == "refused at once" else silent_server
-    code, commands, said, seconds = install(tmp_path, None, unreachable, "--dev")
+    code, commands, said, seconds = install(tmp_path, None, unreachable, "--dev",
+                                            configured=index_server.rsplit("/", 1)[0] + "/without-cpu")
     assert code == 0, said
     assert commands == [f"{sys.executable} -m venv v", "v/bin/pip install -e .[dev]"], why  # no --index-url
     assert f"{unreachable}/cpu did not answer within 2 s: PyTorch from the default index instead" in said
-    assert seconds < 15, (why, seconds)  # the probe's 2 s, not pip's default timeout of minutes
+    assert seconds < 60, (why, seconds)  # the probe's 2 s and one index query, not pip's timeouts of minutes
+
+
+def test_without_a_gpu_or_pytorchs_index_it_takes_the_newest_cpu_build_the_mirror_holds(tmp_path, index_server):
+    """This machine: PyTorch's CPU index is out of reach, its package mirror holds torch 2.13.0+cpu."""
+    code, commands, said, seconds = install(tmp_path, None, "http://127.0.0.1:9/whl",
+                                            configured=index_server.rsplit("/", 1)[0] + "/with-cpu")
+    assert code == 0, said
+    # 2.15.0+cpu is above the project's range and 2.3.1+cpu below it; torchvision 0.28 goes with torch 2.13
+    assert commands == [f"{sys.executable} -m venv v",
+                        "v/bin/pip install --timeout 15 --retries 1 torch==2.13.0+cpu torchvision==0.28.*",
+                        "v/bin/pip install -e ."]
+    assert "the CPU build torch 2.13.0+cpu that pip's configured indexes hold instead" in said
+    assert seconds < 60
 
 
 @pytest.mark.parametrize(("cuda", "index"), [("13.0", None), ("13.1", None), ("12.9", "cu128"), ("12.8", "cu128"),

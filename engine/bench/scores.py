@@ -24,7 +24,7 @@ from ..registry import Ref
 from ..scoring.batch import score_model
 from ..scoring.registry import SCORERS
 from ..scoring.surrogate import random_scores
-from ..train_hooks import Observe
+from ..train_hooks import as_hook
 from ..trainer import autocast, make_optimizer, prepare_model, to_model_layout, train
 from .common import NO_EVAL, device_label, rss_kib, tiled, timed_seconds
 
@@ -216,7 +216,7 @@ class _ScoreBench:
 
     def train_epoch(self, observer=None) -> float:
         """Seconds of one training epoch (the optimisation loop alone), with `observer` counting if given."""
-        hooks = [Observe(observer)] if observer is not None else []
+        hooks = [as_hook(observer)] if observer is not None else []
         return train(self.model_name, self.ds, self.cfg, seed=0, hooks=hooks, **NO_EVAL).train_seconds
 
     def time_scorer(self, scorer: str, epoch: float) -> dict[str, float]:

@@ -36,7 +36,7 @@ from ..errors import ConfigError
 from ..registry import Ref
 from ..store.cache import Cache
 from ..store.events import EventCallback, StageStarted, emit
-from ..train_hooks import STOP, Checkpoints, Observe, TrainHook
+from ..train_hooks import STOP, Checkpoints, as_hook
 from ..trainer import train
 from .batch import score_model
 from .external import file_scores
@@ -138,8 +138,7 @@ class SurrogateRun:
         counters = {s.name: _load(s.observer)(len(ds), ds.device, **plan.options[s.name]) for s in work.observed}
         needed = sorted(set(missing_scores) | set(missing_observed))
         at_checkpoint = _AtCheckpoint(self, work, store, got, counters, missing_scores, missing_observed, needed[-1])
-        # an observer is wrapped into a hook; one that is a hook already (with a pass of its own) goes in as it is
-        hooks = [*(c if isinstance(c, TrainHook) else Observe(c) for c in counters.values()),
+        hooks = [*(as_hook(c) for c in counters.values()),
                  Checkpoints(needed, at_checkpoint)]
         t0, scoring_before = time.perf_counter(), self.timing["scoring"]
         train(plan.model, ds, plan.train_cfg, seed=work.seed, on_event=self.on_event, hooks=hooks,
