@@ -163,6 +163,19 @@ def read_folder(path: str | Path, test_dir: str | None = None, test_fraction: fl
     return out
 
 
+def train_files(path: str | Path, test_dir: str | None = None, test_fraction: float = 0.2, seed: int = 0,
+                size: int | None = None, skip_bad: bool = False) -> list[str]:
+    """The file of each training image of `folder:PATH`, in read_folder's order (its options, same split), without
+    decoding an image. With `skip_bad` an unreadable image drops out of the data but not out of this list: a caller
+    checks the length against the data set's."""
+    root = Path(path).expanduser()
+    files, labels = _files_of(root, [c.name for c in class_folders(root)])
+    if test_dir is None:
+        test = stratified_split(labels, test_fraction, seed)
+        files = [f for f, is_test in zip(files, test) if not is_test]
+    return [str(f) for f in files]
+
+
 def read_tinyimagenet(data_dir: Path | None, skip_bad: bool = False,
                       progress: Progress | None = None) -> dict[str, np.ndarray]:
     """Tiny-ImageNet-200 (Le and Yang 2015) in its original layout: `train/<wnid>/images/*.JPEG`, the labelled
