@@ -103,6 +103,11 @@ def print_preview(preview: Any, as_json: bool) -> None:
         click.echo(f"  {line}")
 
 
+def interactive() -> bool:
+    """Whether there is a terminal to ask on (stdin)."""
+    return sys.stdin.isatty()
+
+
 def confirm_size(config: Any, tracking_uri: str | None) -> None:
     """Above CONFIRM_TRIALS trials, ask on a terminal (with the preview); refuse in one line when stdin is not one."""
     from .. import api
@@ -110,7 +115,7 @@ def confirm_size(config: Any, tracking_uri: str | None) -> None:
     count = api.trial_count(config)
     if count <= CONFIRM_TRIALS:
         return
-    if not sys.stdin.isatty():
+    if not interactive():
         raise UserError(f"this {config.kind} run has {count} trials (more than {CONFIRM_TRIALS}) and stdin is not a "
                         "terminal to ask on; pass --yes to start it, or --dry-run to see what it would do")
     preview = api.preview(config, tracking_uri)
@@ -301,19 +306,22 @@ def class_text(number: int | None, name: str | None) -> str:
 
 def print_samples(samples: list[dict[str, Any]], title: str) -> None:
     """The samples as a table: rank, indices, label and prediction by class name (a wrong one in red), score, the
-    image in characters, and its file for folder data."""
-    files = any(s.get("path") for s in samples)
-    table = Table(title=title, show_lines=True)
-    for col in ("rank", "index", "source index", "label", "predicted", "score", "image", *(("file",) if files else ())):
-        table.add_column(col, justify="left" if col in ("image", "file", "label", "predicted") else "right",
-                         overflow="fold")
+    image in characters, and for folder data its file, relative to the folder the caption names."""
+    import os
+
+    paths = [s.get("path") for s in samples]
+    root = os.path.commonpath([os.path.dirname(os.path.dirname(p)) for p in paths if p]) if any(paths) else None
+    table = Table(title=title, show_lines=True, caption=f"files under {root}" if root else None)
+    for col in ("#", "index", "source", "label", "pred", "score", "image", *(("file",) if root else ())):
+        table.add_column(col, justify="left" if col in ("image", "file", "label", "pred") else "right",
+                         no_wrap=col == "image", min_width=14 if col == "image" else None, overflow="fold")
     for rank, s in enumerate(samples, 1):
         predicted = escape(class_text(s["predicted"], s.get("predicted_class")))
         if s["predicted"] is not None and s["predicted"] != s["label"]:
             predicted = f"[red]{predicted}[/red]"
+        file = escape(os.path.relpath(s["path"], root)) if root and s.get("path") else "-"
         table.add_row(str(rank), str(s["index"]), str(s["source_index"]), escape(class_text(s["label"], s.get("class"))),
-                      predicted, f"{s['score']:.4g}", ascii_image(s["image"]),
-                      *((escape(s.get("path") or "-"),) if files else ()))
+                      predicted, f"{s['score']:.4g}", ascii_image(s["image"]), *((file,) if root else ()))
     Console().print(table)
 
 
