@@ -55,8 +55,8 @@ async def test_the_form_shows_the_kinds_sections_and_keeps_what_was_typed():
         sections = shown_sections(screen)
         assert {s for s, shown in sections.items() if shown and s in registered} == set(kind_sections("prune"))
         assert all(sections[s] for s in ("data", "train", "surrogate"))  # the core, for every kind
-        assert banner(screen) == f"ready: prune on mnist-mini with cnn · {trial_count(load_config('quick'))} trials, " \
-                                 "1 surrogate, ~1 min"
+        trials = trial_count(load_config("quick"))
+        assert banner(screen) == f"ready: prune on mnist-mini with cnn · {trials} trials, 1 surrogate, ~1 min"
 
         screen.query_one("#f-sweep--keep_ratios", Input).value = "0.4, 0.6"  # typed, then the kind changes
         screen.query_one("#f-kind", Input).value = "benchmark"

@@ -391,8 +391,6 @@ class NewExperimentScreen(BaseScreen):
 
     def on_launch_asked(self, message: LaunchAsked) -> None:
         """A yes/no dialog with the preview (when made); yes launches that very config."""
-        from .help import ConfirmScreen
-
         config, preview = message.config, self.preview
         same = preview is not None and self._preview_key == config.model_dump_json()
         about = preview.headline() if same else f"{message.trials} trials"
@@ -405,7 +403,7 @@ class NewExperimentScreen(BaseScreen):
             else:
                 self.query_one("#launch", Button).disabled = self.error is not None
 
-        self.app.push_screen(ConfirmScreen(question, yes="Launch (y)", variant="warning"), answered)
+        self.app.confirm(question, answered, yes="Launch (y)", variant="warning")
 
     def worker_failed(self, worker: Worker) -> None:
         if worker.group == "launch":
