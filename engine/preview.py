@@ -325,11 +325,12 @@ def calibration_key(config: Any, dataset: Any, device: Any) -> str:
 
 
 def throughput(config: Any, dataset: Any, cache_dir: Path | None, measure: bool = True,
-               now: float | None = None) -> Throughput | None:
-    """The model's samples/s on the dataset's device: cached (under `cache_dir`/calibration, younger than a week),
-    else measured now when `measure` (else None)."""
+               now: float | None = None, device: Any = None) -> Throughput | None:
+    """The model's samples/s on `device` (default: the dataset's): cached (under `cache_dir`/calibration, younger
+    than a week), else measured now when `measure` (else None), the data moved to the device for it."""
     now = time.time() if now is None else now
-    path = Path(cache_dir) / "calibration" / f"{calibration_key(config, dataset, dataset.device)}.json" \
+    device = dataset.device if device is None else device
+    path = Path(cache_dir) / "calibration" / f"{calibration_key(config, dataset, device)}.json" \
         if cache_dir is not None else None
     if path is not None and path.exists():
         try:
@@ -340,7 +341,7 @@ def throughput(config: Any, dataset: Any, cache_dir: Path | None, measure: bool 
             pass  # damaged: measure again
     if not measure:
         return None
-    measured = measure_throughput(config, dataset)
+    measured = measure_throughput(config, dataset.to(device, config.data.device_budget_mb))
     if path is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -497,9 +498,8 @@ def preview(config: Any, cache_dir: str | Path | None = None, progress_dir: str 
     from .store.cache import Cache
 
     device = resolve_device(config.device)
-    data = config.data
-    ds = load_dataset(data.dataset, data.data_dir, device, data.train_size, data.test_size, data.options,
-                      data.device_budget_mb)
+    data = config.data  # on the CPU: counting and the cache's keys need no device, only a measurement does
+    ds = load_dataset(data.dataset, data.data_dir, "cpu", data.train_size, data.test_size, data.options)
     n, n_test = len(ds), len(ds.y_test)
     trials = trial_plan(config)
     count = count_trials(config)
@@ -512,7 +512,7 @@ def preview(config: Any, cache_dir: str | Path | None = None, progress_dir: str 
     if trials is None:
         out.basis.append(f"{config.kind} is a plugin's kind: its trials are counted as full-data retrainings and "
                          "its surrogates are not known")
-    tput = throughput(config, ds, Path(cache_dir) if cache_dir is not None else None, measure)
+    tput = throughput(config, ds, Path(cache_dir) if cache_dir is not None else None, measure, device=device)
     if tput is None:
         out.basis.insert(0, f"no throughput measured yet for {config.model} on {device}: no time estimate")
         return out

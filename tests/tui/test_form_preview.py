@@ -115,16 +115,17 @@ async def test_an_error_never_moves_the_form_and_tab_goes_to_the_next_field():
         screen = await open_form(app, pilot)
         form = screen.query_one("#form")
         top, line = form.region.y, screen.query_one("#form-error", Static)
-        box = screen.query_one("#f-train--epochs", Input)
+        box = screen.query_one("#f-sweep--keep_ratios", Input)
         box.focus()
-        box.value = "-1"
-        await wait_for(pilot, lambda: screen.error is not None and "train.epochs" in screen.error,
+        box.value = "0.3, 1.5"
+        await wait_for(pilot, lambda: screen.error is not None and "sweep.keep_ratios" in screen.error,
                        what="the error")
         await pilot.pause(0.2)
+        assert len(f"⚠ {screen.error}") > 80  # longer than a line
         assert line.region.height == 1 and form.region.y == top  # the long message is cut, not wrapped
-        assert screen.query_one("#e-train--epochs", Static).display  # ... and whole under its field
+        assert screen.query_one("#e-sweep--keep_ratios", Static).display  # ... and whole under its field
         await pilot.press("tab")
-        assert app.focused.id == "f-train--steps"  # the next field of the same section
+        assert app.focused.id == "f-sweep--seeds"  # the next field of the same section
 
 
 def test_the_forms_help_cites_only_commands_that_exist():

@@ -176,8 +176,8 @@ def test_eta_before_the_first_trial_ends():
     assert eta_text(p, 130.0, estimate=20.0) == "ETA ~3s (estimate)"  # never below the stage's own
     scoring = dataclasses.replace(p, stage="scoring", epoch=1, epochs=1, batch=1, batches=4)  # a pass: batches
     assert eta_text(scoring, 130.0) == "ETA estimating… (scoring ends in ~30s)"
-    trials = dataclasses.replace(p, stage="retrain", trials_done=3, trials_started=110.0, trials_done_before=1)
-    assert eta_text(trials, 130.0) == "ETA 1m10s"  # 2 trials in 20 s since the trials began, 7 to go
+    trials = dataclasses.replace(p, stage="retrain", trials_done=3, trials_started=120.0, trials_done_before=1)
+    assert eta_text(trials, 130.0) == "ETA 35s"  # 2 trials in the 10 s since the trials began, 7 to go
     assert eta_text(RunProgress(trials=10, started=100.0), 130.0) == "ETA estimating…"
 
 

@@ -117,8 +117,16 @@ class MonitorScreen(BaseScreen):
 
     @work(thread=True, group="estimate", exit_on_error=False, description="cannot estimate the run's time")
     def estimate(self, run_ids: list[str]) -> None:
+        """Each run's estimate; one that cannot be made (its config unreadable, its data gone) is no estimate,
+        not an error notice: the ETA falls back to the stage's pace."""
+        from engine.errors import PrunelabError
+
         for run_id in run_ids:
-            self.post_result(EstimateReady(run_id, self.backend.run_estimate(run_id)))
+            try:
+                seconds = self.backend.run_estimate(run_id)
+            except (PrunelabError, OSError, LookupError, ValueError):
+                seconds = None
+            self.post_result(EstimateReady(run_id, seconds))
 
     def on_estimate_ready(self, message: EstimateReady) -> None:
         self.estimates[message.run_id] = message.seconds
