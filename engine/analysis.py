@@ -109,20 +109,35 @@ def pair_rows(matrices: dict[str, Any], epoch: int) -> list[dict[str, Any]]:
 
 
 def pick_samples(scores: np.ndarray, labels: np.ndarray, images, predictions: np.ndarray | None,
-                 n: int = 10, lowest: bool = False, source_index: np.ndarray | None = None) -> list[dict[str, Any]]:
-    """The n highest (or lowest) scored samples as dicts: index, source_index, label, predicted, score, image.
+                 n: int = 10, lowest: bool = False, source_index: np.ndarray | None = None,
+                 classes: list[str] | None = None, paths: list[str] | None = None) -> list[dict[str, Any]]:
+    """The n highest (or lowest) scored samples as dicts: index, source_index, label, class, predicted,
+    predicted_class, path, score, image.
 
     `index` is the position in the run's data set (what scores align with);
     `source_index` the position in the full source data, which differs for a subset.
     `images` is an array or a device tensor (uint8 CHW); only the chosen rows are copied.
+    `classes` names the labels (class and predicted_class; the label's number without it); `paths` is the file
+    of each sample of the full source data (indexed by source_index), for data read from image files.
     """
     chosen = top_indices(scores, min(n, len(scores)), lowest)
     picked = images[chosen]
     picked = picked.cpu().numpy() if hasattr(picked, "cpu") else np.asarray(picked)
-    return [{"index": int(i), "source_index": int(source_index[i]) if source_index is not None else int(i),
-             "label": int(labels[i]),
-             "predicted": int(predictions[i]) if predictions is not None else None,
-             "score": float(scores[i]), "image": picked[j].astype(np.uint8)} for j, i in enumerate(chosen)]
+
+    def name(label: int | None) -> str | None:
+        if label is None:
+            return None
+        return classes[label] if classes is not None and 0 <= label < len(classes) else str(label)
+
+    out = []
+    for j, i in enumerate(chosen):
+        source = int(source_index[i]) if source_index is not None else int(i)
+        label, predicted = int(labels[i]), (int(predictions[i]) if predictions is not None else None)
+        out.append({"index": int(i), "source_index": source, "label": label, "class": name(label),
+                    "predicted": predicted, "predicted_class": name(predicted),
+                    "path": paths[source] if paths is not None and source < len(paths) else None,
+                    "score": float(scores[i]), "image": picked[j].astype(np.uint8)})
+    return out
 
 
 # ---------------------------------------------------------------- scores against known labels

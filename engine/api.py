@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Union, overload
 
 from . import names
 from .errors import ConfigError, DataError, UserError
+from .preview import CONFIRM_TRIALS, Preview
 from .store.artifacts import split_score_name
 from .store.events import EventCallback, RunStarted
 from .store.live import RECENT_S, Curve, ProgressWatcher
@@ -40,7 +41,9 @@ if TYPE_CHECKING:
     from .trainer import TrainResult
 
 __all__ = [
+    "CONFIRM_TRIALS",
     "Curve",
+    "Preview",
     "ProgressWatcher",
     "RunDetail",
     "RunInfo",
@@ -57,6 +60,7 @@ __all__ = [
     "export_csv",
     "export_subset",
     "kept_subset",
+    "kind_sections",
     "launch_detached",
     "list_runs",
     "list_runs_quick",
@@ -68,11 +72,14 @@ __all__ = [
     "open_store",
     "overlap_matrices",
     "overlap_report",
+    "preview",
+    "preview_run",
     "run",
     "run_dataset",
     "run_detail",
     "run_info",
     "sampler",
+    "sample_files",
     "samples_seen_curves",
     "score",
     "score_names",
@@ -83,6 +90,7 @@ __all__ = [
     "subset_trials",
     "top_samples",
     "train",
+    "trial_count",
     "trial_history",
     "watch_progress",
 ]
@@ -128,6 +136,58 @@ def run(config: Config | str | Path | None = None, on_event: EventCallback | Non
         config = load_config(config)
     return run_experiment(config, tracking_uri=tracking_uri, on_event=on_event, resume=resume,
                           executor=_executor(executor, executor_options), retry_failed=retry_failed)
+
+
+def _as_config(config: Config | dict[str, Any] | str | Path | None, source: str) -> Config:
+    from .config import Config, config_from_dict
+
+    if isinstance(config, dict):
+        return config_from_dict(config, source)
+    return config if isinstance(config, Config) else load_config(config)
+
+
+def preview(config: Config | dict[str, Any] | str | Path | None = None, tracking_uri: str | None = None,
+            measure: bool = True) -> Preview:
+    """What a run of `config` would do and about how long it would take, without running it (engine/preview.py):
+    trials, selections, surrogates to train (the store's cache consulted), scoring passes, and an estimate from
+    this machine's measured throughput (measured once, about two seconds, then cached beside the store) and the
+    store's recent overheads, with its basis in words. `measure=False` never trains: without a cached measurement
+    the preview has no time. Loads the data set (and torch); creates no run."""
+    from .preview import preview as make
+
+    config = _as_config(config, "engine.preview")
+    store = resolve_store(tracking_uri, os.getcwd())
+    return make(config, store.cache_dir, store.progress_dir, measure=measure)
+
+
+def preview_run(run_id: str, tracking_uri: str | None = None, measure: bool = False) -> Preview:
+    """`preview` of a run's own config (its config.toml), as if it started now from an empty cache: the monitor's
+    estimate before a trial has ended. By default nothing is measured (a cached measurement or no time)."""
+    from .preview import preview as make
+    from .runner.runner import load_run_config
+
+    track = _track(tracking_uri)
+    config = load_run_config(track.resolve(run_id), tracking_uri)
+    store = resolve_store(tracking_uri, os.getcwd())
+    return make(config, store.cache_dir, store.progress_dir, measure=measure, check_cache=False)
+
+
+def trial_count(config: Config | dict[str, Any] | str | Path | None = None) -> int:
+    """How many trials a run of `config` has (its kind's plan), before any data loads: what decides whether
+    `prunelab run` and the TUI ask before launching (more than engine.preview.CONFIRM_TRIALS)."""
+    from .preview import count_trials
+
+    return count_trials(_as_config(config, "engine.trial_count"))
+
+
+def kind_sections(kind: str) -> list[str]:
+    """The registered config sections an experiment kind reads (`Config.read_sections`), in registry order; every
+    section for a kind that may read any. Loads no torch (the TUI's form lays itself out with it)."""
+    from .kinds import KINDS
+    from .sections import SECTIONS
+
+    read = KINDS.check(kind).sections
+    return [name for name in SECTIONS if read is None or name in read]
 
 
 def launch_detached(config: Config | None, tracking_uri: str | None = None, resume: str | None = None,
@@ -233,9 +293,10 @@ def top_samples(run_id: str, method: str = "loss", epoch: int | None = None, n: 
                 tracking_uri: str | None = None) -> list[dict[str, Any]]:
     """The n highest (or lowest) scored training samples of a scored run, highest first.
 
-    Each is a dict: index, label (the one the scorers saw: noisy in a noise run),
-    predicted (surrogate 0's prediction, None if the run did not log them), score and
-    image (uint8, CHW). `epoch` defaults to the last surrogate epoch scored.
+    Each is a dict: index, label (the one the scorers saw: noisy in a noise run) and
+    class (its name), predicted and predicted_class (surrogate 0's prediction, None if
+    the run did not log them), path (the image's file, for folder data; else None),
+    score and image (uint8, CHW). `epoch` defaults to the last surrogate epoch scored.
     """
     from .analysis import pick_samples
     from .runner.runner import load_run_config
@@ -262,7 +323,7 @@ def top_samples(run_id: str, method: str = "loss", epoch: int | None = None, n: 
     labels = load_array(track, run_id, names.NOISE_LABELS)
     predictions = load_array(track, run_id, names.predictions_artifact(epoch))
     return pick_samples(scores, ds.y_train.numpy() if labels is None else labels, ds.x_train, predictions, n, lowest,
-                        ds.train_index)
+                        ds.train_index, list(ds.classes), _source_files(config))
 
 
 def export_csv(run_id: str, tracking_uri: str | None = None, trials: bool = False) -> str:
@@ -461,6 +522,32 @@ def config_dataset(config: Config, on_event: EventCallback | None = None) -> Dat
     data = config.data
     return load_dataset(data.dataset, data.data_dir, resolve_device(config.device), data.train_size, data.test_size,
                         data.options, data.device_budget_mb, on_event)
+
+
+def sample_files(run_id: str, tracking_uri: str | None = None) -> list[str] | None:
+    """The image file of each training sample of a run (`folder:` data), aligned with its scores and with
+    `run_dataset`; None for data not read from image files."""
+    from .runner.runner import load_run_config
+
+    track = _track(tracking_uri)
+    config = load_run_config(track.resolve(run_id), tracking_uri)
+    files = _source_files(config)
+    if files is None:
+        return None
+    index = _dataset_of(config).train_index
+    return files if index is None else [files[i] for i in index]
+
+
+def _source_files(config: Config) -> list[str] | None:
+    """The file of each training sample of the full folder (`folder:PATH`; unreadable images skipped as the data
+    skips them), None for other data."""
+    from .data.folders import train_files
+    from .data.registry import FOLDER_PREFIX
+
+    data = config.data
+    if not data.dataset.startswith(FOLDER_PREFIX):
+        return None
+    return train_files(data.dataset[len(FOLDER_PREFIX):], **data.options)
 
 
 def _dataset_of(config: Config) -> Dataset:

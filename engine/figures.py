@@ -84,7 +84,8 @@ def sample_grid(samples: list[dict[str, Any]], title: str, columns: int = 5):
         wrong = s.get("predicted") is not None and s["predicted"] != s["label"]
         source = s.get("source_index", s["index"])
         where = f"#{s['index']}" + (f" (source #{source})" if source != s["index"] else "")
-        ax.set_title(f"{where}  y={s['label']} pred={s.get('predicted', '?')}\nscore {s['score']:.4g}",
+        label, predicted = s.get("class") or s["label"], s.get("predicted_class") or s.get("predicted", "?")
+        ax.set_title(f"{where}  y={label} pred={predicted}\nscore {s['score']:.4g}",  # class names where known
                      fontsize=7, color="crimson" if wrong else "black")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()

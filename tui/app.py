@@ -136,6 +136,13 @@ class PrunelabApp(WorkerErrors, App):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
 
+    def confirm(self, question: str, answered: Callable[[bool | None], Any], yes: str = "Yes (y)",
+                variant: str = "error") -> None:
+        """A yes/no dialog over the current screen; `answered(True)` on yes."""
+        from .screens.help import ConfirmScreen
+
+        self.push_screen(ConfirmScreen(question, yes=yes, variant=variant), answered)
+
     def confirm_cancel(self, run_id: str, label: str = "", progress: Any = None) -> None:
         """Ask, then SIGTERM the run's process (the engine ends the run KILLED)."""
         from .screens.help import ConfirmScreen

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from engine import api
-from engine.api import RunDetail, RunInfo, RunProgress, TrialRow, overlap_matrices
+from engine.api import Preview, RunDetail, RunInfo, RunProgress, TrialRow, overlap_matrices
 from engine.api import split_score_name as split_name
 
 if TYPE_CHECKING:  # numpy costs ~0.2 s at startup; the screens get arrays only from workers
@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # numpy costs ~0.2 s at startup; the screens get arrays only 
 
     from engine.config import Config
 
-__all__ = ["Backend", "BackendProtocol", "RunDetail", "SampleSet", "TrialRow", "overlap_matrices",
+__all__ = ["Backend", "BackendProtocol", "Preview", "RunDetail", "SampleSet", "TrialRow", "overlap_matrices",
            "parse_overlap_json", "run_duration", "split_name"]
 
 
@@ -41,6 +41,7 @@ class SampleSet:
     images: np.ndarray  # uint8 (N, C, H, W)
     labels: np.ndarray  # int (N,)
     classes: list[str]
+    paths: list[str] | None = None  # each image's file, for folder data
 
 
 def parse_overlap_json(data: dict[str, Any]) -> dict[int, dict[str, Any]]:
@@ -100,6 +101,12 @@ class BackendProtocol(Protocol):
     def cancel(self, progress: RunProgress) -> str: ...
 
     def launch(self, config: Config) -> dict[str, Any]: ...
+
+    def preview(self, config: Config) -> Preview: ...
+
+    def trial_count(self, config: Config) -> int: ...
+
+    def run_estimate(self, run_id: str) -> float | None: ...
 
 
 class Backend:
@@ -183,7 +190,7 @@ class Backend:
             if run_id in self._samples:
                 return self._samples[run_id]
         ds = api.run_dataset(run_id, self.uri)
-        out = SampleSet(ds.x_train.numpy(), ds.y_train.numpy(), list(ds.classes))
+        out = SampleSet(ds.x_train.numpy(), ds.y_train.numpy(), list(ds.classes), api.sample_files(run_id, self.uri))
         with self._lock:
             self._samples[run_id] = out
         return out
@@ -201,3 +208,14 @@ class Backend:
     def launch(self, config: Config) -> dict[str, Any]:
         """Start a detached run (its own process session): closing the TUI does not stop it."""
         return api.launch_detached(config, tracking_uri=self.uri)
+
+    def preview(self, config: Config) -> Preview:
+        """What a launch would run and about how long it takes (loads the data; measures the model once)."""
+        return api.preview(config, self.uri)
+
+    def trial_count(self, config: Config) -> int:
+        return api.trial_count(config)
+
+    def run_estimate(self, run_id: str) -> float | None:
+        """A run's estimated seconds from its preview (cached measurements only; None when there are none)."""
+        return api.preview_run(run_id, self.uri).seconds

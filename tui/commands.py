@@ -31,9 +31,11 @@ class PrunelabCommands(Provider):
     """Screens, actions and recent runs, matched fuzzily by name."""
 
     runs: list[Any]  # set by startup, before any search
+    live: list[Any]  # the runs under way, from their progress files (a launch the runs list has not seen yet)
 
     async def startup(self) -> None:
-        """The runs the runs screen last loaded; read them from the store if it has not loaded yet."""
+        """The runs the runs screen last loaded (read from the store if it has not loaded yet), and the runs under
+        way (the runs screen stops refreshing while another screen, the monitor after a launch, is shown)."""
         runs = getattr(self.app, "recent_runs", None)
         if runs is None:
             try:
@@ -41,6 +43,10 @@ class PrunelabCommands(Provider):
             except (TimeoutError, OSError, PrunelabError):  # no runs in the palette, the rest still works
                 runs = []
         self.runs = list(runs)[:RECENT_RUNS]
+        try:
+            self.live = await asyncio.wait_for(asyncio.to_thread(self.app.backend.progress), LOAD_TIMEOUT_S)
+        except (TimeoutError, OSError, PrunelabError):
+            self.live = []
 
     # ------------------------------------------------------------ what it offers
     def screen_commands(self) -> list[Command]:
@@ -63,12 +69,13 @@ class PrunelabCommands(Provider):
         if current is not None and getattr(current, "kind", "") == "benchmark":
             app.open_run(current.run_id, "leaderboard")
             return
-        newest = next((r for r in self.runs if r.kind == "benchmark"), None)
-        if newest is None:
+        found = [(r.start_time or 0.0, r.run_id) for r in self.runs if r.kind == "benchmark"]
+        found += [(p.started or 0.0, p.run_id) for p in getattr(self, "live", []) if p.kind == "benchmark"]
+        if not found:
             app.notify("No benchmark run in the store yet: run one (e.g. the benchmark-mnist preset)",
                        severity="warning")
         else:
-            app.open_run(newest.run_id, "leaderboard")
+            app.open_run(max(found)[1], "leaderboard")
 
     def _compare(self) -> None:
         app: Any = self.app

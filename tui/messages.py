@@ -30,6 +30,12 @@ class ProgressPolled(Loaded):
         self.now = now
 
 
+class EstimateReady(Loaded):
+    def __init__(self, run_id: str, seconds: float | None) -> None:
+        super().__init__()
+        self.run_id, self.seconds = run_id, seconds  # a run's estimated seconds (its preview), None if none
+
+
 class RunLoaded(Loaded):
     def __init__(self, run: Any) -> None:
         super().__init__()
@@ -93,9 +99,11 @@ class TilesRanked(Loaded):
 
 
 class SchemaLoaded(Loaded):
-    def __init__(self, specs: list[Any], presets: list[str], start: str | None, values: dict[str, Any]) -> None:
+    def __init__(self, specs: list[Any], presets: list[str], start: str | None, values: dict[str, Any],
+                 kinds: dict[str, list[str]] | None = None) -> None:
         super().__init__()
         self.specs, self.presets, self.start, self.values = specs, presets, start, values
+        self.kinds = kinds or {}  # kind -> the registered sections it reads (engine.api.kind_sections)
 
 
 class PresetLoaded(Loaded):
@@ -105,10 +113,27 @@ class PresetLoaded(Loaded):
 
 
 class ConfigValidated(Loaded):
-    def __init__(self, config: Any, error: str | None) -> None:
+    def __init__(self, config: Any, error: str | None, sections: list[str] | None = None) -> None:
         super().__init__()
         self.config = config  # an engine Config, None when invalid
         self.error = error  # the validator's one-line message
+        self.sections = sections  # the registered sections its kind reads (a plugin's kind too), when valid
+
+
+class PreviewReady(Loaded):
+    def __init__(self, key: str, preview: Any, error: str | None = None) -> None:
+        super().__init__()
+        self.key = key  # which config it previews (its JSON), so a stale one is not shown
+        self.preview = preview  # an engine.api.Preview, None when it failed
+        self.error = error
+
+
+class LaunchAsked(Loaded):
+    """The launch worker counted more trials than a launch goes ahead with unasked."""
+
+    def __init__(self, config: Any, trials: int) -> None:
+        super().__init__()
+        self.config, self.trials = config, trials
 
 
 class RunLaunched(Loaded):

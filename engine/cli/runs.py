@@ -7,9 +7,12 @@ from typing import Any
 import click
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .. import names
+from ..errors import UserError
+from ..preview import CONFIRM_TRIALS
 from .common import (
     EXIT_FAILED,
     ProgressBars,
@@ -40,19 +43,30 @@ from .common import (
 @click.option("--ray-cpus-per-trial", type=float, default=None, help="CPUs per trial with --executor ray (default 1).")
 @click.option("--ray-max-retries", type=int, default=None,
               help="Times a trial whose Ray worker died is run again (default 2).")
+@click.option("--dry-run", is_flag=True, help="Print what the run would do (trials, selections, surrogates, an "
+              "estimated time and what it rests on) and exit, creating no run.")
+@click.option("--yes", "-y", is_flag=True, help=f"Start without asking, also above {CONFIRM_TRIALS} trials (needed "
+              "then when stdin is not a terminal).")
 @json_option
 @click.pass_context
 @handle_errors
 def run_command(ctx, config_file, preset, overrides, resume, retry_failed, detach, executor, ray_address,
-                ray_gpus_per_trial, ray_cpus_per_trial, ray_max_retries, as_json):
+                ray_gpus_per_trial, ray_cpus_per_trial, ray_max_retries, dry_run, yes, as_json):
     """Run an experiment from a TOML file or a preset, and log it to MLflow."""
     from .. import api
 
     tracking_uri = tracking_uri_of(ctx)
     check_run_options(bool(config_file or preset or overrides), bool(config_file and preset), resume, retry_failed)
+    if dry_run and resume is not None:
+        raise click.UsageError("--dry-run previews a new run; drop --resume")
     config = None if resume is not None else api.load_config(config_file or preset or "quick", list(overrides))
     executor_options = ray_options(executor, address=ray_address, gpus_per_trial=ray_gpus_per_trial,
                                    cpus_per_trial=ray_cpus_per_trial, max_retries=ray_max_retries)
+    if dry_run:
+        print_preview(api.preview(config, tracking_uri), as_json)
+        return
+    if config is not None and not yes:
+        confirm_size(config, tracking_uri)
     if detach:
         info = api.launch_detached(config, tracking_uri=tracking_uri, resume=resume, executor=executor,
                                    executor_options=executor_options, retry_failed=retry_failed)
@@ -78,6 +92,38 @@ def check_run_options(has_config: bool, config_and_preset: bool, resume: str | N
         raise click.UsageError("give a CONFIG file or --preset, not both")
     if retry_failed and resume is None:
         raise click.UsageError("--retry-failed needs --resume RUN_ID")
+
+
+def print_preview(preview: Any, as_json: bool) -> None:
+    """`run --dry-run`: the preview as lines (its headline first), or as one JSON object."""
+    if as_json:
+        print_json(preview.to_dict())
+        return
+    click.echo(f"dry run, nothing started: {preview.headline()}")
+    for line in preview.lines():
+        click.echo(f"  {line}")
+
+
+def interactive() -> bool:
+    """Whether there is a terminal to ask on (stdin)."""
+    return sys.stdin.isatty()
+
+
+def confirm_size(config: Any, tracking_uri: str | None) -> None:
+    """Above CONFIRM_TRIALS trials, ask on a terminal (with the preview); refuse in one line when stdin is not one."""
+    from .. import api
+
+    count = api.trial_count(config)
+    if count <= CONFIRM_TRIALS:
+        return
+    if not interactive():
+        raise UserError(f"this {config.kind} run has {count} trials (more than {CONFIRM_TRIALS}) and stdin is not a "
+                        "terminal to ask on; pass --yes to start it, or --dry-run to see what it would do")
+    preview = api.preview(config, tracking_uri)
+    for line in preview.lines():
+        click.echo(line, err=True)
+    if not click.confirm(f"Start {preview.headline()}?", default=False, err=True):
+        raise UserError("not started (answered no); --dry-run previews a run, --yes starts one without asking")
 
 
 def ray_options(executor: str, **given: Any) -> dict[str, Any]:
@@ -254,17 +300,31 @@ def ascii_image(image, width: int = 14) -> str:
     return "\n".join("".join(ramp[int(v / 256 * len(ramp))] for v in row) for row in cells)
 
 
-def print_samples(samples: list[dict[str, Any]], title: str) -> None:
+def class_text(number: int | None, name: str | None) -> str:
+    """A label as its class name with its number ("ship (8)"); the number alone when the classes are numbers."""
+    if number is None:
+        return "-"
+    return str(number) if name in (None, str(number)) else f"{name} ({number})"
 
-    table = Table(title=title, show_lines=True)
-    for col in ("rank", "index", "source index", "label", "predicted", "score", "image"):
-        table.add_column(col, justify="left" if col == "image" else "right")
+
+def print_samples(samples: list[dict[str, Any]], title: str) -> None:
+    """The samples as a table: rank, indices, label and prediction by class name (a wrong one in red), score, the
+    image in characters, and for folder data its file, relative to the folder the caption names."""
+    import os
+
+    paths = [s.get("path") for s in samples]
+    root = os.path.commonpath([os.path.dirname(os.path.dirname(p)) for p in paths if p]) if any(paths) else None
+    table = Table(title=title, show_lines=True, caption=f"files under {root}" if root else None)
+    for col in ("#", "index", "source", "label", "pred", "score", "image", *(("file",) if root else ())):
+        table.add_column(col, justify="left" if col in ("image", "file", "label", "pred") else "right",
+                         no_wrap=col == "image", min_width=14 if col == "image" else None, overflow="fold")
     for rank, s in enumerate(samples, 1):
-        predicted = "-" if s["predicted"] is None else str(s["predicted"])
+        predicted = escape(class_text(s["predicted"], s.get("predicted_class")))
         if s["predicted"] is not None and s["predicted"] != s["label"]:
             predicted = f"[red]{predicted}[/red]"
-        table.add_row(str(rank), str(s["index"]), str(s["source_index"]), str(s["label"]), predicted,
-                      f"{s['score']:.4g}", ascii_image(s["image"]))
+        file = escape(os.path.relpath(s["path"], root)) if root and s.get("path") else "-"
+        table.add_row(str(rank), str(s["index"]), str(s["source_index"]), escape(class_text(s["label"], s.get("class"))),
+                      predicted, f"{s['score']:.4g}", ascii_image(s["image"]), *((file,) if root else ()))
     Console().print(table)
 
 

@@ -263,10 +263,12 @@ def _read(name: str, data_dir: Path | None, options: dict | None = None, progres
     options = dict(options or {})
     if name.startswith(NPZ_PREFIX):
         path = Path(name[len(NPZ_PREFIX):]).expanduser()
-        arrays = check_arrays(load_npz_arrays(path), str(path))
+        raw = load_npz_arrays(path)
+        named = raw["classes"].tolist() if "classes" in raw else None
+        arrays = check_arrays(raw, str(path), len(named) if named else None)
         num_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
         spec = DatasetSpec(name, lambda _d: arrays, pixel_stats(arrays["x_train"]),
-                           [str(i) for i in range(num_classes)], "none", str(path))
+                           named or [str(i) for i in range(num_classes)], "none", str(path))
         source = str(path)
     elif name.startswith(FOLDER_PREFIX):
         path = Path(name[len(FOLDER_PREFIX):]).expanduser()

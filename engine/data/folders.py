@@ -181,7 +181,7 @@ def read_folder(path: str | Path, test_dir: str | None = None, test_fraction: fl
 
 
 def train_files(path: str | Path, test_dir: str | None = None, test_fraction: float = 0.2, seed: int = 0,
-                size: int | None = None, skip_bad: bool = False) -> list[Path]:
+                size: int | None = None, skip_bad: bool = False) -> list[str]:
     """The file of each training image of `folder:PATH` with these options, in the order of `read_folder`'s
     x_train (a run's kept indices name positions in it): what `prunelab subset` writes for folder data."""
     root = Path(path).expanduser()
@@ -190,9 +190,9 @@ def train_files(path: str | Path, test_dir: str | None = None, test_fraction: fl
     keep = decoded_mask(files, size, skip_bad, "folder")
     files, labels = [f for f, k in zip(files, keep) if k], labels[keep]
     if test_dir is not None:
-        return files
+        return [str(f) for f in files]
     test = stratified_split(labels, test_fraction, seed)
-    return [file for file, held_out in zip(files, test) if not held_out]
+    return [str(file) for file, held_out in zip(files, test) if not held_out]
 
 
 def read_tinyimagenet(data_dir: Path | None, skip_bad: bool = False,

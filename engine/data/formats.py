@@ -111,7 +111,10 @@ def load_npz_arrays(path: Path) -> dict[str, np.ndarray]:
             missing = [k for k in NPZ_KEYS if k not in f.files]
             if missing:
                 raise DataError(f"{path}: npz is missing the key(s) {', '.join(missing)}; it needs {', '.join(NPZ_KEYS)}")
-            return {k: f[k] for k in NPZ_KEYS}
+            out = {k: f[k] for k in NPZ_KEYS}
+            if "classes" in f.files:  # optional: the class names, label order (shown wherever labels are)
+                out["classes"] = np.asarray(f["classes"]).astype(str)
+            return out
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # truncated, bit-flipped

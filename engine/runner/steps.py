@@ -77,7 +77,8 @@ def log_samples(ctx: RunContext, scored: Scored, n: int = 10) -> None:
     for (method, epoch), s in scored.scores.items():
         if epoch != last or method == names.RANDOM:
             continue
-        picked = pick_samples(s, ctx.labels, ds.x_train, scored.predictions.get(epoch), n, source_index=ds.train_index)
+        picked = pick_samples(s, ctx.labels, ds.x_train, scored.predictions.get(epoch), n, source_index=ds.train_index,
+                              classes=list(ds.classes))
         title = f"{ds.name}: the {len(picked)} highest {method} scores (surrogate epoch {epoch}); red: misclassified"
         ctx.log_figure(sample_grid(picked, title), names.plot_artifact(f"top_{method}"))
 

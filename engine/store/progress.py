@@ -127,9 +127,12 @@ class RunProgress:
     epochs: int = 0
     batch: int = 0
     batches: int = 0
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)  # the current stage's last metrics
     started: float = 0.0
     updated: float = 0.0
+    stage_started: float = 0.0  # when the current stage began
+    trials_started: float = 0.0  # when this session's first trial began: the trials' pace tells the time left
+    trials_done_before: int = 0  # trials done by then (an earlier session's, for a resumed run)
     log: list[str] = field(default_factory=list)
 
     def apply(self, event: Event) -> None:
@@ -139,11 +142,15 @@ class RunProgress:
             self.pid, self.host, self.trials, self.started = event.pid, event.host, event.trials, event.t
             self.pid_start = event.pid_start
             self.status = names.RUNNING
+            self.trials_started = 0.0  # a resumed run's pace is its own session's
         elif isinstance(event, StageStarted):
-            self.stage, self.stage_detail = event.stage, event.detail
+            self.stage, self.stage_detail, self.stage_started = event.stage, event.detail, event.t
             if event.trial is not None:
                 self.trial = event.trial
+                if not self.trials_started:
+                    self.trials_started, self.trials_done_before = event.t, self.trials_done
             self.epoch = self.batch = self.batches = 0  # a new stage trains from its first epoch
+            self.metrics = {}  # and has metrics of its own: the surrogate's train loss is not trial 1's
         elif isinstance(event, EpochEnd):
             self.epoch, self.epochs = event.epoch, event.epochs
             self.metrics.update(event.metrics)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.preview import Preview
 from engine.store.events import TrialFinished
 from engine.store.progress import RunProgress, trial_line
 from engine.store.runs import RunInfo
@@ -183,3 +184,21 @@ class FixedBackend:
 
     def launch(self, config) -> dict:
         raise RuntimeError("the fixed backend launches nothing")
+
+    def preview(self, config) -> Preview:
+        """The real counts (engine.api.trial_count) with a fixed time and basis, so snapshots do not depend on this
+        machine's speed."""
+        from engine.api import trial_count
+
+        trials = trial_count(config)
+        return Preview(config.kind, config.data.dataset, config.model, "cpu", 1000, 1000, trials,
+                       max(0, trials - 2), 1, 0, 1, 60.0 + 2.0 * trials,
+                       {"trials": 2.0 * trials, "run overhead": 60.0}, ["fixed: the tests' backend"])
+
+    def trial_count(self, config) -> int:
+        from engine.api import trial_count
+
+        return trial_count(config)
+
+    def run_estimate(self, run_id: str) -> float | None:
+        return None  # the fixed live run has finished trials: its ETA is their pace

@@ -71,7 +71,7 @@ def test_compare_gives_eight_series_eight_colours():
              "std_accuracy": 0.01, "seeds": 2, "failed": 0} for m in ("loss", "el2n") for r in (0.3, 0.7)]
     plt = Recorder()
     drawn = draw_accuracy_vs(plt, [(f"run{i}: ", rows) for i in range(4)], "ratio", "keep ratio", "t")
-    assert drawn == 8 and len(plt.colors) == 8 and len(set(map(str, plt.colors))) == 8
+    assert len(drawn) == 8 and len(plt.colors) == 8 and len(set(map(str, plt.colors))) == 8
 
 
 async def test_compare_with_one_score_epoch_says_so_instead_of_plotting_it():

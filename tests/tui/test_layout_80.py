@@ -32,9 +32,10 @@ async def test_runs_table_fits_with_model_and_run_id(size):
         assert table.virtual_size.width <= table.scrollable_content_region.width  # no column off-screen
         text = screen_text(app)
         for run in RUNS:
-            assert short_id(run.run_id) in text and run.model in text
+            assert short_id(run.run_id) in text and run.model in text and run.kind in text
         assert ("dataset" in text) == (size[0] >= 120)  # what gives way at 80 columns
-        assert " full " in text and "best pruned" in text  # item 9: what pruning kept beside all the data
+        # item 9: what pruning kept beside all the data ("pruned" where columns give way)
+        assert " full " in text and ("best pruned" if size[0] >= 120 else " pruned ") in text
         assert pct(RUNS[0].full_accuracy) in text and pct(RUNS[0].best_pruned) in text
         if size[0] >= 120:  # room for every key of the runs screen and the app
             row, labels = footer_labels(app)
@@ -151,3 +152,73 @@ async def test_trial_names_stay_clear_of_the_curves_y_ticks(size):
         for line in ticks:
             before = re.match(r"(.*?)(\d+(\.\d+)?)┤", line)
             assert before and not before.group(1)[-1:].strip(), line  # a gap before every tick
+
+
+# ---------------------------------------------------------------- issue 26
+class Wide(FixedBackend):
+    """The fixed runs, a benchmark row with a timm model and a long name, and a run with a benchmark's trials."""
+
+    def list_runs(self):
+        import dataclasses
+
+        timm = dataclasses.replace(RUNS[0], run_id="f60718293a4b5c6d7e8f90a1b2c3d4e5", experiment="pets-folder-timm",
+                                   kind="benchmark", model="timm:resnet10t", dataset="folder:/data/pets")
+        return [timm, *RUNS]
+
+    def run_detail(self, run_id):
+        from tui.backend import RunDetail, TrialRow
+
+        detail = super().run_detail(run_id)
+        trials = [TrialRow(f"c{i}-{seed}", method, strategy, 0.3 + 0.4 * i, seed, 2, "FINISHED", 0.8)
+                  for i, (method, strategy) in enumerate([("dynamic_uncertainty", "hardest"),
+                                                          ("el2n", "contextual_diversity")]) for seed in (0, 1)]
+        return RunDetail(detail.run, detail.summary, trials)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_a_long_model_never_pushes_the_run_id_or_the_kind_off(size):
+    """`timm:resnet10t` left "88" of the run id at 80 columns, and there was no kind column."""
+    app = PrunelabApp(backend=Wide())
+    async with app.run_test(size=size) as pilot:
+        table = app.screen.query_one(RunTable)
+        await wait_for(pilot, lambda: len(table.runs) == 5 and table.virtual_size.width
+                       and not table._require_update_dimensions, what="the columns measured")
+        assert table.virtual_size.width <= table.scrollable_content_region.width
+        text = screen_text(app)
+        for run in app.backend.list_runs():
+            assert short_id(run.run_id) in text and f" {run.kind} " in text
+        assert ("timm:resnet10t" in text) == (size[0] >= 120)  # cut with "…" at 80 columns, whole at 120
+        assert "timm:" in text
+
+
+async def test_trial_names_keep_their_seed_at_120_columns():
+    app = PrunelabApp(backend=Wide())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(RunTable).runs, what="the runs")
+        app.open_run(RUNS[0].run_id, "plots")
+        await wait_for(pilot, lambda: app.screen.query("#trials") and app.screen.query_one("#trials").row_count == 4,
+                       what="the trials")
+        await pilot.press("2")
+        await wait_for(pilot, lambda: "┤" in screen_text(app), what="the trial curve")
+        text = screen_text(app)
+        for name in ("dynamic_uncertainty keep 0.3 s0", "dynamic_uncertainty keep 0.3 s1",
+                     "el2n/contextual_diversity keep 0.7 s0", "el2n/contextual_diversity keep 0.7 s1"):
+            assert name in text, name
+
+
+async def test_compares_legend_sits_under_the_curves_at_80_columns():
+    from tui.screens.compare import CompareScreen
+
+    app = PrunelabApp(backend=FixedBackend())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(RunTable).runs, what="the runs")
+        app.push_screen(CompareScreen([RUNS[0].run_id, RUNS[1].run_id]))
+        await wait_for(pilot, lambda: app.screen.query("#cmp-legend-ratio")
+                       and app.screen.query_one("#cmp-legend-ratio").display, what="the legend")
+        plot, legend = app.screen.query_one("#cmp-plot-ratio"), app.screen.query_one("#cmp-legend-ratio")
+        assert legend.region.y >= plot.region.bottom  # under the plot
+        entries = str(legend.render()).replace("\u00a0", " ")
+        for label in ("quick: grad_norm", "quick: loss", "quick-b: loss",
+                      "quick: full data 60.7%", "quick-b: full data 57.4%"):
+            assert label in entries, label
+        assert "quick: loss" not in plot.plt.build()  # none over the curves

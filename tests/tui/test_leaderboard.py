@@ -187,3 +187,36 @@ async def test_plots_of_a_dynamic_run_draw_accuracy_against_samples_seen(runs):
         drawn = app.screen.query_one("#plot-seen").plt.build()
         assert "samples seen" in drawn and "full data" in drawn and "infobatch" in drawn
         assert f"{curves['infobatch'][-1][1] * 100:.1f}% at {seen[-1]:,.0f}" in drawn
+
+
+async def test_the_palettes_leaderboard_finds_a_benchmark_still_running():
+    """Launched from the form, a benchmark run is on the monitor, not yet in the runs list the palette read: the
+    palette's Leaderboard opens it (its screen says it has not finished) rather than "no benchmark run yet"."""
+    import dataclasses
+
+    from tui.commands import PrunelabCommands
+    from tui.screens.leaderboard import LeaderboardScreen
+
+    class Running(FixedBackend):
+        def progress(self):
+            live, ended = super().progress()
+            return [dataclasses.replace(live, run_id=BENCHMARK_RUN.run_id, kind="benchmark"), ended]
+
+        def run_row(self, run_id):
+            return dataclasses.replace(super().run_row(run_id), status=names.RUNNING)
+
+        def benchmark(self, run_id):
+            return None  # benchmark.json comes at the end
+
+    app = PrunelabApp(backend=Running())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.recent_runs, what="the runs")
+        assert not [r for r in app.recent_runs if r.kind == "benchmark"]  # the runs list has none
+        provider = PrunelabCommands(app.screen)
+        await provider.startup()
+        next(c for c in provider.screen_commands() if c.name == "Leaderboard").run()
+        await wait_for(pilot, lambda: isinstance(app.screen, LeaderboardScreen), what="the leaderboard")
+        assert app.screen.run_id == BENCHMARK_RUN.run_id
+        status = app.screen.query_one("#leaderboard-status")
+        await wait_for(pilot, lambda: "has not finished yet" in str(status.render()), what="why it is empty")
+        assert not [n for n in app._notifications if "No benchmark run" in n.message]

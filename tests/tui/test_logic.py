@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -129,6 +130,9 @@ def test_eta_from_the_runs_pace():
     p = RunProgress(trials=10, trials_done=4, started=100.0)
     assert eta_seconds(p, now=140.0) == pytest.approx(60.0)  # 10 s a trial, 6 to go
     assert eta_seconds(RunProgress(trials=10, trials_done=0, started=100.0), now=140.0) is None
+    # from the first trial's start: the scoring before it is not a trial's pace (issue 26)
+    paced = RunProgress(trials=10, trials_done=4, started=100.0, trials_started=120.0)
+    assert eta_seconds(paced, now=140.0) == pytest.approx(30.0)  # 5 s a trial, 6 to go
 
 
 def test_half_blocks_draw_two_pixel_rows_per_line():
@@ -162,3 +166,79 @@ def test_compare_labels_runs_by_what_differs():
     assert [run_label(d, methods) for d in methods] == ["quick random", "quick random,loss"]
     same = [detail("quick", "a1b2c3d4"), detail("quick", "b2c3d4e5")]  # nothing differs but the id
     assert [run_label(d, same) for d in same] == ["quick:a1b2", "quick:b2c3"]
+
+
+# ---------------------------------------------------------------- issue 26: labels, units, axes, captions
+def test_series_read_one_way_everywhere():
+    """`loss/hardest`, `loss hardest` and `random random` were the same kind of thing written three ways."""
+    from tui.screens.plots import series_label, varying
+
+    prune = [{"method": m, "strategy": s, "ratio": 0.5, "epoch": e} for m, s, e in
+             [("loss", "hardest", 1), ("loss", "easiest", 1), ("random", "random", 1), ("loss", "hardest", 2)]]
+    group = ("method",) + varying(prune, ("strategy", "epoch"))
+    assert [series_label(r, group) for r in prune] == ["loss/hardest e1", "loss/easiest e1", "random e1",
+                                                       "loss/hardest e2"]
+    bench = {"method": "el2n/ccs", "ratio": 0.3}  # the benchmark's rows name the pair already
+    assert series_label(bench, ("method", "strategy")) == "el2n/ccs"
+    assert series_label({"method": "loss", "strategy": "hardest", "ratio": 0.3}, ("method", "ratio")) == "loss keep 0.3"
+
+
+def test_a_difference_of_accuracies_reads_in_points():
+    from tui.screens.plots import summary_cell
+
+    assert str(summary_cell("mean_accuracy", 0.8240)) == "82.40%"
+    assert str(summary_cell("diff", 0.019)) == "+1.90 pt" and str(summary_cell("ci_low", -0.0031)) == "-0.31 pt"
+    assert str(summary_cell("diff", float("nan"))) == "-" and str(summary_cell("p_value", 0.0123)) == "0.0123"
+
+
+@pytest.mark.parametrize("ys, expected", [([97.0], (96.0, 98.0)), ([100.0], (98.0, 100.0)), ([0.5], (0.0, 2.0)),
+                                          ([40.0, 60.0], (38.0, 62.0))])
+def test_the_accuracy_axis_stays_within_0_and_100(ys, expected):
+    """One point at 97 % made plotext's axis read 115.5 %."""
+    from tui.screens.plots import draw_curve, y_range
+
+    class Limits:
+        def ylim(self, lo, hi):
+            self.limits = (lo, hi)
+
+    plt = Limits()
+    y_range(plt, ys)
+    assert plt.limits == pytest.approx(expected)
+    from textual_plotext import PlotextPlot
+
+    plot = PlotextPlot()
+    draw_curve(plot.plt, [("one", [(1, 0.97)])], "t")
+    plot.plt.plotsize(60, 15)
+    ticks = [float(t) for t in re.findall(r"(\d+(?:\.\d+)?)\s*┤", plot.plt.build())]
+    assert ticks and max(ticks) <= 100.0
+
+
+def test_trial_names_say_what_tells_them_apart():
+    from tui.backend import TrialRow
+    from tui.screens.plots import trial_labels
+
+    trials = [TrialRow("f0", "full", "none", 1.0, 0, 0, "FINISHED", 0.9), TrialRow("f1", "full", "none", 1.0, 1, 0,
+                                                                                   "FINISHED", 0.9),
+              TrialRow("a", "dynamic_uncertainty", "hardest", 0.3, 0, 2, "FINISHED", 0.8),
+              TrialRow("b", "dynamic_uncertainty", "hardest", 0.3, 1, 2, "FINISHED", 0.8),
+              TrialRow("c", "el2n", "contextual_diversity", 0.7, 1, 2, "RUNNING", None)]
+    labels = trial_labels(trials)
+    assert labels == {"f0": "full data s0", "f1": "full data s1", "a": "dynamic_uncertainty keep 0.3 s0",
+                      "b": "dynamic_uncertainty keep 0.3 s1", "c": "el2n/contextual_diversity keep 0.7 s1"}
+
+
+def test_gallery_captions_name_the_classes_and_files():
+    from tui.backend import SampleSet
+    from tui.screens.gallery import tiles_for
+
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    images = np.zeros((3, 3, 4, 4), dtype=np.uint8)
+    samples = SampleSet(images, np.array([8, 3, 1]), names, ["/d/ship/0007.png", "/d/cat/0001.png", "/d/car/a.png"])
+    tiles = tiles_for(samples, np.array([0.5, 2.0, 1.0]), 3, True, np.array([8, 5, 1]))
+    assert [t.caption for t in tiles] == [("#1 y=cat", "ŷ=dog", "s=2", "0001.png"),
+                                          ("#2 y=automobile", "ŷ=automobile", "s=1", "a.png"),
+                                          ("#0 y=ship", "ŷ=ship", "s=0.5", "0007.png")]
+    assert [t.emphasis for t in tiles] == [True, False, False] and tiles[0].strong == 2
+    digits = SampleSet(images, np.array([8, 3, 1]), [str(i) for i in range(10)])
+    assert tiles_for(digits, np.array([0.5, 2.0, 1.0]), 1, True, np.array([8, 5, 1]))[0].caption == \
+        ("#1 y=3 ŷ=5", "s=2")

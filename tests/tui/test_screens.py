@@ -193,8 +193,9 @@ async def test_compare_overlays_marked_runs(tiny_store):
         await pilot.press("c")
         cmp_table = app.screen.query_one("#cmp-table", DataTable)
         await wait_for(pilot, lambda: cmp_table.row_count == 6, what="both summaries")
-        plot = app.screen.query_one("#cmp-plot-ratio").plt.build()
-        assert "tui-a: loss" in plot and "tui-b: loss" in plot
+        legend = str(app.screen.query_one("#cmp-legend-ratio").render()).replace("\u00a0", " ")
+        assert "tui-a: loss" in legend and "tui-b: loss" in legend  # under the plot, not over its curves
+        assert "tui-a: loss" not in app.screen.query_one("#cmp-plot-ratio").plt.build()
 
 
 async def test_new_experiment_form_validates_inline(tiny_store):

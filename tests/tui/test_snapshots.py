@@ -61,7 +61,7 @@ def test_monitor(snap_compare, size):
 @pytest.mark.parametrize("size", SIZES)
 def test_new_experiment(snap_compare, size):
     assert snap_compare(make_app(), terminal_size=size,
-                        run_before=before("n", until=lambda app: getattr(app.screen, "config", None) is not None))
+                        run_before=before("n", until=lambda app: getattr(app.screen, "preview", None) is not None))
 
 
 @pytest.mark.parametrize("size", SIZES)

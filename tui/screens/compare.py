@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Header, TabbedContent, TabPane
+from textual.widgets import DataTable, Header, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
 from engine.errors import PrunelabError
@@ -17,7 +17,7 @@ from ..widgets.footer import FitFooter
 from ..widgets.table import Table
 from ..widgets.title import TitleLine
 from .base import BaseScreen
-from .plots import draw_accuracy_vs, empty, fill_summary
+from .plots import draw_accuracy_vs, empty, fill_summary, show_legend
 
 
 def run_label(detail: Any, all_details: list[Any]) -> str:
@@ -59,8 +59,10 @@ class CompareScreen(BaseScreen):
         with TabbedContent(initial="cmp-ratio", id="compare-tabs"):
             with TabPane("1 vs keep ratio", id="cmp-ratio"):
                 yield PlotextPlot(id="cmp-plot-ratio")
+                yield Static(id="cmp-legend-ratio", classes="legend")
             with TabPane("2 vs score epoch", id="cmp-epoch"):
                 yield PlotextPlot(id="cmp-plot-epoch")
+                yield Static(id="cmp-legend-epoch", classes="legend")
             with TabPane("3 summary", id="cmp-summary"):
                 yield Table(id="cmp-table", cursor_type="row", zebra_stripes=True)
         yield FitFooter()
@@ -91,17 +93,20 @@ class CompareScreen(BaseScreen):
         labels = [run_label(d, details) for d in details]
         title = " vs ".join(f"{label} ({accuracies(d.run) or 'no accuracy'})" for label, d in zip(labels, details))
         self.query_one("#compare-title", TitleLine).update(f"comparing: {title}")
-        for plot_id, x_key, xlabel in (("#cmp-plot-ratio", "ratio", "keep ratio"),
-                                       ("#cmp-plot-epoch", "epoch", "surrogate epoch of the scores")):
-            plot = self.query_one(plot_id, PlotextPlot)
+        for x_key, xlabel in (("ratio", "keep ratio"), ("epoch", "surrogate epoch of the scores")):
+            plot = self.query_one(f"#cmp-plot-{x_key}", PlotextPlot)
             runs = [(f"{label}: ", d.summary) for label, d in zip(labels, details)]
             epochs = sorted({r.get("epoch") for d in details for r in d.summary if r.get("method") != "full"} - {None})
+            drawn = []
             if x_key == "epoch" and len(epochs) == 1:  # a pile of error bars at one x says nothing
                 empty(plot, f"one score epoch only (e{epochs[0]}): "
                             "accuracy vs keep ratio is tab 1")
-            elif draw_accuracy_vs(plot.plt, runs, x_key, xlabel, f"test accuracy vs {xlabel}"):
-                plot.refresh()
-            else:
-                empty(plot, "no results in these runs")
+            else:  # the legend under the plot: run-prefixed labels over the curves would hide them
+                drawn = draw_accuracy_vs(plot.plt, runs, x_key, xlabel, f"test accuracy vs {xlabel}", legend=False)
+                if drawn:
+                    plot.refresh()
+                else:
+                    empty(plot, "no results in these runs")
+            show_legend(self.query_one(f"#cmp-legend-{x_key}", Static), drawn)
         rows = [(label, row) for label, d in zip(labels, details) for row in d.summary]
         fill_summary(self.query_one("#cmp-table", DataTable), [r for _, r in rows], [label for label, _ in rows])

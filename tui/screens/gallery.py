@@ -2,10 +2,12 @@
 
 Scores come from the run's scores/*.npy (aligned with the training subset its
 config names); images from the engine's own loader. Each tile shows the given
-label, the predicted label when the run logged predictions, and the score.
+label and the predicted one (when the run logged predictions) by class name, the
+score, and for folder data the image's file name.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,22 +35,31 @@ def pick(scores: np.ndarray, n: int, top: bool) -> np.ndarray:
 
 
 def tiles_for(samples: Any, scores: np.ndarray, n: int, top: bool, predictions: np.ndarray | None) -> list[Tile]:
+    """A tile per sample: its index and label, the prediction where the run logged them (a wrong one emphasised),
+    the score, and for folder data the file's name. Labels are class names ("y=ship"), kept short."""
     names = samples.classes
     numeric = all(c.isdigit() for c in names)
 
     def label(i: int) -> str:
-        return str(i) if numeric or i >= len(names) else names[i][:7]
+        return str(i) if numeric or i >= len(names) else names[i][:10]
 
     tiles = []
     for index in pick(scores, n, top):
         given = int(samples.labels[index])
-        first = f"#{index} y={label(given)}"
+        lines = [f"#{index} y={label(given)}"]
         wrong = False
         if predictions is not None and index < len(predictions):
             predicted = int(predictions[index])
             wrong = predicted != given
-            first += f" ŷ={label(predicted)}"
-        tiles.append(Tile(samples.images[index], (first, f"s={scores[index]:.4g}"), emphasis=wrong))
+            if numeric:
+                lines[0] += f" ŷ={label(predicted)}"
+            else:  # names are long: the prediction on a line of its own
+                lines.append(f"ŷ={label(predicted)}")
+        lines.append(f"s={scores[index]:.4g}")
+        if samples.paths is not None and index < len(samples.paths):
+            lines.append(Path(samples.paths[index]).name)
+        strong = 2 if lines[1].startswith("ŷ") else 1
+        tiles.append(Tile(samples.images[index], tuple(lines), emphasis=wrong, strong=strong))
     return tiles
 
 

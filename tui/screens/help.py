@@ -104,15 +104,15 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "No", id="confirm.no", tooltip="No, leave things as they are"),
     ]
 
-    def __init__(self, question: str) -> None:
+    def __init__(self, question: str, yes: str = "Yes (y)", variant: str = "error") -> None:
         super().__init__()
-        self.question = question
+        self.question, self.yes, self.variant = question, yes, variant
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="confirm-box"):
+        with Vertical(id="confirm-box", classes=self.variant):
             yield Static(self.question, id="confirm-question", markup=False)
             with Horizontal(id="confirm-buttons"):
-                yield Button("Yes (y)", id="yes", variant="error")
+                yield Button(self.yes, id="yes", variant=self.variant)
                 yield Button("No (n)", id="no", variant="primary")
 
     def on_mount(self) -> None:

@@ -16,15 +16,16 @@ from textual.widgets import Header, Static
 
 from engine import names
 
-from ..messages import ProgressPolled
+from ..messages import EstimateReady, ProgressPolled
 from ..widgets.footer import FitFooter
-from ..widgets.progress_panel import ProgressPanel
+from ..widgets.progress_panel import LogTail, ProgressPanel
 from .base import BaseScreen
 
 if TYPE_CHECKING:
     from engine.api import RunProgress
 
 POLL_S = 0.5
+LOG_MIN_ROWS = 5  # the selected run's log never gets fewer rows than this (the screen scrolls instead)
 
 
 def run_order(progress: RunProgress) -> tuple:
@@ -32,13 +33,15 @@ def run_order(progress: RunProgress) -> tuple:
     return progress.effective_status != names.RUNNING, -(progress.started or 0.0)
 
 
-def status_line(runs: list[RunProgress]) -> str:
-    """How many runs are live and ended lately, and the keys that act on them."""
+def status_line(runs: list[RunProgress], selected: str | None = None) -> str:
+    """How many runs are live and ended lately, and the keys that act on the selected one (x only for a running
+    one)."""
     if not runs:
         return "No experiments running. Press n to start one."
     live = sum(p.effective_status == names.RUNNING for p in runs)
     ended = f", {len(runs) - live} ended lately" if len(runs) > live else ""
-    return f"{live} running{ended} · j/k select · x cancel · enter plots"
+    running = any(p.run_id == selected and p.effective_status == names.RUNNING for p in runs)
+    return f"{live} running{ended} · j/k select{' · x cancel' if running else ''} · enter plots"
 
 
 class MonitorScreen(BaseScreen):
@@ -63,6 +66,8 @@ class MonitorScreen(BaseScreen):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.selected: str | None = None
+        self.runs: list[RunProgress] = []
+        self.estimates: dict[str, float | None] = {}  # run id -> its estimated seconds, asked once per run
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -91,6 +96,7 @@ class MonitorScreen(BaseScreen):
 
     async def on_progress_polled(self, message: ProgressPolled) -> None:
         runs = sorted((p for p in message.runs if p.run_id), key=run_order)
+        self.runs = runs
         fresh = await self._show_runs(runs, message.now)
         new_running = [p.run_id for p in fresh if p.effective_status == names.RUNNING]
         if new_running:  # a launch (from here or elsewhere) expects to see its run
@@ -99,7 +105,34 @@ class MonitorScreen(BaseScreen):
             self.select(runs[0].run_id if runs else None)
         else:
             self.select(self.selected, scroll=False)
-        self.query_one("#monitor-status", Static).update(status_line(runs))
+        self._ask_estimates(runs)
+
+    def _ask_estimates(self, runs: list[RunProgress]) -> None:
+        """A running run with no trial ended yet gets an estimate from its preview, once."""
+        wanted = [p.run_id for p in runs if p.effective_status == names.RUNNING and p.trials and not p.trials_done
+                  and p.run_id not in self.estimates]
+        if wanted and not self.busy("estimate"):
+            self.estimates.update(dict.fromkeys(wanted))
+            self.estimate(wanted)
+
+    @work(thread=True, group="estimate", exit_on_error=False, description="cannot estimate the run's time")
+    def estimate(self, run_ids: list[str]) -> None:
+        """Each run's estimate; one that cannot be made (its config unreadable, its data gone) is no estimate,
+        not an error notice: the ETA falls back to the stage's pace."""
+        from engine.errors import PrunelabError
+
+        for run_id in run_ids:
+            try:
+                seconds = self.backend.run_estimate(run_id)
+            except (PrunelabError, OSError, LookupError, ValueError):
+                seconds = None
+            self.post_result(EstimateReady(run_id, seconds))
+
+    def on_estimate_ready(self, message: EstimateReady) -> None:
+        self.estimates[message.run_id] = message.seconds
+        for panel in self.panels():
+            if panel.run_id == message.run_id:
+                panel.estimate = message.seconds
 
     async def _show_runs(self, runs: list[RunProgress], now: float) -> list[RunProgress]:
         """One panel per run, in the runs' order: panels of runs gone are removed, new ones mounted, all updated.
@@ -113,6 +146,7 @@ class MonitorScreen(BaseScreen):
         fresh = [p for p in runs if p.run_id not in panels]
         panels.update((p.run_id, ProgressPanel(p.run_id)) for p in fresh)
         for progress in runs:
+            panels[progress.run_id].estimate = self.estimates.get(progress.run_id)
             panels[progress.run_id].update_progress(progress, now)  # a new panel holds it until it is mounted
         if fresh:
             await container.mount_all([panels[p.run_id] for p in fresh])
@@ -133,6 +167,34 @@ class MonitorScreen(BaseScreen):
             chosen = panel if panel.run_id == run_id else chosen
         if chosen is not None and scroll:
             self.query_one("#panels", VerticalScroll).scroll_to_widget(chosen, animate=False)
+        self.query_one("#monitor-status", Static).update(status_line(self.runs, run_id))
+        self.refresh_bindings()  # x (cancel) is offered for a running run only
+        self.call_after_refresh(self.fit_log)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.fit_log)
+
+    def fit_log(self) -> None:
+        """The selected run's log gets the rows the other panels leave free (at least LOG_MIN_ROWS, at most what
+        its lines fill), so a tall terminal shows more of it rather than empty rows below."""
+        chosen = self._panel()
+        if chosen is None or not chosen.is_mounted or chosen.has_class("folded"):
+            return
+        container = self.query_one("#panels", VerticalScroll)
+        log = chosen.query_one(LogTail)
+        others = sum(p.outer_size.height + 1 for p in self.panels() if p is not chosen)  # +1: a panel's margin
+        fixed = chosen.outer_size.height - log.outer_size.height + 1
+        free = container.size.height - others - fixed
+        rows = max(LOG_MIN_ROWS, min(free, log.rows_needed(log.content_size.width)))
+        if log.styles.height is None or log.styles.height.value != rows:
+            log.styles.height = rows
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Cancel only a running run: for an ended one the key is neither shown nor acted on."""
+        if action == "cancel":
+            panel = self._panel()
+            return panel is not None and panel.status == names.RUNNING
+        return True
 
     def on_progress_panel_clicked(self, message: ProgressPanel.Clicked) -> None:
         self.select(message.run_id)

@@ -25,6 +25,7 @@ class Tile:
     image: np.ndarray  # uint8 (C, H, W), C = 1 or 3
     caption: tuple[str, ...]  # lines under the image
     emphasis: bool = False  # e.g. label != prediction
+    strong: int = 1  # how many caption lines read as the first (label, prediction): emphasised, not muted
 
 
 def shrink(image: np.ndarray, width: int) -> np.ndarray:
@@ -111,7 +112,7 @@ class ImageGrid(Widget):
                     else:
                         i = row - height
                         text = tile.caption[i] if i < len(tile.caption) else ""
-                        style = (wrong if tile.emphasis else caption) if i == 0 else muted
+                        style = (wrong if tile.emphasis else caption) if i < tile.strong else muted
                         line.append(text[: cw - 1].ljust(cw), style=style)
                 lines.append(line)
             lines.append(Text(""))

@@ -3,12 +3,19 @@
 Why rebuild rows instead of patching cells: a refresh may add, drop or reorder
 runs; rebuilding from RunInfo values (a few hundred at most) is simple and fast,
 and the cursor is put back on the same run by its id.
+
+Why its own column plan: at 80 columns not every column fits. The run id, the
+status, the kind and the accuracies always stay whole (a benchmark row must be
+told from a prune row, and `show` takes the id); the start time, the data set and
+the duration give way in that order, and then a long experiment name or model
+(`timm:resnet10t`) is cut with "…" rather than pushing the id off the screen.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
@@ -40,9 +47,43 @@ COLUMNS: list[tuple[str, str, Callable[[Any, float], Any], bool]] = [
     ("run_id", "run id", lambda r, now: r.run_id, False),
 ]
 SORTABLE = [c[0] for c in COLUMNS if c[0] != "mark"]
-# below WIDE columns, these give way so that the run id and the model still fit (80 columns: all the rest fit)
-NARROW_HIDDEN = ("started", "dataset", "kind")
-WIDE = 100
+GIVE_WAY = ("started", "dataset", "duration")  # the columns left out, in this order, until the rest fit
+CUT = (("experiment", 10), ("model", 8))  # then these are cut (to no less than this), in this order
+NARROW_LABELS = {"best": "pruned"}  # shorter headers once columns give way ("full" and "pruned" side by side)
+PADDING = 2  # a DataTable cell's padding, both sides
+
+
+def ellipsis(cell: Any, width: int) -> Any:
+    """A cell's text cut to `width` cells with "…" (a short one unchanged)."""
+    text = str(cell)
+    return text if cell_len(text) <= width else text[:max(1, width - 1)] + "…"
+
+
+def plan_columns(rows: list[list[Any]], width: int, sort_key: str = "") -> tuple[tuple[str, ...], dict[str, int]]:
+    """(the columns that give way, {column: width its cells are cut to}) for rows of cells in COLUMNS' order to fit
+    `width` cells (the `sort_key` column's header has an arrow)."""
+    def natural(i: int, key: str, label: str, narrow: bool) -> int:
+        header = cell_len(NARROW_LABELS.get(key, label) if narrow else label) + (2 if key == sort_key else 0)
+        return max([header, *(cell_len(str(row[i])) for row in rows)]) + PADDING
+
+    keys = [c[0] for c in COLUMNS]
+    hidden: tuple[str, ...] = ()
+    widths = {key: natural(i, key, label, False) for i, (key, label, *_) in enumerate(COLUMNS)}
+    for drop in GIVE_WAY:
+        if sum(w for k, w in widths.items() if k not in hidden) <= width:
+            break
+        hidden += (drop,)
+        widths = {key: natural(i, key, label, True) for i, (key, label, *_) in enumerate(COLUMNS)}
+    over = sum(w for k, w in widths.items() if k not in hidden) - width
+    cut: dict[str, int] = {}
+    for key, least in CUT:
+        if over <= 0:
+            break
+        cells = widths[key] - PADDING
+        if cells > least:
+            cut[key] = max(least, cells - over)
+            over -= cells - cut[key]
+    return tuple(k for k in keys if k in hidden), cut
 
 
 class RunTable(Table):
@@ -69,6 +110,7 @@ class RunTable(Table):
         self.now: Callable[[], float] = lambda: 0.0
         self._shown: list[tuple] = []
         self.hidden: tuple[str, ...] = ()
+        self.cut: dict[str, int] = {}  # column -> the cells' widest, when cut to fit
 
     @property
     def shown_columns(self) -> list[str]:
@@ -81,13 +123,23 @@ class RunTable(Table):
     def _add_columns(self) -> None:
         for key, label, _, _ in COLUMNS:
             if key not in self.hidden:
-                self.add_column(label, key=key)
+                self.add_column(self._label(key, label), key=key)
         self._update_labels()
 
+    def _label(self, key: str, label: str) -> str:
+        return NARROW_LABELS.get(key, label) if self.hidden else label
+
     def on_resize(self) -> None:
-        hidden = NARROW_HIDDEN if self.size.width < WIDE else ()
-        if hidden != self.hidden:
-            self.hidden = hidden
+        self.fit_columns()
+
+    def fit_columns(self) -> None:
+        """Choose the columns that give way and the cells cut so that the table fits its width (module docstring)."""
+        width = (self.scrollable_content_region.width or self.size.width) - 1
+        if width <= 0:
+            return
+        hidden, cut = plan_columns([self._all_cells(r, self.now()) for r in self.runs.values()], width, self.sort_key)
+        if (hidden, cut) != (self.hidden, self.cut):
+            self.hidden, self.cut = hidden, cut
             self.clear(columns=True)
             self._add_columns()
             self._shown = []
@@ -102,6 +154,7 @@ class RunTable(Table):
     def set_runs(self, runs: list[Any]) -> None:
         self.runs = {r.run_id: r for r in runs}
         self.marked = [m for m in self.marked if m in self.runs]
+        self.fit_columns()
         self.rebuild()
 
     def visible(self) -> list[Any]:
@@ -141,15 +194,20 @@ class RunTable(Table):
         if current and current in self.rows:
             self.move_cursor(row=self.get_row_index(current), animate=False)
 
-    def _cells(self, r: Any, now: float) -> list:
+    def _all_cells(self, r: Any, now: float) -> list:
+        """Every column's cell, in COLUMNS' order."""
         theme = self.app.theme_variables
         mark = Text("●", style=theme.get("text-accent", "")) if r.run_id in self.marked else " "
         trials = f"{r.trials_done}/{r.trials}" if r.trials else (str(r.trials_done) if r.trials_done else "-")
-        cells = [mark, status_text(r.status, theme), r.experiment, r.kind, Text(pct(r.full_accuracy), justify="right"),
-                 Text(pct(r.best_pruned), justify="right"),
-                 Text(trials, justify="right"), Text(duration(run_duration(r, now)), justify="right"),
-                 clock(r.start_time), r.dataset, r.model, short_id(r.run_id)]
-        return [cell for (key, *_), cell in zip(COLUMNS, cells) if key not in self.hidden]
+        return [mark, status_text(r.status, theme), r.experiment, r.kind, Text(pct(r.full_accuracy), justify="right"),
+                Text(pct(r.best_pruned), justify="right"),
+                Text(trials, justify="right"), Text(duration(run_duration(r, now)), justify="right"),
+                clock(r.start_time), r.dataset, r.model, short_id(r.run_id)]
+
+    def _cells(self, r: Any, now: float) -> list:
+        """The shown columns' cells, the cut ones cut."""
+        return [ellipsis(cell, self.cut[key]) if key in self.cut else cell
+                for (key, *_), cell in zip(COLUMNS, self._all_cells(r, now)) if key not in self.hidden]
 
     @property
     def current_run_id(self) -> str | None:
@@ -170,13 +228,14 @@ class RunTable(Table):
             reverse = (not self.sort_reverse) if key == self.sort_key else next(c[3] for c in COLUMNS if c[0] == key)
         self.sort_key, self.sort_reverse = key, reverse
         self._update_labels()
+        self.fit_columns()  # the sorted column's header carries an arrow
         self.rebuild()
 
     def _update_labels(self) -> None:
         for key, label, _, _ in COLUMNS:
             if key in self.columns:
                 arrow = (" ▼" if self.sort_reverse else " ▲") if key == self.sort_key else ""
-                self.columns[key].label = Text(label + arrow)
+                self.columns[key].label = Text(self._label(key, label) + arrow)
         self._require_update_dimensions = True
         self.refresh()
 
