@@ -92,6 +92,20 @@ class PrunelabCommands(Provider):
         if run_id is not None:
             app.open_run(run_id, "map")
 
+    def _leaderboard(self) -> None:
+        """The current run's leaderboard if it is a benchmark run, else the newest benchmark run's."""
+        app: Any = self.app
+        current = getattr(app.screen, "run", None)
+        if current is not None and getattr(current, "kind", "") == "benchmark":
+            app.open_run(current.run_id, "leaderboard")
+            return
+        newest = next((r for r in self.runs if r.kind == "benchmark"), None)
+        if newest is None:
+            app.notify("No benchmark run in the store yet: run one (e.g. the benchmark-mnist preset)",
+                       severity="warning")
+        else:
+            app.open_run(newest.run_id, "leaderboard")
+
     def _compare(self) -> None:
         app: Any = self.app
         app.action_runs()

@@ -209,7 +209,7 @@ class EmbeddingMapScreen(RunScreen):
         how = (f"PCA ({emap.explained[0]:.0%} + {emap.explained[1]:.0%} of the variance)"
                if emap.method == "pca" and len(emap.explained) >= 2 else emap.method.upper())
         drawn = f"{n} samples" if len(self.shown) == n else f"{len(self.shown)} of {n} samples (a fixed subset)"
-        line = f"{how} of surrogate 0's embeddings at epoch {emap.epoch} · {drawn}"
+        line = f"{how} of the epoch-{emap.epoch} embeddings · {drawn}"
         if self.trial < 0:
             marks = f"[ ]: mark one of {len(self.trials)} trials' selections" if self.trials else "no trial selected"
             return f"{line}\n{marks}"

@@ -57,14 +57,14 @@ def trajectory(percentiles: list[float]) -> str:
     return f"{shown[0]} {spark} {shown[-1]}"
 
 
-def facts(report: Any, position: str) -> Text:
+def facts(report: Any) -> Text:
     """The lines beside the image: where it is, its label and prediction, the neighbours' verdict, the trials."""
     out = Text()
     where = f"sample #{report.index}"
     if report.source_index != report.index:
-        where += f" (source #{report.source_index})"
+        where += f" (source #{report.source_index} of the full data)"
     out.append(where, style="bold")
-    out.append(f"\n{position}\n\n", style="dim")
+    out.append("\n\n")
     out.append("label     ")
     out.append(report.class_name(report.label), style="bold")
     if report.clean_label is not None:
@@ -226,7 +226,7 @@ class InspectorScreen(RunScreen):
         self.query_one("#inspector-where", Static).update(self.position())
         image = shrink(report.image, IMAGE_PIXELS)
         self.query_one("#inspector-image", Static).update(Text("\n").join(half_block_lines(image)))
-        self.query_one("#inspector-facts", Static).update(facts(report, self.position()))
+        self.query_one("#inspector-facts", Static).update(facts(report))
         scores = self.query_one("#inspector-scores", Table)
         scores.clear()
         for row in score_rows(report):
