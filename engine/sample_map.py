@@ -76,7 +76,8 @@ def cosine_neighbours(embeddings: np.ndarray | torch.Tensor, k: int = NEIGHBOURS
     for start in range(0, n, rows):
         block = unit[start:start + rows] @ unit.T
         stop = start + len(block)
-        block[torch.arange(len(block)), torch.arange(start, stop)] = -torch.inf  # not its own neighbour
+        rows_here = torch.arange(len(block), device=block.device)
+        block[rows_here, rows_here + start] = -torch.inf  # not its own neighbour
         values, found = block.topk(k, dim=1)
         values, found = values.cpu().numpy(), found.cpu().numpy()
         order = np.lexsort((found, -values), axis=-1)  # most similar first, then the lower index
