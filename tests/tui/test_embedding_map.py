@@ -31,6 +31,10 @@ def test_the_cursor_moves_to_the_nearest_point_that_way():
     assert step_towards(CROSS, shown, 3, "left") == 3  # nothing further left: it stays
     assert step_towards(CROSS, shown, 5, "left") == 3  # none within 45° of left: the nearest on the left side
     assert step_towards(CROSS, np.array([0, 3, 6]), 0, "right") == 6  # only the shown points count
+    # within 45° first: (1.5, 0) rather than the nearer (0.5, 0.9), which lies 61° off to the right (scaled)
+    fan = np.array([[0.0, 0.0], [0.5, 0.9], [1.5, 0.0], [-1.0, -1.0]])
+    assert step_towards(fan, np.arange(4), 0, "right") == 2
+    assert step_towards(fan, np.arange(4), 0, "up") == 1
 
 
 def test_large_sets_draw_a_fixed_subset_that_keeps_the_cursor():
