@@ -135,6 +135,11 @@ def test_inspect_says_which_trials_kept_the_sample(run, store, tmp_path):
             else:
                 assert m.weight is None
         assert report.kept_in() == (sum(bool(m.kept) for m in report.trials), 4)
+    trial = trials[1]  # every sample it kept carries its own CRAIG weight (cluster sizes: they differ)
+    assert len(set(weights[trial.run_id].tolist())) > 1
+    for position, index in enumerate(kept[trial.run_id]):
+        membership = next(m for m in inspector.sample(int(index)).trials if m.trial.run_id == trial.run_id)
+        assert membership.kept and membership.weight == weights[trial.run_id][position]
     mask = inspector.kept_mask(trials[1].run_id)
     assert mask.sum() == 300 and np.array_equal(np.flatnonzero(mask), np.sort(kept[trials[1].run_id]))
 
