@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .config import Config, TrainConfig
     from .data.dataset import Dataset
     from .export import KeptSubset
+    from .inspection import EmbeddingMap, RunInspector, SampleReport
     from .runner.trials import RunResult
     from .scoring.surrogate import ScoreResult
     from .store.cache import Cache
@@ -57,8 +58,10 @@ __all__ = [
     "cancel_run",
     "clear_cache",
     "config_dataset",
+    "embedding_map",
     "export_csv",
     "export_subset",
+    "inspect",
     "kept_subset",
     "kind_sections",
     "launch_detached",
@@ -79,6 +82,7 @@ __all__ = [
     "run_detail",
     "run_info",
     "sample_files",
+    "sample_inspector",
     "sampler",
     "samples_seen_curves",
     "score",
@@ -502,6 +506,32 @@ def overlap_matrices(scores: dict[str, np.ndarray], k: int) -> dict[str, Any]:
 
     n = min(len(v) for v in scores.values())
     return compute(scores, max(1, min(int(k), n)))
+
+
+def sample_inspector(run_id: str, tracking_uri: str | None = None) -> RunInspector:
+    """A run's per-sample arrays read once (scores, predictions, embedding map, every trial's kept indices, the
+    training images), for stepping through its samples: `.sample(index)` is `inspect`, `.embedding_map()` the map,
+    `.kept_mask(trial_run_id)` a trial's selection, `.ranking(method)` the samples by a score."""
+    from .inspection import RunInspector, load_run_samples
+    from .runner.runner import load_run_config
+
+    track = _track(tracking_uri)
+    run_id = track.resolve(run_id)
+    return RunInspector(load_run_samples(track, run_id, _dataset_of(load_run_config(run_id, tracking_uri))))
+
+
+def inspect(run_id: str, index: int, k: int | None = None, tracking_uri: str | None = None) -> SampleReport:
+    """One training sample of a run (its position in the run's training set): image, label and surrogate 0's
+    prediction; every logged score with its percentile (a trajectory where several epochs were scored); its k
+    nearest neighbours in embedding space (default: all the run logged, 10) with a flag when most carry another
+    label; and whether each trial kept it. `prunelab show RUN --sample N` prints the same."""
+    return sample_inspector(run_id, tracking_uri).sample(index, k)
+
+
+def embedding_map(run_id: str, tracking_uri: str | None = None) -> EmbeddingMap | None:
+    """A run's embedding map (2-D projection of surrogate 0's embeddings, with the labels the scorers saw), None
+    when it logged none; `sample_inspector(run_id).kept_mask(trial)` marks a trial's kept samples on it."""
+    return sample_inspector(run_id, tracking_uri).embedding_map()
 
 
 def run_dataset(run_id: str, tracking_uri: str | None = None) -> Dataset:

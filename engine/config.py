@@ -112,6 +112,12 @@ class SurrogateConfig(Section):
         "float32", description="storage of the gradient embeddings that CRAIG/GradMatch read")
     gradient_mb: float = Field(1024.0, gt=0, description="memory bound (MB) of the gradient embeddings; above it "
                                "they are randomly projected (tag prunelab.gradient_projection)")
+    projection: Literal["pca", "umap", "none"] = Field(
+        "pca", description="the embedding map a scoring run logs (2-D projection of surrogate 0's embeddings and "
+        "their nearest neighbours, for the sample inspector and the TUI's map): pca, umap (needs umap-learn: "
+        "pip install 'prunelab[umap]') or none")
+    neighbours: int = Field(10, ge=1, le=100, description="k of the nearest neighbours (cosine) the embedding map "
+                            "logs per sample")
 
 
 class Config(Section):

@@ -211,3 +211,30 @@ def rank_heatmap(rows: list[dict[str, Any]], title: str):
                  fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def embedding_map(projection: np.ndarray, labels: np.ndarray, classes: list[str], title: str,
+                  kept: np.ndarray | None = None, axes: tuple[str, str] = ("axis 1", "axis 2")):
+    """The 2-D embedding map: one dot per sample coloured by its class; with `kept` (a boolean mask), the samples
+    a trial kept as dots and those it pruned as small grey crosses (the TUI's map draws the same)."""
+    xy = np.asarray(projection, dtype=np.float64)
+    labels = np.asarray(labels)
+    fig, ax = plt.subplots(figsize=(7.5, 6), dpi=110)
+    colours = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    size = float(np.clip(3000 / max(1, len(xy)), 0.5, 12))  # 50,000 points must not become one blot
+    shown = np.ones(len(xy), dtype=bool) if kept is None else np.asarray(kept, dtype=bool)
+    if kept is not None and (~shown).any():
+        ax.scatter(xy[~shown, 0], xy[~shown, 1], s=size, marker="x", linewidths=0.5, color="0.7",
+                   label=f"pruned ({int((~shown).sum())})", rasterized=True)
+    for c, name in enumerate(classes):
+        mine = shown & (labels == c)
+        if mine.any():
+            ax.scatter(xy[mine, 0], xy[mine, 1], s=size, color=colours(c % colours.N), label=name, linewidths=0,
+                       rasterized=True)
+    ax.set_xlabel(axes[0])
+    ax.set_ylabel(axes[1])
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, markerscale=max(1.0, 12 / size) ** 0.5, loc="best", ncol=1 if len(classes) <= 12 else 2)
+    ax.grid(alpha=0.2)
+    fig.tight_layout()
+    return fig

@@ -58,6 +58,9 @@ NOISE_FLIPPED = "noise/flipped.npy"
 SCORES_DIR = "scores"
 PLOTS_DIR = "plots"
 PREDICTIONS = "predictions"  # scores/predictions@eN.npy: the surrogate's predicted labels, not a score
+EMBEDDING_DIR = "embedding"  # the embedding map (engine/sample_map.py): projection and neighbours, not scores
+EMBEDDING_MAP_JSON = "embedding/map.json"  # its epoch, projection method, k, metric and explained variance
+EMBEDDING_MAP_PLOT = "plots/embedding_map.png"
 
 
 def file_part(name: str) -> str:
@@ -73,6 +76,12 @@ def score_artifact(method: str, epoch: int) -> str:
 
 def predictions_artifact(epoch: int) -> str:
     return score_artifact(PREDICTIONS, epoch)
+
+
+def embedding_artifact(what: str, epoch: int) -> str:
+    """Where a run logs its embedding map's `what` ("projection", "neighbours", "similarity") at surrogate epoch
+    `epoch`."""
+    return f"{EMBEDDING_DIR}/{what}@e{epoch}.npy"
 
 
 def plot_artifact(name: str) -> str:

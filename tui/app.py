@@ -98,14 +98,16 @@ class PrunelabApp(WorkerErrors, App):
 
     # ------------------------------------------------------------ routing
     def open_run(self, run_id: str, view: str = "plots") -> None:
-        """Show one run's plots, overlap, gallery or (a benchmark's) leaderboard, on top of the runs screen (escape goes back)."""
+        """Show one run's plots, overlap, gallery, embedding map or (a benchmark's) leaderboard, on top of the runs
+        screen (escape goes back)."""
+        from .screens.embedding_map import EmbeddingMapScreen
         from .screens.gallery import GalleryScreen
         from .screens.leaderboard import LeaderboardScreen
         from .screens.overlap import OverlapScreen
         from .screens.plots import PlotsScreen
 
         views = {"plots": PlotsScreen, "overlap": OverlapScreen, "gallery": GalleryScreen,
-                 "leaderboard": LeaderboardScreen}
+                 "leaderboard": LeaderboardScreen, "map": EmbeddingMapScreen}
         screen_cls = views[view]
         if self.current_mode != "runs":
             self.switch_mode("runs")
@@ -113,6 +115,15 @@ class PrunelabApp(WorkerErrors, App):
             self.switch_screen(screen_cls(run_id))
         else:
             self.push_screen(screen_cls(run_id))
+
+    def inspect_sample(self, run_id: str, index: int | None = None, ranking: str | None = None,
+                       lowest: bool = False) -> None:
+        """Open one training sample of a run in the inspector, on top of the current screen (escape comes back):
+        `index`, or the first of the samples ranked by the score `ranking` (highest first, or `lowest`), which
+        its [ and ] then follow."""
+        from .screens.inspector import InspectorScreen
+
+        self.push_screen(InspectorScreen(run_id, index, ranking, lowest))
 
     def action_runs(self) -> None:
         """The runs list, from anywhere (a run's plots included)."""

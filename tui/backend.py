@@ -22,6 +22,7 @@ from engine.api import split_score_name as split_name
 if TYPE_CHECKING:  # numpy costs ~0.2 s at startup; the screens get arrays only from workers
     import numpy as np
 
+    from engine.api import RunInspector
     from engine.config import Config
 
 __all__ = ["Backend", "BackendProtocol", "Preview", "RunDetail", "SampleSet", "TrialRow", "overlap_matrices",
@@ -96,6 +97,10 @@ class BackendProtocol(Protocol):
 
     def samples(self, run_id: str) -> SampleSet: ...
 
+    def inspector(self, run_id: str) -> RunInspector:
+        """A run's per-sample arrays read once: a sample's report, the embedding map, the trials' selections."""
+        ...
+
     def progress(self) -> list[RunProgress]: ...
 
     def cancel(self, progress: RunProgress) -> str: ...
@@ -118,6 +123,7 @@ class Backend:
         self._opened = False  # MLflow loaded and the store open: from then on the run list goes through MLflow
         self._scores: dict[tuple[str, str], np.ndarray] = {}
         self._samples: dict[str, SampleSet] = {}
+        self._inspectors: dict[str, RunInspector] = {}
         self._lock = threading.Lock()
 
     @property
@@ -194,6 +200,17 @@ class Backend:
         with self._lock:
             self._samples[run_id] = out
         return out
+
+    def inspector(self, run_id: str) -> RunInspector:
+        """The run's inspector (engine.api.sample_inspector), read once per session: the inspector and the map
+        step through many samples and trials of one run."""
+        with self._lock:
+            if run_id in self._inspectors:
+                return self._inspectors[run_id]
+        found = api.sample_inspector(run_id, self.uri)
+        with self._lock:
+            self._inspectors[run_id] = found
+        return found
 
     # ------------------------------------------------------------ runs under way
     def live_curves(self, run_id: str) -> dict[int, tuple[str, list[tuple[int, dict[str, float]]]]]:

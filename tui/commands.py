@@ -60,7 +60,43 @@ class PrunelabCommands(Provider):
                     self._compare),
             Command("Leaderboard", "Method x keep-ratio grid of this benchmark run (or the newest one)",
                     self._leaderboard),
+            Command("Inspect a sample", "One training sample of this run (or the newest): its scores and "
+                    "percentiles, nearest neighbours, and the trials that kept it", self._inspect),
+            Command("Embedding map", "This run's (or the newest run's) samples on the 2-D projection of the "
+                    "surrogate's embeddings, a trial's kept and pruned marked", self._map),
         ]
+
+    def _this_run(self) -> str | None:
+        """The run the current screen is about, else the newest run (None, with a notice, when there is none)."""
+        run_id = getattr(self.app.screen, "run_id", None)
+        if run_id is None and self.runs:
+            run_id = self.runs[0].run_id
+        if run_id is None:
+            self.app.notify("No run in the store yet: launch one (n)", severity="warning")
+        return run_id
+
+    def _inspect(self) -> None:
+        """The screen's own way where it has one (the gallery's ranking, the leaderboard's method, the map's
+        cursor, the inspector's index field), else the run's sample 0."""
+        app: Any = self.app
+        own = getattr(app.screen, "action_inspect", None) or getattr(app.screen, "action_goto", None)
+        if own is not None:
+            own()
+            return
+        run_id = self._this_run()
+        if run_id is not None:
+            app.inspect_sample(run_id)
+
+    def _map(self) -> None:
+        """The inspector's own `e` (back to the map it came from, the cursor on its sample), else the run's map."""
+        app: Any = self.app
+        own = getattr(app.screen, "action_map", None)
+        if own is not None:
+            own()
+            return
+        run_id = self._this_run()
+        if run_id is not None:
+            app.open_run(run_id, "map")
 
     def _leaderboard(self) -> None:
         """The current run's leaderboard if it is a benchmark run, else the newest benchmark run's."""
@@ -84,7 +120,8 @@ class PrunelabCommands(Provider):
 
     def action_commands(self) -> list[Command]:
         """The app's bindings, then the current screen's (those the screen commands already cover left out)."""
-        covered = {"help", "runs", "switch_mode('monitor')", "switch_mode('new')", "leaderboard"}
+        covered = {"help", "runs", "switch_mode('monitor')", "switch_mode('new')", "leaderboard", "inspect",
+                   "app.open_run_view('map')", "map"}
         out, seen = [], set()
         for node in (self.app, self.screen):
             for binding in node.BINDINGS:

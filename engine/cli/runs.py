@@ -202,19 +202,25 @@ def short_ids(run_ids: list[str], length: int = 8) -> dict[str, str]:
 @click.option("--method", default="loss", show_default=True, help="With --top: the scorer whose scores rank them.")
 @click.option("--epoch", type=int, default=None, help="With --top: the surrogate epoch (default: the last scored).")
 @click.option("--lowest", is_flag=True, help="With --top: the lowest-scored samples instead.")
+@click.option("--sample", "sample", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Also inspect training sample N: its scores with percentiles, nearest neighbours in embedding "
+                   "space, and the trials that kept it.")
 @json_option
 @click.pass_context
 @handle_errors
-def show_command(ctx, run_id, top, method, epoch, lowest, as_json):
+def show_command(ctx, run_id, top, method, epoch, lowest, sample, as_json):
     """Print a run's summary table (and an overlap run's matrices)."""
     from .. import api
 
     uri = tracking_uri_of(ctx)
     report = api.show(run_id, tracking_uri=uri)
     samples = api.top_samples(run_id, method, epoch, top, lowest, tracking_uri=uri) if top else None
+    inspected = api.inspect(report["run_id"], sample, tracking_uri=uri) if sample is not None else None
     if as_json:
         if samples is not None:
             report["top"] = [{k: v for k, v in s.items() if k != "image"} for s in samples]
+        if inspected is not None:
+            report["sample"] = inspected.to_dict()
         print_json(report)
         return
     title = f"{report['experiment']} — {report['kind']} run {report['run_id']} {report['status']}"
@@ -226,6 +232,8 @@ def show_command(ctx, run_id, top, method, epoch, lowest, as_json):
         print_summary(report["summary"], title=title)
     if samples is not None:
         print_samples(samples, f"the {len(samples)} {'lowest' if lowest else 'highest'} {method} scores")
+    if inspected is not None:
+        print_sample(inspected)
 
 
 def print_benchmark(rows: list[dict[str, Any]], title: str) -> None:
@@ -326,6 +334,66 @@ def print_samples(samples: list[dict[str, Any]], title: str) -> None:
         table.add_row(str(rank), str(s["index"]), str(s["source_index"]), escape(class_text(s["label"], s.get("class"))),
                       predicted, f"{s['score']:.4g}", ascii_image(s["image"]), *((file,) if root else ()))
     Console().print(table)
+
+
+def print_sample(report: Any) -> None:
+    """One sample (engine.inspect's SampleReport): image and labels, scores with percentiles, neighbours, trials."""
+    console = Console()
+    grid = Table.grid(padding=(0, 2))
+    grid.add_row(ascii_image(report.image, width=28), "\n".join(sample_facts(report)))
+    console.print(grid)
+    scores = Table(title="scores (percentile: share of the run's samples scored lower)")
+    for col in ("score", "epoch", "value", "percentile"):
+        scores.add_column(col, justify="left" if col == "score" else "right")
+    for r in report.scores:
+        scores.add_row(r.method, "-" if r.epoch is None else str(r.epoch), f"{r.value:.4g}", f"{r.percentile:.1f}")
+    console.print(scores if report.scores else "no per-sample scores in this run")
+    if report.neighbours:
+        near = Table(title=f"nearest neighbours (cosine, surrogate embeddings at epoch {report.neighbour_epoch})")
+        for col in ("index", "label", "cosine"):
+            near.add_column(col, justify="right")
+        for n in report.neighbours:
+            shown = report.class_name(n.label)
+            near.add_row(str(n.index), f"[red]{shown}[/red]" if n.label != report.label else shown,
+                         f"{n.similarity:.3f}")
+        console.print(near)
+    console.print(trial_table(report) if report.trials else "no trials")
+
+
+def sample_facts(report: Any) -> list[str]:
+    """The lines beside a sample's image: where it is, its labels, its neighbours' verdict, the trials."""
+    where = f"sample #{report.index}"
+    if report.source_index != report.index:
+        where += f" (source #{report.source_index})"
+    label = f"label {report.class_name(report.label)}"
+    if report.clean_label is not None:
+        label += f", flipped from {report.class_name(report.clean_label)}"
+    predicted = f"predicted {report.class_name(report.predicted)}"
+    if report.prediction_epoch is not None:
+        predicted += f" at surrogate epoch {report.prediction_epoch}"
+    lines = [where, label, predicted]
+    if report.neighbours:
+        verdict = f"{report.disagreeing} of its {len(report.neighbours)} nearest neighbours carry another label"
+        if report.disagrees:
+            verdict += f": most are {report.class_name(report.majority)}, so its label is worth a second look"
+        lines.append(verdict)
+    kept, selecting = report.kept_in()
+    return [*lines, f"kept by {kept} of the {selecting} trials that selected"]
+
+
+def trial_table(report: Any) -> Table:
+    table = Table(title="trials")
+    for col in ("trial", "status", "accuracy", "this sample"):
+        table.add_column(col, justify="left" if col == "trial" else "right")
+    for m in report.trials:
+        if m.kept is None:
+            what = "all (full data)" if m.trial.method == names.FULL else "-"
+        else:
+            what = "kept" if m.kept else "pruned"
+        what += f" (weight {m.weight:.3g})" if m.weight is not None else ""
+        accuracy = "-" if m.trial.accuracy is None else f"{m.trial.accuracy:.2%}"
+        table.add_row(m.trial.label, m.trial.status, accuracy, what)
+    return table
 
 
 @main.command("export")

@@ -1,7 +1,7 @@
 """The steps several kinds compose, kept here so that kinds never import each other.
 
-Surrogate scores (one scoring pass, cached) and their artifacts, the pruning
-sweep (plan, selection per trial, summary), and the overlap matrices.
+Surrogate scores (one scoring pass, cached) and their artifacts (the embedding map
+included), the pruning sweep (plan, selection per trial, summary), and the overlap matrices.
 """
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ import numpy as np
 
 from .. import names
 from ..analysis import overlap_matrices, pair_rows, pick_samples, summarize_seeds
+from ..architectures import build_model
 from ..config import Config
-from ..figures import accuracy_vs, heatmap, sample_grid
+from ..figures import accuracy_vs, embedding_map, heatmap, sample_grid
+from ..sample_map import SampleMap, build_map, embeddable, require_umap
+from ..scoring.registry import check_scorer
 from ..scoring.surrogate import compute_scores, random_scores
 from ..selection.base import Selection, select_weighted
 from ..selection.registry import STRATEGIES
@@ -33,23 +36,45 @@ class Scored:
     embeddings: dict[int, np.ndarray] = field(default_factory=dict)
     predictions: dict[int, np.ndarray] = field(default_factory=dict)
     gradients: dict[int, np.ndarray] = field(default_factory=dict)  # last-layer gradient embeddings per epoch
+    # surrogate 0's embeddings at the last score epoch, for the embedding map (whether or not a strategy reads them)
+    map_source: tuple[int, np.ndarray] | None = None
+
+
+def wants_map(ctx: RunContext, scorers: list[str], embeddings: bool, gradients: bool) -> bool:
+    """Whether this scoring step gathers the embeddings the embedding map needs: a surrogate is trained anyway
+    (the embeddings come from its scoring pass at no extra forward), the config does not say
+    `surrogate.projection = "none"`, and the model has penultimate embeddings to capture."""
+    config = ctx.config
+    if config.surrogate.projection == "none":
+        return False
+    if config.surrogate.projection == "umap":
+        require_umap()  # before any training
+    if embeddings:
+        return True
+    if not gradients and not any(check_scorer(s).needs_surrogate for s in scorers):
+        return False
+    ds = ctx.dataset
+    return embeddable(build_model(config.model, ds.input_shape, ds.num_classes, seed=config.seed))
 
 
 def surrogate_scores(ctx: RunContext, methods: list[str], epochs: list[int], embeddings: bool = False,
                      gradients: bool = False) -> Scored:
     """Scores of the run's surrogate(s) for every (method, epoch) but random (drawn per use), embeddings per
-    epoch if asked, and surrogate 0's predictions per epoch (for the top-scored samples)."""
+    epoch if asked, surrogate 0's predictions per epoch (for the top-scored samples), and its embeddings at
+    the last epoch for the embedding map. Gathering those changes no score: they are the input of the model's
+    head, captured by a hook in the same pass."""
     config = ctx.config
     scorers = [m for m in dict.fromkeys(methods) if m != names.RANDOM]
     if not scorers and not embeddings and not gradients:
         return Scored()
+    mapped = wants_map(ctx, scorers or ["loss"], embeddings, gradients)
     ctx.stage("surrogate", f"{config.surrogate.inits} x {config.model}, {config.surrogate.epochs} epochs, "
                            f"scores at epochs {', '.join(map(str, epochs))}")
     result = compute_scores(
         ctx.dataset, config.model, scorers or ["loss"], epochs=epochs, inits=config.surrogate.inits,
         train_cfg=config.train.model_copy(update={"epochs": config.surrogate.epochs, "steps": None}),
         seed=config.seed, on_event=ctx.on_event, cache=ctx.cache, batch_size=config.surrogate.batch_size,
-        embeddings=embeddings, gradients=gradients, gradient_dtype=config.surrogate.gradient_dtype,
+        embeddings=embeddings or mapped, gradients=gradients, gradient_dtype=config.surrogate.gradient_dtype,
         gradient_mb=config.surrogate.gradient_mb, options=config.scorer_options(scorers), cancel=ctx.cancel)
     if gradients:
         ctx.tracker.set_tags(ctx.parent_id, {names.GRADIENT_PROJECTION: result.gradient_projection})
@@ -57,7 +82,8 @@ def surrogate_scores(ctx: RunContext, methods: list[str], epochs: list[int], emb
                   embeddings={e: result.embeddings[e] for e in epochs} if embeddings else {},
                   predictions={e: result.predictions[e] for e in epochs if e in result.predictions},  # none: file
                   # scores alone train no surrogate
-                  gradients={e: result.gradients[e] for e in epochs} if gradients else {})
+                  gradients={e: result.gradients[e] for e in epochs} if gradients else {},
+                  map_source=(max(epochs), result.embeddings[max(epochs)]) if mapped else None)
 
 
 def log_scores(ctx: RunContext, scores: dict[tuple[str, int], np.ndarray]) -> None:
@@ -65,11 +91,38 @@ def log_scores(ctx: RunContext, scores: dict[tuple[str, int], np.ndarray]) -> No
         ctx.log_numpy(np.asarray(array, dtype=np.float32), names.score_artifact(method, epoch))
 
 
+def log_sample_map(ctx: RunContext, scored: Scored) -> SampleMap | None:
+    """The embedding map (engine/sample_map.py): projection, neighbours and their similarities, map.json, and
+    the map as a figure coloured by the labels the scorers saw."""
+    if scored.map_source is None:
+        return None
+    config, ds = ctx.config, ctx.dataset
+    epoch, emb = scored.map_source
+    ctx.stage("embedding map", f"{config.surrogate.projection} and {config.surrogate.neighbours} nearest "
+                               f"neighbours of {len(emb)} embeddings (epoch {epoch})")
+    found = build_map(emb, epoch, config.surrogate.projection, config.surrogate.neighbours, config.seed, ctx.device)
+    for what in ("projection", "neighbours", "similarity"):
+        ctx.log_numpy(getattr(found, what), names.embedding_artifact(what, epoch))
+    ctx.log_json(found.info(), names.EMBEDDING_MAP_JSON)
+    axes = ("PC 1", "PC 2") if found.method == "pca" else (f"{found.method.upper()} 1", f"{found.method.upper()} 2")
+    figure = embedding_map(found.projection, ctx.labels, list(ds.classes), map_title(ds.name, config.model, found),
+                           axes=axes)
+    ctx.log_figure(figure, names.EMBEDDING_MAP_PLOT)
+    return found
+
+
+def map_title(dataset: str, model: str, found: SampleMap) -> str:
+    how = (f"PCA ({found.explained[0]:.0%} + {found.explained[1]:.0%} of the variance)" if found.method == "pca"
+           else found.method.upper())
+    return f"{dataset} / {model}: surrogate embeddings at epoch {found.epoch}, {how}; colour: label"
+
+
 def log_samples(ctx: RunContext, scored: Scored, n: int = 10) -> None:
-    """Log each epoch's surrogate predictions and, at the last epoch, a grid of each method's top-n samples
-    (with the labels of `ctx.dataset`, which the scorers saw)."""
+    """Log each epoch's surrogate predictions, the embedding map and, at the last epoch, a grid of each method's
+    top-n samples (with the labels of `ctx.dataset`, which the scorers saw)."""
     for epoch, pred in scored.predictions.items():
         ctx.log_numpy(np.asarray(pred, dtype=np.int64), names.predictions_artifact(epoch))
+    log_sample_map(ctx, scored)
     if not scored.scores:
         return
     last = max(e for _, e in scored.scores)

@@ -2,7 +2,12 @@
 
 The numbers are real: scores and predictions of a tiny prunelab run (mlp on
 mnist-mini, 600 samples, surrogate epoch 1) saved in fixtures/scores.npz, and
-the images come from the embedded mnist-mini through the engine's loader.
+the images come from the embedded mnist-mini through the engine's loader. The
+embedding map of the same surrogate is fixtures/sample_map.npz, made by
+`build_map(engine.score("mnist-mini", "mlp", ["loss", "grad_norm"], epochs=1,
+train_size=600, device="cpu", embeddings=True)["embeddings"], 1)` (its loss
+agrees with scores.npz to 5e-7); the trials' selections are the engine's
+`hardest` on those scores.
 """
 from __future__ import annotations
 
@@ -13,7 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.inspection import RunInspector, RunSamples
 from engine.preview import Preview
+from engine.sample_map import SampleMap
+from engine.selection.base import select
 from engine.store.events import TrialFinished
 from engine.store.progress import RunProgress, trial_line
 from engine.store.runs import RunInfo
@@ -111,6 +119,7 @@ class FixedBackend:
                         "grad_norm@e1": data["grad_norm@e1"].astype(np.float64),
                         "random@e1": np.random.default_rng(0).random(600)}
         self._predictions = data["predictions@e1"]
+        self._inspectors: dict[str, RunInspector] = {}
 
     def now(self) -> float:
         return NOW
@@ -158,6 +167,23 @@ class FixedBackend:
 
         ds = load_dataset("mnist-mini", None, "cpu", 600)
         return SampleSet(ds.x_train.numpy(), ds.y_train.numpy(), list(ds.classes))
+
+    def inspector(self, run_id: str) -> RunInspector:
+        """The first run's samples, scores, embedding map and trials (the three of TRIALS: full data, and grad_norm
+        and loss `hardest` at keep 0.5, selected here by the engine); another run: the same samples, unscored."""
+        if run_id not in self._inspectors:
+            mine = run_id == RUNS[0].run_id
+            ds = self.samples(run_id)
+            data = np.load(FIXTURES / "sample_map.npz")
+            found = SampleMap(data["projection"], data["neighbours"], data["similarity"], "pca", 1,
+                              data["explained"].tolist())
+            kept = {t.run_id: select(t.strategy, self._scores[f"{t.method}@e1"], t.ratio, ds.labels)
+                    for t in TRIALS if t.method != "full"}
+            self._inspectors[run_id] = RunInspector(RunSamples(
+                run_id, ds.labels, ds.classes, ds.images, scores=dict(self._scores) if mine else {},
+                predictions={1: self._predictions} if mine else {}, sample_map=found if mine else None,
+                trials=TRIALS if mine else [], kept=kept if mine else {}))
+        return self._inspectors[run_id]
 
     def progress(self) -> list[RunProgress]:
         """One live run (this process stands in for its pid, so it reads RUNNING) and one that ended."""

@@ -27,8 +27,10 @@ TUI = Path(__file__).parents[2] / "tui"
 
 def binding_owners() -> list[type]:
     from tui.screens.compare import CompareScreen
+    from tui.screens.embedding_map import EmbeddingMapScreen
     from tui.screens.gallery import GalleryScreen
     from tui.screens.help import ConfirmScreen, HelpScreen
+    from tui.screens.inspector import InspectorScreen
     from tui.screens.leaderboard import LeaderboardScreen
     from tui.screens.monitor import MonitorScreen
     from tui.screens.new import NewExperimentScreen
@@ -38,7 +40,8 @@ def binding_owners() -> list[type]:
     from tui.widgets.run_table import RunTable
 
     return [PrunelabApp, RunsScreen, RunTable, MonitorScreen, NewExperimentScreen, PlotsScreen, OverlapScreen,
-            GalleryScreen, LeaderboardScreen, CompareScreen, HelpScreen, ConfirmScreen]
+            GalleryScreen, InspectorScreen, EmbeddingMapScreen, LeaderboardScreen, CompareScreen, HelpScreen,
+            ConfirmScreen]
 
 
 def test_every_binding_has_an_id_and_a_tooltip():
@@ -207,9 +210,13 @@ async def open_screen(app, pilot, title: str):
         app.open_run(BENCHMARK_RUN.run_id, "leaderboard")
     elif title == "Compare":
         app.push_screen(CompareScreen([RUNS[0].run_id, RUNS[1].run_id]))
+    elif title == "Inspector":
+        app.inspect_sample(RUNS[0].run_id, 5)
+    elif title == "Embedding map":
+        app.open_run(RUNS[0].run_id, "map")
     names = {"Runs": "RunsScreen", "Monitor": "MonitorScreen", "New experiment": "NewExperimentScreen",
              "Plots": "PlotsScreen", "Overlap": "OverlapScreen", "Gallery": "GalleryScreen", "Compare": "CompareScreen",
-             "Leaderboard": "LeaderboardScreen"}
+             "Leaderboard": "LeaderboardScreen", "Inspector": "InspectorScreen", "Embedding map": "EmbeddingMapScreen"}
     await wait_for(pilot, lambda: type(app.screen).__name__ == names[title], what=f"the {title} screen")
     await pilot.pause()
 
@@ -226,11 +233,15 @@ KEYS = {
     "New experiment": ["ctrl+l launch", "ctrl+r reset"],
     "Plots": RUN_VIEWS + ["1 tab('tab-ratio')", "2 tab('tab-trial')", "3 tab('tab-epoch')", "4 tab('tab-summary')",
                            "5 tab('tab-seen')"],
-    "Leaderboard": RUN_VIEWS + ["s cycle_sort"],
+    "Leaderboard": RUN_VIEWS + ["s cycle_sort", "i inspect", "e app.open_run_view('map')"],
     "Overlap": RUN_VIEWS + ["f mode('first')", "l mode('last')", "s mode('spearman')", "plus,equals_sign k(1)",
                             "minus k(-1)", "e next_epoch"],
     "Gallery": RUN_VIEWS + ["t toggle_top", "plus,equals_sign n(1)", "minus n(-1)", "left_square_bracket score(-1)",
-                            "right_square_bracket score(1)"],
+                            "right_square_bracket score(1)", "i inspect", "e app.open_run_view('map')"],
+    "Inspector": RUN_VIEWS + ["left_square_bracket step(-1)", "right_square_bracket step(1)", "slash goto",
+                              "e map"],
+    "Embedding map": RUN_VIEWS + ["enter,i inspect", "left_square_bracket trial(-1)", "right_square_bracket trial(1)",
+                                  "left move('left')", "right move('right')", "up move('up')", "down move('down')"],
     "Compare": ["1 tab('cmp-ratio')", "2 tab('cmp-epoch')", "3 tab('cmp-summary')"],
 }
 
@@ -252,7 +263,8 @@ async def test_every_key_the_help_lists_runs_its_action_on_its_screen(monkeypatc
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.recent_runs, what="the runs")
         pressed = 0
-        for title in ("Runs", "Monitor", "New experiment", "Plots", "Overlap", "Gallery", "Leaderboard", "Compare"):
+        for title in ("Runs", "Monitor", "New experiment", "Plots", "Overlap", "Gallery", "Inspector", "Embedding map",
+                      "Leaderboard", "Compare"):
             await open_screen(app, pilot, title)
             screen = app.screen
             if title == "Runs":  # the help screen itself, once (it costs seconds here); its rows are these

@@ -78,6 +78,10 @@ class GalleryScreen(RunScreen):
                 tooltip="Rank by the previous score"),
         Binding("right_square_bracket", "score(1)", "Next score", key_display="]", id="gallery.next-score",
                 tooltip="Rank by the next score"),
+        Binding("i", "inspect", "Inspect", id="gallery.inspect",
+                tooltip="Inspect the first sample shown; [ and ] there follow this ranking"),
+        Binding("e", "app.open_run_view('map')", "Map", id="gallery.map",
+                tooltip="The run's embedding map: its samples on the surrogate's embeddings"),
     ]
 
     def __init__(self, run_id: str) -> None:
@@ -171,3 +175,8 @@ class GalleryScreen(RunScreen):
             select = self.query_one("#score", Select)
             i = self.names.index(select.value) if select.value in self.names else 0
             select.value = self.names[(i + step) % len(self.names)]
+
+    def action_inspect(self) -> None:
+        value = self.query_one("#score", Select).value
+        ranking = None if value is Select.NULL else str(value)
+        self.app.inspect_sample(self.run_id, ranking=ranking, lowest=not self.top)

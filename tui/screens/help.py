@@ -44,7 +44,9 @@ def help_sections(app_bindings: list, current: Screen | None = None) -> list[tup
     """(title, help line, rows) per screen, the current one first, then global (`app_bindings`) and widget keys."""
     from ..widgets.run_table import RunTable
     from .compare import CompareScreen
+    from .embedding_map import EmbeddingMapScreen
     from .gallery import GalleryScreen
+    from .inspector import InspectorScreen
     from .leaderboard import LeaderboardScreen
     from .monitor import MonitorScreen
     from .new import NewExperimentScreen
@@ -54,7 +56,8 @@ def help_sections(app_bindings: list, current: Screen | None = None) -> list[tup
 
     screens = [("Runs", RunsScreen, RunTable.BINDINGS), ("Monitor", MonitorScreen, []),
                ("New experiment", NewExperimentScreen, []), ("Plots", PlotsScreen, []),
-               ("Overlap", OverlapScreen, []), ("Gallery", GalleryScreen, []), ("Leaderboard", LeaderboardScreen, []),
+               ("Overlap", OverlapScreen, []), ("Gallery", GalleryScreen, []), ("Inspector", InspectorScreen, []),
+               ("Embedding map", EmbeddingMapScreen, []), ("Leaderboard", LeaderboardScreen, []),
                ("Compare", CompareScreen, [])]
     if current is not None:
         screens.sort(key=lambda s: not isinstance(current, s[1]))

@@ -115,6 +115,10 @@ class LeaderboardScreen(RunScreen):
     BINDINGS = RunScreen.BINDINGS + [
         Binding("s", "cycle_sort", "Sort", id="leaderboard.sort",
                 tooltip="Sort by average rank, then by each keep ratio's accuracy in turn"),
+        Binding("i", "inspect", "Inspect", id="leaderboard.inspect",
+                tooltip="Inspect the highlighted method's top-scored sample; [ and ] there follow its ranking"),
+        Binding("e", "app.open_run_view('map')", "Map", id="leaderboard.map",
+                tooltip="The run's embedding map: its samples on the surrogate's embeddings"),
     ]
 
     def __init__(self, run_id: str) -> None:
@@ -168,6 +172,13 @@ class LeaderboardScreen(RunScreen):
     def _header(self, event: DataTable.HeaderSelected) -> None:
         key = str(event.column_key.value)
         self.sort_by(float(key) if key not in (RANK, "method") else RANK)
+
+    def action_inspect(self) -> None:
+        table = self.query_one("#leaderboard", DataTable)
+        method = None
+        if self.board is not None and table.row_count:
+            method = str(table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value)
+        self.app.inspect_sample(self.run_id, ranking=method)
 
     # ------------------------------------------------------------ drawing
     def _colors(self) -> tuple[Color, Color, Color]:
