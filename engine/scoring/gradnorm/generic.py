@@ -25,6 +25,15 @@ from .linear import chunk_size
 def generic_sqnorm(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], g: torch.Tensor,
                    trainable: frozenset[str], limit: int) -> torch.Tensor:
     """Per-sample squared norm of the gradient of `module`'s own trainable parameters."""
+    sq, _ = generic_products(module, args, kwargs, g, trainable, limit)
+    return sq
+
+
+def generic_products(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], g: torch.Tensor,
+                     trainable: frozenset[str], limit: int, vectors: list[dict[str, torch.Tensor]] | None = None,
+                     norms: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Per-sample squared norms (N,) (None unless `norms`) and inner products with `vectors` (N, k) (None without
+    vectors) of the gradient of `module`'s own trainable parameters, from one torch.func recomputation."""
     from torch.func import functional_call, grad, vmap
 
     params = {k: p.detach() for k, p in module.named_parameters(recurse=False) if k in trainable}
@@ -42,10 +51,15 @@ def generic_sqnorm(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, A
     per_sample = vmap(grad(inner), in_dims=(None, 0, *[0 if b else None for b in batched]))
     numel = sum(p.numel() for p in params.values())
     step = chunk_size(n, numel, limit)
-    out = g.new_zeros(n)
+    sq = g.new_zeros(n) if norms else None
+    dots = g.new_zeros(n, len(vectors)) if vectors else None
     for s in range(0, n, step):
         chunk = [v[s:s + step] if b else v for v, b in zip(inputs, batched)]
         grads = per_sample(params, g[s:s + step], *chunk)
-        for value in grads.values():
-            out[s:s + step] += value.reshape(value.shape[0], -1).square().sum(1)
-    return out
+        for name, value in grads.items():
+            flat = value.reshape(value.shape[0], -1)
+            if sq is not None:
+                sq[s:s + step] += flat.square().sum(1)
+            for j, v in enumerate(vectors or ()):
+                dots[s:s + step, j] += flat @ v[name].reshape(-1).to(flat.dtype)
+    return sq, dots
