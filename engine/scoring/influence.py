@@ -154,13 +154,12 @@ class CheckpointScore(TrainHook):
 
     def epoch_end(self, epoch: int, model: nn.Module) -> None:
         if epoch < 1 or epoch % self.every:
-            return None
+            return
         if self.dataset is None:
             raise ConfigError(f"{type(self).__name__} scores at checkpoints of a training run: pass it to "
                               "engine.train(hooks=[...]) (its start step gives it the data)")
         eta = self.epoch_lr(epoch) if self.lr_weight else 1.0
         self.add(epoch, eta, self.at_checkpoint(model))
-        return None
 
     def add(self, epoch: int, eta: float, values: torch.Tensor) -> None:
         """Keep checkpoint `epoch`'s per-sample values, weighted by eta."""
