@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from torch import nn
 
 from engine.architectures import build_model
+from engine.bench.scores import bench_scores
 from engine.cli import main
 from engine.config import TrainConfig
 from engine.data.dataset import load_dataset
@@ -185,3 +186,16 @@ def test_influence_scores_from_a_run_and_their_options(mnist, tmp_path):
     listed = CliRunner().invoke(main, ["scorers", "--json"])
     assert listed.exit_code == 0 and all(name in listed.stdout for name in ("tracin", "gradient_alignment", "moso"))
     assert {SCORERS[n].kind for n in ("tracin", "gradient_alignment", "moso")} == {"training"}
+
+
+@pytest.mark.slow
+def test_bench_scores_times_the_checkpoint_scores_against_their_per_sample_loops():
+    """`prunelab bench scores` gives each checkpoint score's cost per checkpoint in training epochs beside its
+    per-sample loop, and the inner products beside a forward-mode JVP (docs/performance.md's figures)."""
+    out = bench_scores(samples=128, rounds=1, memory=False, naive_samples=16, vmap_samples=64,
+                       scorers=["tracin", "gradient_alignment", "moso"])
+    for name in ("tracin", "gradient_alignment", "moso"):
+        entry = out["scorers"][name]
+        assert entry["epochs_equivalent"] > 0 and entry["note"].startswith("one checkpoint"), name
+        assert entry["speedup_vs_naive"] > 1, name  # docs/performance.md: tens of times a per-sample loop
+    assert out["scorers"]["gradient_alignment"]["speedup_vs_jvp"] > 0
