@@ -414,8 +414,8 @@ for _scorer in (
     Scorer("tracin", "TracIn-CP self-influence: Σ over surrogate 0's checkpoints of η_c ‖∇θ L‖², exact (Pruthi "
            "et al. 2020)", kind="training", observer=Ref("engine.scoring.influence:TracIn"), options=_CHECKPOINTS,
            doc=MethodDoc(
-               formula=("Σ_{c ∈ C(t)} η_c ‖∇_θ ℓ(f_{θ_c}(x_i), y_i)‖₂², θ_c surrogate 0 at the end of epoch c; C(t) the "
-                        "checkpoints c = `every`, 2·`every`, … ≤ t (the last `last` of them; 0: all); η_c the mean "
+               formula=("Σ_{c ∈ C(t)} η_c ‖∇_θ ℓ(f_{θ_c}(x_i), y_i)‖₂², θ_c surrogate 0 at the end of epoch c; C(t) "
+                        "the checkpoints c = `every`, 2·`every`, … ≤ t (the last `last` of them; 0: all); η_c the mean "
                         "learning rate of epoch c's steps, the step size between checkpoints c − 1 and c (1 with "
                         "`lr_weight` = false); the gradient over every trainable parameter, exact, in eval mode, from "
                         "the per-layer norm forms: one scoring pass per checkpoint"),

@@ -477,7 +477,8 @@ register_strategy(
              "for LAION, OPT for C4)."),
             ("The rule is the reference's: M_j compares sample j with every earlier sample of its cluster, kept or "
              "dropped, so a chain a ≈ b ≈ c with a ≉ c drops both b and c; a test against kept samples only would "
-             "keep c."),
+             "keep c (on 1,000 MNIST digits' pixels, 7 clusters, it would drop 34 instead of 39 at ε = 0.1, 335 "
+             "instead of 398 at ε = 0.3)."),
             ("With a keep ratio the samples of smallest M are kept, ties at the cut broken by a seeded permutation; "
              "the reference, given ε, keeps all of a tie or none. `epsilon` is the reference's budget, exact."),
             ("Similarities in float64 (the reference: float32); `keep = \"random\"` shuffles with numpy's generator "

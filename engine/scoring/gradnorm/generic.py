@@ -1,4 +1,5 @@
-"""Exact per-sample squared gradient norms of any other layer with trainable parameters.
+"""Exact per-sample squared gradient norms (and inner products with given vectors) of any other layer with
+trainable parameters.
 
 For a layer no closed form covers (Embedding, a subclass of a norm layer, a user's own
 module holding an `nn.Parameter` …), the scoring pass keeps the layer's inputs and
@@ -55,11 +56,16 @@ def generic_products(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str,
     dots = g.new_zeros(n, len(vectors)) if vectors else None
     for s in range(0, n, step):
         chunk = [v[s:s + step] if b else v for v, b in zip(inputs, batched)]
-        grads = per_sample(params, g[s:s + step], *chunk)
-        for name, value in grads.items():
-            flat = value.reshape(value.shape[0], -1)
-            if sq is not None:
-                sq[s:s + step] += flat.square().sum(1)
-            for j, v in enumerate(vectors or ()):
-                dots[s:s + step, j] += flat @ v[name].reshape(-1).to(flat.dtype)
+        _accumulate(per_sample(params, g[s:s + step], *chunk), slice(s, s + step), sq, dots, vectors or [])
     return sq, dots
+
+
+def _accumulate(grads: dict[str, torch.Tensor], rows: slice, sq: torch.Tensor | None, dots: torch.Tensor | None,
+                vectors: list[dict[str, torch.Tensor]]) -> None:
+    """Add one chunk's per-sample gradients (name -> (m, *shape)) to the squared norms and the inner products."""
+    for name, value in grads.items():
+        flat = value.reshape(value.shape[0], -1)
+        if sq is not None:
+            sq[rows] += flat.square().sum(1)
+        for j, v in enumerate(vectors):
+            dots[rows, j] += flat @ v[name].reshape(-1).to(flat.dtype)
