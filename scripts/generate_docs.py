@@ -203,8 +203,7 @@ def field_rows(model: type[BaseModel], instance: BaseModel | None) -> list[list[
 def option_rows(options: dict[str, Option]) -> list[list[str]]:
     rows = []
     for key, spec in options.items():
-        unset = "(the run's)" if key in ("inits", "epoch") else "(unset)"  # the surrogate run's own, or the method's
-        default = unset if spec.default is None else f"`{toml_value(spec.default)}`"
+        default = "(the run's)" if spec.default is None else f"`{toml_value(spec.default)}`"
         rows.append([f"`{key}`", default, spec.rule.replace("{name}", key) or "any", spec.help])
     return rows
 

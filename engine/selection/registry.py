@@ -456,14 +456,14 @@ register_strategy(
     "SemDeDup (Abbas et al. 2023): spherical k-means of the embeddings, then drop every sample too similar to an "
     "earlier one of its cluster",
     needs_embeddings=True,
-    options={"clusters": integer(None, "spherical k-means clusters (at most n); default: one per 1,000 samples, at "
-                                       "least 1 (the reference's LAION-440M config: 50,000, one per 8,800)", 1),
+    options={"clusters": integer(0, "spherical k-means clusters (at most n); 0: one per 1,000 samples, at least 1 "
+                                    "(the reference's LAION-440M config: 50,000, one per 8,800)", 0),
              "iterations": integer(100, "k-means iterations (faiss niter, the reference's 100)", 1),
              "keep": choice("hard", 'of each group of duplicates keep the one farthest from its centroid ("hard", '
                                     'the reference\'s default), the nearest ("easy") or a random one',
                             ("hard", "easy", "random")),
-             "epsilon": number(None, "the budget as ε: keep exactly the samples with M ≤ 1 − ε (the keep ratio must "
-                                     "be the fraction that is); unset: the keep ratio sets ε", 0, 1)},
+             "epsilon": number(0.0, "the budget as ε > 0: keep exactly the samples with M ≤ 1 − ε (the keep ratio "
+                                    "must be the fraction that is); 0: the keep ratio sets ε", 0, 1)},
     doc=MethodDoc(
         formula=("e the embeddings normalised to unit length; spherical k-means (faiss, `clusters` centroids, "
                  "default one per 1,000 samples, `iterations` iterations, seeded), each sample in its nearest "

@@ -15,8 +15,8 @@ As the reference does it:
 
 The budget: with a keep ratio r (the usual), the b = keep_count(r, n) samples with
 the smallest M are kept, which is the reference at the ε that keeps b (ties at the
-cut broken by a seeded permutation); with the `epsilon` option, exactly the samples
-with M ≤ 1 − ε are kept, and the run's keep ratio must be that fraction
+cut broken by a seeded permutation); with the `epsilon` option (> 0), exactly the
+samples with M ≤ 1 − ε are kept, and the run's keep ratio must be that fraction
 (`keep_ratio_at` computes it). The scores are not used.
 
 Similarities are float64 dot products of the normalised embeddings, in row blocks
@@ -46,7 +46,7 @@ def unit_rows(embeddings: np.ndarray) -> np.ndarray:
 
 
 def cluster_count(clusters: int | None, n: int) -> int:
-    """k: `clusters` (at most n), or by default one cluster per `PER_CLUSTER` samples, at least 1."""
+    """k: `clusters` (at most n), or (0 or None) one cluster per `PER_CLUSTER` samples, at least 1."""
     return min(int(clusters), n) if clusters else max(1, round(n / PER_CLUSTER))
 
 
@@ -99,8 +99,8 @@ def earlier_max_similarity(unit: np.ndarray) -> np.ndarray:
     return out
 
 
-def duplicate_similarity(embeddings: np.ndarray, clusters: int | None = None, iterations: int = 100, keep: str = "hard",
-                         seed: int = 0) -> np.ndarray:
+def duplicate_similarity(embeddings: np.ndarray, clusters: int | None = None, iterations: int = 100,
+                         keep: str = "hard", seed: int = 0) -> np.ndarray:
     """M per sample (aligned with the embeddings): its largest cosine similarity to a sample before it in its
     cluster's order, 0 for the first of each cluster; SemDeDup drops the samples with M > 1 − ε."""
     if keep not in ORDERS:
@@ -121,10 +121,11 @@ def keep_ratio_at(embeddings: np.ndarray, epsilon: float, clusters: int | None =
 
 
 def semdedup(scores, budget, labels, seed, embeddings, clusters: int | None = None, iterations: int = 100,
-             keep: str = "hard", epsilon: float | None = None):
-    """Keep the `budget` samples least similar to an earlier sample of their k-means cluster (SemDeDup)."""
+             keep: str = "hard", epsilon: float = 0.0):
+    """Keep the `budget` samples least similar to an earlier sample of their k-means cluster (SemDeDup); with
+    `epsilon` > 0, exactly those whose similarity to every earlier sample of their cluster is at most 1 − ε."""
     m = duplicate_similarity(embeddings, clusters, iterations, keep, seed)
-    if epsilon is None:
+    if not epsilon:
         rank = priority(m, "easiest", np.random.default_rng(seed))
         return np.flatnonzero(rank >= len(m) - budget)
     kept = np.flatnonzero(m <= 1.0 - epsilon)
