@@ -21,12 +21,14 @@ running statistics, as the reference codes score), on the un-augmented input, in
 model's dtype with TF32 off. ḡ is the gradient of the mean eval-mode loss over the
 training set, which is the mean of those g_n. Why inner products by the per-layer
 forms rather than a forward-mode JVP of the per-sample losses: both cost about three
-GEMMs per layer per sample (a JVP's primal and two tangent products; here the
-forward, the backward's input gradient and one product with v), but the same
-backward also gives the norms MoSo needs, k vectors cost k products rather than k
-passes, and every layer family already has an exact form (BatchNorm in eval mode,
-LayerNorm, GroupNorm, RMSNorm, a torch.func fallback) where torch's forward-mode AD
-lacks formulas for some ops.
+products per layer per sample (a JVP's primal and two tangent products; here the
+forward, the backward's activation gradient and one product with v), and measured
+so (docs/performance.md: the JVP 0.6–1.0× the forms' time for the inner products
+alone, MNIST cnn, on a loaded CPU); but the same backward also gives the norms MoSo
+needs (its pass costs what gradient_alignment's does), k vectors cost k products
+rather than k passes, and every layer family has an exact, tested form (BatchNorm in
+eval mode, LayerNorm, GroupNorm, RMSNorm, a torch.func fallback), where torch's
+forward-mode AD lacks formulas for some ops.
 
 `mean_gradient` and `gradient_products` are the two passes, usable on any model.
 """

@@ -55,7 +55,7 @@ class Scorer:
     description: str
     kind: Literal["batch", "random", "training", "embedding"] = "batch"
     fn: ScoreFn | None = None
-    needs_param_grads: bool = False  # needs the per-sample gradient norm of all trainable parameters
+    needs_param_grads: bool = False  # needs per-sample gradients of all trainable parameters (norms, inner products)
     needs_input_grad: bool = False  # needs dL/dx of the normalised input
     average_inits: bool = False  # mean over the K surrogates, else from surrogate 0
     version: str = ""  # part of the cache key: bump it when a custom scorer's function changes
@@ -413,6 +413,7 @@ for _scorer in (
                ))),
     Scorer("tracin", "TracIn-CP self-influence: Σ over surrogate 0's checkpoints of η_c ‖∇θ L‖², exact (Pruthi "
            "et al. 2020)", kind="training", observer=Ref("engine.scoring.influence:TracIn"), options=_CHECKPOINTS,
+           needs_param_grads=True,
            doc=MethodDoc(
                formula=("Σ_{c ∈ C(t)} η_c ‖∇_θ ℓ(f_{θ_c}(x_i), y_i)‖₂², θ_c surrogate 0 at the end of epoch c; C(t) "
                         "the checkpoints c = `every`, 2·`every`, … ≤ t (the last `last` of them; 0: all); η_c the mean "
@@ -437,7 +438,7 @@ for _scorer in (
                ))),
     Scorer("gradient_alignment", "Σ over surrogate 0's checkpoints of η_c ∇θ L · ḡ, ḡ the mean training "
            "gradient: TracIn-CP's influence on the training loss", kind="training",
-           observer=Ref("engine.scoring.influence:GradientAlignment"), options=_CHECKPOINTS,
+           observer=Ref("engine.scoring.influence:GradientAlignment"), options=_CHECKPOINTS, needs_param_grads=True,
            doc=MethodDoc(
                formula=("Σ_{c ∈ C(t)} η_c ∇_θ ℓ(f_{θ_c}(x_i), y_i) · ḡ_c, ḡ_c = (1/N) Σ_j ∇_θ ℓ(f_{θ_c}(x_j), y_j) the "
                         "mean training gradient at checkpoint c (C(t) and η_c as `tracin`): TracIn-CP's influence of "
@@ -454,6 +455,7 @@ for _scorer in (
                ))),
     Scorer("moso", "MoSo (Tan et al. 2023): mean over surrogate 0's checkpoints of η_c ∇L(S∖z) · ∇ℓ(z), "
            "first-order, exact gradients", kind="training", observer=Ref("engine.scoring.influence:MoSo"),
+           needs_param_grads=True,
            options={**_CHECKPOINTS, "form": choice("paper", 'the first-order estimate of the "paper" (Eq. 4), or '
                                                    "the reference code's MoSo_scoring_exact expression",
                                                    ("paper", "reference"))},

@@ -10,7 +10,7 @@ from torch import nn
 from engine.architectures import build_model
 from engine.bench.scores import bench_scores
 from engine.cli import main
-from engine.config import TrainConfig
+from engine.config import TrainConfig, load_config
 from engine.data.dataset import load_dataset
 from engine.errors import ConfigError
 from engine.scoring.influence import GradientAlignment, MoSo, TracIn, gradient_products, mean_gradient
@@ -158,7 +158,7 @@ def test_gradient_alignment_and_moso_match_the_autograd_loop(mnist, run, slow):
 def test_influence_scores_from_a_run_and_their_options(mnist, tmp_path):
     """Inside compute_scores: the checkpoint scores are what their hooks give, adding them changes no other score
     (the training is the same), `every` and `epoch` pick the checkpoints, a cached call trains nothing, and bad
-    options fail before any training."""
+    options (or InfoBatch's dynamic.score naming one) fail before any training."""
     cfg = TrainConfig(epochs=2, batch_size=32)
     cache = Cache(tmp_path)
     names = ["loss", "tracin", "gradient_alignment", "moso"]
@@ -183,6 +183,8 @@ def test_influence_scores_from_a_run_and_their_options(mnist, tmp_path):
         compute_scores(mnist, "mlp", ["tracin"], epochs=[1], inits=1, train_cfg=cfg, options={"tracin": {"every": 0}})
     with pytest.raises(ConfigError, match='option form = \'exact\' is out of range; use one of .paper., .reference.'):
         compute_scores(mnist, "mlp", ["moso"], epochs=[1], inits=1, train_cfg=cfg, options={"moso": {"form": "exact"}})
+    with pytest.raises(ConfigError, match="dynamic.score: scorer 'moso' is not computed from the training forward"):
+        load_config("quick", ["kind=dynamic", "dynamic.score=moso"])  # InfoBatch reads the training forward only
     listed = CliRunner().invoke(main, ["scorers", "--json"])
     assert listed.exit_code == 0 and all(name in listed.stdout for name in ("tracin", "gradient_alignment", "moso"))
     assert {SCORERS[n].kind for n in ("tracin", "gradient_alignment", "moso")} == {"training"}
