@@ -161,7 +161,7 @@ def test_influence_scores_from_a_run_and_their_options(mnist, tmp_path):
     options (or InfoBatch's dynamic.score naming one) fail before any training."""
     cfg = TrainConfig(epochs=2, batch_size=32)
     cache = Cache(tmp_path)
-    names = ["loss", "tracin", "gradient_alignment", "moso"]
+    names = ["loss", "grad_norm", "tracin", "gradient_alignment", "moso"]
     options = {"moso": {"every": 2}, "gradient_alignment": {"epoch": 1}}
     got = compute_scores(mnist, "mlp", names, epochs=[1, 2], inits=1, train_cfg=cfg, options=options, cache=cache)
     alone = compute_scores(mnist, "mlp", ["loss"], epochs=[1, 2], inits=1, train_cfg=cfg)
@@ -171,6 +171,8 @@ def test_influence_scores_from_a_run_and_their_options(mnist, tmp_path):
     capture = Capture()
     train("mlp", mnist, cfg, seed=0, hooks=[capture, *hooks.values()], **QUIET)
     np.testing.assert_allclose(got.get("tracin", 2), hooks["tracin"].scores(), rtol=1e-6)
+    eta = capture.state.epoch_lr(1)  # one checkpoint: η_1 times the square of grad_norm's exact norm
+    np.testing.assert_allclose(got.get("tracin", 1), eta * got.get("grad_norm", 1).astype(np.float64) ** 2, rtol=1e-5)
     np.testing.assert_array_equal(got.get("moso", 1), np.zeros(N, np.float32))  # no checkpoint before epoch 2
     np.testing.assert_allclose(got.get("moso", 2), hooks["moso"].scores(), rtol=1e-6, atol=1e-9)
     np.testing.assert_array_equal(got.get("gradient_alignment", 2), got.get("gradient_alignment", 1))  # epoch = 1
