@@ -69,21 +69,17 @@ def spherical_kmeans(unit: np.ndarray, clusters: int | None, iterations: int,
 
 
 def cluster_order(assign: np.ndarray, to_centroid: np.ndarray, keep: str, seed: int) -> list[np.ndarray]:
-    """Each cluster's members in the reference's order: by cosine distance to the centroid, farthest first
-    ("hard", ties by index), that list reversed ("easy"), or shuffled by a seeded generator ("random")."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for c in range(int(assign.max()) + 1 if len(assign) else 0):
-        members = np.flatnonzero(assign == c)
-        if not len(members):
-            continue
-        members = members[np.argsort(-(1.0 - to_centroid[members]), kind="stable")]
-        if keep == "easy":
-            members = members[::-1]
-        elif keep == "random":
-            members = members[rng.permutation(len(members))]
-        out.append(members)
-    return out
+    """Each non-empty cluster's members (in cluster order) in the reference's order: by cosine distance to the
+    centroid, farthest first ("hard", ties by index), that list reversed ("easy"), or shuffled by a seeded
+    generator, one permutation per cluster ("random")."""
+    order = np.lexsort((np.arange(len(assign)), to_centroid, assign))  # by cluster, then by distance descending
+    groups = np.split(order, np.flatnonzero(np.diff(assign[order])) + 1) if len(order) else []
+    if keep == "easy":
+        return [members[::-1] for members in groups]
+    if keep == "random":
+        rng = np.random.default_rng(seed)
+        return [members[rng.permutation(len(members))] for members in groups]
+    return groups
 
 
 def earlier_max_similarity(unit: np.ndarray) -> np.ndarray:
