@@ -9,6 +9,11 @@ layer's gradient arrives. Layers without a closed form are kept for a torch.func
 recomputation after the backward (generic.py). The per-layer squares add up to
 ‖∇θ L(θ, x_n, y_n)‖² of every sample n.
 
+Given parameter-shaped vectors v_j, the same hooks also give g_n · v_j: each layer's
+inner-product form (forms.py) turns its (input, output gradient) into the sample's
+share, e.g. Σ_p g_p · (V a_p) for a Linear layer, a product the size of the layer's
+output, so no per-sample gradient is formed for them either (influence.py's scores).
+
 Why it is cheap: the parameters are frozen (requires_grad=False) while scoring,
 so the backward computes activation gradients only, never the batch's weight
 gradients; what it does compute per layer is about what a training step's
