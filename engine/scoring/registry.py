@@ -435,6 +435,7 @@ for _scorer in (
                    "tests/engine/scoring/test_influence.py::test_tracin_is_the_lr_weighted_sum_of_squared_norms",
                    "tests/engine/scoring/test_influence.py::test_checkpoint_learning_rates_are_the_optimizers",
                    "tests/engine/scoring/test_influence.py::test_influence_scores_from_a_run_and_their_options",
+                   "tests/engine/scoring/test_influence.py::test_checkpoint_scores_in_an_overlap_run",
                ))),
     Scorer("gradient_alignment", "Σ over surrogate 0's checkpoints of η_c ∇θ L · ḡ, ḡ the mean training "
            "gradient: TracIn-CP's influence on the training loss", kind="training",
@@ -452,6 +453,7 @@ for _scorer in (
                tests=(
                    "tests/engine/scoring/test_influence.py::test_gradient_alignment_and_moso_match_the_autograd_loop",
                    "tests/engine/scoring/test_influence.py::test_influence_scores_from_a_run_and_their_options",
+                   "tests/engine/scoring/test_influence.py::test_checkpoint_scores_in_an_overlap_run",
                ))),
     Scorer("moso", "MoSo (Tan et al. 2023): mean over surrogate 0's checkpoints of η_c ∇L(S∖z) · ∇ℓ(z), "
            "first-order, exact gradients", kind="training", observer=Ref("engine.scoring.influence:MoSo"),
@@ -485,6 +487,7 @@ for _scorer in (
                tests=(
                    "tests/engine/scoring/test_influence.py::test_gradient_alignment_and_moso_match_the_autograd_loop",
                    "tests/engine/scoring/test_influence.py::test_influence_scores_from_a_run_and_their_options",
+                   "tests/engine/scoring/test_influence.py::test_checkpoint_scores_in_an_overlap_run",
                ))),
 ):
     SCORERS[_scorer.name] = _scorer

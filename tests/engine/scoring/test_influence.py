@@ -203,3 +203,30 @@ def test_bench_scores_times_the_checkpoint_scores_against_their_per_sample_loops
         assert entry["epochs_equivalent"] > 0 and entry["note"].startswith("one checkpoint"), name
         assert entry["speedup_vs_naive"] > 1, name  # docs/performance.md: tens of times a per-sample loop
     assert out["scorers"]["gradient_alignment"]["speedup_vs_jvp"] > 0
+
+
+def test_checkpoint_scores_in_an_overlap_run(shared_data, tmp_path, fresh_store):
+    """The overlap kind takes the checkpoint scores like any other: with one surrogate epoch, tracin is η_1‖g_n‖²,
+    the square of grad_norm times one constant, so the two rank alike (Spearman 1, the same top and bottom sets)."""
+    import json
+
+    import engine
+    from engine.store.tracking import tracker
+    from tests.builders import tiny_run
+
+    methods = ["grad_norm", "tracin", "gradient_alignment", "moso"]
+    cfg = load_config("quick", tiny_run(shared_data, train_size=300, **{
+        "name": "overlap", "kind": "overlap", "sweep.seeds": [0], "overlap.methods": methods, "overlap.k": 60}))
+    uri = fresh_store(tmp_path / "mlruns" / "mlflow.db")
+    result = engine.run(cfg, tracking_uri=uri)
+    track = tracker(uri, str(tmp_path))
+    matrices = json.loads(track.load_text(result.run_id, "overlap.json"))
+    assert matrices["methods"] == methods and matrices["epoch"] == 1
+    for name in ("first", "last", "spearman"):
+        m = np.array(matrices[name])
+        assert m.shape == (4, 4) and np.allclose(np.diag(m), 1.0), name
+        assert m[0][1] == pytest.approx(1.0, abs=1e-6), name
+    scores = {m: np.load(track.download(result.run_id, f"scores/{m}@e1.npy", tmp_path)) for m in methods}
+    ratio = scores["tracin"] / scores["grad_norm"].astype(np.float64) ** 2  # η_1 for every sample
+    assert ratio.min() > 0 and ratio.std() < 1e-5 * ratio.mean()
+    assert not np.allclose(scores["gradient_alignment"], scores["moso"])
