@@ -23,7 +23,7 @@ training set, which is the mean of those g_n. Why inner products by the per-laye
 forms rather than a forward-mode JVP of the per-sample losses: both cost about three
 products per layer per sample (a JVP's primal and two tangent products; here the
 forward, the backward's activation gradient and one product with v), and measured
-so (docs/performance.md: the JVP 0.6–1.0× the forms' time for the inner products
+so (docs/performance.md: the JVP 0.6–1.5× the forms' time for the inner products
 alone, MNIST cnn, on a loaded CPU); but the same backward also gives the norms MoSo
 needs (its pass costs what gradient_alignment's does), k vectors cost k products
 rather than k passes, and every layer family has an exact, tested form (BatchNorm in
