@@ -87,6 +87,14 @@ REFERENCES: dict[str, Reference] = {
         "Active Learning by Acquiring Contrastive Examples",
         ("Katerina Margatina", "Giorgos Vernikos", "Loïc Barrault", "Nikolaos Aletras"),
         "EMNLP", 2021, "https://arxiv.org/abs/2109.03764"),
+    "pruthi2020": Reference(
+        "Estimating Training Data Influence by Tracing Gradient Descent",
+        ("Garima Pruthi", "Frederick Liu", "Satyen Kale", "Mukund Sundararajan"),
+        "NeurIPS", 2020, "https://arxiv.org/abs/2002.08484"),
+    "tan2023": Reference(
+        "Data Pruning via Moving-one-Sample-out",
+        ("Haoru Tan", "Sitong Wu", "Fei Du", "Yukang Chen", "Zhibin Wang", "Fan Wang", "Xiaojuan Qi"),
+        "NeurIPS", 2023, "https://arxiv.org/abs/2310.14664"),
     # ------------------------------------------------------------------ strategies
     "guo2022": Reference(
         "DeepCore: A Comprehensive Library for Coreset Selection in Deep Learning",
@@ -132,6 +140,10 @@ REFERENCES: dict[str, Reference] = {
     "maharana2024": Reference(
         "D2 Pruning: Message Passing for Balancing Diversity and Difficulty in Data Pruning",
         ("Adyasha Maharana", "Prateek Yadav", "Mohit Bansal"), "ICLR", 2024, "https://arxiv.org/abs/2310.07931"),
+    "abbas2023": Reference(
+        "SemDeDup: Data-efficient learning at web-scale through semantic deduplication",
+        ("Amro Abbas", "Kushal Tirumala", "Dániel Simig", "Surya Ganguli", "Ari S. Morcos"),
+        "arXiv:2303.09540", 2023, "https://arxiv.org/abs/2303.09540", "misc"),
     # ------------------------------------------------------------------ dynamic selection
     "qin2024": Reference(
         "InfoBatch: Lossless Training Speed Up by Unbiased Dynamic Data Pruning",

@@ -9,7 +9,8 @@ parameter of `train`. None of the steps may sync with the host per batch.
 The steps, in the order the trainer takes them:
 
 - `start(state)` once, before the first epoch (`TrainStart`: the model, the data,
-  the trained indices and the budget); may return STOP to train nothing;
+  the trained indices, the budget, each epoch's mean learning rate and the run's
+  cancel token); may return STOP to train nothing;
 - `plan_epoch(epoch)` at the start of each epoch (from 1): (dataset indices,
   per-sample loss weights or None), device tensors; at most one hook plans;
 - `select(idx, x, y)` per drawn batch (uint8 images after augmentation): the
@@ -33,6 +34,7 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from torch import nn
 
+    from .cancel import CancelToken
     from .data.dataset import Dataset
 
 STOP = "stop"  # what `start`, `epoch_end` or a checkpoint callback returns to end training there
@@ -55,6 +57,10 @@ class TrainStart:
     dataset: Dataset
     index: torch.Tensor  # the trained dataset indices, on the device
     epochs: int  # the budget's epochs
+    # epoch e (from 1) -> the mean learning rate of its optimizer steps, the full-data schedule's: the step size
+    # between checkpoints e − 1 and e (TracIn's η); None when the trainer does not say
+    epoch_lr: Callable[[int], float] | None = None
+    cancel: CancelToken | None = None  # the run's, for a hook that does long work of its own (a scoring pass)
 
 
 class TrainHook:
@@ -125,6 +131,12 @@ class Hooks:
 
 
 # ---------------------------------------------------------------- hooks made from plain functions
+def as_hook(observer: object) -> object:
+    """A training observer as a hook: itself when it is one (a TrainHook, e.g. a scorer that scores at
+    checkpoints), else its `observer(idx, logits, y)` calls wrapped in `Observe`."""
+    return observer if isinstance(observer, TrainHook) else Observe(observer)
+
+
 class Observe(TrainHook):
     """A `BatchObserver` function (forgetting, AUM, TDDS counters: `observer(idx, logits, y)`) as a hook."""
 
@@ -133,12 +145,6 @@ class Observe(TrainHook):
 
     def observe(self, idx: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
         self.observer(idx, logits, y)
-
-
-def as_hook(observer) -> TrainHook:
-    """An observer as a hook: a plain `BatchObserver` wrapped in `Observe`; one that is a hook already (it has a pass
-    of its own, as dynamic uncertainty's eval-mode forward) as it is."""
-    return observer if isinstance(observer, TrainHook) else Observe(observer)
 
 
 class SelectBatch(TrainHook):

@@ -229,6 +229,13 @@ class _Loop:
         self.optimizer.step()
         return idx, logits.detach(), y, loss.detach()
 
+    def epoch_lr(self, epoch: int) -> float:
+        """The mean learning rate of epoch `epoch`'s optimizer steps under the full-data schedule (step s runs at
+        lr · factor(s)); 0 for an epoch with no steps."""
+        per_epoch = self.budget.batches_per_epoch
+        steps = range((epoch - 1) * per_epoch, min(epoch * per_epoch, self.budget.steps))
+        return self.cfg.lr * sum(map(self.factor, steps)) / len(steps) if len(steps) else 0.0
+
     def advance_lr(self, epoch: int, b: int, batches: int) -> None:
         if self.hooks.planner is None:
             self.scheduler.step()
@@ -295,7 +302,7 @@ def train(model: str | nn.Module, dataset: Dataset, cfg: TrainConfig | None = No
     cfg = cfg or TrainConfig()
     loop = _Loop(model, dataset, cfg, seed, indices, Hooks([*legacy_hooks(**legacy), *hooks]))
     model, epochs = loop.model, loop.budget.epochs
-    stop = loop.hooks.start(TrainStart(model, dataset, loop.index, epochs))
+    stop = loop.hooks.start(TrainStart(model, dataset, loop.index, epochs, loop.epoch_lr, cancel))
     history: list[dict[str, float]] = []
     start = time.perf_counter()
     if not stop:

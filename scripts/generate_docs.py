@@ -286,8 +286,20 @@ def _scorer_facts(s: Any) -> tuple[str, ...]:
               "embedding": "an embedding scorer: from surrogate 0's penultimate embeddings of the whole training set"}
     averaged = ("the mean over the K = `surrogate.inits` surrogates" if s.average_inits
                 else "from surrogate 0 alone")
-    return (f"Kind: {source[s.kind]}; {averaged}.",
+    kind = source[s.kind]
+    if s.kind == "training" and _is_hook(s.observer):
+        kind = ("a checkpoint score: computed while the surrogate trains, by its own passes over the training set "
+                "at the surrogate's checkpoints")
+    return (f"Kind: {kind}; {averaged}.",
             f'Use: `sweep.methods = ["{s.name}"]`, `prunelab score --scorers {s.name}`.')
+
+
+def _is_hook(observer: Any) -> bool:
+    """Whether a training scorer's observer is a trainer hook with passes of its own (influence.py's)."""
+    from engine.train_hooks import TrainHook
+
+    made = observer.load() if hasattr(observer, "load") else observer
+    return isinstance(made, type) and issubclass(made, TrainHook)
 
 
 def _strategy_facts(s: Any) -> tuple[str, ...]:

@@ -151,4 +151,4 @@ def test_the_readme_starts_with_the_script():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     first = readme.split("```bash\n", 1)[1].split("```", 1)[0]
     command = [line for line in first.splitlines() if line and not line.startswith("#")]
-    assert command == ["bash scripts/install.sh && .venv/bin/prunelab"], first
+    assert command == ["bash scripts/install.sh && .venv/bin/prunelab run --preset quick --detach && .venv/bin/prunelab"], first

@@ -1,5 +1,7 @@
 """`prunelab bench scores`: the cost of every scorer in training epochs, against a naive per-sample loop and
-torch.func vmap(grad), with peak memory measured in fresh subprocesses."""
+torch.func vmap(grad), with peak memory measured in fresh subprocesses; the checkpoint scores (tracin,
+gradient_alignment, moso) per checkpoint against their per-sample loops, and their inner products against a
+forward-mode JVP."""
 from __future__ import annotations
 
 import gc
@@ -13,7 +15,7 @@ from statistics import median
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, vmap
+from torch.func import functional_call, grad, jvp, vmap
 
 from ..architectures import build_model
 from ..config import TrainConfig
@@ -22,9 +24,10 @@ from ..device import resolve_device
 from ..errors import UnknownNameError
 from ..registry import Ref
 from ..scoring.batch import score_model
+from ..scoring.influence import gradient_products, mean_gradient
 from ..scoring.registry import SCORERS
 from ..scoring.surrogate import random_scores
-from ..train_hooks import as_hook
+from ..train_hooks import TrainHook, TrainStart, as_hook
 from ..trainer import autocast, make_optimizer, prepare_model, to_model_layout, train
 from .common import NO_EVAL, device_label, rss_kib, tiled, timed_seconds
 
@@ -70,6 +73,48 @@ def _vmap_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, wrt_input: 
         grads = [grads] if wrt_input else list(grads.values())
         out.append(torch.sqrt(sum(g.flatten(1).square().sum(1) for g in grads)))
     return torch.cat(out)
+
+
+def _naive_checkpoint(model: nn.Module, x: torch.Tensor, y: torch.Tensor, with_mean: bool) -> None:
+    """A checkpoint score the textbook way: per-sample gradients one sample at a time (as MoSo's reference, with a
+    batch-size-1 loader), their mean first when the score needs it, then ‖g_n‖² and g_n · ḡ."""
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def flat(i: int) -> torch.Tensor:
+        loss = nn.functional.cross_entropy(model(x[i:i + 1]), y[i:i + 1])
+        return torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])
+
+    mean = sum(flat(i) for i in range(len(y))) / len(y) if with_mean else None
+    for i in range(len(y)):
+        g = flat(i)
+        g.square().sum()
+        if mean is not None:
+            g @ mean
+
+
+def _jvp_products(model: nn.Module, x: torch.Tensor, y: torch.Tensor, vector: dict[str, torch.Tensor],
+                  chunk: int) -> torch.Tensor:
+    """g_n · v for every sample by a forward-mode JVP of the per-sample losses along v (the alternative to the
+    per-layer inner-product forms)."""
+    params = {k: p.detach() for k, p in model.named_parameters()}
+    buffers = {k: b.detach() for k, b in model.named_buffers()}
+    tangents = {k: vector.get(k, torch.zeros_like(p)) for k, p in params.items()}
+    out = []
+    for s in range(0, len(y), chunk):
+        xb, yb = x[s:s + chunk], y[s:s + chunk]
+
+        def losses(p, xb=xb, yb=yb):
+            return nn.functional.cross_entropy(functional_call(model, (p, buffers), (xb,)), yb, reduction="none")
+
+        out.append(jvp(losses, (params,), (tangents,))[1])
+    return torch.cat(out)
+
+
+def is_checkpoint_score(name: str) -> bool:
+    """A training scorer whose observer is a trainer hook with passes of its own (influence.py)."""
+    s = SCORERS[name]
+    made = _load(s.observer) if s.kind == "training" else None
+    return isinstance(made, type) and issubclass(made, TrainHook)
 
 
 def score_memory_probe(kind: str, dataset: str, data_dir: str | None, batch_size: int, model_name: str = "cnn",
@@ -154,6 +199,10 @@ def bench_scores(data_dir: str | None = None, samples: int | None = None, device
     - `peak_memory_vs_train_step`: peak memory growth of scoring one batch over that
       of one training step, each in a fresh process (`score_memory_probe`).
     - training scorers (`forgetting`, `aum`, ...): the extra time of their observer during a training epoch.
+    - checkpoint scores (`tracin`, `gradient_alignment`, `moso`): one checkpoint's passes (a run pays this at
+      each checkpoint), beside the per-sample loop of the same quantities on `naive_samples` samples
+      (extrapolated); `gradient_alignment` also times its inner-product pass alone against a forward-mode JVP
+      of the per-sample losses along ḡ on `vmap_samples` samples (`speedup_vs_jvp`).
 
     `tile_to` repeats the training set to that many samples (see `tiled`); `scorers` times
     only those (default: every registered one), and the one-pass figure only when all
@@ -176,6 +225,8 @@ def bench_scores(data_dir: str | None = None, samples: int | None = None, device
         for scorer, wrt_input in (("grad_norm", False), ("input_grad_norm", True)):
             if scorer in names:
                 samples_of[scorer][-1].update(bench.time_peers(wrt_input, samples_of[scorer][-1]["seconds"]))
+        for scorer in [s for s in names if is_checkpoint_score(s)]:
+            samples_of[scorer][-1].update(bench.time_checkpoint_peers(scorer, samples_of[scorer][-1]["seconds"]))
     result = {"dataset": bench.name, "model": bench.model_name, "samples": bench.n, "tiled_from": bench.tiled_from,
               "batch_size": batch_size, "device": device_label(bench.dev),
               "torch_threads": torch.get_num_threads(), "rounds": rounds,
@@ -220,8 +271,13 @@ class _ScoreBench:
         return train(self.model_name, self.ds, self.cfg, seed=0, hooks=hooks, **NO_EVAL).train_seconds
 
     def time_scorer(self, scorer: str, epoch: float) -> dict[str, float]:
-        """One scorer's seconds (a training scorer's: the extra time of observing an epoch) beside the epoch's."""
+        """One scorer's seconds (a training scorer's: the extra time of observing an epoch; a checkpoint score's:
+        one checkpoint's passes) beside the epoch's."""
         s = SCORERS[scorer]
+        if is_checkpoint_score(scorer):
+            hook = _load(s.observer)(self.n, self.dev)
+            hook.start(TrainStart(self.model, self.ds, torch.arange(self.n, device=self.dev), 1, lambda e: 1.0))
+            return {"seconds": timed_seconds(partial(hook.at_checkpoint, self.model)), "epoch": epoch}
         if s.kind == "training":
             counted = self.train_epoch(_load(s.observer)(self.n, self.dev))
             return {"seconds": max(counted - epoch, 0.0), "epoch": epoch}
@@ -254,6 +310,23 @@ class _ScoreBench:
         return out
 
 
+    def time_checkpoint_peers(self, scorer: str, ours: float) -> dict[str, float]:
+        """A checkpoint score's per-sample loop (extrapolated to all samples) and our speed-up over it; for
+        gradient_alignment also its inner-product pass against a forward-mode JVP."""
+        model = self.model.eval()
+        x, y = self.subsets["naive"]
+        naive = timed_seconds(partial(_naive_checkpoint, model, x, y, scorer != "tracin")) / len(y) * self.n
+        out = {"naive_seconds": naive, "speedup_vs_naive": naive / ours}
+        if scorer == "gradient_alignment":
+            mean = mean_gradient(model, self.ds, self.batch_size)
+            dots = timed_seconds(partial(gradient_products, model, self.ds, [mean], False, self.batch_size))
+            x, y = self.subsets["vmap"]
+            _jvp_products(model, x[:self.batch_size], y[:self.batch_size], mean, self.batch_size)  # warm-up
+            forward = timed_seconds(partial(_jvp_products, model, x, y, mean, self.batch_size)) / len(y) * self.n
+            out.update(inner_products_seconds=dots, jvp_seconds=forward, speedup_vs_jvp=forward / dots)
+        return out
+
+
 def _entries(samples_of: dict[str, list[dict[str, float]]], n: int) -> dict[str, dict]:
     """Each scorer's medians over the rounds."""
     entries: dict[str, dict] = {}
@@ -262,10 +335,13 @@ def _entries(samples_of: dict[str, list[dict[str, float]]], n: int) -> dict[str,
         entry = {"seconds": round(seconds, 3),
                  "samples_per_second": round(n / seconds, 1) if seconds > 0 else None,
                  "epochs_equivalent": round(median([r["seconds"] / r["epoch"] for r in runs]), 3)}
-        for key in ("naive_seconds", "vmap_seconds", "speedup_vs_naive", "speedup_vs_vmap"):
+        for key in ("naive_seconds", "vmap_seconds", "speedup_vs_naive", "speedup_vs_vmap", "inner_products_seconds",
+                    "jvp_seconds", "speedup_vs_jvp"):
             if key in runs[0]:
                 entry[key] = round(median([r[key] for r in runs]), 2)
-        if SCORERS[scorer].kind == "training":
+        if is_checkpoint_score(scorer):
+            entry["note"] = "one checkpoint's passes (a run pays them at each checkpoint)"
+        elif SCORERS[scorer].kind == "training":
             entry["note"] = "extra time of observing one training epoch"
         entries[scorer] = entry
     return entries

@@ -88,12 +88,19 @@ def bench_scores_command(dataset, model, samples, tile_to, batch_size, rounds, m
     tiled = f" (tiled from {result['tiled_from']})" if result["tiled_from"] else ""
     click.echo(f"{result['dataset']} {result['model']}, {result['samples']} samples{tiled}, batch {batch_size} on "
                f"{result['device']}: one training epoch {result['train_epoch_seconds']:.2f} s")
-    click.echo(f"{'scorer':<16} {'samples/s':>12} {'epochs':>7} {'vs naive':>9} {'vs vmap':>8} {'memory':>7}")
+    click.echo(f"{'scorer':<18} {'samples/s':>12} {'epochs':>7} {'vs naive':>9} {'vs vmap':>8} {'memory':>7}")
     for name, r in result["scorers"].items():
-        click.echo(f"{name:<16} {cell(r, 'samples_per_second', ',.0f', 12)} {cell(r, 'epochs_equivalent', '.2f', 7)} "
+        click.echo(f"{name:<18} {cell(r, 'samples_per_second', ',.0f', 12)} {cell(r, 'epochs_equivalent', '.2f', 7)} "
                    f"{cell(r, 'speedup_vs_naive', '.1f', 9)} {cell(r, 'speedup_vs_vmap', '.1f', 8)} "
                    f"{cell(r, 'peak_memory_vs_train_step', '.2f', 7)}")
     click.echo("epochs: scoring time in training epochs; vs naive/vmap: speedup; memory: peak over a training step")
+    checkpoint = [name for name, r in result["scorers"].items() if r.get("note", "").startswith("one checkpoint")]
+    if checkpoint:
+        click.echo(f"{', '.join(checkpoint)}: per checkpoint, against a per-sample loop of the same quantities")
+    jvp = result["scorers"].get("gradient_alignment", {})
+    if "speedup_vs_jvp" in jvp:
+        click.echo(f"inner products g·ḡ, one pass: {jvp['inner_products_seconds']:.2f} s, a forward-mode JVP of the "
+                   f"per-sample losses {jvp['jvp_seconds']:.2f} s ({jvp['speedup_vs_jvp']:.2f}x)")
     if "all_scorers_epochs_equivalent" not in result:
         return
     memory = (f", peak memory {result['all_scorers_peak_memory_vs_train_step']:.2f}x a training step "

@@ -73,7 +73,9 @@ def run_command(ctx, config_file, preset, overrides, resume, retry_failed, detac
         if as_json:
             print_json(info)
         else:
-            click.echo(info["run_id"])
+            click.echo(info["run_id"])  # stdout holds the id alone, for `RID=$(prunelab run --detach ...)`
+            click.echo(f"started in the background (pid {info['pid']}, log {info['log_file']}); follow it with "
+                       "`prunelab` (the TUI, `m`) or `prunelab runs`", err=True)
         return
     with ProgressBars() as bars:
         result = api.run(config, on_event=bars, tracking_uri=tracking_uri, resume=resume, executor=executor,

@@ -195,9 +195,10 @@ class BenchmarkConfig(Section):
 
 def dynamic_score(scorer: Any) -> bool:
     """Whether the training forward pass gives this score: a function of the logits (a batch scorer needing no
-    gradients), or a training observer's running statistic."""
-    return scorer.kind == "training" or (scorer.kind == "batch" and scorer.fn is not None
-                                         and not scorer.needs_param_grads and not scorer.needs_input_grad)
+    gradients), or a training observer's running statistic (not a checkpoint score's per-sample gradients)."""
+    if scorer.needs_param_grads or scorer.needs_input_grad:
+        return False
+    return scorer.kind == "training" or (scorer.kind == "batch" and scorer.fn is not None)
 
 
 class DynamicConfig(Section):

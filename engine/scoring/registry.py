@@ -12,7 +12,9 @@ A scorer is one of five kinds, by where its numbers come from:
 - ``random``: seeded uniform numbers, no model at all.
 - ``training``: counted while the surrogate trains by a trainer observer: `observer`
   is a factory `observer(n, device)` of a `BatchObserver` with a `scores()` method
-  (`forgetting`, `aum`, `tdds`, `dynamic_uncertainty`).
+  (`forgetting`, `aum`, `tdds`, `dynamic_uncertainty`), or of a trainer hook with one
+  that runs its own passes at the surrogate's checkpoints (`tracin`,
+  `gradient_alignment`, `moso`: influence.py).
 - ``embedding``: a function of surrogate 0's penultimate embeddings of the whole
   training set, `fn(model, embeddings, labels)` returning (N,) (`moderate`,
   `prototypes`, `cal`), computed right after that surrogate's scoring pass.
@@ -36,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import ConfigError
-from ..options import Option, as_options, check_options, choice, describe_options, integer, number
+from ..options import Option, as_options, check_options, choice, describe_options, flag, integer, number
 from ..registry import MethodDoc, Ref, Registry, implementation
 from .external import FILE_PREFIX, check_plain_name, file_source, parse_spec, scorer_fields, stamp
 
@@ -56,7 +58,7 @@ class Scorer:
     description: str
     kind: Literal["batch", "random", "training", "embedding", "file"] = "batch"
     fn: ScoreFn | None = None
-    needs_param_grads: bool = False  # needs the per-sample gradient norm of all trainable parameters
+    needs_param_grads: bool = False  # needs per-sample gradients of all trainable parameters (norms, inner products)
     needs_input_grad: bool = False  # needs dL/dx of the normalised input
     average_inits: bool = False  # mean over the K surrogates, else from surrogate 0
     version: str = ""  # part of the cache key: bump it when a custom scorer's function changes
@@ -142,6 +144,12 @@ _K_OPTIONS = {
                      "theirs (0: at initialisation)", 0),
 }
 _WINDOW = integer(10, "epochs per sliding window", 2)
+_CHECKPOINTS = {  # the checkpoint scores' (influence.py): which checkpoints, weighted how
+    "every": integer(1, "a checkpoint every this many epochs: epochs every, 2·every, … up to the score epoch", 1),
+    "last": integer(0, "only the last this many of those checkpoints; 0: all of them", 0),
+    "lr_weight": flag(True, "weight each checkpoint by its epoch's mean learning rate η_c; false: weight 1"),
+    "epoch": _K_OPTIONS["epoch"],
+}
 
 for _scorer in (
     Scorer("random", "seeded uniform numbers: the baseline", kind="random",
@@ -466,6 +474,84 @@ for _scorer in (
                ),
                tests=(
                    "tests/engine/scoring/test_field_scores.py::test_grand_is_the_grad_norm_averaged_over_k_inits",
+               ))),
+    Scorer("tracin", "TracIn-CP self-influence: Σ over surrogate 0's checkpoints of η_c ‖∇θ L‖², exact (Pruthi "
+           "et al. 2020)", kind="training", observer=Ref("engine.scoring.influence:TracIn"), options=_CHECKPOINTS,
+           needs_param_grads=True,
+           doc=MethodDoc(
+               formula=("Σ_{c ∈ C(t)} η_c ‖∇_θ ℓ(f_{θ_c}(x_i), y_i)‖₂², θ_c surrogate 0 at the end of epoch c; C(t) "
+                        "the checkpoints c = `every`, 2·`every`, … ≤ t (the last `last` of them; 0: all); η_c the mean "
+                        "learning rate of epoch c's steps, the step size between checkpoints c − 1 and c (1 with "
+                        "`lr_weight` = false); the gradient over every trainable parameter, exact, in eval mode, from "
+                        "the per-layer norm forms: one scoring pass per checkpoint"),
+               paper="pruthi2020", code="frederick0329/TracIn: imagenet/resnet50_imagenet_self_influence.ipynb",
+               differences=(
+                   ("The reference notebook (ResNet-50 on ImageNet) differentiates only the last layer (its weight and "
+                    "bias), at checkpoints 30, 60 and 90, and sums them without learning rates; here every trainable "
+                    "parameter, exactly. Its checkpoints: `every = 30` with a 90-epoch surrogate; its unweighted sum: "
+                    "`lr_weight = false`."),
+                   ("η_c is the mean of epoch c's per-step learning rates (the trainer changes the rate every step); "
+                    "the paper takes it constant between checkpoints."),
+                   ("The surrogate trains with momentum SGD, the paper's derivation assumes plain SGD (momentum scales "
+                    "every step by about 1/(1 − μ), which changes no ranking)."),
+               ),
+               tests=(
+                   "tests/engine/scoring/test_influence.py::test_tracin_is_the_lr_weighted_sum_of_squared_norms",
+                   "tests/engine/scoring/test_influence.py::test_checkpoint_learning_rates_are_the_optimizers",
+                   "tests/engine/scoring/test_influence.py::test_influence_scores_from_a_run_and_their_options",
+                   "tests/engine/scoring/test_influence.py::test_checkpoint_scores_in_an_overlap_run",
+               ))),
+    Scorer("gradient_alignment", "Σ over surrogate 0's checkpoints of η_c ∇θ L · ḡ, ḡ the mean training "
+           "gradient: TracIn-CP's influence on the training loss", kind="training",
+           observer=Ref("engine.scoring.influence:GradientAlignment"), options=_CHECKPOINTS, needs_param_grads=True,
+           doc=MethodDoc(
+               formula=("Σ_{c ∈ C(t)} η_c ∇_θ ℓ(f_{θ_c}(x_i), y_i) · ḡ_c, ḡ_c = (1/N) Σ_j ∇_θ ℓ(f_{θ_c}(x_j), y_j) the "
+                        "mean training gradient at checkpoint c (C(t) and η_c as `tracin`): TracIn-CP's influence of "
+                        "sample i on the mean training loss, (1/N) Σ_j TracInCP(z_i, z_j); exact, two passes per "
+                        "checkpoint (ḡ_c, then every g_i · ḡ_c by the per-layer inner-product forms)"),
+               paper="pruthi2020",
+               differences=(
+                   ("No reference code: TracIn-CP with the training set's mean loss as the test function; higher = the "
+                    "sample's gradient agrees with the set's (MoSo's intuition without its leave-one-out term)."),
+               ),
+               tests=(
+                   "tests/engine/scoring/test_influence.py::test_gradient_alignment_and_moso_match_the_autograd_loop",
+                   "tests/engine/scoring/test_influence.py::test_influence_scores_from_a_run_and_their_options",
+                   "tests/engine/scoring/test_influence.py::test_checkpoint_scores_in_an_overlap_run",
+               ))),
+    Scorer("moso", "MoSo (Tan et al. 2023): mean over surrogate 0's checkpoints of η_c ∇L(S∖z) · ∇ℓ(z), "
+           "first-order, exact gradients", kind="training", observer=Ref("engine.scoring.influence:MoSo"),
+           needs_param_grads=True,
+           options={**_CHECKPOINTS, "form": choice("paper", 'the first-order estimate of the "paper" (Eq. 4), or '
+                                                   "the reference code's MoSo_scoring_exact expression",
+                                                   ("paper", "reference"))},
+           doc=MethodDoc(
+               formula=("M̂(z_i) = (1/|C(t)|) Σ_{c ∈ C(t)} η_c ∇_θ L(S∖z_i; θ_c) · ∇_θ ℓ(z_i; θ_c), with ∇L(S∖z_i) = "
+                        "(N ḡ_c − g_i)/(N − 1) the gradient of the mean loss over the other N − 1 samples (C(t), η_c "
+                        "and ḡ_c as `gradient_alignment`): the paper's Eq. 4, E_t[η_t ⟨∇L(S∖z, w_t), ∇ℓ(z, w_t)⟩], "
+                        "over the checkpoints, without its positive constant factor (no ranking changes); exact, two "
+                        "passes per checkpoint; higher = more important (keep it with `hardest`)"),
+               paper="tan2023", code="hrtan/MoSo: scoring.py",
+               differences=(
+                   ("The reference trains I = 8 surrogates, each on one eighth of the training set "
+                    "(`surrogate_training.py`), and scores each sample with its own part's surrogate and mean gradient "
+                    "(N = |S_i|); here one surrogate trained on all of it, and ḡ over all N samples."),
+                   ("The reference draws 10 of its 50 per-epoch checkpoints at random to estimate the expectation over "
+                    "t, and sums them; here every `every`-th checkpoint, averaged (the expectation over them exactly; "
+                    "the mean and the sum rank alike)."),
+                   ("The reference's scoring.py calls `MoSo_scoring_exact`, not the paper's first-order form: "
+                    "(2N − 3)/(N − 1)² ‖ḡ‖² − ‖g‖²/(N − 1)² + (2N − 4)/(N − 1)² (ḡ − g/N) · g, which weighs ‖g‖² "
+                    'about 1.5× more against g · ḡ; `form = "reference"` computes it.'),
+                   ("The reference keeps the highest scores class by class with equal per-class quotas (`nopt2` in "
+                    "retraining.py): `moso/class_balanced` does that on a balanced set (its quotas follow class "
+                    "sizes), `moso/hardest` cuts globally."),
+                   ("η_c is the mean of epoch c's per-step learning rates; the reference stores its epoch's rate "
+                    "(constant within its epochs)."),
+               ),
+               tests=(
+                   "tests/engine/scoring/test_influence.py::test_gradient_alignment_and_moso_match_the_autograd_loop",
+                   "tests/engine/scoring/test_influence.py::test_influence_scores_from_a_run_and_their_options",
+                   "tests/engine/scoring/test_influence.py::test_checkpoint_scores_in_an_overlap_run",
                ))),
 ):
     SCORERS[_scorer.name] = _scorer

@@ -138,8 +138,7 @@ class SurrogateRun:
         counters = {s.name: _load(s.observer)(len(ds), ds.device, **plan.options[s.name]) for s in work.observed}
         needed = sorted(set(missing_scores) | set(missing_observed))
         at_checkpoint = _AtCheckpoint(self, work, store, got, counters, missing_scores, missing_observed, needed[-1])
-        hooks = [*(as_hook(c) for c in counters.values()),
-                 Checkpoints(needed, at_checkpoint)]
+        hooks = [*(as_hook(c) for c in counters.values()), Checkpoints(needed, at_checkpoint)]
         t0, scoring_before = time.perf_counter(), self.timing["scoring"]
         train(plan.model, ds, plan.train_cfg, seed=work.seed, on_event=self.on_event, hooks=hooks,
               evaluate_every_epoch=False, evaluate_at_end=False, cancel=self.cancel)

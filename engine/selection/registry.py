@@ -451,3 +451,45 @@ register_strategy(
         tests=(
             "tests/engine/selection/test_coresets.py::test_d2_pruning_passes_messages_over_the_knn_graph",
         )))
+register_strategy(
+    "semdedup", "engine.selection.semdedup:semdedup",
+    "SemDeDup (Abbas et al. 2023): spherical k-means of the embeddings, then drop every sample too similar to an "
+    "earlier one of its cluster",
+    needs_embeddings=True,
+    options={"clusters": integer(0, "spherical k-means clusters (at most n); 0: one per 1,000 samples, at least 1 "
+                                    "(the reference's LAION-440M config: 50,000, one per 8,800)", 0),
+             "iterations": integer(100, "k-means iterations (faiss niter, the reference's 100)", 1),
+             "keep": choice("hard", 'of each group of duplicates keep the one farthest from its centroid ("hard", '
+                                    'the reference\'s default), the nearest ("easy") or a random one',
+                            ("hard", "easy", "random")),
+             "epsilon": number(0.0, "the budget as ε > 0: keep exactly the samples with M ≤ 1 − ε (the keep ratio "
+                                    "must be the fraction that is); 0: the keep ratio sets ε", 0, 1)},
+    doc=MethodDoc(
+        formula=("e the embeddings normalised to unit length; spherical k-means (faiss, `clusters` centroids, "
+                 "default one per 1,000 samples, `iterations` iterations, seeded), each sample in its nearest "
+                 "centroid's cluster; within a cluster ordered by cosine distance to the centroid, farthest first "
+                 "(`keep`); M_j = max(0, max_{i before j} e_i · e_j); drop every j with M_j > 1 − ε, so of each group "
+                 "of near-duplicates the first is kept. Budget: a keep ratio keeps the b smallest M (the ε that keeps "
+                 "b), or `epsilon` sets ε"),
+        paper="abbas2023", code="facebookresearch/SemDeDup: semdedup.py",
+        differences=(
+            ("The embeddings are surrogate 0's penultimate features; the paper uses a pretrained encoder's (CLIP "
+             "for LAION, OPT for C4)."),
+            ("The rule is the reference's: M_j compares sample j with every earlier sample of its cluster, kept or "
+             "dropped, so a chain a ≈ b ≈ c with a ≉ c drops both b and c; a test against kept samples only would "
+             "keep c (on 1,000 MNIST digits' pixels, 7 clusters, it would drop 34 instead of 39 at ε = 0.1, 335 "
+             "instead of 398 at ε = 0.3)."),
+            ("With a keep ratio the samples of smallest M are kept, ties at the cut broken by a seeded permutation; "
+             "the reference, given ε, keeps all of a tie or none. `epsilon` is the reference's budget, exact."),
+            ("Similarities in float64 (the reference: float32); `keep = \"random\"` shuffles with numpy's generator "
+             "seeded by the run's seed (the reference: Python's random)."),
+            ("faiss's k-means with its defaults (at most 256 samples per centroid train it, as in the reference), "
+             "but min_points_per_centroid = 1, which only silences its warning on small sets. The scores are not "
+             "used."),
+        ),
+        tests=(
+            "tests/engine/selection/test_semdedup.py::test_semdedup_matches_an_independent_loop_of_the_reference",
+            "tests/engine/selection/test_semdedup.py::test_semdedup_finds_planted_exact_and_near_duplicates",
+            "tests/engine/selection/test_semdedup.py::test_semdedup_budget_options_and_errors",
+        )),
+)

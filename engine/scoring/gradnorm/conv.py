@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .forms import register_norm_form
+from .forms import Vectors, register_dot_form, register_norm_form, stack_dots
 from .linear import Workspace, chunk_size, ghost_is_cheaper, outer_sum_sqnorm
 
 
@@ -119,6 +119,30 @@ def conv_sqnorm(module: nn.Conv1d | nn.Conv2d, a: torch.Tensor, g: torch.Tensor,
     return out
 
 
+def conv_dots(module: nn.Conv1d | nn.Conv2d, a: torch.Tensor, g: torch.Tensor, trainable: frozenset[str],
+              vectors: Vectors, ws: Workspace) -> torch.Tensor:
+    """Per-sample g_n · v_j of a convolution, (N, k), from its input a and output gradient g.
+
+    The weight gradient is Σ_p g_p ⊗ u_p over output positions (u_p the patch), so
+    ⟨G_n, V⟩ = Σ_p g_p · (V u_p): the layer's own convolution of its input with V as
+    the weight (its padding, stride, dilation and groups, by the layer's
+    `_conv_forward`), dotted with g. One convolution per vector, no patches; the
+    bias adds (Σ_p g_p) · v_b.
+    """
+    n, c_out = g.shape[:2]
+    positions = tuple(range(1, g.ndim))
+    g_sum = g.reshape(n, c_out, -1).sum(2) if "bias" in trainable else None
+    cols = []
+    for v in vectors:
+        out = g.new_zeros(n)
+        if "weight" in trainable:
+            out += (module._conv_forward(a, v["weight"], None) * g).sum(positions)
+        if g_sum is not None:
+            out += g_sum @ v["bias"]
+        cols.append(out)
+    return stack_dots(cols, n, g)
+
+
 class _InputGradByFold(torch.autograd.Function):
     """Identity on a first conv layer's output; its backward gives the layer's input gradient by GEMM + col2im.
 
@@ -160,3 +184,5 @@ def fold_input_grad_hook(current_input: Callable[[], torch.Tensor | None]) -> Ca
 
 register_norm_form(nn.Conv1d, conv_sqnorm)
 register_norm_form(nn.Conv2d, conv_sqnorm)
+register_dot_form(nn.Conv1d, conv_dots)
+register_dot_form(nn.Conv2d, conv_dots)

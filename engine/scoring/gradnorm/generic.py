@@ -1,4 +1,5 @@
-"""Exact per-sample squared gradient norms of any other layer with trainable parameters.
+"""Exact per-sample squared gradient norms (and inner products with given vectors) of any other layer with
+trainable parameters.
 
 For a layer no closed form covers (Embedding, a subclass of a norm layer, a user's own
 module holding an `nn.Parameter` …), the scoring pass keeps the layer's inputs and
@@ -25,6 +26,15 @@ from .linear import chunk_size
 def generic_sqnorm(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], g: torch.Tensor,
                    trainable: frozenset[str], limit: int) -> torch.Tensor:
     """Per-sample squared norm of the gradient of `module`'s own trainable parameters."""
+    sq, _ = generic_products(module, args, kwargs, g, trainable, limit)
+    return sq
+
+
+def generic_products(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], g: torch.Tensor,
+                     trainable: frozenset[str], limit: int, vectors: list[dict[str, torch.Tensor]] | None = None,
+                     norms: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Per-sample squared norms (N,) (None unless `norms`) and inner products with `vectors` (N, k) (None without
+    vectors) of the gradient of `module`'s own trainable parameters, from one torch.func recomputation."""
     from torch.func import functional_call, grad, vmap
 
     params = {k: p.detach() for k, p in module.named_parameters(recurse=False) if k in trainable}
@@ -42,10 +52,20 @@ def generic_sqnorm(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, A
     per_sample = vmap(grad(inner), in_dims=(None, 0, *[0 if b else None for b in batched]))
     numel = sum(p.numel() for p in params.values())
     step = chunk_size(n, numel, limit)
-    out = g.new_zeros(n)
+    sq = g.new_zeros(n) if norms else None
+    dots = g.new_zeros(n, len(vectors)) if vectors else None
     for s in range(0, n, step):
         chunk = [v[s:s + step] if b else v for v, b in zip(inputs, batched)]
-        grads = per_sample(params, g[s:s + step], *chunk)
-        for value in grads.values():
-            out[s:s + step] += value.reshape(value.shape[0], -1).square().sum(1)
-    return out
+        _accumulate(per_sample(params, g[s:s + step], *chunk), slice(s, s + step), sq, dots, vectors or [])
+    return sq, dots
+
+
+def _accumulate(grads: dict[str, torch.Tensor], rows: slice, sq: torch.Tensor | None, dots: torch.Tensor | None,
+                vectors: list[dict[str, torch.Tensor]]) -> None:
+    """Add one chunk's per-sample gradients (name -> (m, *shape)) to the squared norms and the inner products."""
+    for name, value in grads.items():
+        flat = value.reshape(value.shape[0], -1)
+        if sq is not None:
+            sq[rows] += flat.square().sum(1)
+        for j, v in enumerate(vectors):
+            dots[rows, j] += flat @ v[name].reshape(-1).to(flat.dtype)

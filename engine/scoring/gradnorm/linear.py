@@ -21,7 +21,7 @@ import math
 import torch
 from torch import nn
 
-from .forms import register_norm_form
+from .forms import Vectors, register_dot_form, register_norm_form, stack_dots
 
 
 class Workspace:
@@ -117,4 +117,29 @@ def linear_sqnorm(module: nn.Linear, a: torch.Tensor, g: torch.Tensor, trainable
     return out
 
 
+def linear_dots(module: nn.Linear, a: torch.Tensor, g: torch.Tensor, trainable: frozenset[str], vectors: Vectors,
+                ws: Workspace) -> torch.Tensor:
+    """Per-sample g_n · v_j of a Linear layer, (N, k), from its input a and output gradient g.
+
+    ⟨Σ_p g_p a_pᵀ, V⟩ = Σ_p g_p · (V a_p): the layer's forward with V as its weight
+    (one product the size of the layer's output per vector, never the per-sample
+    gradients), dotted with g; the bias adds (Σ_p g_p) · v_b. Inputs (N, *, d) are
+    flattened to (N, T, d) as in `linear_sqnorm`.
+    """
+    n = g.shape[0]
+    a3 = a.reshape(n, -1, a.shape[-1])
+    g3 = g.reshape(n, -1, g.shape[-1])
+    g_sum = g3.sum(1) if "bias" in trainable else None
+    cols = []
+    for v in vectors:
+        out = g.new_zeros(n)
+        if "weight" in trainable:
+            out += (torch.matmul(a3, v["weight"].t()) * g3).sum((1, 2))
+        if g_sum is not None:
+            out += g_sum @ v["bias"]
+        cols.append(out)
+    return stack_dots(cols, n, g)
+
+
 register_norm_form(nn.Linear, linear_sqnorm)
+register_dot_form(nn.Linear, linear_dots)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError
-from .forms import register_norm_form
+from .forms import register_dot_form, register_norm_form, stack_dots
 
 BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
@@ -26,19 +26,28 @@ def check_batchnorm(name: str, module: nn.modules.batchnorm._BatchNorm) -> None:
                           "and per-sample gradients are not independent; build it with track_running_stats=True")
 
 
-def batchnorm_sqnorm(module: nn.modules.batchnorm._BatchNorm, a: torch.Tensor, g: torch.Tensor,
-                     trainable: frozenset[str]) -> torch.Tensor:
-    """Per-sample ‖∂L/∂γ‖² + ‖∂L/∂β‖² from the layer's input a and output gradient g, both (N, C, *)."""
+def batchnorm_grads(module: nn.modules.batchnorm._BatchNorm, a: torch.Tensor, g: torch.Tensor,
+                    trainable: frozenset[str]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Per-sample ∂L/∂γ and ∂L/∂β, each (N, C) (None when not trainable), from the input a and output gradient g."""
     n, c = g.shape[:2]
     g3 = g.reshape(n, c, -1)
-    out = g.new_zeros(n)
+    d_gamma = d_beta = None
     if "weight" in trainable:
         mean = module.running_mean.to(g.dtype).view(1, c, 1)
         inv_std = torch.rsqrt(module.running_var.to(g.dtype) + module.eps)
         d_gamma = ((a.reshape(n, c, -1) - mean) * g3).sum(2) * inv_std
-        out += d_gamma.square().sum(1)
     if "bias" in trainable:
-        out += g3.sum(2).square().sum(1)
+        d_beta = g3.sum(2)
+    return d_gamma, d_beta
+
+
+def batchnorm_sqnorm(module: nn.modules.batchnorm._BatchNorm, a: torch.Tensor, g: torch.Tensor,
+                     trainable: frozenset[str]) -> torch.Tensor:
+    """Per-sample ‖∂L/∂γ‖² + ‖∂L/∂β‖² from the layer's input a and output gradient g, both (N, C, *)."""
+    out = g.new_zeros(g.shape[0])
+    for part in batchnorm_grads(module, a, g, trainable):
+        if part is not None:
+            out += part.square().sum(1)
     return out
 
 
@@ -46,5 +55,20 @@ def _batchnorm_form(module, a, g, trainable, workspace):
     return batchnorm_sqnorm(module, a, g, trainable)
 
 
+def _batchnorm_dots(module, a, g, trainable, vectors, workspace):
+    """Per-sample (∂L/∂γ)·v_γ + (∂L/∂β)·v_β for each vector, (N, k)."""
+    d_gamma, d_beta = batchnorm_grads(module, a, g, trainable)
+    cols = []
+    for v in vectors:
+        out = g.new_zeros(g.shape[0])
+        if d_gamma is not None:
+            out += d_gamma @ v["weight"]
+        if d_beta is not None:
+            out += d_beta @ v["bias"]
+        cols.append(out)
+    return stack_dots(cols, g.shape[0], g)
+
+
 for _bn in BATCHNORMS:
     register_norm_form(_bn, _batchnorm_form)
+    register_dot_form(_bn, _batchnorm_dots)

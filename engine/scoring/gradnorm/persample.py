@@ -9,6 +9,11 @@ layer's gradient arrives. Layers without a closed form are kept for a torch.func
 recomputation after the backward (generic.py). The per-layer squares add up to
 ‖∇θ L(θ, x_n, y_n)‖² of every sample n.
 
+Given parameter-shaped vectors v_j, the same hooks also give g_n · v_j: each layer's
+inner-product form (forms.py) turns its (input, output gradient) into the sample's
+share, e.g. Σ_p g_p · (V a_p) for a Linear layer, a product the size of the layer's
+output, so no per-sample gradient is formed for them either (influence.py's scores).
+
 Why it is cheap: the parameters are frozen (requires_grad=False) while scoring,
 so the backward computes activation gradients only, never the batch's weight
 gradients; what it does compute per layer is about what a training step's
@@ -35,7 +40,7 @@ in a parent's forward) are not seen by the hooks; such models are not supported.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
 from typing import Any, Self
@@ -46,8 +51,8 @@ from torch.autograd.graph import GradientEdge, get_gradient_edge
 
 from ...errors import ConfigError
 from . import conv, groupnorm, linear, norm  # noqa: F401  (each registers its forms)
-from .forms import norm_form
-from .generic import generic_sqnorm
+from .forms import dot_form, norm_form
+from .generic import generic_products, generic_sqnorm
 from .linear import Workspace
 from .norm import BATCHNORMS, check_batchnorm
 
@@ -92,15 +97,27 @@ class PerSampleGradNorms:
 
     The model must be in eval mode. `workspace_mb` bounds the temporary memory of
     one layer's per-sample computation (the batch is split into chunks to fit).
+
+    `vectors` (parameter-shaped: dicts from the model's parameter names, as
+    `named_parameters()` gives them, to tensors of those shapes, one entry per
+    trainable parameter) add the per-sample inner products g_n · v_j from the same
+    backward: after `finish()`, `dots` holds them, (N, k). Each layer's
+    inner-product form (forms.py) adds its share, like the norms, so no per-sample
+    gradient of the whole model is ever formed. `norms=False` skips the norms (then
+    `finish()` gives zeros) when only the inner products are wanted.
     """
 
-    def __init__(self, model: nn.Module, workspace_mb: float = DEFAULT_WORKSPACE_MB, per_layer: bool = False):
+    def __init__(self, model: nn.Module, workspace_mb: float = DEFAULT_WORKSPACE_MB, per_layer: bool = False,
+                 vectors: Sequence[Mapping[str, torch.Tensor]] = (), norms: bool = True):
         self.model = model
         self.workspace_mb = workspace_mb
-        # For tests and debugging: each layer's (N,) squares of the last batch, by layer name, when per_layer.
+        # For tests and debugging: each layer's (N,) squares (and (N, k) inner products) of the last batch, by layer
+        # name, when per_layer.
         self.layer_sq: dict[str, torch.Tensor] | None = {} if per_layer else None
+        self.layer_dots: dict[str, torch.Tensor] | None = {} if per_layer else None
         self.layers: dict[nn.Module, str] = {}
         self.trainable: dict[nn.Module, frozenset[str]] = {}  # recorded now: scoring freezes them all
+        self.prefix: dict[nn.Module, str] = {}  # a layer's name as a parameter-name prefix ("" for the model)
         owner: dict[int, str] = {}
         for name, module in model.named_modules():
             own = {k: p for k, p in module.named_parameters(recurse=False) if p.requires_grad}
@@ -115,16 +132,46 @@ class PerSampleGradNorms:
             if type(module) in BATCHNORMS:
                 check_batchnorm(name, module)
             self.layers[module] = name or type(model).__name__
+            self.prefix[module] = f"{name}." if name else ""
+        self.norms = norms
+        self.vectors = [self._check_vector(v, j) for j, v in enumerate(vectors)]
         self._hooks: list[Any] = []
         self._frozen = None
         self.active = False
         self.sq: torch.Tensor | None = None
+        self.dots: torch.Tensor | None = None
         self.roots: list[GradientEdge] = []  # where the backward ends when the input needs no gradient
         self._called: set[nn.Module] = set()
-        self._deferred: list[tuple[nn.Module, tuple, dict, torch.Tensor]] = []
+        self._deferred: list[tuple[nn.Module, tuple, dict, torch.Tensor, bool, bool]] = []
         self._workspace = 0  # numbers, from workspace_mb and the dtype
         self._scratch = Workspace(0)
         self._probes: dict[tuple, torch.Tensor] = {}
+        self._own_vectors: dict[nn.Module, list[dict[str, torch.Tensor]]] = {}
+
+    def _check_vector(self, v: Mapping[str, torch.Tensor], j: int) -> dict[str, torch.Tensor]:
+        """Vector j, checked: a tensor of the right shape for every trainable parameter (others are ignored)."""
+        params = dict(self.model.named_parameters())
+        out = {}
+        for module, own in self.trainable.items():
+            for k in own:
+                name = self.prefix[module] + k
+                if name not in v:
+                    raise ConfigError(f"vector {j} has no entry for trainable parameter {name!r}; give one tensor per "
+                                      "trainable parameter, keyed by model.named_parameters() names")
+                if tuple(v[name].shape) != tuple(params[name].shape):
+                    raise ConfigError(f"vector {j}: {name!r} has shape {tuple(v[name].shape)}, the parameter "
+                                      f"{tuple(params[name].shape)}")
+                out[name] = v[name].detach()
+        return out
+
+    def _vectors_of(self, module: nn.Module, like: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """The vectors' entries for this layer's own trainable parameters, in the batch's dtype and device."""
+        got = self._own_vectors.get(module)
+        if got is None or any(t.dtype != like.dtype or t.device != like.device for v in got for t in v.values()):
+            got = [{k: v[self.prefix[module] + k].to(dtype=like.dtype, device=like.device)
+                    for k in self.trainable[module]} for v in self.vectors]
+            self._own_vectors[module] = got
+        return got
 
     def __enter__(self) -> Self:
         if any(m.training for m in self.model.modules()):
@@ -149,8 +196,9 @@ class PerSampleGradNorms:
     def begin(self, n: int, dtype: torch.dtype, device: torch.device) -> None:
         """Start a batch of n samples."""
         self.sq = torch.zeros(n, dtype=dtype, device=device)
+        self.dots = torch.zeros(n, len(self.vectors), dtype=dtype, device=device)
         if self.layer_sq is not None:
-            self.layer_sq = {}
+            self.layer_sq, self.layer_dots = {}, {}
         self.roots, self._deferred = [], []
         self._called.clear()
         self._workspace = int(self.workspace_mb * 2 ** 20) // (torch.finfo(dtype).bits // 8)  # numbers
@@ -189,26 +237,46 @@ class PerSampleGradNorms:
         if first is not None and first._version != version:
             raise ConfigError(f"the input of layer {name!r} was modified in place after the layer read it; "
                               "per-sample gradient norms need it unchanged (use an out-of-place op)")
-        closed = norm_form(module)
-        if closed is None or first is None or kwargs:
-            self._deferred.append((module, args, kwargs, g))
+        closed = norm_form(module) if first is not None and not kwargs else None
+        dots = dot_form(module) if first is not None and not kwargs and self.vectors else None
+        generic_norm, generic_dots = self.norms and closed is None, bool(self.vectors) and dots is None
+        if generic_norm or generic_dots:
+            self._deferred.append((module, args, kwargs, g, generic_norm, generic_dots))
+        if not (closed or dots):
             return
         self._scratch.limit = max(self._workspace, g.numel())
-        self._add(name, closed(module, first, g, self.trainable[module], self._scratch))
-        return
+        if self.norms and closed is not None:
+            self._add(name, closed(module, first, g, self.trainable[module], self._scratch))
+        if dots is not None:
+            self._add_dots(name, dots(module, first, g, self.trainable[module], self._vectors_of(module, g),
+                                      self._scratch))
 
     def _add(self, name: str, sq: torch.Tensor) -> None:
         self.sq += sq
         if self.layer_sq is not None:
             self.layer_sq[name] = sq.detach().clone()
 
+    def _add_dots(self, name: str, dots: torch.Tensor) -> None:
+        self.dots += dots
+        if self.layer_dots is not None:
+            self.layer_dots[name] = dots.detach().clone()
+
     def finish(self) -> torch.Tensor:
-        """After the backward: the batch's per-sample squared gradient norms, shape (N,)."""
+        """After the backward: the batch's per-sample squared gradient norms, shape (N,) (zeros with norms=False);
+        the inner products with the vectors are in `dots`, (N, k)."""
         self.active = False  # the generic recomputation runs module forwards: keep the hooks quiet
         with torch.no_grad():  # torch.func.grad differentiates inside regardless
-            for module, args, kwargs, g in self._deferred:
-                self._add(self.layers[module], generic_sqnorm(module, args, kwargs, g, self.trainable[module],
-                                                              max(self._workspace, g.numel())))
+            for module, args, kwargs, g, norm, dots in self._deferred:
+                limit = max(self._workspace, g.numel())
+                if not dots:  # the norms alone: generic_sqnorm, as before there were inner products
+                    self._add(self.layers[module], generic_sqnorm(module, args, kwargs, g, self.trainable[module],
+                                                                  limit))
+                    continue
+                sq, products = generic_products(module, args, kwargs, g, self.trainable[module], limit,
+                                                self._vectors_of(module, g), norms=norm)
+                if sq is not None:
+                    self._add(self.layers[module], sq)
+                self._add_dots(self.layers[module], products)
         self._deferred = []
         self.roots = []
         return self.sq

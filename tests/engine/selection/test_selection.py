@@ -175,7 +175,7 @@ def test_describe_and_defaults_validate():
     described = {d["name"]: d for d in describe_strategies()}
     assert set(described) == {"hardest", "easiest", "random", "ccs", "class_balanced", "kmeans_coverage", "moderate",
                               "kcenter_greedy", "herding", "facility_location", "graph_cut", "log_determinant",
-                              "craig", "gradmatch", "glister", "contextual_diversity", "d2_pruning"}
+                              "craig", "gradmatch", "glister", "contextual_diversity", "d2_pruning", "semdedup"}
     assert described["ccs"]["options"]["beta"]["default"] == 0.0
     assert described["ccs"]["options"]["bins"]["default"] == 50
     assert described["kmeans_coverage"]["needs_embeddings"] is True
