@@ -50,7 +50,7 @@ _EXPORTS = {
     "score": "engine.api:score",
     "score_result": "engine.api:score_result",
     "select": "engine.selection.base:select",
-    "keep_count": "engine.selection.base:keep_count",
+    "keep_count": "engine.api:keep_count",
     "TrainResult": "engine.trainer:TrainResult",
     "ScoreResult": "engine.scoring.surrogate:ScoreResult",
     "load_dataset": "engine.data.dataset:load_dataset",
@@ -89,6 +89,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing of this loads at r
         cache_usage,
         clear_cache,
         export_csv,
+        keep_count,
         launch_detached,
         list_runs,
         run,
@@ -115,7 +116,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing of this loads at r
     from .scoring.registry import register_scorer
     from .scoring.surrogate import ScoreResult
     from .sections import Section, register_section
-    from .selection.base import keep_count, select
+    from .selection.base import select
     from .selection.registry import STRATEGIES as strategies
     from .selection.registry import register_strategy
     from .trainer import TrainResult

@@ -24,7 +24,7 @@ from .kinds import KINDS, check_kind, kind_names
 from .nets import MODELS, check_model_name
 from .plugins import load_plugins
 from .scoring.registry import check_scorer_options
-from .sections import RESERVED, SECTIONS, Registered, Section, checked, register_section
+from .sections import RESERVED, SECTIONS, Registered, Section, Seed, checked, register_section
 from .selection.registry import check_strategy, strategy_tables
 
 __all__ = ["Config", "ConfigError", "DataConfig", "Section", "SurrogateConfig", "TrainConfig", "choices_for",
@@ -96,7 +96,7 @@ class DataConfig(Section):
 
     @model_validator(mode="after")
     def _known_options(self) -> DataConfig:
-        checked(check_dataset_options, self.dataset, self.options)
+        check_dataset_options(self.dataset, self.options)  # its ConfigError names data.options.KEY itself
         return self
 
 
@@ -124,7 +124,7 @@ class Config(Section):
     name: str = Field("prunelab", min_length=1, description="the MLflow experiment name")
     kind: KindName = Field("prune", description=kind_names())
     description: str = ""
-    seed: int = Field(0, description="seed of the surrogates and of every other random choice")
+    seed: Seed = Field(0, description="seed of the surrogates and of every other random choice (0 .. 2**32 - 1)")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
     model: ModelName = Field("cnn", description="a registered model (cnn, resnet18, airbench, ...), timm:NAME or "
                              "torchvision:NAME")

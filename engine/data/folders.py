@@ -8,21 +8,36 @@ Corrupt images are listed in one DataError, or skipped with `skip_bad=True`. No 
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import DataError
+from ..options import Option, flag, number, seed
+from .formats import ArrayHeader, NotFetched, fetch_allowed, probe_npz_arrays
 
 TINYIMAGENET_STATS = ((0.4802, 0.4481, 0.3975), (0.2302, 0.2265, 0.2262))
 TINYIMAGENET_DIR = "tiny-imagenet-200"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-FOLDER_OPTIONS = {"test_dir": None, "test_fraction": 0.2, "seed": 0, "size": None, "skip_bad": False}
+FOLDER_OPTIONS = {
+    "test_dir": Option(None, "a folder with the same class subfolders, the test split",
+                       lambda v: isinstance(v, str) and bool(v), "a folder path (a string)"),
+    "test_fraction": number(0.2, "without test_dir: the class-stratified fraction held out for testing", 0, 1,
+                            low_open=True, high_open=True),
+    "seed": seed(0, "without test_dir: the seed of the held-out draw"),
+    "size": Option(None, "resize every image to size×size (without it all images must share one size)",
+                   lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096,
+                   "an integer from 1 to 4096 (pixels)"),
+    "skip_bad": flag(False, "skip unreadable images instead of refusing the folder"),
+}
 
 
 def cache_dir() -> Path:
@@ -79,24 +94,71 @@ def _signature(files: list[Path], options: dict) -> str:
     return h.hexdigest()[:24]
 
 
+def _cache_path(files: list[Path], size: int | None, skip_bad: bool, what: str) -> Path:
+    return cache_dir() / f"{_signature(files, {'size': size, 'skip_bad': skip_bad, 'what': what})}.npz"
+
+
+def _load_cached(path: Path, headers: bool) -> tuple[Any, np.ndarray] | None:
+    """A decoded folder's (images, labels), or with `headers` (the images' ArrayHeader, labels); None when the
+    entry is missing or damaged (decoded again)."""
+    if not path.exists():
+        return None
+    try:
+        if headers:
+            found = probe_npz_arrays(path, ("x", "y"), verify=False)
+            return found["x"], found["y"]
+        with np.load(path, allow_pickle=False) as f:
+            return f["x"], f["y"]
+    except Exception:  # noqa: BLE001 -- numpy and zipfile raise a dozen types for a damaged file: decode again
+        return None
+
+
+def _save_cached(path: Path, x: np.ndarray, y: np.ndarray) -> None:
+    """Write an entry (a temporary name, then renamed); a cache that cannot be written (read-only, full) is
+    skipped: the next load decodes again."""
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, x=x, y=y)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError:
+        pass
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
 def cached(files: list[Path], labels: np.ndarray, size: int | None, skip_bad: bool, what: str,
-           progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+           progress: Progress | None = None, headers: bool = False) -> tuple[Any, np.ndarray]:
     """decode() through the content-keyed cache: (NHWC images, labels of the images kept); `progress` hears of
-    the decoding only (a cached folder opens no image)."""
-    path = cache_dir() / f"{_signature(files, {'size': size, 'skip_bad': skip_bad, 'what': what})}.npz"
-    if path.exists():
-        try:
-            with np.load(path) as f:
-                return f["x"], f["y"]
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged cache entry: decode again
+    the decoding only (a cached folder opens no image). With `headers` a cached entry gives its images' shape
+    only (the pre-run check). Not decoded yet while fetching is off: NotFetched."""
+    path = _cache_path(files, size, skip_bad, what)
+    hit = _load_cached(path, headers)
+    if hit is not None:
+        return hit
+    if not fetch_allowed():
+        raise NotFetched(f"the {len(files)} images under {_common_root(files)} are not decoded yet; a run decodes "
+                         "them once (cached afterwards) and checks them then")
     x, keep = decode(files, size, skip_bad, progress)
     y = labels[keep]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, x=x, y=y)
-    os.replace(tmp, path)
+    _save_cached(path, x, y)
     return x, y
+
+
+def _common_root(files: list[Path]) -> Path | str:
+    return files[0].parent.parent if files else "?"
+
+
+def _take(x: Any, mask: np.ndarray) -> Any:
+    """x[mask], for images or their ArrayHeader."""
+    if isinstance(x, ArrayHeader):
+        return ArrayHeader((int(mask.sum()), *x.shape[1:]), x.dtype)
+    return x[mask]
 
 
 def class_folders(root: Path) -> list[Path]:
@@ -134,14 +196,13 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> np.ndarr
 
 def read_folder(path: str | Path, test_dir: str | None = None, test_fraction: float = 0.2, seed: int = 0,
                 size: int | None = None, skip_bad: bool = False,
-                progress: Progress | None = None) -> dict[str, np.ndarray]:
+                progress: Progress | None = None, headers: bool = False) -> dict[str, Any]:
     """`folder:PATH`: one subfolder per class; the test split from `test_dir` (same class names) or a seeded,
-    class-stratified `test_fraction` of PATH."""
+    class-stratified `test_fraction` of PATH. With `headers`, images already decoded come as ArrayHeaders."""
     root = Path(path).expanduser()
     names = [c.name for c in class_folders(root)]
     files, labels = _files_of(root, names)
-    x, y = cached(files, labels, size, skip_bad, "folder", progress)
-    out: dict[str, np.ndarray] = {"classes": np.asarray(names)}
+    test_files = test_labels = None
     if test_dir is not None:
         test_root = Path(test_dir).expanduser()
         extra = sorted({c.name for c in class_folders(test_root)} - set(names))
@@ -149,18 +210,27 @@ def read_folder(path: str | Path, test_dir: str | None = None, test_fraction: fl
             raise DataError(f"{test_root}: class folder(s) {', '.join(extra)} are not in {root}; "
                             "the test folder must use the training folder's class names")
         test_files, test_labels = _files_of(test_root, names)
-        out["x_test"], out["y_test"] = cached(test_files, test_labels, size, skip_bad, "folder", progress)
-        out["x_train"], out["y_train"] = x, y
     else:
         if not 0 < test_fraction < 1:
             raise DataError(f"folder option test_fraction={test_fraction}; it must lie strictly between 0 and 1")
-        small = [names[c] for c in range(len(names)) if (y == c).sum() < 2]
-        if small:
-            raise DataError(f"class folder(s) {', '.join(small)} under {root} hold fewer than 2 readable images; "
-                            "a train/test split needs 2 or more per class (or give test_dir)")
+        _two_per_class(labels, names, root, "images")  # before decoding: the files alone say so
+    x, y = cached(files, labels, size, skip_bad, "folder", progress, headers)
+    out: dict[str, Any] = {"classes": np.asarray(names)}
+    if test_files is not None:
+        out["x_test"], out["y_test"] = cached(test_files, test_labels, size, skip_bad, "folder", progress, headers)
+        out["x_train"], out["y_train"] = x, y
+    else:
+        _two_per_class(y, names, root, "readable images")
         test = stratified_split(y, test_fraction, seed)
-        out["x_train"], out["y_train"], out["x_test"], out["y_test"] = x[~test], y[~test], x[test], y[test]
+        out["x_train"], out["y_train"], out["x_test"], out["y_test"] = _take(x, ~test), y[~test], _take(x, test), y[test]
     return out
+
+
+def _two_per_class(labels: np.ndarray, names: list[str], root: Path, what: str) -> None:
+    small = [names[c] for c in range(len(names)) if (labels == c).sum() < 2]
+    if small:
+        raise DataError(f"class folder(s) {', '.join(small)} under {root} hold fewer than 2 {what}; "
+                        "a train/test split needs 2 or more per class (or give test_dir)")
 
 
 def read_tinyimagenet(data_dir: Path | None, skip_bad: bool = False,

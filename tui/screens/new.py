@@ -2,8 +2,9 @@
 
 The fields come from the pydantic models (tui.config_fields), so new config
 fields appear here by themselves. Validation runs `engine.config.config_from_dict`
-in a thread worker after each edit, and its one-line message is shown under
-the field it names. Launch starts a detached run (its own process session).
+and the pre-run check of the data and model (`engine.api.check_inputs`, what `run`
+checks before a run exists) in a thread worker after each edit, and its one-line
+message is shown under the field it names. Launch starts a detached run (its own process session).
 """
 from __future__ import annotations
 
@@ -203,11 +204,13 @@ class NewExperimentScreen(BaseScreen):
 
     @work(thread=True, exclusive=True, group="validate", exit_on_error=False, description="validation")
     def validate(self, data: dict[str, Any]) -> None:
+        from engine.api import check_inputs
         from engine.config import config_from_dict
         from engine.errors import PrunelabError
 
         try:
             config, error = config_from_dict(data), None
+            check_inputs(config)  # the data and the model, as `prunelab run` checks them before a run exists
         except PrunelabError as exc:
             config, error = None, str(exc)
         except Exception as exc:  # noqa: BLE001 -- a plugin's validator may raise anything: still one line
