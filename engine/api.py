@@ -107,7 +107,7 @@ def _executor(name: str | Any, options: dict[str, Any] | None):
     return make_executor(name, **(options or {})) if isinstance(name, str) else name
 
 
-_RUN_ARGS = {"tracking_uri": arg.optional(arg.uri), "resume": arg.optional(arg.run_id), "executor": arg.executor,
+_RUN_ARGS = {"tracking_uri": arg.optional(arg.uri), "resume": arg.optional(arg.run_id_text), "executor": arg.executor,
              "executor_options": arg.optional(arg.mapping), "retry_failed": arg.flag, "allow_data_change": arg.flag}
 
 

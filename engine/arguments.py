@@ -109,11 +109,16 @@ def text(where: str, value: Any) -> str:
     return value
 
 
-def run_id(where: str, value: Any) -> str:
+def run_id_text(where: str, value: Any) -> str:
+    """A string, to be resolved as a run id (an empty one is the runner's to refuse, in the CLI's words)."""
     if not isinstance(value, str):
         raise ConfigError(f"{where} takes a run id (a string from `prunelab runs` or engine.list_runs()), "
                           f"got {_got(value)}")
-    if not value.strip():
+    return value
+
+
+def run_id(where: str, value: Any) -> str:
+    if not run_id_text(where, value).strip():
         raise ConfigError(f"{where}: the run id is empty; pass a run id from `prunelab runs`")
     return value
 

@@ -94,6 +94,15 @@ def _signature(files: list[Path], options: dict) -> str:
     return h.hexdigest()[:24]
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()  # read once: os.umask can only be read by setting it
+
+
 def _cache_path(files: list[Path], size: int | None, skip_bad: bool, what: str) -> Path:
     return cache_dir() / f"{_signature(files, {'size': size, 'skip_bad': skip_bad, 'what': what})}.npz"
 
@@ -120,6 +129,7 @@ def _save_cached(path: Path, x: np.ndarray, y: np.ndarray) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a cache shared by a group must stay readable
         with os.fdopen(fd, "wb") as f:
             np.savez(f, x=x, y=y)
         os.replace(tmp, path)

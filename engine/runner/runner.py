@@ -158,7 +158,8 @@ def check_data_unchanged(track: Tracker, run_id: str, config: Config, allow: boo
     if recorded is None:
         return
     data = config.data
-    digest = load_dataset(data.dataset, data.data_dir, "cpu", data.train_size, data.test_size, data.options).digest()
+    digest = load_dataset(data.dataset, data.data_dir, "cpu", data.train_size, data.test_size, data.options,
+                          fresh=True).digest()  # the files as they are now, not as this process read them before
     if digest == recorded:
         return
     if not allow:
