@@ -203,7 +203,7 @@ def launch_detached(config: Config | None, tracking_uri: str | None = None, resu
             "log_file": str(log_path), "tracking_uri": track.store.uri}
 
 
-@checked(tracking_uri=arg.optional(arg.uri), status=arg.optional(arg.one_of(*names.STATUSES)),
+@checked(tracking_uri=arg.optional(arg.uri), status=arg.optional(arg.one_of(*names.STATUSES, case_sensitive=False)),
          kind=arg.optional(arg.text))
 def list_runs(tracking_uri: str | None = None, status: str | None = None, kind: str | None = None):
     """Parent runs, newest first; a run whose process died is marked KILLED."""

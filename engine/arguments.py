@@ -173,9 +173,10 @@ def epochs(where: str, value: Any) -> int | list[int]:
     raise ConfigError(f"{where} takes an epoch (an integer >= 0) or a list of them, got {_got(value)}")
 
 
-def one_of(*choices: str) -> Rule:
+def one_of(*choices: str, case_sensitive: bool = True) -> Rule:
     def rule(where: str, value: Any) -> str:
-        if value not in choices:
+        found = value if case_sensitive or not isinstance(value, str) else value.upper()
+        if found not in choices:
             raise ConfigError(f"{where} takes one of {', '.join(map(repr, choices))}, got {_got(value)}")
         return value
     return rule

@@ -10,6 +10,7 @@ options are tables: `[scoring.NAME]` and `[selection.NAME]`. No torch here.
 """
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -348,6 +349,8 @@ def parse_value(text: str) -> Any:
 
 
 def apply_override(data: dict[str, Any], assignment: str) -> None:
+    if not isinstance(assignment, str):
+        raise ConfigError(f"override {assignment!r}: expected a 'KEY=VALUE' string, as in 'sweep.keep_ratios=[0.3,0.5]'")
     key, sep, value = assignment.partition("=")
     key = key.strip()
     if not sep or not key:
@@ -381,6 +384,9 @@ def config_from_dict(data: dict[str, Any], source: str = "") -> Config:
 
 def config_text(path_or_preset: str | Path) -> tuple[str, str]:
     """The TOML text of a config file or a preset by name, and where it came from (for messages)."""
+    if not isinstance(path_or_preset, (str, os.PathLike)):
+        raise ConfigError(f"engine.load_config: path_or_preset takes a TOML file's path or a preset's name, got "
+                          f"{path_or_preset!r}")
     path = Path(path_or_preset)
     if not (path.suffix == ".toml" or path.exists()):
         return preset_text(str(path_or_preset)), f"preset {path_or_preset}"
@@ -401,6 +407,9 @@ def load_config(path_or_preset: str | Path | None = None, overrides: list[str] |
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML ({exc})") from None
+    if overrides is not None and not isinstance(overrides, (dict, list, tuple)):
+        raise ConfigError(f"engine.load_config: overrides takes a dict {{'train.epochs': 3}} or a list of "
+                          f"'key=value' strings, got {overrides!r}")
     if isinstance(overrides, dict):
         for key, value in overrides.items():
             set_field(data, str(key), value, f"overrides[{key!r}]")
