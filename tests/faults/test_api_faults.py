@@ -105,3 +105,18 @@ def test_the_api_still_takes_what_it_documents(in_tmp, shared_data):
     assert engine.list_runs(status="finished") == []  # the CLI's case-insensitive statuses
     with pytest.raises(TypeError, match="no argument"):
         checked(nope=number())(lambda x: x)  # a rule for an argument the function lacks is a bug, said at once
+
+
+@pytest.mark.timeout(120)
+def test_what_the_api_takes_and_kept_indices(in_tmp, shared_data):
+    """From tests/engine/test_hostile.py (issue 18): a Config by keywords, None as a field's default, and kept
+    indices that are integer positions inside the training set."""
+    assert engine.Config(name="ok").name == "ok"
+    assert issubclass(engine.errors.UnknownNameError, engine.ConfigError)
+    default = engine.config.TrainConfig.model_fields["epochs"].default
+    assert engine.load_config("quick", {"train.epochs": None}).train.epochs == default  # None: the field default
+    assert engine.load_config("quick", {"sweep.seeds": [3, 4]}).sweep.seeds == [3, 4]
+    for bad, words in (([10 ** 9], "[0, 500)"), ([-1], "[0, 500)"), ([0.5, 1.0], "integer")):
+        with pytest.raises(engine.ConfigError, match=words.replace("[", r"\[").replace(")", r"\)")):
+            engine.train("mnist", "mlp", data_dir=shared_data, train_size=500, test_size=100, indices=bad,
+                         device="cpu")

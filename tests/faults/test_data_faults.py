@@ -462,3 +462,14 @@ def test_a_run_whose_every_trial_failed_says_so_on_stderr(in_tmp):
     line = one_line(result, 1, "every trial of run", "failed, 2 of 2", "broken in training, as asked",
                     "prunelab show")
     assert [status for _, status in stored_runs()].count("FAILED") == 2, (stored_runs(), line)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("command", [["train", "--epochs", "1"], ["score", "--scorers", "loss", "--epochs", "1"]])
+def test_the_step_commands_refuse_images_too_small_in_one_line(in_tmp, shared_data, command):
+    """`train` and `score` (no run, no pre-run check) meet the same images through the model's dry forward: one
+    line naming the shape, the model and the fix (from tests/engine/test_hostile.py)."""
+    path = _npz(in_tmp, shared_data, x_train=cifar_arrays(shared_data)["x_train"][:, :8, :8],
+                x_test=cifar_arrays(shared_data)["x_test"][:, :8, :8])
+    one_line(cli([*command, "--dataset", f"npz:{path}", "--model", "cnn"]), 2, "3x8x8", "'cnn'", "data.options.size",
+             "another model")
