@@ -125,7 +125,7 @@ class Config(Section):
     name: str = Field("prunelab", min_length=1, description="the MLflow experiment name")
     kind: KindName = Field("prune", description=kind_names())
     description: str = ""
-    seed: Seed = Field(0, description="seed of the surrogates and of every other random choice (0 .. 2**32 - 1)")
+    seed: Seed = Field(0, description="seed of the surrogates and of every other random choice")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
     model: ModelName = Field("cnn", description="a registered model (cnn, resnet18, airbench, ...), timm:NAME or "
                              "torchvision:NAME")
