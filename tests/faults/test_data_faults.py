@@ -495,3 +495,55 @@ def test_the_step_commands_refuse_images_too_small_in_one_line(in_tmp, shared_da
                 x_test=cifar_arrays(shared_data)["x_test"][:, :8, :8])
     one_line(cli([*command, "--dataset", f"npz:{path}", "--model", "cnn"]), 2, "3x8x8", "'cnn'", "data.options.size",
              "another model")
+
+
+# ---------------------------------------------------------------- the TUI's form runs the same check
+async def _until(pilot, condition, what: str) -> None:
+    """Poll the form until condition() holds: its check runs in a thread worker, 60 s at most."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await pilot.pause(0.1)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_form_shows_what_the_pre_run_check_refuses(in_tmp, shared_data, anyio_backend):
+    """The New-experiment form runs the pre-run check after each edit: a missing npz is the banner's one line, a
+    subset larger than the data set is under data.train_size, images too small for the model too; each disables
+    Launch, and a good npz enables it again. Nothing is written to the store."""
+    from textual.widgets import Button, Input, Static
+
+    from tui.app import PrunelabApp
+
+    small = _npz(in_tmp, shared_data, x_train=cifar_arrays(shared_data)["x_train"][:, :8, :8],
+                 x_test=cifar_arrays(shared_data)["x_test"][:, :8, :8])
+    good = write_npz(in_tmp / "good.npz", cifar_arrays(shared_data))
+    app = PrunelabApp(f"sqlite:///{in_tmp / 'mlruns' / 'mlflow.db'}")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("n")
+        screen = app.screen
+        await _until(pilot, lambda: screen.config is not None, "the form")
+        launch, banner = screen.query_one("#launch", Button), screen.query_one("#form-error", Static)
+        field = {path: screen.query_one(f"#f-{path.replace('.', '--')}", Input)
+                 for path in ("data.dataset", "data.train_size", "model")}
+        field["model"].value = "mlp"
+        field["data.train_size"].value = "200"
+        field["data.dataset"].value = f"npz:{in_tmp / 'missing.npz'}"
+        await _until(pilot, lambda: screen.error and "missing.npz" in screen.error, "the missing file")
+        assert "file not found" in str(banner.render()) and launch.disabled
+        field["data.dataset"].value = f"npz:{good}"
+        field["data.train_size"].value = "301"
+        error = screen.query_one("#e-data--train_size", Static)
+        await _until(pilot, lambda: error.display, "the size under its field")
+        assert "more than the 300 training samples" in str(error.render()) and launch.disabled
+        field["data.train_size"].value = "200"
+        await _until(pilot, lambda: screen.config is not None and not launch.disabled, "the good npz")
+        field["data.dataset"].value = f"npz:{small}"
+        field["model"].value = "cnn"
+        await _until(pilot, lambda: screen.error and "too small" in screen.error, "the small images")
+        assert launch.disabled and screen.config is None
+    assert stored_runs() == []
