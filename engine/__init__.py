@@ -58,7 +58,7 @@ _EXPORTS = {
     "score": "engine.api:score",
     "score_result": "engine.api:score_result",
     "select": "engine.selection.base:select",
-    "keep_count": "engine.selection.base:keep_count",
+    "keep_count": "engine.api:keep_count",
     "TrainResult": "engine.trainer:TrainResult",
     "ScoreResult": "engine.scoring.surrogate:ScoreResult",
     "load_dataset": "engine.data.dataset:load_dataset",
@@ -101,6 +101,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing of this loads at r
         export_csv,
         export_subset,
         inspect,
+        keep_count,
         kept_subset,
         launch_detached,
         list_runs,
@@ -131,7 +132,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing of this loads at r
     from .scoring.registry import register_file_scores, register_scorer
     from .scoring.surrogate import ScoreResult
     from .sections import Section, register_section
-    from .selection.base import keep_count, select
+    from .selection.base import select
     from .selection.registry import STRATEGIES as strategies
     from .selection.registry import register_strategy
     from .trainer import TrainResult

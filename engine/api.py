@@ -17,7 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union, overload
 
+from . import arguments as arg
 from . import names
+from .arguments import checked
 from .errors import ConfigError, DataError, UserError
 from .preview import CONFIRM_TRIALS, Preview
 from .store.artifacts import split_score_name
@@ -56,12 +58,14 @@ __all__ = [
     "cache_dir",
     "cache_usage",
     "cancel_run",
+    "check_inputs",
     "clear_cache",
     "config_dataset",
     "embedding_map",
     "export_csv",
     "export_subset",
     "inspect",
+    "keep_count",
     "kept_subset",
     "kind_sections",
     "launch_detached",
@@ -100,6 +104,7 @@ __all__ = [
 ]
 
 
+@checked(path_or_preset=arg.optional(arg.path))
 def load_config(path_or_preset: str | Path | None = None,
                 overrides: list[str] | dict[str, Any] | None = None) -> Config:
     """Load a TOML file or a preset by name, apply `key=value` overrides, and validate (engine.config.load_config)."""
@@ -123,23 +128,31 @@ def _executor(name: str | Any, options: dict[str, Any] | None):
     return make_executor(name, **(options or {})) if isinstance(name, str) else name
 
 
+_RUN_ARGS = {"tracking_uri": arg.optional(arg.uri), "resume": arg.optional(arg.run_id_text), "executor": arg.executor,
+             "executor_options": arg.optional(arg.mapping), "retry_failed": arg.flag, "allow_data_change": arg.flag}
+
+
+@checked(config=arg.optional(arg.config), on_event=arg.optional(arg.callback), **_RUN_ARGS)
 def run(config: Config | str | Path | None = None, on_event: EventCallback | None = None,
         tracking_uri: str | None = None, resume: str | None = None, executor: str | Any = "local",
-        executor_options: dict[str, Any] | None = None, retry_failed: bool = False) -> RunResult:
+        executor_options: dict[str, Any] | None = None, retry_failed: bool = False,
+        allow_data_change: bool = False) -> RunResult:
     """Run an experiment (a Config, a dict of config sections, a TOML path or a preset name) or resume one by run id.
 
-    Returns the run id, status, summary rows and artifact names. Ctrl-C ends the
-    run KILLED and raises KeyboardInterrupt.
+    Bad input raises before any run exists (the pre-run check, `check_inputs`). A resume
+    compares the data set with the one the run trained on and refuses a changed one
+    unless `allow_data_change` (the run is then tagged). Returns the run id, status,
+    summary rows and artifact names. Ctrl-C ends the run KILLED and raises KeyboardInterrupt.
     """
-    from .config import Config, config_from_dict
+    from .preflight import check_inputs as preflight
     from .runner.runner import run_experiment
 
-    if resume is None and isinstance(config, dict):
-        config = config_from_dict(config, "engine.run")
-    elif resume is None and not isinstance(config, Config):
-        config = load_config(config)
+    if resume is None:
+        config = _as_config(config, "engine.run")
+        preflight(config, fetch=True)
     return run_experiment(config, tracking_uri=tracking_uri, on_event=on_event, resume=resume,
-                          executor=_executor(executor, executor_options), retry_failed=retry_failed)
+                          executor=_executor(executor, executor_options), retry_failed=retry_failed,
+                          allow_data_change=allow_data_change)
 
 
 def _as_config(config: Config | dict[str, Any] | str | Path | None, source: str) -> Config:
@@ -194,26 +207,42 @@ def kind_sections(kind: str) -> list[str]:
     return [name for name in SECTIONS if read is None or name in read]
 
 
+def check_inputs(config: Config, fetch: bool = False) -> list[str]:
+    """The pre-run check that `run`, `prunelab config check` and the TUI's form share: a UserError (one line)
+    for what a run of `config` would refuse in its first seconds (damaged or missing data, a subset larger than
+    the data set, an unknown timm/torchvision model, images too small for the model). Returns what it could not
+    check yet (a data set not downloaded or an image folder not decoded, unless `fetch`)."""
+    from .preflight import check_inputs as preflight
+
+    return preflight(config, fetch=fetch).notes
+
+
+@checked(config=arg.optional(arg.config), **_RUN_ARGS)
 def launch_detached(config: Config | None, tracking_uri: str | None = None, resume: str | None = None,
                     executor: str = "local", executor_options: dict[str, Any] | None = None,
-                    retry_failed: bool = False) -> dict[str, Any]:
+                    retry_failed: bool = False, allow_data_change: bool = False) -> dict[str, Any]:
     """Start an experiment in its own process session and return at once with its run id.
 
     The parent run is created here, so the id is known before the child starts;
     the child picks it up with `--resume`. Closing the terminal does not stop it.
     """
-    from .runner.runner import check_resumable, create_parent_run, load_run_config
+    from .preflight import check_inputs as preflight
+    from .runner.runner import check_data_unchanged, check_resumable, create_parent_run, load_run_config
     from .store.process import process_start
     from .store.runlock import RunLock
 
+    if resume is None:
+        config = _as_config(config, "engine.launch_detached")
+        preflight(config, fetch=True)  # bad input fails here, before the parent run exists
     track = _track(tracking_uri)
-    if resume is not None:  # a bad id, or a run still going, fails here rather than in the child's log
+    if resume is not None:  # a bad id, a run still going or changed data fails here rather than in the child's log
         if not resume.strip():
             raise UserError("--resume: the run id is empty; pass a run id from `prunelab runs`")
         resume = track.resolve(resume)
-        load_run_config(resume, tracking_uri)
+        stored = load_run_config(resume, tracking_uri)
         RunLock(track.store.progress_file(resume), resume).acquire().release()
         check_resumable(track, resume)
+        check_data_unchanged(track, resume, stored, allow_data_change)
     run_id = resume or create_parent_run(config, tracking_uri)
     progress = track.store.progress_file(run_id)
     progress.parent.mkdir(parents=True, exist_ok=True)
@@ -222,6 +251,7 @@ def launch_detached(config: Config | None, tracking_uri: str | None = None, resu
     if tracking_uri:
         cmd += ["--tracking-uri", tracking_uri]
     cmd += ["run", "--resume", run_id, "--executor", executor] + (["--retry-failed"] if retry_failed else [])
+    cmd += ["--allow-data-change"] if allow_data_change else []
     for key, value in (executor_options or {}).items():  # e.g. address -> --ray-address
         if value is not None:
             cmd += [f"--ray-{key.replace('_', '-')}", str(value)]
@@ -238,11 +268,17 @@ def launch_detached(config: Config | None, tracking_uri: str | None = None, resu
             "log_file": str(log_path), "tracking_uri": track.store.uri}
 
 
+@checked(tracking_uri=arg.optional(arg.uri), status=arg.optional(arg.one_of(*names.STATUSES, case_sensitive=False)),
+         kind=arg.optional(arg.text))
 def list_runs(tracking_uri: str | None = None, status: str | None = None, kind: str | None = None):
     """Parent runs, newest first; a run whose process died is marked KILLED."""
     from .store.runs import list_runs as _list
 
     return _list(_track(tracking_uri), status=status, kind=kind)
+
+
+# the cache's kinds of entry (engine/scoring/score_cache.py's folders), and the unfinished writes of killed processes
+CACHE_KINDS = ("surrogate", "scores", "forgetting", "partial")
 
 
 def _cache_dir(tracking_uri: str | None):
@@ -255,6 +291,7 @@ def cache_dir(tracking_uri: str | None = None) -> Path:
     return _cache_dir(tracking_uri)
 
 
+@checked(tracking_uri=arg.optional(arg.uri))
 def cache_usage(tracking_uri: str | None = None) -> dict[str, Any]:
     """The surrogate and score cache beside the store: its folder, and entries and bytes per kind."""
     from .store.cache import usage
@@ -265,16 +302,24 @@ def cache_usage(tracking_uri: str | None = None) -> dict[str, Any]:
             "bytes": sum(k["bytes"] for k in kinds)}
 
 
-def clear_cache(older_than_seconds: float = 0.0, kinds: Sequence[str] | None = None, dry_run: bool = False,
+@checked(older_than_seconds=arg.number(0), kinds=arg.optional(arg.names(CACHE_KINDS, "cache kind")),
+         dry_run=arg.flag, tracking_uri=arg.optional(arg.uri))
+def clear_cache(older_than_seconds: float = 0.0, kinds: str | Sequence[str] | None = None, dry_run: bool = False,
                 tracking_uri: str | None = None) -> dict[str, Any]:
-    """Delete cache entries unused for `older_than_seconds` (0: all), of some kinds or all; safe while runs go on."""
+    """Delete cache entries unused for `older_than_seconds` (0: all), of some kinds (one kind's name, or a list of
+    surrogate, scores, forgetting, partial) or all; safe while runs go on. `partial` are the temporary files of
+    writes that a killed process left behind."""
     from .store.cache import remove_unused
 
     folder = _cache_dir(tracking_uri)
-    removed, freed = remove_unused(folder, older_than_seconds, list(kinds) if kinds else None, dry_run)
+    removed, freed = remove_unused(folder, older_than_seconds, kinds or None, dry_run)
     return {"folder": str(folder), "removed": removed, "bytes": freed, "dry_run": dry_run}
 
 
+_READ = {"run_id": arg.run_id, "tracking_uri": arg.optional(arg.uri)}
+
+
+@checked(**_READ)
 def show(run_id: str, tracking_uri: str | None = None) -> dict[str, Any]:
     """A run's status and summary rows (from summary.json, or folded from finished trials while it runs)."""
     from .store.artifacts import overlap_report
@@ -293,6 +338,7 @@ def show(run_id: str, tracking_uri: str | None = None) -> dict[str, Any]:
     return report
 
 
+@checked(method=arg.text, epoch=arg.optional(arg.integer(0)), n=arg.integer(1), lowest=arg.flag, **_READ)
 def top_samples(run_id: str, method: str = "loss", epoch: int | None = None, n: int = 10, lowest: bool = False,
                 tracking_uri: str | None = None) -> list[dict[str, Any]]:
     """The n highest (or lowest) scored training samples of a scored run, highest first.
@@ -330,6 +376,7 @@ def top_samples(run_id: str, method: str = "loss", epoch: int | None = None, n: 
                         ds.train_index, list(ds.classes), _source_files(config))
 
 
+@checked(trials=arg.flag, **_READ)
 def export_csv(run_id: str, tracking_uri: str | None = None, trials: bool = False) -> str:
     """The run's summary rows as CSV, or with `trials` one row per trial (its tags, status and final metrics)."""
     from .runner.runner import summary_to_csv
@@ -423,6 +470,7 @@ def list_runs_quick(tracking_uri: str | None = None) -> list[RunInfo] | None:
     return list_runs_sqlite(store) if store.is_sqlite else None
 
 
+@checked(**_READ)
 def run_info(run_id: str, tracking_uri: str | None = None) -> RunInfo:
     """One parent run as `list_runs` lists it (status, trials done, headline accuracies, duration)."""
     from .store.runs import parent_run
@@ -431,6 +479,7 @@ def run_info(run_id: str, tracking_uri: str | None = None) -> RunInfo:
     return parent_run(track, track.resolve(run_id))
 
 
+@checked(**_READ)
 def run_detail(run_id: str, tracking_uri: str | None = None) -> RunDetail:
     """A parent run with its summary rows (folded from the finished trials while it runs) and its trials."""
     from .store.runs import run_detail as detail
@@ -439,6 +488,7 @@ def run_detail(run_id: str, tracking_uri: str | None = None) -> RunDetail:
     return detail(track, track.resolve(run_id))
 
 
+@checked(trial_run_id=arg.run_id, keys=arg.names(what="metric"), tracking_uri=arg.optional(arg.uri))
 def trial_history(trial_run_id: str, keys: Sequence[str] = EPOCH_METRICS,
                   tracking_uri: str | None = None) -> dict[str, list[tuple[int, float]]]:
     """A finished trial's per-epoch metrics (a child run's id): {metric: [(epoch, value)]}, by epoch."""
@@ -447,6 +497,7 @@ def trial_history(trial_run_id: str, keys: Sequence[str] = EPOCH_METRICS,
     return metric_history(_track(tracking_uri), trial_run_id, keys)
 
 
+@checked(**_READ)
 def samples_seen_curves(run_id: str, tracking_uri: str | None = None) -> dict[str, list[tuple[float, float]]]:
     """Test accuracy against samples seen, per method (full data included), the mean over seeds step by step:
     the dynamic kind's `samples_seen` per epoch, or the online kind's evaluation steps (examples trained on)."""
@@ -456,6 +507,7 @@ def samples_seen_curves(run_id: str, tracking_uri: str | None = None) -> dict[st
     return curves(track, track.resolve(run_id))
 
 
+@checked(**_READ)
 def score_names(run_id: str, tracking_uri: str | None = None) -> list[str]:
     """The per-sample score arrays a run logged, as "method@eEPOCH" (e.g. "el2n@e2"), sorted."""
     from .store.artifacts import score_names as logged
@@ -464,6 +516,7 @@ def score_names(run_id: str, tracking_uri: str | None = None) -> list[str]:
     return logged(track, track.resolve(run_id))
 
 
+@checked(name=arg.text, **_READ)
 def load_scores(run_id: str, name: str, tracking_uri: str | None = None) -> np.ndarray:
     """One logged score array ("method@eEPOCH", see `score_names`) as float64, aligned with the run's training set."""
     from .store.artifacts import load_scores as load
@@ -472,6 +525,7 @@ def load_scores(run_id: str, name: str, tracking_uri: str | None = None) -> np.n
     return load(track, track.resolve(run_id), name)
 
 
+@checked(epoch=arg.optional(arg.integer(0)), **_READ)
 def load_predictions(run_id: str, epoch: int | None = None, tracking_uri: str | None = None) -> np.ndarray | None:
     """The surrogate's predicted label per training sample at a score epoch (the latest logged when that one is
     missing or None), or None when the run logged none."""
@@ -481,6 +535,7 @@ def load_predictions(run_id: str, epoch: int | None = None, tracking_uri: str | 
     return load(track, track.resolve(run_id), epoch)
 
 
+@checked(**_READ)
 def overlap_report(run_id: str, tracking_uri: str | None = None) -> dict[str, Any] | None:
     """An overlap run's overlap.json: methods, k, and the top-k ("first"), bottom-k ("last") repetition rates and
     Spearman's rho as methods x methods lists; None when the run logged none."""
@@ -490,6 +545,7 @@ def overlap_report(run_id: str, tracking_uri: str | None = None) -> dict[str, An
     return report(track, track.resolve(run_id))
 
 
+@checked(**_READ)
 def benchmark_report(run_id: str, tracking_uri: str | None = None) -> dict[str, Any] | None:
     """A benchmark run's benchmark.json (rows, winners, average ranks, critical difference, Friedman, crossovers);
     None when the run logged none."""
@@ -499,6 +555,7 @@ def benchmark_report(run_id: str, tracking_uri: str | None = None) -> dict[str, 
     return report(track, track.resolve(run_id))
 
 
+@checked(scores=arg.mapping, k=arg.integer(1))
 def overlap_matrices(scores: dict[str, np.ndarray], k: int) -> dict[str, Any]:
     """Methods x methods top-k ("first") and bottom-k ("last") repetition rates and Spearman's rho of score
     arrays, as the overlap kind computes them; k is clipped to [1, the shortest array's length]."""
@@ -534,6 +591,7 @@ def embedding_map(run_id: str, tracking_uri: str | None = None) -> EmbeddingMap 
     return sample_inspector(run_id, tracking_uri).embedding_map()
 
 
+@checked(**_READ)
 def run_dataset(run_id: str, tracking_uri: str | None = None) -> Dataset:
     """The training and test data of a run as its config names them (subset sizes included), on the CPU: what its
     scores are aligned with."""
@@ -588,12 +646,14 @@ def _dataset_of(config: Config) -> Dataset:
 
 
 # ---------------------------------------------------------------- runs under way
+@checked(tracking_uri=arg.optional(arg.uri), recent_s=arg.number(0))
 def watch_progress(tracking_uri: str | None = None, recent_s: float = RECENT_S) -> ProgressWatcher:
     """A follower of every progress file of the store: its `poll()` returns the live runs and those that ended
     within `recent_s` (RunProgress: stage, trial, epoch, batch, metrics, log), live ones first. Loads no MLflow."""
     return ProgressWatcher(resolve_store(tracking_uri, os.getcwd()).progress_dir, recent_s)
 
 
+@checked(**_READ)
 def live_curves(run_id: str, tracking_uri: str | None = None) -> dict[int, tuple[str, Curve]]:
     """Per-epoch metrics of a run's trials still training (its full id), from its progress file (MLflow has a
     trial's history only once it ends): {trial index: (trial name, [(epoch, {metric: value})])}."""
@@ -619,6 +679,11 @@ def cancel_run(run: str | RunProgress, tracking_uri: str | None = None) -> str:
 DatasetLike = Union[str, "Dataset", Sequence[Any]]
 
 
+_DATA = {"data_dir": arg.optional(arg.path), "device": arg.text, "train_size": arg.optional(arg.integer(1)),
+         "test_size": arg.optional(arg.integer(1)), "on_event": arg.optional(arg.callback)}
+
+
+@checked(**_DATA)
 def as_dataset(dataset: DatasetLike = "mnist-mini", *, data_dir: str | Path | None = None, device: str = "auto",
                train_size: int | None = None, test_size: int | None = None,
                on_event: EventCallback | None = None) -> Dataset:
@@ -653,6 +718,7 @@ def _train_config(source: str, **options: Any) -> TrainConfig:
         raise config_error(exc, source) from None
 
 
+@checked(model=arg.model, epochs=arg.integer(0), seed=arg.seed, **_DATA)
 def train(dataset: DatasetLike = "mnist-mini", model: str | nn.Module = "cnn", *, epochs: int = 1, seed: int = 0,
           indices: Any = None, device: str = "auto", data_dir: str | Path | None = None,
           train_size: int | None = None, test_size: int | None = None, on_event: EventCallback | None = None,
@@ -687,6 +753,12 @@ def _checked_indices(indices: Any, n: int) -> Any:
     return indices
 
 
+_SCORE = {"model": arg.text, "scorers": arg.names(what="scorer name"), "epochs": arg.epochs, "embeddings": arg.flag}
+
+
+@checked(inits=arg.integer(1), seed=arg.seed, surrogate_epochs=arg.optional(arg.integer(0)),
+         batch_size=arg.integer(1), cache=arg.optional(arg.cache), train_batch_size=arg.optional(arg.integer(1)),
+         scorer_options=arg.optional(arg.mapping), **_SCORE, **_DATA)
 def score_result(dataset: DatasetLike = "mnist-mini", model: str = "cnn",
                  scorers: str | Sequence[str] = ("el2n",), *, epochs: int | Sequence[int] = 1,
                  inits: int = 1,  # SurrogateConfig's, written out (config loads numpy); test_hostile holds them equal
@@ -731,6 +803,7 @@ def score(dataset: DatasetLike = ..., model: str = ..., scorers: str | Sequence[
           epochs: Sequence[int], **kwargs: Any) -> dict[str, dict[int, np.ndarray]]: ...
 
 
+@checked(**_SCORE)
 def score(dataset: DatasetLike = "mnist-mini", model: str = "cnn", scorers: str | Sequence[str] = ("el2n",), *,
           epochs: int | Sequence[int] = 1, embeddings: bool = False, **kwargs: Any) -> dict[str, Any]:
     """Per-sample scores of the training data, from `inits` surrogates trained with `seed`.
@@ -749,3 +822,11 @@ def score(dataset: DatasetLike = "mnist-mini", model: str = "cnn", scorers: str 
     if embeddings:
         out["embeddings"] = result.embeddings
     return {k: v[result.epochs[0]] for k, v in out.items()} if isinstance(epochs, int) else out
+
+
+@checked(keep_ratio=arg.number(0, low_open=True, maximum=1), n=arg.integer(0))
+def keep_count(keep_ratio: float, n: int) -> int:
+    """How many of n samples a selection keeps at `keep_ratio` in (0, 1]: round(keep_ratio * n), at least 1."""
+    from .selection.base import keep_count as count
+
+    return count(keep_ratio, n)

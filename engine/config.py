@@ -10,6 +10,7 @@ options are tables: `[scoring.NAME]` and `[selection.NAME]`. No torch here.
 """
 from __future__ import annotations
 
+import os
 import tomllib
 import types
 import typing
@@ -26,7 +27,7 @@ from .kinds import KINDS, check_kind, kind_names
 from .nets import MODELS, check_model_name
 from .plugins import load_plugins
 from .scoring.registry import check_scorer_options
-from .sections import RESERVED, SECTIONS, Registered, Section, checked, register_section
+from .sections import RESERVED, SECTIONS, Registered, Section, Seed, checked, register_section
 from .selection.registry import check_strategy, strategy_tables
 
 __all__ = ["Config", "ConfigError", "DataConfig", "Section", "SurrogateConfig", "TrainConfig", "choices_for",
@@ -98,7 +99,7 @@ class DataConfig(Section):
 
     @model_validator(mode="after")
     def _known_options(self) -> DataConfig:
-        checked(check_dataset_options, self.dataset, self.options)
+        check_dataset_options(self.dataset, self.options)  # its ConfigError names data.options.KEY itself
         return self
 
 
@@ -132,7 +133,7 @@ class Config(Section):
     name: str = Field("prunelab", min_length=1, description="the MLflow experiment name")
     kind: KindName = Field("prune", description=kind_names())
     description: str = ""
-    seed: int = Field(0, description="seed of the surrogates and of every other random choice")
+    seed: Seed = Field(0, description="seed of the surrogates and of every other random choice")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
     model: ModelName = Field("cnn", description="a registered model (cnn, resnet18, airbench, ...), timm:NAME or "
                              "torchvision:NAME")
@@ -412,6 +413,8 @@ def parse_value(text: str) -> Any:
 
 
 def apply_override(data: dict[str, Any], assignment: str) -> None:
+    if not isinstance(assignment, str):
+        raise ConfigError(f"override {assignment!r}: expected a 'KEY=VALUE' string, as in 'sweep.keep_ratios=[0.3,0.5]'")
     key, sep, value = assignment.partition("=")
     key = key.strip()
     if not sep or not key:
@@ -445,6 +448,9 @@ def config_from_dict(data: dict[str, Any], source: str = "") -> Config:
 
 def config_text(path_or_preset: str | Path) -> tuple[str, str]:
     """The TOML text of a config file or a preset by name, and where it came from (for messages)."""
+    if not isinstance(path_or_preset, (str, os.PathLike)):
+        raise ConfigError(f"engine.load_config: path_or_preset takes a TOML file's path or a preset's name, got "
+                          f"{path_or_preset!r}")
     path = Path(path_or_preset)
     if not (path.suffix == ".toml" or path.exists()):
         return preset_text(str(path_or_preset)), f"preset {path_or_preset}"
@@ -465,6 +471,9 @@ def load_config(path_or_preset: str | Path | None = None, overrides: list[str] |
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML ({exc})") from None
+    if overrides is not None and not isinstance(overrides, (dict, list, tuple)):
+        raise ConfigError(f"engine.load_config: overrides takes a dict {{'train.epochs': 3}} or a list of "
+                          f"'key=value' strings, got {overrides!r}")
     if isinstance(overrides, dict):
         for key, value in overrides.items():
             set_field(data, str(key), value, f"overrides[{key!r}]")

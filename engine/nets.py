@@ -23,6 +23,13 @@ for _name in ("cnn", "resnet18", "mlp", "resnet34", "resnet50", "wrn16_8", "wrn2
     MODELS.add(_name, Ref(f"engine.architectures:{_name}"))
 PREFIXES = {"timm:": Ref("engine.architectures.external:timm_model"),
             "torchvision:": Ref("engine.architectures.external:torchvision_model")}
+NAME_CHECKS = {"timm:": Ref("engine.architectures.external:check_timm_name"),
+               "torchvision:": Ref("engine.architectures.external:check_torchvision_name")}
+# The smallest height and width each built-in network takes (a conv or pool with no pixels left below it), so the
+# pre-run check needs no torch for them; tests/faults/test_data_faults.py holds it to a dry forward of each.
+SMALLEST_SIDE = {"cnn": 16, "airbench": 9, "mlp": 1, "resnet18": 1, "resnet34": 1, "resnet50": 1, "wrn16_8": 1,
+                 "wrn28_10": 1, "vgg16_bn": 1}
+_BUILTIN = {name: MODELS[name] for name in SMALLEST_SIDE}
 
 
 def register_model(name: str, builder: ModelBuilder | str) -> ModelBuilder:
@@ -38,6 +45,19 @@ def model_names() -> list[str]:
 def check_model_name(name: str) -> None:
     """A registered name, or a library prefix with a name (checked against the library when built)."""
     model_builder(name)
+
+
+def check_library_name(name: str) -> None:
+    """For `timm:NAME` and `torchvision:NAME`: the library has that model (imports it, and torch); else nothing."""
+    for prefix, ref in NAME_CHECKS.items():
+        if name.startswith(prefix) and name[len(prefix):]:
+            ref(name[len(prefix):])
+
+
+def smallest_side(name: str) -> int | None:
+    """The smallest image height and width a built-in model takes; None for any other model (a plugin's, a
+    library's, or a built-in name registered again), which only a dry forward can tell."""
+    return SMALLEST_SIDE[name] if name in _BUILTIN and MODELS.get(name) is _BUILTIN[name] else None
 
 
 def model_builder(name: str) -> ModelBuilder:

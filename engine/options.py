@@ -74,6 +74,14 @@ def number(default: float | None, help: str, low: float | None = None, high: flo
     return Option(default, help, valid, rule)
 
 
+MAX_SEED = 2**32 - 1  # torch takes up to 2**64 - 1, but derived seeds hash (seed mod 2**32, k): larger ones collide
+
+
+def seed(default: int, help: str) -> Option:
+    """A seed: an integer from 0 to 2**32 - 1, as every config seed."""
+    return Option(default, help, lambda v: is_int(v) and 0 <= v <= MAX_SEED, "an integer from 0 to 2**32 - 1")
+
+
 def choice(default: str, help: str, choices: Iterable[str]) -> Option:
     allowed = tuple(choices)
     return Option(default, help, lambda v: v in allowed, "one of " + ", ".join(map(repr, allowed)))

@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, NonNegativeInt, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 
 from .errors import ConfigError, PrunelabError
+from .options import MAX_SEED
 from .registry import Registry
 from .scoring.registry import SCORERS, check_scorer
 from .selection.registry import STRATEGIES, check_strategy
@@ -130,6 +131,13 @@ def _keep_ratios(ratios: list[float]) -> list[float]:
     return ratios
 
 
+def check_seed(seed: int) -> int:
+    """A seed every generator takes the same way (numpy, torch, and the derived surrogate seeds)."""
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"a seed is an integer from 0 to 2**32 - 1 = {MAX_SEED}")
+    return seed
+
+
 def _score_epochs(epochs: list[int]) -> list[int]:
     if any(e < 0 for e in epochs):
         raise ValueError("score epochs must be >= 0 (0 scores the untrained surrogate)")
@@ -142,7 +150,8 @@ BatchScorerNames = Annotated[list[str], AfterValidator(_batch_scorers), Register
 StrategyNames = Annotated[list[str], AfterValidator(_strategies), Registered(STRATEGIES)]
 KeepRatios = Annotated[list[float], AfterValidator(_keep_ratios)]
 ScoreEpochs = Annotated[list[int], AfterValidator(_score_epochs)]
-Seeds = list[NonNegativeInt]
+Seed = Annotated[int, AfterValidator(check_seed)]
+Seeds = list[Seed]
 
 
 def within_budget(config: Any, field: str, epochs: Iterable[int | None]) -> None:

@@ -47,16 +47,35 @@ class External(nn.Module):
         return captured[-1].flatten(1)
 
 
-def timm_model(name: str, input_shape: tuple[int, int, int], num_classes: int) -> External:
+def _timm(name: str):
     try:
         import timm
     except ImportError:
         raise ConfigError(f"model 'timm:{name}' needs timm: pip install 'prunelab[timm]'") from None
+    return timm
+
+
+def check_timm_name(name: str) -> None:
+    """ConfigError unless timm has a model `name` (timm installed)."""
+    if not _timm(name).is_model(name):
+        raise ConfigError(f"model 'timm:{name}': timm has no model {name!r}; see timm.list_models()")
+
+
+def check_torchvision_name(name: str) -> None:
+    """ConfigError unless torchvision has a model `name`."""
+    import torchvision
+
+    if name not in torchvision.models.list_models():
+        raise ConfigError(f"model 'torchvision:{name}': torchvision has no model {name!r}; see "
+                          "torchvision.models.list_models()")
+
+
+def timm_model(name: str, input_shape: tuple[int, int, int], num_classes: int) -> External:
+    timm = _timm(name)
     from ..scoring.gradnorm.groupnorm import register_timm_forms
 
     register_timm_forms()  # timm's own LayerNorm classes get the exact closed form too
-    if not timm.is_model(name):
-        raise ConfigError(f"model 'timm:{name}': timm has no model {name!r}; see timm.list_models()")
+    check_timm_name(name)
     c, h, w = input_shape
     try:  # ViTs and other fixed-size models take the image size; convnets do not
         model = timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=c, img_size=(h, w))
@@ -68,8 +87,6 @@ def timm_model(name: str, input_shape: tuple[int, int, int], num_classes: int) -
 def torchvision_model(name: str, input_shape: tuple[int, int, int], num_classes: int) -> External:
     import torchvision
 
-    if name not in torchvision.models.list_models():
-        raise ConfigError(f"model 'torchvision:{name}': torchvision has no model {name!r}; see "
-                          "torchvision.models.list_models()")
+    check_torchvision_name(name)
     model = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
     return External(model, grey_to_rgb=input_shape[0] == 1)

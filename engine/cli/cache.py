@@ -6,6 +6,7 @@ import time
 
 import click
 
+from ..api import CACHE_KINDS
 from .common import handle_errors, json_option, main, print_json, print_summary, tracking_uri_of
 
 
@@ -61,8 +62,9 @@ def parse_age(text: str) -> float:
 @cache_group.command("clear")
 @click.option("--older-than", default=None, metavar="AGE",
               help="Only entries unused for this long (7d, 12h, 30m, 90s); default: all.")
-@click.option("--kind", "kinds", multiple=True, type=click.Choice(["surrogate", "scores", "forgetting"]),
-              help="Only this kind (repeatable): surrogate checkpoints, score arrays, forgetting counts.")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(CACHE_KINDS),
+              help="Only this kind (repeatable): surrogate checkpoints, score arrays, forgetting counts, or partial "
+                   "(the unfinished writes of killed processes).")
 @click.option("--dry-run", is_flag=True, help="Say what would be removed, remove nothing.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @json_option
@@ -75,13 +77,13 @@ def cache_clear_command(ctx, older_than, kinds, dry_run, yes, as_json):
     seconds = parse_age(older_than) if older_than is not None else 0.0
     uri = tracking_uri_of(ctx)
     if not dry_run and not yes:
-        preview = api.clear_cache(seconds, kinds, dry_run=True, tracking_uri=uri)
+        preview = api.clear_cache(seconds, list(kinds), dry_run=True, tracking_uri=uri)
         if preview["removed"] == 0:
             click.echo("nothing to remove")
             return
         click.confirm(f"remove {preview['removed']} cache entries ({human_bytes(preview['bytes'])}) from "
                       f"{preview['folder']}?", abort=True, err=True)
-    result = api.clear_cache(seconds, kinds, dry_run=dry_run, tracking_uri=uri)
+    result = api.clear_cache(seconds, list(kinds), dry_run=dry_run, tracking_uri=uri)
     if as_json:
         print_json(result)
     else:

@@ -139,16 +139,17 @@ def without_empty_tables(text: str) -> str:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
 @handle_errors
 def config_check_command(config_file, overrides):
-    """Validate a config file (or preset), print it resolved (the sections its kind reads), then OK."""
+    """Validate a config file (or preset) and check its data and model as `run` would, print it resolved (the
+    sections its kind reads), then OK."""
     import tomli_w
 
+    from ..api import check_inputs
     from ..config import load_config
     from ..kinds import used_config
 
     config = load_config(config_file, list(overrides))
-    if config.device not in ("auto", "cpu"):  # needs torch, so only when a device is named
-        from ..device import resolve_device
-
-        resolve_device(config.device)
+    notes = check_inputs(config)  # the data, the model, the device: what `run` checks before the run exists
     click.echo(without_empty_tables(tomli_w.dumps(used_config(config))), nl=False)
+    for note in notes:
+        click.echo(f"# {note}")
     click.echo(f"# OK: {config_file} is a valid {config.kind} config")  # no trial count: that would load torch

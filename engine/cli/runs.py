@@ -35,6 +35,8 @@ from .common import (
               help="Override a config field, e.g. --set sweep.keep_ratios=[0.3,0.5] (repeatable).")
 @click.option("--resume", default=None, metavar="RUN_ID", help="Complete only the missing trials of this run.")
 @click.option("--retry-failed", is_flag=True, help="With --resume: run the FAILED trials again too.")
+@click.option("--allow-data-change", is_flag=True,
+              help="With --resume: go on although the data set changed since the run began (the run is tagged).")
 @click.option("--detach", is_flag=True, help="Run in its own process session; print the run id and return.")
 @click.option("--executor", default="local", show_default=True, help="local or ray.")
 @click.option("--ray-address", default=None, help="Ray cluster address (with --executor ray).")
@@ -50,13 +52,14 @@ from .common import (
 @json_option
 @click.pass_context
 @handle_errors
-def run_command(ctx, config_file, preset, overrides, resume, retry_failed, detach, executor, ray_address,
-                ray_gpus_per_trial, ray_cpus_per_trial, ray_max_retries, dry_run, yes, as_json):
+def run_command(ctx, config_file, preset, overrides, resume, retry_failed, allow_data_change, detach, executor,
+                ray_address, ray_gpus_per_trial, ray_cpus_per_trial, ray_max_retries, dry_run, yes, as_json):
     """Run an experiment from a TOML file or a preset, and log it to MLflow."""
     from .. import api
 
     tracking_uri = tracking_uri_of(ctx)
-    check_run_options(bool(config_file or preset or overrides), bool(config_file and preset), resume, retry_failed)
+    check_run_options(bool(config_file or preset or overrides), bool(config_file and preset), resume, retry_failed,
+                      allow_data_change)
     if dry_run and resume is not None:
         raise click.UsageError("--dry-run previews a new run; drop --resume")
     config = None if resume is not None else api.load_config(config_file or preset or "quick", list(overrides))
@@ -69,7 +72,8 @@ def run_command(ctx, config_file, preset, overrides, resume, retry_failed, detac
         confirm_size(config, tracking_uri)
     if detach:
         info = api.launch_detached(config, tracking_uri=tracking_uri, resume=resume, executor=executor,
-                                   executor_options=executor_options, retry_failed=retry_failed)
+                                   executor_options=executor_options, retry_failed=retry_failed,
+                                   allow_data_change=allow_data_change)
         if as_json:
             print_json(info)
         else:
@@ -79,21 +83,33 @@ def run_command(ctx, config_file, preset, overrides, resume, retry_failed, detac
         return
     with ProgressBars() as bars:
         result = api.run(config, on_event=bars, tracking_uri=tracking_uri, resume=resume, executor=executor,
-                         executor_options=executor_options, retry_failed=retry_failed)
+                         executor_options=executor_options, retry_failed=retry_failed,
+                         allow_data_change=allow_data_change)
     print_run(result, as_json)
+    exit_if_every_trial_failed(result)
+
+
+def exit_if_every_trial_failed(result) -> None:
+    """A run whose every trial failed says so on stderr (the first trial's error) and exits 1."""
     failed = [t for t in result.trials if t.status == names.FAILED]
     if failed and len(failed) == len(result.trials):
+        first = next((t.message for t in failed if t.message), "")
+        why = f" (the first: {first.splitlines()[0][:300]})" if first else ""
+        click.echo(f"prunelab: error: every trial of run {result.run_id} failed, {len(failed)} of {len(failed)}{why}; "
+                   f"see `prunelab show {result.run_id[:8]}`", err=True)
         sys.exit(EXIT_FAILED)
 
 
-def check_run_options(has_config: bool, config_and_preset: bool, resume: str | None, retry_failed: bool) -> None:
+def check_run_options(has_config: bool, config_and_preset: bool, resume: str | None, retry_failed: bool,
+                      allow_data_change: bool = False) -> None:
     """The options of `run` that exclude each other, checked before anything loads."""
     if resume is not None and has_config:
         raise click.UsageError("--resume takes the config stored with the run; drop CONFIG, --preset and --set")
     if config_and_preset:
         raise click.UsageError("give a CONFIG file or --preset, not both")
-    if retry_failed and resume is None:
-        raise click.UsageError("--retry-failed needs --resume RUN_ID")
+    for flag, given in (("--retry-failed", retry_failed), ("--allow-data-change", allow_data_change)):
+        if given and resume is None:
+            raise click.UsageError(f"{flag} needs --resume RUN_ID")
 
 
 def print_preview(preview: Any, as_json: bool) -> None:

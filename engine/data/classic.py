@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .formats import _download, default_data_root, load_mnist_arrays
+from .formats import _download, default_data_root, load_mnist_arrays, probe_mnist_arrays
 
 FASHION_MNIST_STATS = ((0.2860,), (0.3530,))
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
@@ -41,6 +41,19 @@ def read_fashion_mnist(data_dir: Path | None) -> dict[str, np.ndarray]:
 def read_kmnist(data_dir: Path | None) -> dict[str, np.ndarray]:
     """Kuzushiji-MNIST (Clanuwat et al. 2018): MNIST's idx files under DIR/KMNIST/raw/."""
     return load_mnist_arrays(_root(data_dir, "kmnist", "KMNIST/raw"), "KMNIST")
+
+
+def probe_mnist(data_dir: Path | None) -> dict:
+    """MNIST's idx files as the pre-run check reads them: image shapes (each file read through) and labels."""
+    return probe_mnist_arrays(_root(data_dir, "mnist", "MNIST/raw"), "MNIST")
+
+
+def probe_fashion_mnist(data_dir: Path | None) -> dict:
+    return probe_mnist_arrays(_root(data_dir, "fashion-mnist", "FashionMNIST/raw"), "FashionMNIST")
+
+
+def probe_kmnist(data_dir: Path | None) -> dict:
+    return probe_mnist_arrays(_root(data_dir, "kmnist", "KMNIST/raw"), "KMNIST")
 
 
 def _unpickle(path: Path, what: str) -> dict:

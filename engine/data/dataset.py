@@ -188,11 +188,13 @@ def load_dataset(
     options: dict | None = None,
     device_budget_mb: float | None = None,
     on_event: EventCallback | None = None,
+    fresh: bool = False,
 ) -> Dataset:
     """Load a data set by name (or `npz:PATH`, `folder:PATH`) onto `device`, optionally a stratified subset.
 
     `options` are the reader's (registry `DatasetSpec.options`, e.g. cifar100's labels).
-    Loaded arrays are kept for the life of the process, so a sweep reads its files once.
+    Loaded arrays are kept for the life of the process, so a sweep reads its files once (an npz file
+    rewritten since is read again); `fresh` reads the files again whatever was kept, and keeps that.
     `device_budget_mb` bounds the images on the device (None: auto); above it they stay in host
     memory and stream (placement.py). Decoding an image folder (once; then cached) reports to `on_event`:
     StageStarted("decoding") and BatchProgress over the images.
@@ -201,14 +203,25 @@ def load_dataset(
     options = dict(options or {})
     check_dataset_options(name, options)
     data_dir = Path(data_dir).expanduser() if data_dir else None
-    key = (name, str(data_dir), tuple(sorted((k, str(v)) for k, v in options.items())))
-    if key not in _CACHE:
+    key = (name, str(data_dir), tuple(sorted((k, str(v)) for k, v in options.items())), _file_stamp(name))
+    if fresh or key not in _CACHE:
         _CACHE[key] = _read(name, data_dir, options, _decode_progress(name, on_event))
     ds = _CACHE[key]
     if train_size is not None or test_size is not None:
         ds = ds.subset(train_size, test_size)
     warn_about_labels(ds, on_event)
     return ds.to(device, device_budget_mb)
+
+
+def _file_stamp(name: str) -> tuple[int, int] | None:
+    """An npz file's size and modification time, so a file rewritten in this process is read again."""
+    if not name.startswith(NPZ_PREFIX):
+        return None
+    try:
+        stat = Path(name[len(NPZ_PREFIX):]).expanduser().stat()
+    except OSError:
+        return None  # missing: the reader says so
+    return stat.st_size, stat.st_mtime_ns
 
 
 _WARNED: set[str] = set()  # warnings already on stderr in this process (every trial loads the data again)

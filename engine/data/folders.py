@@ -8,21 +8,36 @@ Corrupt images are listed in one DataError, or skipped with `skip_bad=True`. No 
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import DataError
+from ..options import Option, flag, number, seed
+from .formats import ArrayHeader, NotFetched, fetch_allowed, probe_npz_arrays
 
 TINYIMAGENET_STATS = ((0.4802, 0.4481, 0.3975), (0.2302, 0.2265, 0.2262))
 TINYIMAGENET_DIR = "tiny-imagenet-200"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-FOLDER_OPTIONS = {"test_dir": None, "test_fraction": 0.2, "seed": 0, "size": None, "skip_bad": False}
+FOLDER_OPTIONS = {
+    "test_dir": Option(None, "a folder with the same class subfolders, the test split",
+                       lambda v: isinstance(v, str) and bool(v), "a folder path (a string)"),
+    "test_fraction": number(0.2, "without test_dir: the class-stratified fraction held out for testing", 0, 1,
+                            low_open=True, high_open=True),
+    "seed": seed(0, "without test_dir: the seed of the held-out draw"),
+    "size": Option(None, "resize every image to size×size (without it all images must share one size)",
+                   lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096,
+                   "an integer from 1 to 4096 (pixels)"),
+    "skip_bad": flag(False, "skip unreadable images instead of refusing the folder"),
+}
 
 
 def cache_dir() -> Path:
@@ -79,40 +94,93 @@ def _signature(files: list[Path], options: dict) -> str:
     return h.hexdigest()[:24]
 
 
-def _cache_file(files: list[Path], size: int | None, skip_bad: bool, what: str) -> Path:
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()  # read once: os.umask can only be read by setting it
+
+
+def _cache_path(files: list[Path], size: int | None, skip_bad: bool, what: str) -> Path:
     return cache_dir() / f"{_signature(files, {'size': size, 'skip_bad': skip_bad, 'what': what})}.npz"
 
 
+def _load_cached(path: Path, headers: bool) -> tuple[Any, np.ndarray] | None:
+    """A decoded folder's (images, labels), or with `headers` (the images' ArrayHeader, labels); None when the
+    entry is missing or damaged (decoded again)."""
+    if not path.exists():
+        return None
+    try:
+        if headers:
+            found = probe_npz_arrays(path, ("x", "y"), verify=False)
+            return found["x"], found["y"]
+        with np.load(path, allow_pickle=False) as f:
+            return f["x"], f["y"]
+    except Exception:  # noqa: BLE001 -- numpy and zipfile raise a dozen types for a damaged file: decode again
+        return None
+
+
+def _save_cached(path: Path, x: np.ndarray, y: np.ndarray, keep: np.ndarray) -> None:
+    """Write an entry (a temporary name, then renamed), with which files were kept (`keep`, so `decoded_mask` can
+    name each image's file); a cache that cannot be written (read-only, full) is skipped: the next load decodes
+    again."""
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a cache shared by a group must stay readable
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, x=x, y=y, keep=keep)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError:
+        pass
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
 def cached(files: list[Path], labels: np.ndarray, size: int | None, skip_bad: bool, what: str,
-           progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+           progress: Progress | None = None, headers: bool = False) -> tuple[Any, np.ndarray]:
     """decode() through the content-keyed cache: (NHWC images, labels of the images kept); `progress` hears of
-    the decoding only (a cached folder opens no image). The entry also holds which files were kept (`keep`), so
-    `decoded_mask` can name each image's file."""
-    path = _cache_file(files, size, skip_bad, what)
-    if path.exists():
-        try:
-            with np.load(path) as f:
-                return f["x"], f["y"]
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged cache entry: decode again
+    the decoding only (a cached folder opens no image). With `headers` a cached entry gives its images' shape
+    only (the pre-run check). Not decoded yet while fetching is off: NotFetched."""
+    path = _cache_path(files, size, skip_bad, what)
+    hit = _load_cached(path, headers)
+    if hit is not None:
+        return hit
+    if not fetch_allowed():
+        raise NotFetched(f"the {len(files)} images under {_common_root(files)} are not decoded yet; a run decodes "
+                         "them once (cached afterwards) and checks them then")
     x, keep = decode(files, size, skip_bad, progress)
     y = labels[keep]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, x=x, y=y, keep=keep)
-    os.replace(tmp, path)
+    _save_cached(path, x, y, keep)
     return x, y
+
+
+def _common_root(files: list[Path]) -> Path | str:
+    return files[0].parent.parent if files else "?"
+
+
+def _take(x: Any, mask: np.ndarray) -> Any:
+    """x[mask], for images or their ArrayHeader."""
+    if isinstance(x, ArrayHeader):
+        return ArrayHeader((int(mask.sum()), *x.shape[1:]), x.dtype)
+    return x[mask]
 
 
 def decoded_mask(files: list[Path], size: int | None, skip_bad: bool, what: str) -> np.ndarray:
     """Which of `files` `cached` returned images of, in its order: all, or with `skip_bad` those it could read
-    (the cache entry's `keep`; an entry made before it was recorded is decoded again)."""
+    (the cache entry's `keep`; an entry made before it was recorded, or a damaged one, is decoded again)."""
     if not skip_bad:
         return np.ones(len(files), dtype=bool)
     try:
-        with np.load(_cache_file(files, size, skip_bad, what)) as f:
+        with np.load(_cache_path(files, size, skip_bad, what), allow_pickle=False) as f:
             return f["keep"]
-    except (OSError, ValueError, KeyError):
+    except Exception:  # noqa: BLE001 -- numpy and zipfile raise a dozen types for a damaged file: decode again
         return decode(files, size, skip_bad)[1]
 
 
@@ -151,14 +219,13 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> np.ndarr
 
 def read_folder(path: str | Path, test_dir: str | None = None, test_fraction: float = 0.2, seed: int = 0,
                 size: int | None = None, skip_bad: bool = False,
-                progress: Progress | None = None) -> dict[str, np.ndarray]:
+                progress: Progress | None = None, headers: bool = False) -> dict[str, Any]:
     """`folder:PATH`: one subfolder per class; the test split from `test_dir` (same class names) or a seeded,
-    class-stratified `test_fraction` of PATH."""
+    class-stratified `test_fraction` of PATH. With `headers`, images already decoded come as ArrayHeaders."""
     root = Path(path).expanduser()
     names = [c.name for c in class_folders(root)]
     files, labels = _files_of(root, names)
-    x, y = cached(files, labels, size, skip_bad, "folder", progress)
-    out: dict[str, np.ndarray] = {"classes": np.asarray(names)}
+    test_files = test_labels = None
     if test_dir is not None:
         test_root = Path(test_dir).expanduser()
         extra = sorted({c.name for c in class_folders(test_root)} - set(names))
@@ -166,17 +233,19 @@ def read_folder(path: str | Path, test_dir: str | None = None, test_fraction: fl
             raise DataError(f"{test_root}: class folder(s) {', '.join(extra)} are not in {root}; "
                             "the test folder must use the training folder's class names")
         test_files, test_labels = _files_of(test_root, names)
-        out["x_test"], out["y_test"] = cached(test_files, test_labels, size, skip_bad, "folder", progress)
-        out["x_train"], out["y_train"] = x, y
     else:
         if not 0 < test_fraction < 1:
             raise DataError(f"folder option test_fraction={test_fraction}; it must lie strictly between 0 and 1")
-        small = [names[c] for c in range(len(names)) if (y == c).sum() < 2]
-        if small:
-            raise DataError(f"class folder(s) {', '.join(small)} under {root} hold fewer than 2 readable images; "
-                            "a train/test split needs 2 or more per class (or give test_dir)")
+        _two_per_class(labels, names, root, "images")  # before decoding: the files alone say so
+    x, y = cached(files, labels, size, skip_bad, "folder", progress, headers)
+    out: dict[str, Any] = {"classes": np.asarray(names)}
+    if test_files is not None:
+        out["x_test"], out["y_test"] = cached(test_files, test_labels, size, skip_bad, "folder", progress, headers)
+        out["x_train"], out["y_train"] = x, y
+    else:
+        _two_per_class(y, names, root, "readable images")
         test = stratified_split(y, test_fraction, seed)
-        out["x_train"], out["y_train"], out["x_test"], out["y_test"] = x[~test], y[~test], x[test], y[test]
+        out["x_train"], out["y_train"], out["x_test"], out["y_test"] = _take(x, ~test), y[~test], _take(x, test), y[test]
     return out
 
 
@@ -193,6 +262,13 @@ def train_files(path: str | Path, test_dir: str | None = None, test_fraction: fl
         return [str(f) for f in files]
     test = stratified_split(labels, test_fraction, seed)
     return [str(file) for file, held_out in zip(files, test) if not held_out]
+
+
+def _two_per_class(labels: np.ndarray, names: list[str], root: Path, what: str) -> None:
+    small = [names[c] for c in range(len(names)) if (labels == c).sum() < 2]
+    if small:
+        raise DataError(f"class folder(s) {', '.join(small)} under {root} hold fewer than 2 {what}; "
+                        "a train/test split needs 2 or more per class (or give test_dir)")
 
 
 def read_tinyimagenet(data_dir: Path | None, skip_bad: bool = False,

@@ -33,6 +33,7 @@ from ..sections import (
     ScorerName,
     ScorerNames,
     Section,
+    Seed,
     Seeds,
     StrategyNames,
     checked,
@@ -142,7 +143,7 @@ class NoiseConfig(Section):
     """The `noise` kind: flip a fraction of the training labels and measure which scorer finds them."""
 
     fraction: float = Field(0.1, gt=0, lt=1, description="fraction p of training labels flipped, each to another class")
-    seed: int = Field(0, description="seed of which labels flip and to what")
+    seed: Seed = Field(0, description="seed of which labels flip and to what")
     methods: ScorerNames = Field(["random", "loss", "grad_norm", "el2n"], min_length=1, description="scorers tested")
     k: int | None = Field(None, ge=1, description="precision and recall at k; default: the number flipped")
     retrain: bool = Field(False, description="also prune the top-scored samples and retrain (seeds from sweep.seeds)")
@@ -181,6 +182,8 @@ class BenchmarkConfig(Section):
     @field_validator("methods")
     @classmethod
     def _known_pairs(cls, methods: list[str] | str) -> list[str] | str:
+        if methods == []:
+            raise ValueError('no methods to rank; name "scorer/strategy" pairs, or "all"')
         for pair in [] if methods == "all" else methods:
             scorer, strategy = split_pair(pair)
             checked(check_scorer, scorer)

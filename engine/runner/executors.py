@@ -82,6 +82,7 @@ class RayExecutor:
         self.cpus_per_trial = cpus_per_trial
         self.max_retries = max_retries
         self.poll_interval = poll_interval
+        self._check_local_cpus(ray)
         self.started = self._connect(ray)
         self.gpus_per_trial = self._check_resources(ray, gpus_per_trial)
 
@@ -110,6 +111,15 @@ class RayExecutor:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
         return True
+
+    def _check_local_cpus(self, ray) -> None:
+        """A local Ray this executor would start has this machine's CPUs: an ask above them fails before Ray
+        starts (and says its warnings first), in one line."""
+        local = not (self.address or os.environ.get("RAY_ADDRESS") or ray.is_initialized())
+        have = os.cpu_count() or 1
+        if local and self.cpus_per_trial > have:
+            raise UserError(f"each trial asks for {self.cpus_per_trial:g} CPUs but this machine has {have} for a "
+                            "local Ray; lower --ray-cpus-per-trial, or join a larger cluster with --ray-address")
 
     def _check_reachable(self) -> None:
         """Fail in seconds on a HOST:PORT nobody listens on (ray.init retries for about a minute)."""

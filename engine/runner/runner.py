@@ -159,8 +159,36 @@ def check_resumable(track: Tracker, run_id: str) -> None:
         raise UserError(f"run {run_id} is still running (pid {progress.pid}); cancel it first")
 
 
+def check_data_unchanged(track: Tracker, run_id: str, config: Config, allow: bool = False) -> None:
+    """A resume trains the rest of the trials on the data the first ones trained on: the digest of the data set as
+    the config reads it now against the one the run recorded (its tag, or its MLflow data set input). A change
+    is one line (exit 2) and the run is left as it was; with `allow` it is accepted and tagged (DATA_CHANGED).
+    A run that died before it loaded its data recorded none: nothing to compare."""
+    from ..data.dataset import load_dataset
+
+    run = track.get_run(run_id)
+    recorded = run.data.tags.get(names.DATA_DIGEST) or next(
+        (i.dataset.digest for i in reversed(run.inputs.dataset_inputs or [])
+         if any(t.key == names.DATA_CONTEXT and t.value == "train" for t in i.tags)), None)
+    if recorded is None:
+        return
+    data = config.data
+    digest = load_dataset(data.dataset, data.data_dir, "cpu", data.train_size, data.test_size, data.options,
+                          fresh=True).digest()  # the files as they are now, not as this process read them before
+    if digest == recorded:
+        return
+    if not allow:
+        raise UserError(f"run {run_id} trained on {data.dataset} with digest {recorded}, but it now reads {digest}: "
+                        "the data changed since; restore it, or resume with --allow-data-change (the run is then "
+                        f"tagged {names.DATA_CHANGED})")
+    before = run.data.tags.get(names.DATA_CHANGED)
+    changed = f"{before}; {recorded} -> {digest}" if before else f"{recorded} -> {digest}"
+    track.set_tags(run_id, {names.DATA_DIGEST: digest, names.DATA_CHANGED: changed})
+
+
 def run_experiment(config: Config | None, tracking_uri: str | None = None, on_event: EventCallback | None = None,
-                   resume: str | None = None, executor=None, retry_failed: bool = False) -> RunResult:
+                   resume: str | None = None, executor=None, retry_failed: bool = False,
+                   allow_data_change: bool = False) -> RunResult:
     """Run (or resume) an experiment: the parent run, its trials, summary and figures.
 
     A resume runs the trials that have no finished child; with `retry_failed`, the
@@ -169,7 +197,8 @@ def run_experiment(config: Config | None, tracking_uri: str | None = None, on_ev
     One process at a time works on a run (RunLock); a resume of a run that is
     still running, or being resumed, fails before it touches the run. Ctrl-C ends
     the run KILLED and re-raises KeyboardInterrupt; an unexpected error ends it
-    FAILED and re-raises.
+    FAILED and re-raises. A resume on data that changed since the run loaded it fails
+    before it touches the run, unless `allow_data_change` (check_data_unchanged).
     """
     track = tracker(tracking_uri, os.getcwd())
     track.require_writable()  # a read-only store: one line naming its folder, before any lock or progress file
@@ -180,6 +209,7 @@ def run_experiment(config: Config | None, tracking_uri: str | None = None, on_ev
         track.get_run(resume)  # not found: one line, before any lock file is made
         with RunLock(track.store.progress_file(resume), resume):
             check_resumable(track, resume)
+            check_data_unchanged(track, resume, load_run_config(resume, tracking_uri), allow_data_change)
             return _run_locked(track, None, tracking_uri, on_event, resume, executor, retry_failed=retry_failed)
     parent = create_parent_run(config, tracking_uri)
     with RunLock(track.store.progress_file(parent), parent):

@@ -8,6 +8,10 @@ written to a temporary name and renamed, so concurrent runs never read half a fi
 It only grows (a ResNet18 checkpoint is 45 MB), so `usage` reports it and
 `remove_unused` deletes what no run has read or written for a while: a hit
 refreshes an entry's modification time, which thus says when it was last used.
+A write that fails (a full disk, a read-only cache) skips the cache: the run goes
+on and computes the value again next time. The temporary files of writes that a
+killed process left behind are the kind `partial`: counted, and removed like entries
+(a write in progress whose file goes away skips the cache too).
 """
 from __future__ import annotations
 
@@ -72,6 +76,8 @@ def _umask() -> int:
 
 
 _UMASK = _umask()  # read once: os.umask can only be read by setting it
+PARTIAL_PREFIX = ".tmp-"  # a write in progress, or one a killed process left behind
+PARTIAL = "partial"  # their kind, for `usage` and `remove_unused`
 
 
 class Cache:
@@ -82,22 +88,28 @@ class Cache:
         self.enabled = enabled and root is not None
         self.hits = 0
         self.misses = 0
+        self.failed_writes = 0
 
     def _path(self, kind: str, key: str, suffix: str) -> Path:
         assert self.root is not None
         return self.root / kind / key[:2] / f"{key}{suffix}"
 
     def _write(self, path: Path, write) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        os.close(fd)
+        """Write an entry under a temporary name, then rename it; any OSError skips the cache (see above)."""
+        tmp = None
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=PARTIAL_PREFIX)
+            os.close(fd)
             os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a store shared by a group must stay readable
             write(tmp)
             os.replace(tmp, path)
+        except OSError:
+            self.failed_writes += 1
         finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            if tmp is not None and os.path.exists(tmp):
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
 
     def _read(self, kind: str, key: str, suffix: str, reader):
         """The entry read by `reader`, or None on a miss; a damaged entry is a miss, rewritten later."""
@@ -159,15 +171,20 @@ class KindUsage:
 
 
 def _entries(root: Path, kinds: list[str] | None = None) -> list[tuple[str, Path, os.stat_result]]:
+    """(kind, path, stat) of every entry: a write's temporary file is of the kind `partial`."""
     if not root.is_dir():
         return []
     out = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        if kinds is not None and folder.name not in kinds:
-            continue
         for path in folder.glob("*/*"):
-            if path.is_file() and not path.name.startswith(".tmp-"):
-                out.append((folder.name, path, path.stat()))
+            kind = PARTIAL if path.name.startswith(PARTIAL_PREFIX) else folder.name
+            if kinds is not None and kind not in kinds:
+                continue
+            try:
+                if path.is_file():
+                    out.append((kind, path, path.stat()))
+            except FileNotFoundError:  # renamed or removed meanwhile (a write finished, another clear)
+                continue
     return out
 
 

@@ -5,8 +5,9 @@ fields appear here by themselves. The core fields are always shown, and of the
 registered sections only those the chosen kind reads (`engine.api.kind_sections`):
 switching the kind hides and shows whole sections, so what was typed in a hidden
 one stays there for when it comes back (a hidden section is left out of the
-config: its defaults apply). Validation runs `engine.config.config_from_dict` in
-a thread worker after each edit, and its one-line message is shown under the
+config: its defaults apply). Validation runs `engine.config.config_from_dict` and
+the pre-run check of the data and model (`engine.api.check_inputs`, what `run`
+checks before a run exists) in a thread worker after each edit, and its one-line message is shown under the
 field it names; the status line above the form keeps one line, so the form never
 moves under the cursor. A valid config is previewed (`engine.api.preview`: trials,
 surrogates, an estimated time) in the ready line; launching more than
@@ -261,12 +262,13 @@ class NewExperimentScreen(BaseScreen):
 
     @work(thread=True, exclusive=True, group="validate", exit_on_error=False, description="validation")
     def validate(self, data: dict[str, Any]) -> None:
-        from engine.api import kind_sections
+        from engine.api import check_inputs, kind_sections
         from engine.config import config_from_dict
         from engine.errors import PrunelabError
 
         try:
             config, error = config_from_dict(data), None
+            check_inputs(config)  # the data and the model, as `prunelab run` checks them before a run exists
         except PrunelabError as exc:
             config, error = None, str(exc)
         except Exception as exc:  # noqa: BLE001 -- a plugin's validator may raise anything: still one line

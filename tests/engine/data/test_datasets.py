@@ -131,8 +131,8 @@ def test_cifar100_bad_files(tmp_path, cifar):
     (tmp_path / "d" / "cifar-100-python" / "train").write_bytes(b"not a pickle")
     with pytest.raises(DataError, match=r"train: not a CIFAR-100 python pickle"):
         load_dataset("cifar100", tmp_path / "d")
-    with pytest.raises(DataError, match=r"labels='medium'"):
-        load_dataset("cifar100", tmp_path, options={"labels": "medium"})
+    with pytest.raises(ConfigError, match=r"data.options.labels = 'medium': dataset 'cifar100' takes one of 'fine'"):
+        load_dataset("cifar100", tmp_path, options={"labels": "medium"})  # refused by the option's check
 
 
 def write_svhn(root, cifar, split, x=None, y=None, key_x="X"):
