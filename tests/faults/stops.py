@@ -108,7 +108,8 @@ def hold_lock() -> None:
 
     db = resolve_store(None, os.getcwd()).uri[len("sqlite:///"):]
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, db], stdout=subprocess.PIPE, text=True,
-                              start_new_session=True)
+                              stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,  # not the run's: a reader of
+                              start_new_session=True)  # the run's output must see it end with the run
     Path("lock-holder.pid").write_text(str(holder.pid))
     assert holder.stdout.readline().strip() == "locked"
 

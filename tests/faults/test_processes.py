@@ -194,3 +194,75 @@ def test_a_run_killed_before_its_progress_file_reads_killed_in_the_first_table_t
     assert quick.status == "KILLED" and track.get_run(parent).info.status == "RUNNING"  # shown, not written
     assert runs_json()[parent]["status"] == "KILLED" and track.get_run(parent).info.status == "KILLED"
     assert "before it wrote its progress file" in track.get_run(parent).data.tags["prunelab.error"]
+
+
+# ---------------------------------------------------------------- one process per run; a pid with its start time
+@pytest.fixture
+def parent(in_tmp, shared_data):
+    """A parent run that no process works on yet (its creator, this process, only created it)."""
+    return create_parent_run(engine.load_config("quick", small(shared_data)))
+
+
+def write_progress(track, run_id, pid, pid_start, status="RUNNING"):
+    track.store.progress_dir.mkdir(parents=True, exist_ok=True)
+    with open(track.store.progress_file(run_id), "w", encoding="utf-8") as f:
+        f.write(RunStarted(run_id=run_id, experiment="faults", kind="prune", trials=KEYS, pid=pid,
+                           pid_start=pid_start).to_json() + "\n")
+        f.write(RunStatus(status=status, run_id=run_id, message="started").to_json() + "\n")
+
+
+def test_a_resume_while_another_is_starting_fails_naming_its_pid(in_tmp, parent):
+    """Another process holds the run's lock but has not started the run (no progress file yet): "being resumed"."""
+    from engine.store.runlock import RunLock
+
+    track = tracker(None, str(in_tmp))
+    holder = subprocess.Popen([sys.executable, "-c", ("import sys, time; from engine.store.runlock import RunLock; "
+                               f"RunLock(sys.argv[1], '{parent}').acquire(); print('held', flush=True); "
+                               "time.sleep(60)"), str(track.store.progress_file(parent))],
+                              cwd=in_tmp, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = cli(["run", "--resume", parent])
+        assert result.exit_code == 2
+        one_line(result.stderr, f"run {parent} is being resumed by pid {holder.pid}")
+        with pytest.raises(engine.errors.UserError, match=f"being resumed by pid {holder.pid}"):
+            engine.run(resume=parent)
+    finally:
+        holder.kill()
+        holder.wait()
+    RunLock(track.store.progress_file(parent), parent).acquire().release()  # the kernel dropped it with its holder
+
+
+def test_resuming_a_live_run_fails_and_touches_nothing(in_tmp, parent, stranger):
+    track = tracker(None, str(in_tmp))
+    write_progress(track, parent, stranger.pid, process_start(stranger.pid))
+    for args in (["run", "--resume", parent], ["run", "--detach", "--resume", parent]):
+        result = cli(args)
+        assert result.exit_code == 2
+        one_line(result.stderr, f"run {parent} is still running (pid {stranger.pid}); cancel it first")
+    assert track.children(parent) == []
+    assert len(read_events(track.store.progress_file(parent))) == 2  # no child wrote to it
+
+
+def test_process_start_time_tells_a_reused_pid(stranger):
+    from engine.store.process import process_alive
+
+    start = process_start(stranger.pid)
+    assert start > process_start(1) > 0  # started after init
+    with open(f"/proc/{stranger.pid}/stat") as f:  # field 22 counted independently, from the right of the name
+        assert start == float(f.read().split(") ")[-1].split()[19])
+    assert process_alive(stranger.pid, os.uname().nodename, start) is True
+    assert process_alive(stranger.pid, os.uname().nodename, start + 1) is False  # same pid, another process
+    assert process_alive(stranger.pid, os.uname().nodename) is True  # an old file, with no start time
+
+
+def test_a_run_whose_pid_was_reused_reads_killed_and_is_not_signalled(in_tmp, parent, stranger):
+    track = tracker(None, str(in_tmp))
+    write_progress(track, parent, stranger.pid, process_start(stranger.pid) - 5)  # the pid now names the stranger
+    progress = fold(read_events(track.store.progress_file(parent)))
+    assert progress.alive is False and progress.effective_status == "KILLED"
+    from tui.backend import Backend
+
+    message = Backend.cancel(object.__new__(Backend), progress)
+    assert message == f"process {stranger.pid} already ended" and stranger.poll() is None  # not signalled
+    assert runs_json()[parent]["status"] == "KILLED"

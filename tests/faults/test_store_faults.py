@@ -78,10 +78,22 @@ class NotFound(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.mark.timeout(60)
-def test_a_tracking_uri_mlflow_cannot_track_to(bare_tmp):
+@pytest.mark.parametrize("uri, words", [("ftp://127.0.0.1/x", ("ftp://", "sqlite:///", "http")),
+                                        ("file:///x", ("file store", "sqlite:///"))])
+def test_a_tracking_uri_mlflow_cannot_track_to(bare_tmp, uri, words):
     for command in (["runs"], ["run", "--preset", "quick"], ["show", "abc"]):
-        exit_2(cli(["--tracking-uri", "ftp://127.0.0.1/x", *command]), "ftp://", "sqlite:///", "http")
+        exit_2(cli(["--tracking-uri", uri, *command]), *words)
     assert not (bare_tmp / "mlruns").exists()
+
+
+@pytest.mark.timeout(60)
+def test_a_server_nobody_listens_on_fails_in_seconds(bare_tmp):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    exit_2(cli(["--tracking-uri", f"http://127.0.0.1:{port}", "runs"]), f"cannot reach tracking server http://127.0.0.1:{port}")
+    assert time.monotonic() - started < 10
 
 
 @pytest.mark.timeout(60)
@@ -120,6 +132,13 @@ def test_a_folder_where_the_store_file_goes(bare_tmp):
     assert time.monotonic() - started < 30  # not MLflow's 107 s of retries
 
 
+@pytest.mark.timeout(120)
+def test_a_store_file_that_is_not_sqlite(bare_tmp):
+    (bare_tmp / "mlruns").mkdir()
+    (bare_tmp / "mlruns" / "mlflow.db").write_bytes(b"not sqlite at all " * 300)
+    exit_2(cli(["runs"]), f"the store {bare_tmp / 'mlruns' / 'mlflow.db'} is damaged", "not a database", "backup")
+
+
 def _corrupt(db: Path, pages: list[int], page_size: int) -> None:
     with open(db, "r+b") as f:
         for page in pages:
@@ -141,7 +160,10 @@ def test_bytes_scribbled_over_the_store(in_tmp, shared_data, where):
         table = [p for (p,) in con.execute("SELECT pageno FROM dbstat WHERE name = 'tags'")]
     _corrupt(db, list(range(2, count + 1)) if where == "everywhere" else table, size)
     tracker.cache_clear()  # a new process would open it afresh
-    for command in (["runs"], ["show", parent], ["run", "--resume", parent], ["run", "--preset", "quick"]):
+    commands = [["runs"], ["show", parent], ["run", "--resume", parent]]
+    if where == "everywhere":  # (a new run's inserts need not read the damaged table)
+        commands.append(["run", "--preset", "quick", *as_set_args(small(shared_data))])
+    for command in commands:
         exit_2(cli(command), f"the store {db} is damaged", "backup")
 
 
@@ -176,6 +198,7 @@ def test_a_folder_where_a_runs_lock_file_goes(in_tmp, shared_data):
 def test_a_file_where_the_progress_folder_goes(in_tmp, shared_data):
     parent = create_parent_run(engine.load_config("quick", small(shared_data)))
     folder = in_tmp / "mlruns" / "progress"
+    folder.rmdir()  # made, empty, when the run was created
     folder.write_text("not a folder\n")
     args = ["run", "--preset", "quick", *as_set_args(small(shared_data))]
     for command in (args, [*args, "--detach"], ["run", "--resume", parent]):
