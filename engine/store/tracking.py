@@ -226,28 +226,43 @@ def store_error(exc: BaseException, store: Store) -> TrackingError | None:
     if isinstance(exc, TrackingError):
         return exc
     db = Path(store.uri[len("sqlite:///"):]) if store.is_sqlite else None
-    folders = [db.parent if db else None, store.progress_dir, _local_path(store.artifact_root), store.root]
-    if _no_space(exc) or ("disk i/o error" in str(exc).lower() and full_folder(folders)):
-        for cause in _causes(exc):  # the folder the failed write names, when it names one
-            name = getattr(cause, "filename", None)
-            if isinstance(name, str) and full_folder([Path(name).parent]):
-                return no_space_error(full_folder([Path(name).parent]))
-        return no_space_error(full_folder(folders) or store.root)
+    full = _full_error(exc, store, db)
+    if full is not None:
+        return full
     if _read_only_fs(exc):
         return TrackingError(f"the store in {store.root} is read-only; run from a folder you can write, or pass "
                              "--tracking-uri to a writable store")
-    if db is not None and _damaged_error(exc):
+    return _sqlite_error(exc, db) if db is not None else _server_error(exc, store.uri)
+
+
+def _full_error(exc: BaseException, store: Store, db: Path | None) -> TrackingError | None:
+    """No space left: in the folder the failed write names, else the first of the store's folders that is full
+    (SQLite says "disk I/O error" when its WAL cannot grow on a full file system)."""
+    folders = [db.parent if db else None, store.progress_dir, _local_path(store.artifact_root), store.root]
+    if not (_no_space(exc) or ("disk i/o error" in str(exc).lower() and full_folder(folders))):
+        return None
+    for cause in _causes(exc):
+        name = getattr(cause, "filename", None)
+        named = full_folder([Path(name).parent]) if isinstance(name, str) else None
+        if named is not None:
+            return no_space_error(named)
+    return no_space_error(full_folder(folders) or store.root)
+
+
+def _sqlite_error(exc: BaseException, db: Path) -> TrackingError | None:
+    text = str(exc).lower()
+    if _damaged_error(exc):
         return TrackingError(f"the store {db} is damaged ({_first_line(exc)}); restore it from a backup, or move it "
                              "away to start a new store")
-    if db is not None and _locked_error(exc):
+    if _locked_error(exc):
         return TrackingError(f"the store {db} stayed locked by another process for {LOCK_PATIENCE_S:.0f} s; "
                              "stop what holds it (another run's process, an sqlite3 shell) and resume the run")
-    if db is not None and "disk i/o error" in str(exc).lower():
+    if "disk i/o error" in text:
         return TrackingError(f"the store {db} cannot be written (disk I/O error); check the disk, then resume the run")
-    if db is not None and "unable to open database" in str(exc).lower():
+    if "unable to open database" in text:
         return TrackingError(f"cannot open the store {db} ({_first_line(exc)}); check that it is a file you can "
                              "read and write, or pass --tracking-uri")
-    return _server_error(exc, store.uri) if not store.is_sqlite else None
+    return None
 
 
 def _server_error(exc: BaseException, uri: str) -> TrackingError | None:

@@ -25,9 +25,9 @@ from tests.builders import as_set_args, cli
 from tests.faults.stops import REPO, children_by_key, one_line, progress_statuses, small, stopped
 
 # Where a kill -9 lands: before the run lock (the parent run exists, its progress file does not), while the
-# surrogate trains, while it scores, as a selection starts, while a trial trains, after the last trial (the run
-# is writing its summary).
-KILL_POINTS = ["lock", "surrogate", "scoring", "selecting", "retrain", "last"]
+# surrogate trains, while it scores (its scores are not cached yet), while a trial trains, after the last trial
+# (the run is writing its summary).
+KILL_POINTS = ["lock", "surrogate", "scoring", "retrain", "last"]
 KEYS = 3  # small(): full data, random and loss at keep 0.5
 
 

@@ -50,8 +50,8 @@ def _ended_killed(in_tmp, proc) -> str:
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("point", ["surrogate", "scoring", "retrain"])
-@pytest.mark.parametrize("name", ["TERM", "INT"])
+@pytest.mark.parametrize("point, name", [("surrogate", "TERM"), ("scoring", "INT"), ("scoring", "TERM"),
+                                         ("retrain", "INT")])  # and an outside SIGINT mid-trial: test_runner.py
 def test_a_signal_during_training_or_scoring_ends_the_run_killed(in_tmp, shared_data, point, name):
     proc = stopped(in_tmp, point, name, ["run", "--preset", "quick", *as_set_args(small(shared_data))])
     _ended_killed(in_tmp, proc)
