@@ -1,6 +1,7 @@
 """What every command shares: the error handler and exit codes, JSON output, options, progress bars on stderr."""
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -16,10 +17,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Column, Table
 
+from ..cancel import absorb_signals
 from ..errors import PrunelabError, UserError
 from ..store import events as ev
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+ABSORB_S = 10.0  # after "interrupted", repeated signals are ignored this long while the process exits
+
+
+# What a file system says about the user's folders (read-only, full, not theirs, a file where a folder goes):
+# one line naming the file, as for the engine's own errors, wherever in a command it surfaced.
+FILESYSTEM_ERRNOS = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EEXIST,
+                               errno.ENOTDIR, errno.EISDIR})
 
 
 def handle_errors(fn):
@@ -33,10 +42,30 @@ def handle_errors(fn):
             click.echo(f"prunelab: error: {exc}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
+            absorb_signals(ABSORB_S)  # a repeat while this process exits must not make it 143 or a traceback
             click.echo("prunelab: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except OSError as exc:
+            if exc.errno not in FILESYSTEM_ERRNOS:
+                raise
+            click.echo(f"prunelab: error: {filesystem_message(exc)}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
 
     return wrapper
+
+
+def filesystem_message(exc: OSError) -> str:
+    """One line for an OSError about the user's files: which file or folder, what is wrong, what to do."""
+    from ..store.tracking import full_folder, no_space_error
+
+    name = exc.filename or ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        folder = Path(name).parent if name else Path.cwd()
+        return str(no_space_error(full_folder([folder]) or folder))
+    what = (exc.strerror or str(exc)).lower()
+    if exc.errno == errno.EROFS:
+        return f"{name}: {what}; run from a folder you can write, or pass --tracking-uri to a writable store"
+    return f"{name}: {what}; check it, or move it away" if name else what
 
 
 def check_out_path(path: str | None, option: str = "--out") -> None:

@@ -13,11 +13,13 @@ A second signal raises KeyboardInterrupt at once, for a user who insists.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
 import os
 import signal
+import socket
 import time
 import tomllib
 from collections.abc import Iterator
@@ -26,16 +28,17 @@ from typing import Any
 
 from .. import names
 from ..cancel import CancelToken
+from ..cancel import active as active_cancel
 from ..cancel import check as check_cancel
 from ..config import Config, config_from_dict
 from ..errors import UserError
 from ..kinds import KINDS, used_config
 from ..store.events import EventCallback, RunStarted, RunStatus, fan_out
 from ..store.process import process_start
-from ..store.progress import JsonLinesSink, fold, read_events
+from ..store.progress import JsonLinesSink, ensure_folder, fold, read_events
 from ..store.runlock import RunLock
 from ..store.runs import records_from_children
-from ..store.tracking import Tracker, tracker
+from ..store.tracking import Tracker, store_error, tracker
 from .context import RunContext
 from .executors import LocalExecutor
 from .trials import RunResult
@@ -87,9 +90,12 @@ def log_headline_metrics(track: Tracker, parent: str, rows: list[dict[str, Any]]
 
 
 def parent_tags(config: Config) -> dict[str, Any]:
+    """The parent run's tags, with the process that creates it (pid, host, start time): a run killed before it
+    wrote its progress file is still told dead (store/runs.py `ended_as`), not RUNNING for ever."""
     return {names.ROLE: names.PARENT_ROLE, names.KIND: config.kind, names.DATASET: config.data.dataset,
             names.MODEL: config.model, names.CONFIG_NAME: config.name,
-            names.NOTE: config.description or f"prunelab {config.kind} experiment"}
+            names.NOTE: config.description or f"prunelab {config.kind} experiment",
+            names.PID: os.getpid(), names.HOST: socket.gethostname(), names.PID_START: process_start(os.getpid())}
 
 
 def parent_name(config: Config) -> str:
@@ -121,6 +127,7 @@ def create_parent_run(config: Config, tracking_uri: str | None = None) -> str:
 
     resolve_device(config.device)  # device = "cuda" on a machine without CUDA: one line, before any run exists
     track = tracker(tracking_uri, os.getcwd())
+    ensure_folder(track.store.progress_dir)  # a file in its place, full, read-only: before the run exists
     name = unique_run_name(track, config.name, parent_name(config))
     parent = track.start_run(config.name, name, parent_tags(config))
     track.log_text(parent, config.to_toml(), names.CONFIG_TOML)
@@ -136,7 +143,12 @@ def load_run_config(run_id: str, tracking_uri: str | None = None) -> Config:
     text = track.load_text(run_id, names.CONFIG_TOML)
     if text is None:
         raise UserError(f"run {run_id} has no config.toml artifact, so it cannot be resumed")
-    return config_from_dict(tomllib.loads(text), f"run {run_id} {names.CONFIG_TOML}")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"run {run_id}'s {names.CONFIG_TOML} artifact is not valid TOML ({exc}); it was changed "
+                        "after the run started, so the run cannot be resumed: start it again from its config") from None
+    return config_from_dict(data, f"run {run_id} {names.CONFIG_TOML}")
 
 
 def ran_before(progress_file) -> bool:
@@ -202,6 +214,7 @@ def run_experiment(config: Config | None, tracking_uri: str | None = None, on_ev
     """
     track = tracker(tracking_uri, os.getcwd())
     track.require_writable()  # a read-only store: one line naming its folder, before any lock or progress file
+    ensure_folder(track.store.progress_dir)  # a file in its place, full, read-only: before any run exists
     if resume is not None:
         if not resume.strip():
             raise UserError("--resume: the run id is empty; pass a run id from `prunelab runs`")
@@ -225,54 +238,101 @@ def _run_locked(track: Tracker, config: Config | None, tracking_uri: str | None,
         done = records_from_children(track, parent)
         if retry_failed:
             done = {key: record for key, record in done.items() if record.status != names.FAILED}
-        track.set_status(parent, names.RUNNING)
         active_before = track.get_run(parent).data.metrics.get(names.ACTIVE_SECONDS, 0.0)
     else:
         done, active_before = {}, 0.0
     kind = KINDS.check(config.kind)
     progress = track.store.progress_file(parent)
     resumed = bool(resume) and ran_before(progress)
-    sink = JsonLinesSink(progress)
-    events = fan_out(sink, on_event)
-    planned = kind.count_trials(config)
-    track.log_metrics(parent, {"trials": planned})
-    events(RunStarted(run_id=parent, experiment=config.name, kind=config.kind, trials=planned,
-                      tracking_uri=track.store.uri, pid_start=process_start(os.getpid())))
-    events(RunStatus(status=names.RUNNING, run_id=parent, message="resumed" if resumed else "started"))
-    with cancel_on_signals(CancelToken()) as cancel:  # over the end too: a SIGTERM there still ends it KILLED
+    cancel = CancelToken()
+    run = _Ending(track, parent, cancel, active_before, start)
+    with cancel_on_signals(cancel), active_cancel(cancel):  # over the end too: a SIGTERM there still ends it KILLED
         try:
+            sink = run.sink = JsonLinesSink(progress)
+            run.events = events = fan_out(sink, on_event)
+            planned = kind.count_trials(config)
+            events(RunStarted(run_id=parent, experiment=config.name, kind=config.kind, trials=planned,
+                              tracking_uri=track.store.uri, pid_start=process_start(os.getpid())))
+            if resume:  # after RunStarted: a reader that sees RUNNING finds this process in the progress file
+                track.set_status(parent, names.RUNNING)
+            track.log_metrics(parent, {"trials": planned})
+            events(RunStatus(status=names.RUNNING, run_id=parent, message="resumed" if resumed else "started"))
             ctx = RunContext(config, track, parent, events, executor or LocalExecutor(), done, cancel=cancel)
             summary = kind.execute(ctx)
             check_cancel(cancel)  # cancelled after the last trial: the user asked, the run ends KILLED
-            return _finish(ctx, summary, active_before, start)
+            return _finish(ctx, summary, run)
         except KeyboardInterrupt:
-            _end(track, parent, events, names.KILLED, "interrupted", active_before, start)
+            run.end(names.KILLED, "interrupted")
             raise
         except BaseException as exc:
-            track.set_tags(parent, {names.ERROR: f"{type(exc).__name__}: {exc}"[:5000]})
-            _end(track, parent, events, names.FAILED, f"{type(exc).__name__}: {exc}", active_before, start)
+            error = store_error(exc, track.store) if isinstance(exc, Exception) else None
+            run.end(names.FAILED, str(error) if error else f"{type(exc).__name__}: {exc}")
+            if error is not None and error is not exc:  # the store cannot be used: one line naming the folder
+                raise error from exc
             raise
         finally:
-            sink.close()
+            run.close()
 
 
-def _finish(ctx: RunContext, summary: list[dict[str, Any]], active_before: float, start: float) -> RunResult:
+class _Ending:
+    """How a run ends in the store and its progress file, whatever stopped it.
+
+    A run that ends because of the store (full, locked by another process, gone) or
+    because it was cancelled while the store was locked must still end: each write
+    is tried once and the first that fails stops the rest, the progress file says how
+    the run ended whenever it can be written (`runs` reads it back for a run whose
+    store entry stayed RUNNING: store/runs.py `ended_as`), and signals that arrive
+    meanwhile are absorbed (`CancelToken.shielded`).
+    """
+
+    def __init__(self, track: Tracker, parent: str, cancel: CancelToken, active_before: float, start: float):
+        self.track, self.parent, self.cancel = track, parent, cancel
+        self.active_before, self.start = active_before, start
+        self.sink: JsonLinesSink | None = None
+        self.events: EventCallback | None = None
+
+    def end(self, status: str, message: str) -> None:
+        """Best effort: record the status in the store, then in the progress file; never raises."""
+        with self.cancel.shielded():
+            writes = [lambda: _log_active(self.track, self.parent, self.active_before, self.start),
+                      lambda: self.track.end_run(self.parent, status)]
+            if status == names.FAILED:
+                writes.insert(0, lambda: self.track.set_tags(self.parent, {names.ERROR: message[:5000]}))
+            for write in writes:
+                try:
+                    write()
+                except (Exception, KeyboardInterrupt):  # noqa: BLE001 -- the store cannot take it now; the
+                    break  # progress file says how the run ended, and `runs` completes the store from it
+            self.announce(status, message)
+
+    def finish(self, message: str) -> None:
+        """The run ended FINISHED: each write must succeed (a failure ends it FAILED instead)."""
+        _log_active(self.track, self.parent, self.active_before, self.start)
+        self.track.end_run(self.parent, names.FINISHED)
+        self.announce(names.FINISHED, message)
+
+    def announce(self, status: str, message: str) -> None:
+        if self.events is None:
+            return
+        # a progress file that cannot be written, a caller's callback that raises: how the run ended is in the store
+        with self.cancel.shielded(), contextlib.suppress(Exception):
+            self.events(RunStatus(status=status, run_id=self.parent, message=message))
+
+    def close(self) -> None:
+        if self.sink is not None:
+            self.sink.close()
+
+
+def _finish(ctx: RunContext, summary: list[dict[str, Any]], run: _Ending) -> RunResult:
     """Log the summary and headline metrics, end the run FINISHED; its result."""
     track, parent = ctx.tracker, ctx.parent_id
     log_summary(ctx, summary)
     failed = [r for r in ctx.records if r.status == names.FAILED]
     message = f"{len(failed)} of {len(ctx.records)} trials failed" if failed else ""
     log_headline_metrics(track, parent, summary)
-    _end(track, parent, ctx.on_event, names.FINISHED, message, active_before, start)
+    run.finish(message)
     return RunResult(parent, ctx.config.name, names.FINISHED, summary, ctx.artifacts, ctx.records, track.store.uri,
-                     str(track.store.progress_file(parent)), time.time() - start)
-
-
-def _end(track: Tracker, parent: str, events: EventCallback, status: str, message: str, active_before: float,
-         start: float) -> None:
-    _log_active(track, parent, active_before, start)
-    track.end_run(parent, status)
-    events(RunStatus(status=status, run_id=parent, message=message))
+                     str(track.store.progress_file(parent)), time.time() - run.start)
 
 
 def _log_active(track: Tracker, parent: str, before: float, start: float) -> None:
@@ -281,21 +341,28 @@ def _log_active(track: Tracker, parent: str, before: float, start: float) -> Non
     track.log_metrics(parent, {names.ACTIVE_SECONDS: before + time.time() - start})
 
 
+GRACE_S = 1.0  # a repeat of the signal sooner than this after the first is the same request, not insistence
+
+
 @contextmanager
 def cancel_on_signals(token: CancelToken) -> Iterator[CancelToken]:
     """Inside, SIGTERM and Ctrl-C set `token` (the work stops at its next poll); the previous handlers after.
 
     Why only a flag: an exception raised in a handler lands wherever the main thread
     happens to be; inside a weakref callback or a __del__ (SQLAlchemy has both) Python
-    prints "Exception ignored" and carries on, and the run would never end. A second
-    signal raises KeyboardInterrupt at once, for a user who insists. Ctrl-C gets the
-    handler only while Python's default is installed (a caller's own is kept); outside
-    the main thread signals are left alone.
+    prints "Exception ignored" and carries on, and the run would never end. A repeat of
+    the signal within GRACE_S (two SIGTERMs 0.3 s apart, a double Ctrl-C) is the same
+    request; a later one, from a user who insists, raises KeyboardInterrupt at once,
+    unless the run is already recording how it ended (`CancelToken.shielded`). Ctrl-C
+    gets the handler only while Python's default is installed (a caller's own is kept);
+    outside the main thread signals are left alone. (The CLI absorbs repeats while its
+    process exits: engine.cancel.absorb_signals.)
     """
     def handler(signum: int, frame: Any) -> None:
-        if token.cancelled:
+        if not token.cancelled:
+            token.cancel(signal.Signals(signum).name)
+        elif not token.shielding and time.monotonic() - (token.cancelled_at or 0.0) >= GRACE_S:
             raise KeyboardInterrupt
-        token.cancel(signal.Signals(signum).name)
 
     previous: dict[int, Any] = {}
     try:

@@ -11,7 +11,7 @@ from ..config import config_from_dict
 from ..errors import PrunelabError
 from ..store.events import EventCallback, StageStarted, TrialFinished, emit
 from ..store.runs import TrialRecord
-from ..store.tracking import tracker
+from ..store.tracking import TrackingError, tracker
 from .tasks import TRIAL_TASKS
 from .trials import TrialJob
 
@@ -40,6 +40,8 @@ def execute_trial(job: TrialJob, on_event: EventCallback | None = None,
     status, message, metrics = names.FINISHED, "", {}
     try:
         metrics = TRIAL_TASKS[job.task](job, config, track, child, on_event, cancel)
+    except TrackingError:  # the store cannot be used (full, locked, gone): the run ends, not only this trial
+        raise
     except PrunelabError as exc:
         status, message = names.FAILED, str(exc) or type(exc).__name__  # never FAILED without a reason
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .. import names
 from .events import EpochEnd, RunStarted, StageStarted, TrialFinished, event_from_dict
+from .process import process_start
 from .progress import ProgressFollower, RunProgress, iter_progress_files, process_alive, read_events
 
 RECENT_S = 15 * 60  # a run that ended stays in a watcher's list this long
@@ -104,14 +105,26 @@ def live_curves(progress_file: str | Path) -> dict[int, tuple[str, Curve]]:
 def cancel(progress: RunProgress) -> str:
     """SIGTERM the run's process, which ends the run KILLED; what happened, in words.
 
-    Nothing is signalled when the process runs on another host, or has ended (its pid
-    may now name another process: the recorded start time tells).
+    Only a process that is provably the run's is signalled: on this host, alive, and
+    started when the progress file says (a pid plus its start time names one process).
+    A file without the start time (an older prunelab wrote it, before issue 18) names a
+    pid that may have been reused by anything since, so nothing is sent: the user is told
+    how to stop it by hand if it is still the run.
     """
     if not progress.pid:
         return "no process recorded for this run"
     if progress.host and progress.host != socket.gethostname():
         return f"run is on host {progress.host}; cancel it there"
     if progress.alive is False:
+        return f"process {progress.pid} already ended"
+    if not progress.pid_start:
+        return (f"not signalled: the progress file does not say when process {progress.pid} started (an older "
+                f"prunelab wrote it), so it may be another program now; if `ps -p {progress.pid}` shows the run, "
+                f"stop it with `kill {progress.pid}`")
+    now = process_start(progress.pid)  # checked again just before the signal
+    if not now:
+        return f"not signalled: cannot read when process {progress.pid} started on this system (install psutil)"
+    if now != progress.pid_start:
         return f"process {progress.pid} already ended"
     try:
         os.kill(progress.pid, signal.SIGTERM)

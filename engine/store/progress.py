@@ -5,12 +5,15 @@ killed hard from a live one.
 """
 from __future__ import annotations
 
+import errno
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import names
+from ..errors import UserError
 from .events import (
     BatchProgress,
     EpochEnd,
@@ -28,7 +31,9 @@ __all__ = [
     "JsonLinesSink",
     "ProgressFollower",
     "RunProgress",
+    "ensure_folder",
     "fold",
+    "folder_error",
     "iter_progress_files",
     "process_alive",
     "read_events",
@@ -38,28 +43,94 @@ __all__ = [
 
 
 class JsonLinesSink:
-    """Appends events to a file, one JSON object per line, flushed so followers see them at once.
+    """Appends events to a file, one JSON object per line, each in one write so followers see whole lines at once.
 
-    Batch progress is thinned to a few lines a second so the file stays small.
+    Batch progress is thinned to a few lines a second so the file stays small. A file
+    that ends in half a line (its last writer was killed mid-write) gets a newline first,
+    so this run's first line is whole. A folder that cannot take the file (full,
+    read-only, a file in its place) is one TrackingError naming it; after one failed
+    write the sink drops events, so that the run can still end (FAILED) in the store.
     """
 
     def __init__(self, path: str | Path, min_batch_interval: float = 0.5):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 -- open for the sink's life; close() ends it
         self._min_batch_interval = min_batch_interval
         self._last_batch = 0.0
+        self.broken = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise folder_error(self.path.parent, exc) from None
+        if _ends_mid_line(self.path):
+            self._write(b"\n")
 
     def __call__(self, event: Event) -> None:
+        if self.broken or self._fd is None:
+            return
         if isinstance(event, BatchProgress):
             if event.t - self._last_batch < self._min_batch_interval and event.batch != event.batches:
                 return
             self._last_batch = event.t
-        self._file.write(event.to_json() + "\n")
-        self._file.flush()
+        self._write((event.to_json() + "\n").encode("utf-8"))
+
+    def _write(self, data: bytes) -> None:
+        try:
+            written = os.write(self._fd, data)
+            if written != len(data):  # a short write: the disk filled up under it
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+        except OSError as exc:
+            self.broken = True
+            raise folder_error(self.path.parent, exc) from None
 
     def close(self) -> None:
-        self._file.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _ends_mid_line(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            if f.seek(0, os.SEEK_END) == 0:
+                return False
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) != b"\n"
+    except OSError:
+        return False
+
+
+def ensure_folder(folder: Path, what: str = "progress files") -> None:
+    """The folder exists and can take new files, or one TrackingError line naming it (a file in its place, a
+    read-only or full file system): checked before a run exists, rather than failing it later."""
+    from .tracking import full_folder
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise folder_error(folder, exc, what) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        read_only = os.statvfs(folder).f_flag & os.ST_RDONLY
+        code = errno.EROFS if read_only else errno.EACCES
+        raise folder_error(folder, OSError(code, os.strerror(code), str(folder)), what)
+    if full_folder([folder]):
+        raise folder_error(folder, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder)), what)
+
+
+def folder_error(folder: Path, exc: OSError, what: str = "progress files") -> UserError:
+    """One line for a folder of the store that cannot hold its files: full, read-only, or a file in its place."""
+    from .tracking import TrackingError, no_space_error
+
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return no_space_error(folder)
+    if exc.errno == errno.EROFS:
+        return TrackingError(f"the {what} folder {folder} is read-only; run from a folder you can write, or pass "
+                             "--tracking-uri to a writable store")
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR) or (folder.exists() and not folder.is_dir()):
+        culprit = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
+        return TrackingError(f"{culprit} is a file, where prunelab keeps its {what}; move it away")
+    return TrackingError(f"cannot write the {what} folder {folder} ({exc.strerror or exc}); check it, or pass "
+                         "--tracking-uri")
 
 
 class ProgressFollower:

@@ -12,27 +12,52 @@ from pathlib import Path
 from typing import Self
 
 from ..errors import UserError
+from .progress import fold, folder_error, read_events
+
+
+def _pid_of(text: str) -> int | None:
+    try:
+        pid = int(text.strip())
+    except ValueError:
+        return None
+    return pid if pid > 0 else None
 
 
 class RunLock:
     """Held while a process works on a run; `acquire` fails at once if another holds it."""
 
     def __init__(self, progress_file: str | Path, run_id: str):
-        self.path = Path(progress_file).with_suffix(".lock")
+        self.progress_file = Path(progress_file)
+        self.path = self.progress_file.with_suffix(".lock")
         self.run_id = run_id
         self._fd: int | None = None
 
+    def _open(self) -> int:
+        """The lock file's descriptor; a folder or file in the way is one line naming it."""
+        if self.path.exists() and not self.path.is_file():
+            from .tracking import TrackingError
+
+            raise TrackingError(f"{self.path} is a folder, where run {self.run_id}'s lock file goes; move it away")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o664)
+        except OSError as exc:
+            raise folder_error(self.path.parent, exc) from None
+
     def acquire(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o664)
+        fd = self._open()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            holder = _pid_of(os.pread(fd, 32, 0).decode("ascii", "replace"))
             os.close(fd)
-            raise UserError(f"run {self.run_id} is being resumed by pid {holder}; wait for it or cancel it") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            raise busy_error(self.run_id, holder, self.progress_file) from None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:
+            os.close(fd)
+            raise folder_error(self.path.parent, exc) from None
         self._fd = fd
         return self
 
@@ -46,3 +71,13 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def busy_error(run_id: str, holder: int | None, progress_file: Path) -> UserError:
+    """Why another process holds the run: it runs it (its progress file names it, started and alive), or it is
+    about to (a resume that has not started the run yet)."""
+    progress = fold(read_events(progress_file)) if progress_file.is_file() else None
+    who = holder or "?"
+    if progress is not None and holder and progress.pid == holder and progress.alive is not False:
+        return UserError(f"run {run_id} is still running (pid {holder}); cancel it first")
+    return UserError(f"run {run_id} is being resumed by pid {who}; wait for it or cancel it")

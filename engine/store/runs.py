@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import names
+from .process import process_alive
 from .progress import RunProgress, fold, read_events
 from .tracking import retry
 
@@ -148,6 +149,39 @@ def _is_trial(run) -> bool:
     return run.data.tags.get(names.ROLE) == names.TRIAL_ROLE
 
 
+def trials_done(children: Iterator | list) -> dict[str, int]:
+    """Per parent run id, its trials that ended (FINISHED or FAILED), each counted once: a trial run again by
+    `--retry-failed` has two children with one trial key."""
+    keys: dict[str, set[str]] = defaultdict(set)
+    for child in children:
+        if _is_trial(child) and child.info.status in (names.FINISHED, names.FAILED):
+            tags = child.data.tags
+            keys[tags.get(names.PARENT, "")].add(tags.get(names.TRIAL_KEY) or child.info.run_id)
+    return {parent: len(done) for parent, done in keys.items()}
+
+
+def ended_as(tags: dict[str, str], progress: RunProgress | None) -> tuple[str, str] | None:
+    """How a run the store calls RUNNING ended, when its process is gone: (status, why), or None while the process
+    lives or cannot be told (another host, nothing recorded).
+
+    The process is the one the progress file names; a run killed after its parent run
+    was created but before its progress file was written is told by the parent's own
+    tags (pid, host and start time of the process that created it). The status is the
+    one the progress file recorded last (a run that could not write FAILED or KILLED to
+    a full or locked store wrote it there), else KILLED.
+    """
+    if progress is not None and progress.pid:
+        if progress.alive is not False:
+            return None
+        status = progress.status if progress.status in names.TERMINAL else names.KILLED
+        return status, f"process {progress.pid} on {progress.host} died"
+    pid = _int(tags.get(names.PID))
+    host = tags.get(names.HOST, "")
+    if not pid or process_alive(pid, host, _float(tags.get(names.PID_START)) or 0.0) is not False:
+        return None
+    return names.KILLED, f"process {pid} on {host} died before it wrote its progress file"
+
+
 def parent_run(track: Tracker, run_id: str, children: list | None = None) -> RunInfo:
     """One parent run, as `list_runs` lists it: live status (KILLED once its process died) and trials counted.
     `children` saves a query when the caller has them already."""
@@ -155,7 +189,7 @@ def parent_run(track: Tracker, run_id: str, children: list | None = None) -> Run
     experiment = retry(track.client.get_experiment, run.info.experiment_id).name
     status = reconcile(track, run)
     children = track.children(run_id) if children is None else children
-    done = sum(_is_trial(c) and c.info.status in (names.FINISHED, names.FAILED) for c in children)
+    done = trials_done(children).get(run_id, 0)
     progress = progress_of(track, run_id) if status == names.RUNNING else None
     return run_info(run_id, experiment, run.info.run_name, status, run.data.tags, run.data.metrics, done,
                     run.info.start_time, run.info.end_time, progress)
@@ -214,16 +248,18 @@ def samples_seen_curves(track: Tracker, run_id: str) -> dict[str, list[tuple[flo
 
 
 def reconcile(track: Tracker, run) -> str:
-    """The run's status, after marking it KILLED if it says RUNNING but its process is dead."""
+    """The run's status, after marking it ended (`ended_as`) if it says RUNNING but its process is dead."""
     status = run.info.status
     if status != names.RUNNING:
         return status
-    progress = progress_of(track, run.info.run_id)
-    if progress is not None and progress.pid and progress.alive is False:
-        if not getattr(track, "read_only", False):  # a read-only store is only read: KILLED is shown, not stored
-            track.end_run(run.info.run_id, names.KILLED)
-            track.set_tags(run.info.run_id, {names.ERROR: f"process {progress.pid} on {progress.host} died"})
-        return names.KILLED
+    ended = ended_as(run.data.tags, progress_of(track, run.info.run_id))
+    if ended is None:
+        return status
+    status, why = ended
+    if not getattr(track, "read_only", False):  # a read-only store is only read: the status is shown, not stored
+        track.end_run(run.info.run_id, status)
+        if status == names.KILLED or not run.data.tags.get(names.ERROR):
+            track.set_tags(run.info.run_id, {names.ERROR: why})
     return status
 
 
@@ -232,11 +268,7 @@ def list_runs(track: Tracker, status: str | None = None, kind: str | None = None
     experiments = {e.experiment_id: e.name for e in track.client.search_experiments()}
     parents = track.search(list(experiments), filter_string=f"tags.`{names.ROLE}` = '{names.PARENT_ROLE}'")
     children = track.search(list(experiments), filter_string=f"tags.`{names.ROLE}` = '{names.TRIAL_ROLE}'")
-    done: dict[str, int] = {}
-    for child in children:
-        if child.info.status in (names.FINISHED, names.FAILED):
-            parent = child.data.tags.get(names.PARENT, "")
-            done[parent] = done.get(parent, 0) + 1
+    done = trials_done(children)
     out = []
     for run in parents:
         run_status = reconcile(track, run)

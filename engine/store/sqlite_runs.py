@@ -5,9 +5,10 @@ machine (load average 6.5), and the TUI's first runs table needs nothing else
 from it. This gives what `runs.list_runs` gives (the tests compare the two field
 by field), read with the standard library from the MLflow tables `experiments`,
 `runs`, `tags` and `latest_metrics`; beyond 5000 trials, it counts every
-finished trial, where MLflow's search stops at 5000. Two differences: a run whose process died reads KILLED but is
-not marked so in the store (the next `list_runs` through MLflow does that), and
-any SQLite error (another schema, a file it cannot open read-only) returns None,
+finished trial, where MLflow's search stops at 5000. Two differences: a run whose
+process died reads as it ended (`runs.ended_as`) but is not marked so in the store
+(the next `list_runs` through MLflow does that), and any SQLite error (another
+schema, a file it cannot open read-only) returns None,
 so that the caller asks MLflow instead.
 """
 from __future__ import annotations
@@ -18,13 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import names
-from .runs import RunInfo, progress_in, run_info
+from .runs import RunInfo, ended_as, progress_in, run_info
 
 if TYPE_CHECKING:
     from .tracking import Store
 
 METRICS = ("trials", "best_test_accuracy", names.ACTIVE_SECONDS, names.FULL_ACCURACY, names.BEST_PRUNED)
-TAGS = (names.KIND, names.DATASET, names.MODEL)
+TAGS = (names.KIND, names.DATASET, names.MODEL, names.PID, names.HOST, names.PID_START)
 MAX_RUNS = 5000  # as Tracker.search asks MLflow for
 
 
@@ -49,12 +50,13 @@ def _read(con: sqlite3.Connection, store: Store) -> list[RunInfo]:
         f"JOIN tags role ON role.run_uuid = r.run_uuid AND role.key = ? AND role.value = ? WHERE {active} "
         "ORDER BY r.start_time DESC, r.run_uuid LIMIT ?",
         (names.ROLE, names.PARENT_ROLE, *experiments, MAX_RUNS)).fetchall()
-    done = dict(con.execute(  # finished or failed trials per parent
-        "SELECT parent.value, COUNT(*) FROM runs r "
+    done = dict(con.execute(  # finished or failed trials per parent, each trial key once (--retry-failed)
+        "SELECT parent.value, COUNT(DISTINCT COALESCE(trial.value, r.run_uuid)) FROM runs r "
         "JOIN tags role ON role.run_uuid = r.run_uuid AND role.key = ? AND role.value = ? "
-        f"JOIN tags parent ON parent.run_uuid = r.run_uuid AND parent.key = ? WHERE {active} "
+        "JOIN tags parent ON parent.run_uuid = r.run_uuid AND parent.key = ? "
+        f"LEFT JOIN tags trial ON trial.run_uuid = r.run_uuid AND trial.key = ? WHERE {active} "
         "AND r.status IN (?, ?) GROUP BY parent.value",
-        (names.ROLE, names.TRIAL_ROLE, names.PARENT, *experiments, names.FINISHED, names.FAILED)))
+        (names.ROLE, names.TRIAL_ROLE, names.PARENT, names.TRIAL_KEY, *experiments, names.FINISHED, names.FAILED)))
     ids = {row[0] for row in parents}
     tags: dict[str, dict[str, str]] = {}
     for run_id, key, value in con.execute(f"SELECT run_uuid, key, value FROM tags WHERE key IN ({_marks(TAGS)})",
@@ -79,7 +81,8 @@ def _info(row: tuple, experiments: dict, tags: dict[str, str], metrics: dict[str
     """One RunInfo, as runs.list_runs builds it (a dead RUNNING run reads KILLED, unwritten)."""
     run_id, name, status, start_ms, end_ms, experiment_id = row
     progress = progress_in(store, run_id) if status == names.RUNNING else None
-    if progress is not None and progress.pid and progress.alive is False:
-        status, progress = names.KILLED, None
+    ended = ended_as(tags, progress) if status == names.RUNNING else None
+    if ended is not None:
+        status, progress = ended[0], None
     return run_info(run_id, experiments.get(experiment_id, ""), name, status, tags, metrics, done, start_ms, end_ms,
                     progress)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import fcntl
 import functools
 import json
@@ -39,9 +40,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .. import names
+from ..cancel import Cancelled
+from ..cancel import current as current_cancel
 from ..errors import UserError
 
 DEFAULT_STORE_DIR = "mlruns"
+# URI schemes MLflow can track to (a database URI may name its driver: postgresql+psycopg2://)
+TRACKING_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks", "databricks-uc", "uc")
+LOCK_PATIENCE_S = 120.0  # how long a write waits for a store another process holds locked
+BUSY_TIMEOUT_MS = 1000  # SQLite's own wait per statement (MLflow's is 20 s); the retry loop waits the rest
+# A tracking server's requests: MLflow's defaults (120 s, 7 retries with a doubling backoff) make a server that
+# accepts connections and never answers hang a command for many minutes. Set only where the user has not.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "10", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
 
 T = TypeVar("T")
 
@@ -88,6 +99,10 @@ def resolve_store(tracking_uri: str | None = None, workdir: str | Path | None = 
     if "://" not in uri or uri.startswith("file:"):
         raise TrackingError(f"tracking URI {uri!r} is a file store, which MLflow 3 refuses; "
                             "use sqlite:///PATH/mlflow.db or http://HOST:PORT")
+    scheme = uri.split("://", 1)[0].split("+", 1)[0].lower()
+    if scheme not in TRACKING_SCHEMES:
+        raise TrackingError(f"tracking URI {uri!r}: MLflow cannot track to {scheme}://; use sqlite:///PATH/mlflow.db, "
+                            "http(s)://HOST:PORT or a database URI (postgresql://, mysql://)")
     return Store(uri, workdir / DEFAULT_STORE_DIR, None)
 
 
@@ -104,7 +119,7 @@ def _file_lock(path: Path):
 
 def _locked_error(exc: BaseException) -> bool:
     text = str(exc).lower()
-    return "database is locked" in text or "database is busy" in text or "unable to open database" in text
+    return "database is locked" in text or "database is busy" in text
 
 
 def _lost_insert_race(exc: BaseException) -> bool:
@@ -115,18 +130,196 @@ def _lost_insert_race(exc: BaseException) -> bool:
     return "datasets" in text and ("unique constraint" in text or "duplicate key" in text or "duplicate entry" in text)
 
 
-def retry(fn: Callable[..., T], *args, attempts: int = 12, **kwargs) -> T:
-    """Call fn, retrying with jittered backoff while SQLite says the database is locked."""
+def retry(fn: Callable[..., T], *args, patience: float | None = None, **kwargs) -> T:
+    """Call fn, retrying with jittered backoff while SQLite says the database is locked, for up to `patience` s
+    (LOCK_PATIENCE_S).
+
+    The wait polls the cancel token of the run under way (engine.cancel.current): once
+    the run is cancelled, a write that finds the store locked raises Cancelled instead of
+    waiting on, so a SIGTERM never waits for another process to let go of the store.
+    """
+    deadline = time.monotonic() + (LOCK_PATIENCE_S if patience is None else patience)
     delay = 0.05
-    for attempt in range(attempts):
+    while True:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:  # MLflow wraps SQLAlchemy's OperationalError in several types
-            if attempt == attempts - 1 or not _locked_error(exc):
+            if not _locked_error(exc):
                 raise
-            time.sleep(delay * (1 + random.random()))
-            delay = min(delay * 2, 2.0)
-    raise AssertionError("unreachable")
+            token = current_cancel()
+            if token is not None and token.cancelled:
+                raise Cancelled(token.reason) from None
+            if time.monotonic() >= deadline:
+                raise
+            pause = delay * (1 + random.random())
+            if token is not None:
+                token.wait(pause)
+            else:
+                time.sleep(pause)
+            delay = min(delay * 2, 1.0)
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and those it was raised from or during (MLflow wraps SQLAlchemy's, which wraps sqlite3's)."""
+    seen: list[BaseException] = []
+    while exc is not None and exc not in seen and len(seen) < 8:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return seen
+
+
+def _no_space(exc: BaseException) -> bool:
+    for cause in _causes(exc):
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(cause).lower()
+        if "database or disk is full" in text or "no space left" in text or "quota exceeded" in text:
+            return True
+    return False
+
+
+def _read_only_fs(exc: BaseException) -> bool:
+    for cause in _causes(exc):
+        if isinstance(cause, OSError) and cause.errno == errno.EROFS:
+            return True
+        if "readonly database" in str(cause).lower() or "read-only file system" in str(cause).lower():
+            return True
+    return False
+
+
+def full_folder(folders: Iterable[str | Path | None], needed: int = 1 << 16) -> Path | None:
+    """The first of `folders` (or the nearest folder above it that exists) on a file system with less than
+    `needed` bytes free; None when each has room."""
+    for folder in folders:
+        if not folder:
+            continue
+        path = Path(folder)
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        try:
+            stat = os.statvfs(path)
+        except OSError:
+            continue
+        if stat.f_bavail * stat.f_frsize < needed:
+            return path
+    return None
+
+
+def _local_path(uri: str | None) -> Path | None:
+    if not uri:
+        return None
+    if uri.startswith("file:"):
+        from urllib.parse import unquote, urlsplit
+
+        return Path(unquote(urlsplit(uri).path))
+    return Path(uri) if "://" not in uri else None
+
+
+def no_space_error(folder: str | Path) -> TrackingError:
+    return TrackingError(f"no space left in {folder}; free some space there, then resume the run "
+                         "(`prunelab run --resume RUN_ID`)")
+
+
+def store_error(exc: BaseException, store: Store) -> TrackingError | None:
+    """The one-line error for a store that cannot be used (full, read-only, damaged, locked, a server that does
+    not answer or is no MLflow server); None for anything else (a bug, a run that is not there: the caller's)."""
+    if isinstance(exc, TrackingError):
+        return exc
+    db = Path(store.uri[len("sqlite:///"):]) if store.is_sqlite else None
+    full = _full_error(exc, store, db)
+    if full is not None:
+        return full
+    if _read_only_fs(exc):
+        return TrackingError(f"the store in {store.root} is read-only; run from a folder you can write, or pass "
+                             "--tracking-uri to a writable store")
+    return _sqlite_error(exc, db) if db is not None else _server_error(exc, store.uri)
+
+
+def _full_error(exc: BaseException, store: Store, db: Path | None) -> TrackingError | None:
+    """No space left: in the folder the failed write names, else the first of the store's folders that is full
+    (SQLite says "disk I/O error" when its WAL cannot grow on a full file system)."""
+    folders = [db.parent if db else None, store.progress_dir, _local_path(store.artifact_root), store.root]
+    if not (_no_space(exc) or ("disk i/o error" in str(exc).lower() and full_folder(folders))):
+        return None
+    for cause in _causes(exc):
+        name = getattr(cause, "filename", None)
+        named = full_folder([Path(name).parent]) if isinstance(name, str) else None
+        if named is not None:
+            return no_space_error(named)
+    return no_space_error(full_folder(folders) or store.root)
+
+
+def _sqlite_error(exc: BaseException, db: Path) -> TrackingError | None:
+    text = str(exc).lower()
+    if _damaged_error(exc):
+        return TrackingError(f"the store {db} is damaged ({_first_line(exc)}); restore it from a backup, or move it "
+                             "away to start a new store")
+    if _locked_error(exc):
+        return TrackingError(f"the store {db} stayed locked by another process for {LOCK_PATIENCE_S:.0f} s; "
+                             "stop what holds it (another run's process, an sqlite3 shell) and resume the run")
+    if "disk i/o error" in text:
+        return TrackingError(f"the store {db} cannot be written (disk I/O error); check the disk, then resume the run")
+    if "unable to open database" in text:
+        return TrackingError(f"cannot open the store {db} ({_first_line(exc)}); check that it is a file you can "
+                             "read and write, or pass --tracking-uri")
+    return None
+
+
+def _server_error(exc: BaseException, uri: str) -> TrackingError | None:
+    """A tracking server that does not answer in time, cannot be reached, or answers what no MLflow server
+    would (an HTTP error whose body is not MLflow's JSON: a web server or proxy at that address)."""
+    import re
+
+    text = str(exc)
+    if not text.startswith("API request to "):
+        return None
+    answered = re.match(r"API request to endpoint (\S+) failed with error code (\d+)", text)
+    if answered:
+        return TrackingError(f"the tracking server {uri} answered HTTP {answered.group(2)} to {answered.group(1)}; "
+                             "is it an MLflow tracking server (`mlflow server`)? check --tracking-uri")
+    if "timed out" in text.lower() or "timeout" in text.lower():
+        timeout = os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", HTTP_DEFAULTS["MLFLOW_HTTP_REQUEST_TIMEOUT"])
+        retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", HTTP_DEFAULTS["MLFLOW_HTTP_REQUEST_MAX_RETRIES"])
+        return TrackingError(f"the tracking server {uri} did not answer within {timeout} s ({retries} retries); check "
+                             "the server, or raise MLFLOW_HTTP_REQUEST_TIMEOUT")
+    reason = re.search(r"\(Caused by (\w+)", text)
+    return TrackingError(f"cannot reach tracking server {uri} ({reason.group(1) if reason else 'no answer'}); start "
+                         "it, or fix --tracking-uri / MLFLOW_TRACKING_URI")
+
+
+class GuardedClient:
+    """An MlflowClient whose every method retries while SQLite says locked (`retry`: bounded, and given up on a
+    cancel) and turns a store that cannot be used into one TrackingError line (`store_error`).
+
+    Why a wrapper and not a try in each Tracker method: the readers (runs.py, artifacts.py, the kinds) call the
+    client too, and each of them must fail in one line on a full, damaged or mute store.
+    """
+
+    def __init__(self, client: Any, store: Store):
+        self._client = client
+        self._store = store
+
+    @property
+    def raw(self) -> Any:
+        """The MlflowClient itself."""
+        return self._client
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if name.startswith("_") or not callable(attr):
+            return attr
+
+        @functools.wraps(attr)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return retry(attr, *args, **kwargs)
+            except Exception as exc:  # whatever MLflow, SQLAlchemy, sqlite3 or requests raised: sorted below
+                error = store_error(exc, self._store)
+                if error is None or error is exc:
+                    raise
+                raise error from exc
+
+        return call
 
 
 def check_reachable(uri: str, timeout: float = 3.0) -> None:
@@ -151,6 +344,36 @@ def _quiet_mlflow() -> None:
     import mlflow  # noqa: F401  (configures its logger first, which this then overrides)
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # MLflow logs every SQLAlchemy error with its traceback before it raises it again: a store locked by another
+    # run would print one every second. The error itself still reaches the caller (retried, or one line).
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+
+
+def _short_busy_waits(client: Any) -> None:
+    """Make SQLite wait at most BUSY_TIMEOUT_MS per statement on a locked store, where MLflow asks for 20 s.
+
+    Why: a signal handler runs only between Python bytecodes, so a cancel cannot stop a
+    write that waits inside SQLite; in short slices, the waiting happens in `retry`,
+    which polls the run's cancel token. MLflow sets `PRAGMA busy_timeout` at the start
+    of each session, so the statement is rewritten on its way to the driver. If MLflow
+    changes that, waits are 20 s slices again: slower to cancel, still bounded.
+    """
+    try:
+        from sqlalchemy import event
+
+        engine = client._tracking_client.store.engine  # MLflow's SqlAlchemyStore: one engine per database URI
+    except (AttributeError, ImportError):
+        return
+    if getattr(engine, "_prunelab_short_busy", False):
+        return
+
+    def shorter(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("PRAGMA BUSY_TIMEOUT"):
+            statement = f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};"
+        return statement, parameters
+
+    event.listen(engine, "before_cursor_execute", shorter, retval=True)
+    engine._prunelab_short_busy = True
 
 
 def read_only_folder(db: Path) -> bool:
@@ -190,6 +413,9 @@ def _prepare_sqlite(store: Store) -> bool:
     Returns whether the store is read-only: then it is opened as it is, for reads only.
     """
     db = Path(store.uri[len("sqlite:///"):])
+    if db.exists() and not db.is_file():  # SQLite would report "unable to open" and MLflow retry for minutes
+        raise TrackingError(f"the store {db} is a folder, not an MLflow SQLite file; move it away, or pass "
+                            "--tracking-uri")
     if read_only_folder(db):
         return True
     try:
@@ -208,10 +434,10 @@ def _prepare_sqlite(store: Store) -> bool:
             if mode.lower() != "wal":
                 con.execute("PRAGMA journal_mode=WAL")
     except Exception as exc:  # SQLAlchemy's DatabaseError, wrapped by MLflow in several types
-        if not _damaged_error(exc):
+        error = store_error(exc, store)  # damaged, full, ...: one line
+        if error is None:
             raise
-        raise TrackingError(f"the store {db} is damaged ({_first_line(exc)}); restore it from a backup, or move "
-                            "it away to start a new store") from None
+        raise error from None
     finally:
         lock.__exit__(None, None, None)
     return False
@@ -232,6 +458,8 @@ class Tracker:
 
     def __init__(self, tracking_uri: str | None = None, workdir: str | Path | None = None):
         self.store = resolve_store(tracking_uri, workdir)
+        for key, value in HTTP_DEFAULTS.items():  # a server that never answers fails in seconds, not minutes
+            os.environ.setdefault(key, value)
         os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # keeps --json output clean
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no download bars on stderr
@@ -241,7 +469,16 @@ class Tracker:
         from mlflow.tracking import MlflowClient
 
         db = Path(self.store.uri[len("sqlite:///"):])
-        self.client = MlflowClient(_read_only_copy(db) if self.read_only else self.store.uri)
+        try:
+            client = MlflowClient(_read_only_copy(db) if self.read_only else self.store.uri)
+        except Exception as exc:  # MLflow opens the store here: a damaged or full one is one line
+            error = store_error(exc, self.store)
+            if error is None:
+                raise
+            raise error from None
+        if self.store.is_sqlite:
+            _short_busy_waits(client)
+        self.client = GuardedClient(client, self.store)
 
     def require_writable(self) -> None:
         """Fail before any work, with one line naming the folder, when this store can only be read."""

@@ -229,12 +229,14 @@ def test_a_cancel_raises_nothing_where_the_signal_lands_and_still_ends_the_run_k
 
 def test_a_second_signal_interrupts_at_once():
     from engine.cancel import CancelToken
-    from engine.runner.runner import cancel_on_signals
+    from engine.runner.runner import GRACE_S, cancel_on_signals
 
     before = signal.getsignal(signal.SIGTERM)
     with cancel_on_signals(CancelToken()) as token:
         signal.raise_signal(signal.SIGTERM)
         assert token.cancelled and token.reason == "SIGTERM"
+        signal.raise_signal(signal.SIGTERM)  # a repeat at once is the same request (tests/faults/test_signals.py)
+        time.sleep(GRACE_S)
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGTERM)  # the user insists
     assert signal.getsignal(signal.SIGTERM) is before
