@@ -412,8 +412,8 @@ def objective(function: str, kernel: np.ndarray, chosen: list[int]) -> float:
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    """(wall seconds, result) of one call on the host (the peers run there)."""
-    gc.collect()
+    """(wall seconds, result) of one call on the host (the peers run there); no gc.collect here: a collection
+    costs 1-2 s in a process holding torch and MLflow, one per class and library would dwarf the calls."""
     start = time.perf_counter()
     out = fn()
     return time.perf_counter() - start, out
@@ -430,6 +430,7 @@ def _peer_row(function: str, inputs: dict[str, Any], fraction: float, dev: torch
     totals = {"kernel": 0.0, **dict.fromkeys(libraries, 0.0)}
     values = {"prunelab": 0.0, **dict.fromkeys(libraries, 0.0)}
     picks: dict[str, set[int]] = {"prunelab": set(ours.tolist()), **{library: set() for library in libraries}}
+    gc.collect()
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
         quota = int(np.isin(ours, members).sum())
@@ -446,7 +447,8 @@ def _peer_row(function: str, inputs: dict[str, Any], fraction: float, dev: torch
     for library in libraries:
         row[f"{library}_seconds"] = round(totals[library], 3)
         row[f"{library}_speedup"] = round(totals[library] / max(row["prunelab_seconds"], 1e-9), 2)
-        row[f"{library}_objective_vs_prunelab"] = float(f"{values[library] / values['prunelab'] - 1:.3g}")
+        row[f"{library}_objective_vs_prunelab"] = float(  # > 0: the peer's value is higher
+            f"{(values[library] - values['prunelab']) / abs(values['prunelab']):.3g}")
         row[f"{library}_jaccard"] = round(len(picks[library] & picks["prunelab"]) /
                                           len(picks[library] | picks["prunelab"]), 4)
     return row

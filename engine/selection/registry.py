@@ -260,8 +260,9 @@ _GRADIENT_LAYOUT = ("The gradient embeddings are class-major (p − onehot(y)) �
                     "orders the same numbers [bias block, weight block]: a permutation of the coordinates, so "
                     "every cosine and distance is the same. Projected ones (above `surrogate.gradient_mb`) are "
                     "a Johnson–Lindenstrauss approximation of them.")
-_SUBMODULAR_GREEDY = ('Greedy "lazy" (exact: plain greedy\'s picks) by default; DeepCore\'s main.py uses LazyGreedy '
-                      '(the same picks), its `Submodular` class ApproximateLazyGreedy (β = 0.9).')
+_SUBMODULAR_GREEDY = ('Greedy "lazy" (exact: plain greedy\'s picks) and per class by default, as DeepCore\'s main.py '
+                      "runs it (`--submodular_greedy LazyGreedy`, `--balance True`); its `Submodular` class alone "
+                      "defaults to ApproximateLazyGreedy (β = 0.9) and `balance=False`.")
 _ZERO_GRADIENT = ("A zero vector (a sample predicted with probability 1 in float32 has a zero gradient) has cosine 0 "
                   "with everything (s = 0.5); DeepCore's `cossim_np` gives NaN there.")
 
@@ -382,6 +383,7 @@ register_strategy(
             ('space = "embeddings" is an addition (Jaccard 0.46 between the sets kept in the two spaces).'),
             _GRADIENT_LAYOUT,
             _ZERO_GRADIENT,
+            _SUBMODULAR_GREEDY,
             _QUOTAS,
             "The kernel is never held as an n × n matrix.",
         ),
