@@ -257,7 +257,7 @@ def test_moderate_keeps_the_band_that_starts_at_round_half_of_the_rest(real):
 def test_class_balanced_quotas_are_largest_remainders(surrogate):
     from .conftest import hamilton_quotas
 
-    for ratio in (0.06, 0.37):
+    for ratio in (0.06, 0.08, 0.17):  # at 0.08 and 0.17 rounding each class's r·n_c misses b by one
         kept = select("class_balanced", surrogate.loss, ratio, surrogate.labels)
         quotas = hamilton_quotas(np.bincount(surrogate.labels), len(kept))
         assert np.array_equal(np.bincount(surrogate.labels[kept], minlength=10), quotas)
