@@ -439,10 +439,11 @@ register_strategy(
         paper="killamsetty2021gradmatch", code="decile-team/cords: cords/selectionstrategies/SL/gradmatchstrategy.py",
         differences=(
             ("cords (`OrthogonalMP_REG_Parallel_V1`) matches the sum of the class's gradients as here, refits by "
-             "ridge least squares and drops the most negative weight until none is negative, stops once the "
-             "relative residual is below `eps`, drops the zero weights and fills the budget at random with weight 1"
-             ' (zero_weights = "fill" does that last step; the stop is not here: OMP always takes the b picks); '
-             "its CIFAR configs use `PerClassPerGradient` (only the class's own rows of the gradient) and λ = 0.5."),
+             "ridge least squares and drops the most negative pick until no weight is negative, stops once the "
+             "relative residual is below `eps` (1e-100 in its configs: never), drops the zero weights and fills the "
+             'budget at random with weight 1 (zero_weights = "fill" does that last step); its CIFAR configs use '
+             "`PerClassPerGradient` (only the class's own rows of the gradient) and λ = 0.5, and on a CPU it calls "
+             "`OrthogonalMP_REG` with λ = 0."),
             ("DeepCore's gradmatch.py matches the class's mean gradient (not the sum: the ridge λ = 1 weighs "
              "n_c² times more), refits by unconstrained ridge least squares during the pursuit and by one "
              "`nnls(M, A·b)` on the normal equations at the end, and drops the picks whose weight is 0 (496 of a "

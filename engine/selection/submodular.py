@@ -157,7 +157,8 @@ def greedy(f, n: int, k: int, method: str, epsilon: float, rng: np.random.Genera
                 if fresh[j]:
                     break
                 cand = torch.topk(bound, min(lazy_batch, n - t)).indices
-                cand = cand[~fresh[cand]]
+                cand = torch.cat([cand[~fresh[cand]], torch.tensor([j], device=dev)])  # j itself: with exact
+                # ties, topk may hold only fresh bounds equal to j's, and without j the loop would never end
                 bound[cand] = f.gains(cand)
                 fresh[cand] = True
             bound[j] = -float("inf")

@@ -188,3 +188,16 @@ def test_submodular_strategies_compare_deepcores_gradients_by_default(surrogate,
     assert np.array_equal(default, theirs)
     assert np.array_equal(default, run(surrogate, name, space="gradients"))
     assert len(set(default) & set(embedded)) < 0.8 * len(default)
+
+
+@pytest.mark.timeout(120)  # the healthy call takes milliseconds
+@pytest.mark.parametrize("method", ["lazy", "plain"])
+def test_greedy_ends_on_exact_ties_that_never_shrink(surrogate, method):
+    """Graph cut with λ = 0 is modular: on 100 copies of one real gradient every gain ties exactly, at every step,
+    and never shrinks. Lazy greedy once looped forever there (its top-32 refresh held only fresh bounds equal to
+    the stale argmax's); now it ends with plain greedy's picks, the lowest indices."""
+    from engine.selection.submodular import GraphCut, greedy
+
+    x = torch.as_tensor(np.repeat(surrogate.gradients[:1], 100, 0))
+    chosen = greedy(GraphCut(x, 0.0), 100, 10, method, 0.01, np.random.default_rng(0))
+    assert chosen.tolist() == list(range(10))
