@@ -146,6 +146,7 @@ register_strategy("hardest", "engine.selection.ranking:hardest", "keep the highe
         formula="keep the b = max(1, round(r·n)) highest scores; ties broken by a permutation drawn from the seed",
         tests=(
             "tests/engine/selection/test_selection.py::test_hardest_and_easiest_keep_the_extremes",
+            "tests/engine/selection/test_selection.py::test_keep_count_is_pythons_round_of_r_times_n",
             "tests/engine/selection/test_selection.py::test_exact_sorted_sizes_for_every_strategy[hardest]",
         )))
 register_strategy("easiest", "engine.selection.ranking:easiest", "keep the lowest scores (ties broken by a seeded permutation)",
@@ -161,6 +162,7 @@ register_strategy("random", "engine.selection.ranking:random", "seeded uniform s
         formula=("a uniform subset of b of the n samples, numpy.random.default_rng(seed).choice without replacement;"
                  " the scores are ignored"),
         tests=(
+            "tests/engine/selection/test_selection.py::test_random_is_numpys_seeded_choice",
             "tests/engine/selection/test_selection.py::test_random_is_seeded_and_ignores_scores",
         )))
 register_strategy(
@@ -185,6 +187,7 @@ register_strategy(
             "`bins` is an option (default 50, the reference's fixed number).",
         ),
         tests=(
+            "tests/engine/selection/test_selection.py::test_ccs_cuts_the_floor_of_beta_n_and_fills_strata_by_the_papers_loop",
             "tests/engine/selection/test_selection.py::test_ccs_is_seeded_and_cuts_the_hardest_beta",
             "tests/engine/selection/test_selection.py::test_ccs_covers_the_score_range",
             "tests/engine/selection/test_selection.py::test_allocate_is_the_papers_water_filling",
@@ -203,6 +206,7 @@ register_strategy(
              "the band is exactly b wide."),
         ),
         tests=(
+            "tests/engine/selection/test_selection.py::test_moderate_keeps_the_band_that_starts_at_round_half_of_the_rest",
             "tests/engine/scoring/test_field_scores.py::test_moderate_strategy_keeps_the_band_around_the_median",
         )),
 )
@@ -214,6 +218,7 @@ register_strategy(
         formula=("each class c keeps ⌊b·n_c/n⌋, the leftover units going to the largest remainders (ties by a seeded"
                  " permutation), so the total is exactly b; within a class by `order` (hardest, easiest or random)"),
         tests=(
+            "tests/engine/selection/test_selection.py::test_class_balanced_quotas_are_largest_remainders",
             "tests/engine/selection/test_selection.py::test_class_balanced_is_even_per_class",
             "tests/engine/selection/test_selection.py::test_class_balanced_is_proportional_on_unbalanced_classes",
             "tests/engine/claims/test_claims_runs.py::test_coverage_strategies_inside_a_run_keep_what_they_promise",
@@ -234,6 +239,8 @@ register_strategy(
             "No paper or reference code: prunelab's coverage baseline.",
         ),
         tests=(
+            ("tests/engine/selection/test_selection.py::"
+             "test_kmeans_coverage_fills_each_class_quota_over_its_cells_and_keeps_the_hardest"),
             "tests/engine/selection/test_selection.py::test_kmeans_coverage_touches_every_cell",
             "tests/engine/selection/test_selection.py::test_kmeans_converges_to_nearest_centers",
             "tests/engine/claims/test_claims_runs.py::test_coverage_strategies_inside_a_run_keep_what_they_promise",
@@ -340,6 +347,7 @@ register_strategy(
             "tests/engine/selection/test_submodular.py::test_submodular_strategies_compare_deepcores_gradients_by_default",
             "tests/engine/selection/test_coresets.py::test_facility_location_is_within_one_minus_one_over_e_of_the_optimum",
             "tests/engine/selection/test_coresets.py::test_lazy_greedy_picks_what_plain_greedy_picks[facility_location]",
+            "tests/engine/selection/test_submodular.py::test_greedy_ends_on_exact_ties_that_never_shrink",
         )))
 register_strategy(
     "graph_cut", "engine.selection.submodular:graph_cut",
