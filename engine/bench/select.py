@@ -393,9 +393,10 @@ def peer_call(library: str, function: str, kernel: np.ndarray, quota: int) -> Ca
                                                                         sijs=kernel)}[function]
 
     def call() -> list[int]:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # progress bars
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # its Python prints
             return [int(i) for i, _ in make().maximize(budget=quota, optimizer="LazyGreedy", stopIfZeroGain=False,
-                                                       stopIfNegativeGain=False, verbose=False)]
+                                                       stopIfNegativeGain=False, verbose=False,
+                                                       show_progress=False)]
 
     return call
 
