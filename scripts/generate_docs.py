@@ -303,10 +303,12 @@ def _is_hook(observer: Any) -> bool:
 
 
 def _strategy_facts(s: Any) -> tuple[str, ...]:
-    needs = ("the last-layer gradient embeddings" if s.needs_gradients else
-             "the surrogate's penultimate embeddings" if s.needs_embeddings else "the scores only")
+    embeddings, gradients = s.inputs()  # under the defaults: a `space` option picks one
+    needs = ("the last-layer gradient embeddings" if gradients else
+             "the surrogate's penultimate embeddings" if embeddings else "the scores only")
     if "space" in s.options:
-        needs += ' (or, with `space = "gradients"`, the gradient embeddings)'
+        other = "embeddings" if gradients else "gradients"
+        needs += f' (or, with `space = "{other}"`, the {"penultimate" if gradients else "gradient"} embeddings)'
     weighted = " It returns per-sample weights: the kept set trains weighted." if "weighted" in s.options else ""
     return (f"Reads: {needs}.{weighted}",
             f'Use: `sweep.strategies = ["{s.name}"]`, or `"SCORER/{s.name}"` in `benchmark.methods`.')

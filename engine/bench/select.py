@@ -13,10 +13,13 @@ in the seconds. tracemalloc would miss it: torch's CPU allocator does not report
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
+import io
 import math
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -209,38 +212,45 @@ def dense_craig(g, labels, budget, seed, method):
     return by_class(pick, budget, labels, seed, True)
 
 
-def dense_contextual_diversity(g, labels, budget, first):
-    """DeepCore `ContextualDiversity`: k_center_greedy with its KL metric, on the full (budget, n) matrix."""
+def dense_contextual_diversity(g, labels, budget, seed):
+    """DeepCore `ContextualDiversity`: per class (`balance = True`), k_center_greedy with its symmetric KL
+    metric on the full (budget, n) matrix."""
     classes = int(labels.max()) + 1
     delta = g.double().reshape(len(g), classes, -1)[:, :, -1]
     p = (delta + torch.nn.functional.one_hot(torch.as_tensor(labels, device=g.device), classes)).clamp_min(1e-12)
     p = (p / p.sum(1, keepdim=True)).float()
 
-    def kl(a, b):  # KL(b_i || a_0) for each row of b: DeepCore's `_metric`
-        return (b * (b.log() - a.log())).sum(1)[None]
+    def kl(a, b):  # ½KL(a_0 || b_i) + ½KL(b_i || a_0) for each row of b: DeepCore's `_metric`
+        return (0.5 * (b - a) * (b.log() - a.log())).sum(1)[None]
 
-    return dense_kcenter(p, budget, first, kl)
+    def pick(members, quota, rng):
+        return dense_kcenter(p[torch.as_tensor(members)], quota, int(rng.integers(len(members))), kl)
+
+    return by_class(pick, budget, labels, seed, True).indices
 
 
-def dense_d2_pruning(x, scores, budget, n_neighbor=10):
-    """D2-pruning as its reference builds the graph: the full pairwise distance matrix (sklearn's), then argsort."""
-    d = sq_dists(x, x).sqrt_()
+def dense_d2_pruning(x, scores, budget, n_neighbor=5, gamma=0.1):
+    """D2-pruning as its reference does it (the README's recipe: sum mode, weighted sampling): the full pairwise
+    distance matrix (sklearn's), a dense connectivity matrix made symmetric, each pick lowering every nonzero
+    entry of its row."""
+    d = sq_dists(x, x).sqrt_().double().cpu()
     d.fill_diagonal_(float("inf"))
-    dists, index = torch.sort(d, 1)
-    dists, index = dists[:, :n_neighbor].double().cpu(), index[:, :n_neighbor].cpu()
+    index = torch.sort(d, 1).indices[:, :n_neighbor]
     s = torch.as_tensor(scores, dtype=torch.float64)
-    adj = torch.zeros(len(x), len(x), dtype=torch.float64)
+    connect = torch.zeros(len(x), len(x), dtype=torch.float64)
     rows = torch.arange(len(x)).repeat_interleave(n_neighbor)
-    adj[rows, index.flatten()] = torch.exp(-dists.flatten())
-    adj = torch.maximum(adj, adj.T)
-    density = (adj * s.clamp_min(1e-7)[None]).sum(1) * s
-    damp = torch.exp(-dists / x.shape[1])
+    cols = index.flatten()
+    weight = torch.exp(-d[rows, cols])
+    connect[rows, cols] = weight * s[cols].clamp_min(1e-7)
+    connect[cols, rows] = weight * s[rows].clamp_min(1e-7)
+    density = connect.sum(1) + s
     chosen = []
     for _ in range(budget):
         j = int(torch.argmax(density))
+        neighbours = torch.nonzero(connect[j] > 0)[:, 0]
+        density[neighbours] -= torch.exp(-gamma * d[j, neighbours]) * density[j]
         chosen.append(j)
-        density[index[j]] -= damp[j] * density[j]
-        density[j] = -float("inf")
+        density[chosen] = density.min() - 1
     return np.asarray(chosen)
 
 
@@ -251,14 +261,14 @@ def reference(case: str, inputs: dict[str, Any], budget: int, dev: torch.device)
     labels, seed = inputs["labels"], 0
     x, g = _t(inputs["embeddings"], dev), _t(inputs["gradients"], dev)
     first = int(np.random.default_rng(seed).integers(len(labels)))
-    refs = {
+    refs = {  # each in the space its strategy's defaults use (the submodular ones: gradients, as DeepCore)
         "kcenter_greedy": lambda: dense_kcenter(x, budget, first),
         "herding": lambda: dense_herding(x, budget),
-        "facility_location": lambda: dense_facility_location(x, labels, budget, seed, method),
-        "graph_cut": lambda: dense_graph_cut(x, labels, budget, seed, method),
-        "log_determinant": lambda: dense_log_determinant(x, labels, budget, seed),
+        "facility_location": lambda: dense_facility_location(g, labels, budget, seed, method),
+        "graph_cut": lambda: dense_graph_cut(g, labels, budget, seed, method),
+        "log_determinant": lambda: dense_log_determinant(g, labels, budget, seed),
         "craig": lambda: dense_craig(g, labels, budget, seed, method),
-        "contextual_diversity": lambda: dense_contextual_diversity(g, labels, budget, first),
+        "contextual_diversity": lambda: dense_contextual_diversity(g, labels, budget, seed),
         "d2_pruning": lambda: dense_d2_pruning(x, inputs["scores"], budget),
     }
     fn = refs.get(name)
@@ -336,3 +346,138 @@ def bench_select(n: int = 50000, dim: int = 128, fraction: float = 0.1, strategi
                 None if not memory else "torch.cuda.max_memory_allocated" if dev.type == "cuda"
                 else "peak RSS growth (VmHWM after clear_refs), a second call after every case was timed"),
             "strategies": rows, "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+
+
+# ------------------------------------------------------------------ the libraries a user would otherwise pick
+PEER_FUNCTIONS = ("facility_location", "graph_cut", "log_determinant")
+PEER_LIBRARIES = {"apricot": ("facility_location", "graph_cut"),  # apricot-select has no log-determinant
+                  "submodlib": ("facility_location", "graph_cut", "log_determinant")}
+
+
+def installed(name: str) -> bool:
+    """Whether an optional peer library imports (apricot-select, submodlib-py: the dev extra)."""
+    try:
+        __import__(name)
+    except ImportError:
+        return False
+    return True
+
+
+def cosine_kernel(x: np.ndarray) -> np.ndarray:
+    """The similarity prunelab's submodular strategies use, 0.5 + 0.5·cos, as a user would build it for a peer:
+    one float32 matrix product."""
+    u = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return 0.5 + 0.5 * (u @ u.T)
+
+
+def peer_call(library: str, function: str, kernel: np.ndarray, quota: int) -> Callable[[], list[int]]:
+    """One maximisation by a peer on a precomputed kernel, with its exact lazy greedy: the picks, in order."""
+    if library == "apricot":
+        import apricot
+
+        selector = {"facility_location": apricot.FacilityLocationSelection,
+                    "graph_cut": apricot.GraphCutSelection}[function]
+
+        def fit() -> list[int]:
+            return selector(quota, metric="precomputed", optimizer="lazy").fit(kernel).ranking.tolist()
+
+        return fit
+    import submodlib
+
+    n = len(kernel)
+    make = {"facility_location": lambda: submodlib.FacilityLocationFunction(n=n, mode="dense", sijs=kernel,
+                                                                            separate_rep=False),
+            "graph_cut": lambda: submodlib.GraphCutFunction(n=n, mode="dense", lambdaVal=1.0, ggsijs=kernel,
+                                                            separate_rep=False),
+            "log_determinant": lambda: submodlib.LogDeterminantFunction(n=n, mode="dense", lambdaVal=1e-4,
+                                                                        sijs=kernel)}[function]
+
+    def call() -> list[int]:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # its Python prints
+            return [int(i) for i, _ in make().maximize(budget=quota, optimizer="LazyGreedy", stopIfZeroGain=False,
+                                                       stopIfNegativeGain=False, verbose=False,
+                                                       show_progress=False)]
+
+    return call
+
+
+def objective(function: str, kernel: np.ndarray, chosen: list[int]) -> float:
+    """The function's value at `chosen`, in float64 (λ = 1, ridge 1e-4: the strategies' defaults)."""
+    k, s = kernel.astype(np.float64), np.asarray(sorted(chosen))
+    np.fill_diagonal(k, 1.0)
+    if function == "facility_location":
+        return float(k[:, s].max(1).sum())
+    if function == "graph_cut":
+        return float(k[:, s].sum() - k[np.ix_(s, s)].sum())
+    return float(np.linalg.slogdet(k[np.ix_(s, s)] + 1e-4 * np.eye(len(s)))[1])
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """(wall seconds, result) of one call on the host (the peers run there); no gc.collect here: a collection
+    costs 1-2 s in a process holding torch and MLflow, one per class and library would dwarf the calls."""
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def _peer_row(function: str, inputs: dict[str, Any], fraction: float, dev: torch.device,
+              libraries: list[str]) -> dict[str, Any]:
+    """prunelab's strategy with its defaults (per class, lazy, gradients) against each library on the same
+    per-class kernels and quotas; the peers' time includes building the kernel, which they need as input."""
+    labels, vectors = inputs["labels"], inputs["gradients"]
+    ours = case_call(function, inputs, fraction, dev)().indices  # warm: the module imported, first-call costs paid
+    row: dict[str, Any] = {"function": function, "prunelab_seconds": seconds_of(case_call(function, inputs,
+                                                                                         fraction, dev))}
+    totals = {"kernel": 0.0, **dict.fromkeys(libraries, 0.0)}
+    values = {"prunelab": 0.0, **dict.fromkeys(libraries, 0.0)}
+    picks: dict[str, set[int]] = {"prunelab": set(ours.tolist()), **{library: set() for library in libraries}}
+    gc.collect()
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        quota = int(np.isin(ours, members).sum())
+        clock, kernel = _timed(lambda members=members: cosine_kernel(vectors[members]))
+        totals["kernel"] += clock
+        values["prunelab"] += objective(function, kernel, np.flatnonzero(np.isin(members, ours)).tolist())
+        for library in libraries:
+            seconds, chosen = _timed(peer_call(library, function, kernel, quota))
+            totals[library] += clock + seconds
+            values[library] += objective(function, kernel, chosen)
+            picks[library] |= set(members[chosen].tolist())
+    row["prunelab_seconds"] = round(row["prunelab_seconds"], 3)
+    row["kernel_seconds"] = round(totals["kernel"], 3)
+    for library in libraries:
+        row[f"{library}_seconds"] = round(totals[library], 3)
+        row[f"{library}_speedup"] = round(totals[library] / max(row["prunelab_seconds"], 1e-9), 2)
+        row[f"{library}_objective_vs_prunelab"] = float(  # > 0: the peer's value is higher
+            f"{(values[library] - values['prunelab']) / abs(values['prunelab']):.3g}")
+        row[f"{library}_jaccard"] = round(len(picks[library] & picks["prunelab"]) /
+                                          len(picks[library] | picks["prunelab"]), 4)
+    return row
+
+
+def bench_peers(n: int = 50000, fraction: float = 0.1, device: str = "auto", data_dir: str | None = None,
+                surrogate_samples: int = 10000, libraries: list[str] | None = None) -> dict[str, Any]:
+    """Facility location, graph cut and log-determinant: prunelab beside apricot-select and submodlib-py (those
+    installed, or those of `libraries`) on the same real gradient embeddings, per class, the same quotas;
+    seconds, objective and overlap."""
+    if not 0 < fraction < 1:
+        raise ConfigError(f"--fraction {fraction} is out of range; use a number with 0 < fraction < 1")
+    unknown = sorted(set(libraries or ()) - set(PEER_LIBRARIES))
+    if unknown:
+        raise ConfigError(f"--libraries {','.join(unknown)}: unknown; use some of {', '.join(PEER_LIBRARIES)}")
+    libraries = [name for name in PEER_LIBRARIES if installed(name) and (libraries is None or name in libraries)]
+    dev = resolve_device(device)
+    load_before = os.getloadavg()[0]
+    inputs = real_inputs(n, 128, data_dir, surrogate_samples)
+    rows = [_peer_row(f, inputs, fraction, dev, [lib for lib in libraries if f in PEER_LIBRARIES[lib]])
+            for f in PEER_FUNCTIONS]
+    overhead = {}
+    if "apricot" in libraries:  # apricot compiles its numba gain functions on every fit: its fixed cost per call
+        tiny = cosine_kernel(inputs["gradients"][:50])
+        overhead["apricot_seconds_per_call"] = round(_timed(peer_call("apricot", "facility_location", tiny, 5))[0], 3)
+    return {"samples": n, "real_samples": inputs["real_samples"], "dataset": inputs["dataset"], "model": "cnn",
+            "space": "gradients", "gradient_dim": inputs["gradients"].shape[1], "fraction": fraction,
+            "classes": len(np.unique(inputs["labels"])), "device": device_label(dev),
+            "torch_threads": torch.get_num_threads(), "libraries": libraries,
+            "missing": [name for name in PEER_LIBRARIES if not installed(name)], "functions": rows, **overhead,
+            "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)]}

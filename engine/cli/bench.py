@@ -141,15 +141,30 @@ def bench_tui_command(runs, store, marker, as_json):
               help="Training samples of the one-epoch cnn surrogate whose embeddings are used.")
 @click.option("--memory/--no-memory", default=True, show_default=True,
               help="Measure peak memory: each case called once more, after all have been timed.")
+@click.option("--peers", is_flag=True,
+              help="Instead: facility location, graph cut and log-determinant beside apricot-select and "
+                   "submodlib-py (those installed) on the same gradients, per class (--n, --fraction, "
+                   "--surrogate-samples, --device apply).")
+@click.option("--libraries", default=None, help="With --peers: comma-separated, of apricot, submodlib (default: "
+                                                "every one installed).")
 @data_dir_option
 @device_option
 @json_option
 @handle_errors
-def bench_select_command(n, dim, fraction, strategies, reference_n, surrogate_samples, memory, data_dir, device,
-                         as_json):
+def bench_select_command(n, dim, fraction, strategies, reference_n, surrogate_samples, memory, peers, libraries,
+                         data_dir, device, as_json):
     """Seconds and peak memory of every selection strategy on real cnn embeddings, beside dense references."""
-    from ..bench.select import bench_select
+    from ..bench.select import bench_peers, bench_select
 
+    if peers:
+        wanted = [name.strip() for name in libraries.split(",") if name.strip()] if libraries else None
+        r = bench_peers(n=n, fraction=fraction, device=device, data_dir=data_dir, surrogate_samples=surrogate_samples,
+                        libraries=wanted)
+        if as_json:
+            print_json(r)
+        else:
+            _echo_peers(r)
+        return
     names = [s.strip() for s in strategies.split(",") if s.strip()] if strategies else None
     r = bench_select(n=n, dim=dim, fraction=fraction, strategies=names, device=device, data_dir=data_dir,
                      reference_n=reference_n, surrogate_samples=surrogate_samples, memory=memory)
@@ -170,3 +185,26 @@ def bench_select_command(n, dim, fraction, strategies, reference_n, surrogate_sa
                    f"{cell(row, 'small_peak_mb', '.1f', 8)} {cell(row, 'reference_peak_mb', '.1f', 8)}")
     click.echo(f"peak MB: {r['memory_method'] or 'not measured (--no-memory)'}; dense: DeepCore-style full matrices "
                "and masked loops")
+
+
+def _echo_peers(r: dict) -> None:
+    """The --peers table: seconds of each library (kernel included), speed-ups, objective and overlap."""
+    tiled = f" (tiled from {r['real_samples']} real)" if r["real_samples"] < r["samples"] else ""
+    click.echo(f"{r['dataset']} cnn gradient embeddings ({r['gradient_dim']}-d): {r['samples']} samples{tiled} in "
+               f"{r['classes']} classes, keep {r['fraction']:g} per class, prunelab on {r['device']}; load average "
+               f"{r['load_average'][0]}-{r['load_average'][1]}")
+    if r["missing"]:
+        click.echo(f"not installed (pip install -e '.[dev]'): {', '.join(r['missing'])}")
+    libraries = r["libraries"]
+    click.echo(f"{'function':<18} {'prunelab s':>10} " + " ".join(
+        f"{lib + ' s':>12} {'speed-up':>8} {'objective':>10} {'Jaccard':>7}" for lib in libraries))
+    for row in r["functions"]:
+        click.echo(f"{row['function']:<18} {row['prunelab_seconds']:>10.2f} " + " ".join(
+            f"{cell(row, lib + '_seconds', '.2f', 12)} {cell(row, lib + '_speedup', '.1f', 8)} "
+            f"{cell(row, lib + '_objective_vs_prunelab', '+.1e', 10)} {cell(row, lib + '_jaccard', '.3f', 7)}"
+            for lib in libraries))
+    click.echo("peer seconds include the per-class kernel 0.5 + 0.5·cos they take as input "
+               f"({r['functions'][0]['kernel_seconds']:.2f} s); objective: the peer's value relative to prunelab's")
+    if "apricot_seconds_per_call" in r:
+        click.echo(f"apricot compiles its numba gain functions on every fit: {r['apricot_seconds_per_call']:.2f} s "
+                   "for a 50-sample fit")

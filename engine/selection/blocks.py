@@ -2,7 +2,9 @@
 the device they run on and the thread policy.
 
 Everything runs on `device()` (the CPU unless a caller picks another with `on_device`) in
-float32, in blocks whose size `block_rows` bounds, so no strategy holds an N x N matrix.
+`dtype()` (float32 unless `on_device(..., dtype=torch.float64)` asks for more: the reference
+tests compare with float64 peers at 1e-9 that way), in blocks whose size `block_rows` bounds,
+so no strategy holds an N x N matrix.
 
 Threads: every coreset strategy runs under `coreset`, which caps torch's intra-op threads
 at `SELECT_THREADS` = 1 for the call (and restores them after). A greedy step is a few
@@ -26,22 +28,28 @@ from .base import Selection, class_quotas
 
 BLOCK_MB = 256.0  # the largest similarity or distance block a strategy holds at once
 SELECT_THREADS = 1  # torch intra-op threads while a coreset strategy runs (see the module docstring)
-_DEVICE = [torch.device("cpu")]
+_PLACE = [(torch.device("cpu"), torch.float32)]  # (device, float dtype) the coreset strategies compute in
 
 
 def device() -> torch.device:
     """Where the coreset strategies compute: the CPU unless `on_device` says otherwise."""
-    return _DEVICE[-1]
+    return _PLACE[-1][0]
+
+
+def dtype() -> torch.dtype:
+    """The float type of the coreset strategies' tensors: float32 unless `on_device` says otherwise."""
+    return _PLACE[-1][1]
 
 
 @contextlib.contextmanager
-def on_device(dev: str | torch.device) -> Iterator[None]:
-    """Run the coreset strategies called inside this block on `dev` (e.g. "cuda")."""
-    _DEVICE.append(torch.device(dev))
+def on_device(dev: str | torch.device, dtype: torch.dtype | None = None) -> Iterator[None]:
+    """Run the coreset strategies called inside this block on `dev` (e.g. "cuda"), in `dtype` if given
+    (e.g. torch.float64, for comparisons at float64 precision), else in the current one."""
+    _PLACE.append((torch.device(dev), dtype or _PLACE[-1][1]))
     try:
         yield
     finally:
-        _DEVICE.pop()
+        _PLACE.pop()
 
 
 def coreset(fn: Callable) -> Callable:
@@ -60,12 +68,13 @@ def coreset(fn: Callable) -> Callable:
 
 
 def tensor(a: np.ndarray, dev: str | torch.device | None = None) -> torch.Tensor:
-    return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=dev or device())
+    """`a` as a `dtype()` tensor on `dev` (default: `device()`)."""
+    return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype(), device=dev or device())
 
 
 def block_rows(columns: int, mb: float = BLOCK_MB) -> int:
-    """How many rows of a float32 block with `columns` columns fit in `mb` megabytes (at least 1)."""
-    return max(1, int(mb * 2**20 // (4 * max(1, columns))))
+    """How many rows of a `dtype()` block with `columns` columns fit in `mb` megabytes (at least 1)."""
+    return max(1, int(mb * 2**20 // (dtype().itemsize * max(1, columns))))
 
 
 def sq_dists(x: torch.Tensor, c: torch.Tensor, x_sq: torch.Tensor | None = None) -> torch.Tensor:

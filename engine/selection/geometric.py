@@ -32,7 +32,7 @@ def kcenter_greedy(scores, budget, labels, seed, embeddings, per_class, space="e
         chosen = np.empty(quota, dtype=np.int64)
         chosen[0] = rng.integers(len(members))
         x_sq = (x * x).sum(1)
-        nearest = torch.full((len(x),), float("inf"), device=x.device)
+        nearest = torch.full((len(x),), float("inf"), dtype=x.dtype, device=x.device)
         for t in range(1, quota + 1):
             c = x[int(chosen[t - 1])]
             nearest = torch.minimum(nearest, (x_sq + c @ c).sub_(2 * (c @ xt)).clamp_min_(0))
@@ -44,19 +44,21 @@ def kcenter_greedy(scores, budget, labels, seed, embeddings, per_class, space="e
 
 
 @coreset
-def herding(scores, budget, labels, seed, embeddings, per_class):
+def herding(scores, budget, labels, seed, embeddings, per_class, pick="nearest"):
     """Kernel herding on the embeddings (Welling, ICML 2009; DeepCore `methods/herding.py`).
 
-    Step t picks the unchosen sample x that brings the running sum closest to t·μ,
+    Step t picks the unchosen sample x that brings the running sum closest to (t + 1)·μ,
     minimising ‖(t + 1)·μ − (Σ chosen + x)‖, so the mean of the chosen samples tracks
-    the mean μ of all. As DeepCore, deterministic and `per_class` false by default;
-    ties go to the lower index (argmin), DeepCore's too. Difference: the distance is
-    expanded as ‖x‖² − 2x·target (+ a constant), one vector-matrix product per step
+    the mean μ of all (Welling's herding: `pick = "nearest"`, the default). DeepCore's
+    herding.py takes the argmax of that distance instead (the farthest sample):
+    `pick = "farthest"` reproduces it. Deterministic, ties to the lower index. The distance
+    is expanded as ‖x‖² − 2x·target (+ a constant), one vector-matrix product per step
     instead of an n × d difference.
     """
     x_all = tensor(embeddings)
+    farthest = pick == "farthest"
 
-    def pick(members, quota, rng):
+    def take(members, quota, rng):
         x = x_all[torch.as_tensor(members, device=x_all.device)]
         xt = x.T.contiguous()
         x_sq = (x * x).sum(1)
@@ -66,24 +68,28 @@ def herding(scores, budget, labels, seed, embeddings, per_class):
         chosen = np.empty(quota, dtype=np.int64)
         for t in range(quota):
             target = (t + 1) * mu - total
-            dist = (x_sq - 2 * (target @ xt)).masked_fill_(taken, float("inf"))
-            j = int(torch.argmin(dist))
+            dist = x_sq - 2 * (target @ xt)
+            if farthest:
+                j = int(torch.argmax(dist.masked_fill_(taken, -float("inf"))))
+            else:
+                j = int(torch.argmin(dist.masked_fill_(taken, float("inf"))))
             chosen[t], taken[j] = j, True
             total += x[j]
         return chosen
 
-    return by_class(pick, budget, labels, seed, per_class)
+    return by_class(take, budget, labels, seed, per_class)
 
 
 @coreset
 def contextual_diversity(scores, budget, labels, seed, embeddings, gradients, per_class):
     """Contextual diversity (Agarwal et al., ECCV 2020; DeepCore `methods/contextualdiversity.py`).
 
-    k-center greedy where the distance from a sample to a center is the KL divergence
-    KL(p_i ‖ p_c) between the surrogate's softmax outputs, DeepCore's `_metric`. The
-    softmax outputs come from the gradient embeddings (their bias block is p − onehot(y)),
-    so no extra pass is needed. Each step is one (n, C) product with the new center's
-    log-probabilities. First center drawn from `seed`; `per_class` false as in DeepCore.
+    k-center greedy where the distance from a sample to a center is DeepCore's `_metric`,
+    the symmetric KL divergence ½KL(p_i ‖ p_c) + ½KL(p_c ‖ p_i) = ½ Σ_k (p_ik − p_ck)(log p_ik −
+    log p_ck) between the surrogate's softmax outputs. The softmax outputs come from the
+    gradient embeddings (their bias block is p − onehot(y)), so no extra pass is needed. Each
+    step is two (n, C) products with the new center. First center drawn from `seed`; per class
+    by default (DeepCore's `balance = True`).
     """
     g = torch.as_tensor(np.asarray(gradients, dtype=np.float64), device=device())
     classes = int(labels.max()) + 1
@@ -98,12 +104,14 @@ def contextual_diversity(scores, budget, labels, seed, embeddings, gradients, pe
     def pick(members, quota, rng):
         p = p_all[torch.as_tensor(members, device=p_all.device)]
         log_p = p.log()
-        entropy = (p * log_p).sum(1)
+        entropy = (p * log_p).sum(1)  # Σ_k p_k log p_k
         chosen = np.empty(quota, dtype=np.int64)
         chosen[0] = rng.integers(len(members))
         nearest = torch.full((len(p),), float("inf"), dtype=p.dtype, device=p.device)
         for t in range(1, quota + 1):
-            nearest = torch.minimum(nearest, entropy - p @ log_p[int(chosen[t - 1])])
+            c = int(chosen[t - 1])
+            kl = 0.5 * (entropy + entropy[c] - p @ log_p[c] - log_p @ p[c])  # ½KL(p_i‖p_c) + ½KL(p_c‖p_i)
+            nearest = torch.minimum(nearest, kl)
             if t < quota:
                 chosen[t] = int(torch.argmax(nearest))
         return chosen

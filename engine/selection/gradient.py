@@ -14,15 +14,16 @@ from .submodular import greedy as maximise
 
 
 @coreset
-def craig(scores, budget, labels, seed, embeddings, gradients, per_class, greedy, epsilon):
+def craig(scores, budget, labels, seed, embeddings, gradients, per_class, greedy, epsilon, plus_one=False):
     """CRAIG (Mirzasoleiman, Bilmes & Leskovec, ICML 2020; baharanm/craig `craig.py`, DeepCore `methods/craig.py`).
 
     Per class, facility location on the gradients with similarity c − ‖g_i − g_j‖
     (CRAIG's `max(D) − D`; any c ≥ the largest distance gives the same picks, so c is
     twice the largest distance to the class mean, no pairwise pass needed). Each
-    medoid's weight is the number of class samples nearest to it, so the weights of
-    a class sum to its size. Differences: distances come in row blocks, not a full
-    matrix; greedy lazy by default (CRAIG's lazy heap), stochastic on request.
+    medoid's weight is the number of class samples nearest to it (baharanm/craig), so the
+    weights of a class sum to its size; `plus_one` adds 1 to each, as DeepCore's craig.py.
+    Differences: distances come in row blocks, not a full matrix; greedy lazy by default
+    (CRAIG's lazy heap), stochastic on request.
     """
     g_all = tensor(gradients)
 
@@ -39,7 +40,8 @@ def craig(scores, budget, labels, seed, embeddings, gradients, per_class, greedy
         step = block_rows(quota)
         for start in range(0, len(g), step):
             nearest[start:start + step] = sq_dists(g[start:start + step], centers).argmin(1)
-        return Selection(chosen, np.bincount(nearest.cpu().numpy(), minlength=quota).astype(np.float64))
+        sizes = np.bincount(nearest.cpu().numpy(), minlength=quota).astype(np.float64)
+        return Selection(chosen, sizes + 1.0 if plus_one else sizes)
 
     return by_class(pick, budget, labels, seed, per_class)
 
@@ -151,15 +153,17 @@ def omp_nonnegative(a: np.ndarray, target: np.ndarray, k: int, lam: float) -> tu
 
 
 @coreset
-def gradmatch(scores, budget, labels, seed, embeddings, gradients, per_class, omp_lam):
+def gradmatch(scores, budget, labels, seed, embeddings, gradients, per_class, omp_lam, zero_weights="keep"):
     """GradMatch (Killamsetty et al., ICML 2021; decile-team/cords `gradmatchstrategy.py`, DeepCore
     `methods/gradmatch.py`).
 
     Per class, orthogonal matching pursuit picks samples and non-negative weights whose
     weighted gradient sum matches the class's gradient sum, ‖Σ_S w_j g_j − Σ_i g_i‖,
-    with DeepCore's ridge λ = 1 (`omp_lam`). Differences: DeepCore stops once the residual is below
-    a tolerance and fills the budget at random; here OMP always takes the whole budget
-    (later picks may get weight 0), and NNLS is scipy's, in float64.
+    with a ridge λ = `omp_lam` (DeepCore's 1), every refit a non-negative least squares in
+    float64. OMP always takes the whole budget; a pick whose weight ends at 0 stays in the
+    kept set with weight 0 (`zero_weights = "keep"`), or is replaced by a sample drawn at
+    random from those not kept, with weight 1 (`"fill"`, cords' random fill). How cords and
+    DeepCore differ: the method's page.
     """
     g_all = np.asarray(gradients, dtype=np.float64)
 
@@ -168,7 +172,21 @@ def gradmatch(scores, budget, labels, seed, embeddings, gradients, per_class, om
         chosen, weights = omp_nonnegative(a, a.sum(1), quota, omp_lam)
         return Selection(chosen, weights)
 
-    return by_class(pick, budget, labels, seed, per_class)
+    out = by_class(pick, budget, labels, seed, per_class)
+    return random_fill(out, len(labels), seed) if zero_weights == "fill" else out
+
+
+def random_fill(sel: Selection, n: int, seed: int) -> Selection:
+    """cords' fill: each kept index whose weight is 0 replaced by one drawn uniformly (seeded) from the
+    samples not kept, with weight 1; the other picks keep their places and weights."""
+    zero = np.flatnonzero(sel.weights == 0)
+    if not zero.size:
+        return sel
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xF111]))
+    indices, weights = sel.indices.copy(), sel.weights.copy()
+    indices[zero] = rng.choice(np.setdiff1d(np.arange(n), indices), size=zero.size, replace=False)
+    weights[zero] = 1.0
+    return Selection(indices, weights)
 
 
 def holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -202,9 +220,11 @@ def glister(scores, budget, labels, seed, embeddings, gradients, per_class, vali
     loss), where θ_S = θ − η·mean(g_S) moves only the last layer, so the validation
     logits are updated exactly and the validation gradient recomputed after each pick.
     The validation set is a seeded class-stratified holdout of the training set
-    (`validation`, default 10 %), never the test set. Differences: logits and features
-    of the holdout are recovered from its gradient embeddings (unprojected gradients
-    only); holdout samples stay selectable, so any keep ratio is valid.
+    (`validation`, default 10 %), never the test set; with `per_class` each class is
+    matched against its own holdout samples only (DeepCore's `balance`, cords' PerClass).
+    Differences: logits and features of the holdout are recovered from its gradient
+    embeddings (unprojected gradients only); holdout samples stay selectable, so any keep
+    ratio is valid.
     """
     g_all = torch.as_tensor(np.asarray(gradients, dtype=np.float64), device=device())
     y_all = torch.as_tensor(labels, dtype=torch.long, device=g_all.device)
@@ -217,21 +237,23 @@ def glister(scores, budget, labels, seed, embeddings, gradients, per_class, vali
     e_val = torch.cat([e_val, torch.ones(len(val), 1, dtype=e_val.dtype, device=e_val.device)], 1)
     onehot = torch.nn.functional.one_hot(y_all[val], classes).to(e_val.dtype)
 
-    def val_gradient(step: torch.Tensor) -> torch.Tensor:
-        z = z_val - eta * e_val @ step.reshape(classes, -1).T
-        return ((torch.softmax(z, 1) - onehot).T @ e_val).flatten() / len(e_val)  # mean of (p − y) ⊗ [e, 1]
+    def val_gradient(step: torch.Tensor, z0: torch.Tensor, e: torch.Tensor, y1: torch.Tensor) -> torch.Tensor:
+        z = z0 - eta * e @ step.reshape(classes, -1).T
+        return ((torch.softmax(z, 1) - y1).T @ e).flatten() / len(e)  # the mean of (p − y) ⊗ [e, 1]
 
     def pick(members, quota, rng):
         g = g_all[torch.as_tensor(members, device=g_all.device)]
+        rows = y_all[val] == int(labels[members[0]]) if per_class else slice(None)  # the class's own holdout
+        own = z_val[rows], e_val[rows], onehot[rows]
         taken = torch.zeros(len(g), dtype=torch.bool, device=g.device)
         total = torch.zeros(g.shape[1], dtype=g.dtype, device=g.device)
-        target = val_gradient(total)
+        target = val_gradient(total, *own)
         chosen = np.empty(quota, dtype=np.int64)
         for t in range(quota):
             j = int(torch.argmax((g @ target).masked_fill_(taken, -float("inf"))))
             chosen[t], taken[j] = j, True
             total += g[j]
-            target = val_gradient(total / (t + 1))
+            target = val_gradient(total / (t + 1), *own)
         return chosen
 
     return by_class(pick, budget, labels, seed, per_class)

@@ -1,6 +1,10 @@
 """Submodular coresets: facility location, graph cut and log-determinant, maximised by lazy,
 stochastic or plain greedy; the similarity matrix is precomputed only when it fits in BLOCK_MB, and
-otherwise computed in row blocks at each use (never an N x N matrix above the bound)."""
+otherwise computed in row blocks at each use (never an N x N matrix above the bound).
+
+The similarity is DeepCore's 0.5 + 0.5·cos between last-layer gradient embeddings (`space =
+"gradients"`, DeepCore's `Submodular.calc_gradient` + `cossim_np`) or penultimate embeddings
+(`space = "embeddings"`)."""
 from __future__ import annotations
 
 import math
@@ -9,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .blocks import BLOCK_MB, block_rows, by_class, coreset, tensor
+from .blocks import BLOCK_MB, block_rows, by_class, coreset, dtype, tensor
 
 Similarity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (a, d), (b, d) -> (a, b)
 
@@ -26,34 +30,47 @@ def unit_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a @ b.T).mul_(0.5).add_(0.5)
 
 
-def prepared(x: torch.Tensor, similarity: Similarity, block_mb: float = BLOCK_MB) -> tuple[torch.Tensor, Similarity]:
-    """The samples and similarity a set function works with.
+def prepared(x: torch.Tensor, similarity: Similarity,
+             block_mb: float = BLOCK_MB) -> tuple[torch.Tensor, Similarity, torch.Tensor]:
+    """The samples, similarity and self-similarities s(i, i) a set function works with.
 
     When the n x n similarity fits in `block_mb`, it is computed once (in row blocks) and
     the samples become their own indices: similarity(a, b) is then a lookup of rows b
     (every similarity here is symmetric, and rows gather ~20x faster than columns), as
     DeepCore's precomputed matrix, but only below the bound. Above it, similarities are
-    recomputed in blocks at each use; the cosine kernel from rows normalised once.
+    recomputed in blocks at each use; the cosine kernel from rows normalised once. The
+    cosine kernel's diagonal is exact: 1 (0.5 for a zero vector), not 1 ± rounding, so
+    gains that tie in exact arithmetic (log-determinant's first step) tie here too.
     """
-    if similarity is cosine_similarity:
-        x, similarity = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12), unit_cosine
     n = len(x)
-    if 4 * n * n > block_mb * 2**20:
-        return x, similarity
+    diag = None
+    if similarity is cosine_similarity:
+        norms = x.norm(dim=1, keepdim=True)
+        x, similarity = x / norms.clamp_min(1e-12), unit_cosine
+        diag = torch.where(norms[:, 0] > 1e-12, 1.0, 0.5).to(x.dtype)
+    if x.dtype.itemsize * n * n > block_mb * 2**20:
+        if diag is None:  # s(i, i) from small diagonal blocks
+            diag = torch.cat([similarity(x[i:i + 1024], x[i:i + 1024]).diagonal() for i in range(0, n, 1024)])
+        return x, similarity, diag
     step = block_rows(n, block_mb)
     kernel = torch.cat([similarity(x[start:start + step], x) for start in range(0, n, step)])
-    return torch.arange(n, device=x.device), lambda a, b: kernel.index_select(0, b).index_select(1, a).T
+    if diag is None:
+        diag = kernel.diagonal().clone()
+    kernel.diagonal().copy_(diag)
+    return torch.arange(n, device=x.device), lambda a, b: kernel.index_select(0, b).index_select(1, a).T, diag
 
 
 class FacilityLocation:
     """F(S) = Σ_i max_{j∈S} s(i, j) over the ground set; gains of a candidate block, rows in blocks."""
 
     def __init__(self, x: torch.Tensor, similarity: Similarity = cosine_similarity, block_mb: float = BLOCK_MB):
-        (self.x, self.similarity), self.block_mb = prepared(x, similarity, block_mb), block_mb
-        self.best = torch.zeros(len(x), device=x.device)  # max_{j∈S} s(i, j); 0 for the empty set (similarities are >= 0)
+        self.x, self.similarity, _diag = prepared(x, similarity, block_mb)
+        self.block_mb = block_mb
+        # max_{j∈S} s(i, j); 0 for the empty set (similarities are >= 0)
+        self.best = torch.zeros(len(x), dtype=dtype(), device=x.device)
 
     def gains(self, cand: torch.Tensor) -> torch.Tensor:
-        out = torch.zeros(len(cand), device=self.x.device)
+        out = torch.zeros(len(cand), dtype=self.best.dtype, device=self.x.device)
         xc = self.x[cand]
         step = block_rows(len(cand), self.block_mb)
         for start in range(0, len(self.x), step):
@@ -73,15 +90,13 @@ class GraphCut:
 
     def __init__(self, x: torch.Tensor, lam: float, similarity: Similarity = cosine_similarity,
                  block_mb: float = BLOCK_MB):
-        (x, similarity), self.lam = prepared(x, similarity, block_mb), lam
-        self.x, self.similarity = x, similarity
+        x, similarity, self.self_sim = prepared(x, similarity, block_mb)
+        self.x, self.similarity, self.lam = x, similarity, lam
         step = block_rows(len(x), block_mb)
-        self.total = torch.zeros(len(x), device=x.device)
+        self.total = torch.zeros(len(x), dtype=dtype(), device=x.device)
         for start in range(0, len(x), step):
             self.total += similarity(x[start:start + step], x).sum(0)
-        self.self_sim = torch.cat([similarity(x[i:i + step], x[i:i + step]).diagonal()
-                                   for i in range(0, len(x), step)])
-        self.chosen_sum = torch.zeros(len(x), device=x.device)
+        self.chosen_sum = torch.zeros(len(x), dtype=dtype(), device=x.device)
 
     def gains(self, cand: torch.Tensor) -> torch.Tensor:
         return self.total[cand] - self.lam * (2 * self.chosen_sum[cand] + self.self_sim[cand])
@@ -95,11 +110,9 @@ class LogDeterminant:
     (Chen et al., NeurIPS 2018, fast greedy MAP): gain_i = log d_i², d_i² = L_ii − ‖c_i‖²."""
 
     def __init__(self, x: torch.Tensor, ridge: float, capacity: int, similarity: Similarity = cosine_similarity):
-        self.x, self.similarity = prepared(x, similarity)
-        x, similarity = self.x, self.similarity
-        self.d2 = torch.cat([similarity(x[i:i + 4096], x[i:i + 4096]).diagonal() for i in range(0, len(x), 4096)])
-        self.d2 += ridge
-        self.c = torch.zeros(len(x), capacity, device=x.device)
+        self.x, self.similarity, diag = prepared(x, similarity)
+        self.d2 = diag + ridge
+        self.c = torch.zeros(len(x), capacity, dtype=self.d2.dtype, device=x.device)
         self.k = 0
 
     def gains(self, cand: torch.Tensor) -> torch.Tensor:
@@ -144,7 +157,8 @@ def greedy(f, n: int, k: int, method: str, epsilon: float, rng: np.random.Genera
                 if fresh[j]:
                     break
                 cand = torch.topk(bound, min(lazy_batch, n - t)).indices
-                cand = cand[~fresh[cand]]
+                cand = torch.cat([cand[~fresh[cand]], torch.tensor([j], device=dev)])  # j itself: with exact
+                # ties, topk may hold only fresh bounds equal to j's, and without j the loop would never end
                 bound[cand] = f.gains(cand)
                 fresh[cand] = True
             bound[j] = -float("inf")
@@ -153,8 +167,8 @@ def greedy(f, n: int, k: int, method: str, epsilon: float, rng: np.random.Genera
     return chosen
 
 
-def _maximise(make, budget, labels, seed, embeddings, per_class, greedy_method, epsilon):
-    x_all = tensor(embeddings)
+def _maximise(make, budget, labels, seed, vectors, per_class, greedy_method, epsilon):
+    x_all = tensor(vectors)
 
     def pick(members, quota, rng):
         x = x_all[torch.as_tensor(members, device=x_all.device)]
@@ -163,35 +177,49 @@ def _maximise(make, budget, labels, seed, embeddings, per_class, greedy_method, 
     return by_class(pick, budget, labels, seed, per_class)
 
 
-@coreset
-def facility_location(scores, budget, labels, seed, embeddings, per_class, greedy, epsilon):
-    """Facility location on the embeddings (DeepCore `methods/submodular.py` + `submodular_function.py`).
+def _space(space, embeddings, gradients):
+    """The vectors a set function compares: the gradient embeddings (DeepCore's) or the penultimate ones."""
+    return gradients if space == "gradients" else embeddings
 
-    F(S) = Σ_i max_{j∈S} s(i, j) with DeepCore's similarity s = 0.5 + 0.5·cos, per class
-    (DeepCore's `balance=True`). Differences: DeepCore builds the class's full similarity
-    matrix; here rows come in blocks of at most BLOCK_MB, and the greedy is one of
+
+@coreset
+def facility_location(scores, budget, labels, seed, embeddings, per_class, greedy, epsilon, space="gradients",
+                      gradients=None):
+    """Facility location (DeepCore `methods/submodular.py` + `methods_utils/submodular_function.py`).
+
+    F(S) = Σ_i max_{j∈S} s(i, j) with DeepCore's similarity s = 0.5 + 0.5·cos between the
+    last-layer gradients (`space`, as DeepCore) or the penultimate embeddings, per class
+    (DeepCore's main.py: `--balance True`). Differences: DeepCore builds the class's full
+    similarity matrix; here rows come in blocks of at most BLOCK_MB, and the greedy is one of
     lazy (exact, the default), stochastic or plain (see `greedy`).
     """
-    return _maximise(lambda x, k: FacilityLocation(x), budget, labels, seed, embeddings, per_class, greedy, epsilon)
+    return _maximise(lambda x, k: FacilityLocation(x), budget, labels, seed, _space(space, embeddings, gradients),
+                     per_class, greedy, epsilon)
 
 
 @coreset
-def graph_cut(scores, budget, labels, seed, embeddings, per_class, greedy, epsilon, lam):
-    """Graph cut on the embeddings (DeepCore `submodular_function.py` GraphCut; submodlib's definition).
+def graph_cut(scores, budget, labels, seed, embeddings, per_class, greedy, epsilon, lam, space="gradients",
+              gradients=None):
+    """Graph cut (submodlib's GraphCut; DeepCore `submodular_function.py` GraphCut).
 
-    f(S) = Σ_{i∈V, j∈S} s_ij − λ Σ_{i,j∈S} s_ij, s = 0.5 + 0.5·cos: representative
-    (first term) and diverse (second). Column sums are taken once, in blocks.
+    f(S) = Σ_{i∈V, j∈S} s_ij − λ Σ_{i,j∈S} s_ij, s = 0.5 + 0.5·cos of the gradients (or
+    embeddings): representative (first term) and diverse (second). Column sums are taken
+    once, in blocks. DeepCore's `lam` weighs the first term instead: the same function at 1.
     """
-    return _maximise(lambda x, k: GraphCut(x, lam), budget, labels, seed, embeddings, per_class, greedy, epsilon)
+    return _maximise(lambda x, k: GraphCut(x, lam), budget, labels, seed, _space(space, embeddings, gradients),
+                     per_class, greedy, epsilon)
 
 
 @coreset
-def log_determinant(scores, budget, labels, seed, embeddings, per_class, greedy, epsilon, ridge):
-    """Log-determinant on the embeddings (DeepCore `submodular_function.py` LogDeterminant).
+def log_determinant(scores, budget, labels, seed, embeddings, per_class, greedy, epsilon, ridge, space="gradients",
+                    gradients=None):
+    """Log-determinant (submodlib's LogDeterminant; DeepCore `submodular_function.py` LogDeterminant).
 
-    f(S) = log det(L_S + ridge·I) with L the cosine kernel 0.5 + 0.5·cos (positive semi-definite);
-    gains from an incremental Cholesky factor (O(n·k) memory, not the n x n kernel).
-    Every gain is exact each step, so lazy and plain pick the same set.
+    f(S) = log det(L_S + ridge·I) with L the cosine kernel 0.5 + 0.5·cos (positive semi-definite)
+    of the gradients (or embeddings); gains from an incremental Cholesky factor (O(n·k) memory,
+    not the n x n kernel). Every gain is exact each step, so lazy and plain pick the same set.
+    DeepCore's `calc_gain` returns s_{x,S} L_S⁺ s_{x,S}ᵀ, the part of L_xx that S already explains,
+    not this gain (see the method's page).
     """
-    return _maximise(lambda x, k: LogDeterminant(x, ridge, k), budget, labels, seed, embeddings, per_class, greedy,
-                     epsilon)
+    return _maximise(lambda x, k: LogDeterminant(x, ridge, k), budget, labels, seed,
+                     _space(space, embeddings, gradients), per_class, greedy, epsilon)

@@ -91,3 +91,33 @@ def test_bench_select_table_and_speedups():
     assert timed_only["memory_method"] is None and list(timed_only["strategies"][0]) == ["strategy", "seconds"]
     bad = runner.invoke(main, ["bench", "select", "--strategies", "kcenter_greedy/stochastic"])
     assert bad.exit_code == 2 and "greedy option" in bad.output
+
+
+def test_bench_select_peers_solve_the_same_problem():
+    """`bench select --peers` at a small n, with submodlib (fast); apricot's path on one class (it compiles its
+    gain function on every fit, seconds each): the peers reach prunelab's objective on the same kernels."""
+    pytest.importorskip("submodlib", reason="submodlib-py (the dev extra) is the peer `bench select --peers` times")
+    done = CliRunner().invoke(main, ["bench", "select", "--peers", "--libraries", "submodlib", "--n", "600",
+                                     "--fraction", "0.1", "--surrogate-samples", "200", "--device", "cpu", "--json"])
+    assert done.exit_code == 0, done.output
+    r = json.loads(done.output)
+    assert r["libraries"] == ["submodlib"] and r["space"] == "gradients" and r["classes"] == 10
+    rows = {row["function"]: row for row in r["functions"]}
+    assert list(rows) == ["facility_location", "graph_cut", "log_determinant"]
+    for row in rows.values():
+        assert row["prunelab_seconds"] > 0 and row["submodlib_seconds"] > row["kernel_seconds"] > 0
+        assert abs(row["submodlib_objective_vs_prunelab"]) < 1e-2, row
+    for name in ("facility_location", "graph_cut"):  # log-determinant's first pick is an exact tie: the sets part
+        assert abs(rows[name]["submodlib_objective_vs_prunelab"]) < 1e-5 and rows[name]["submodlib_jaccard"] > 0.9
+    bad = CliRunner().invoke(main, ["bench", "select", "--peers", "--libraries", "sklearn"])
+    assert bad.exit_code == 2 and "unknown" in bad.output
+
+    apricot = pytest.importorskip("apricot", reason="apricot-select (the dev extra) is the other peer")
+    from engine.bench.select import cosine_kernel, peer_call, real_inputs
+
+    inputs = real_inputs(600, 128, None, 200)
+    members = np.flatnonzero(inputs["labels"] == 3)
+    kept = select("facility_location", inputs["scores"], 0.1, inputs["labels"], gradients=inputs["gradients"])
+    ours = np.flatnonzero(np.isin(members, kept))
+    theirs = peer_call("apricot", "facility_location", cosine_kernel(inputs["gradients"][members]), len(ours))()
+    assert apricot and set(theirs) == set(ours.tolist())

@@ -216,3 +216,88 @@ def test_bad_inputs(real):
         select("hardest", loss, 0.5, labels[:10])
     with pytest.raises(DataError, match=r"embeddings must be .*\(2000, d\)"):
         select("kmeans_coverage", loss, 0.5, labels, embeddings=real[2][:10])
+
+
+# ------------------------------------------------------------------ against independent computations
+def papers_allocation(budget: int, sizes) -> dict[int, list[int]]:
+    """CCS's Algorithm 1 written out: visit the strata from the smallest up; each takes min(its size, what is
+    left ÷ strata left). Returned as {size: sorted counts}, since strata of equal size may take their counts in
+    any order."""
+    left, out = budget, {}
+    order = sorted(range(len(sizes)), key=lambda g: sizes[g])
+    for visited, g in enumerate(order):
+        take = min(int(sizes[g]), left // (len(order) - visited))
+        left -= take
+        out.setdefault(int(sizes[g]), []).append(take)
+    return {size: sorted(counts) for size, counts in out.items()}
+
+
+def test_keep_count_is_pythons_round_of_r_times_n(real):
+    loss = real[0]
+    for ratio, n, want in ((0.25, 10, 2), (0.35, 10, 4), (0.1234, 2000, 247), (0.0004, 2000, 1)):
+        kept = select("hardest", loss[:n], ratio, real[1][:n])
+        assert len(kept) == want == keep_count(ratio, n)  # 2.5 → 2 and 3.5 → 4 (half to even), 246.8 → 247
+        assert set(kept) == set(np.argsort(loss[:n])[n - want:])
+
+
+def test_random_is_numpys_seeded_choice(real):
+    for seed in (0, 7):
+        want = np.random.default_rng(seed).choice(2000, 740, replace=False)
+        assert np.array_equal(run("random", real, 0.37, seed=seed), np.sort(want))
+
+
+def test_moderate_keeps_the_band_that_starts_at_round_half_of_the_rest(real):
+    loss, labels, _ = real
+    for budget in (97, 98):  # (2000 − 97) / 2 = 951.5 → 952, (2000 − 98) / 2 = 951
+        low = round((2000 - budget) / 2)
+        kept = select("moderate", loss, budget / 2000, labels)
+        assert set(kept) == set(np.argsort(loss)[low:low + budget])
+
+
+def test_class_balanced_quotas_are_largest_remainders(surrogate):
+    from .conftest import hamilton_quotas
+
+    for ratio in (0.06, 0.08, 0.17):  # at 0.08 and 0.17 rounding each class's r·n_c misses b by one
+        kept = select("class_balanced", surrogate.loss, ratio, surrogate.labels)
+        quotas = hamilton_quotas(np.bincount(surrogate.labels), len(kept))
+        assert np.array_equal(np.bincount(surrogate.labels[kept], minlength=10), quotas)
+        for c in range(10):
+            members = np.flatnonzero(surrogate.labels == c)
+            assert set(kept[surrogate.labels[kept] == c]) == set(members[np.argsort(surrogate.loss[members])[
+                len(members) - quotas[c]:]])
+
+
+def test_ccs_cuts_the_floor_of_beta_n_and_fills_strata_by_the_papers_loop(real):
+    loss, labels, _ = real
+    for beta, ratio in ((0.1234, 0.2), (0.0, 0.05), (0.25, 0.5)):  # 0.1234·2000 = 246.8: 246 cut
+        kept = select("ccs", loss, ratio, labels, beta=beta)
+        cut = np.argsort(loss)[2000 - int(np.floor(beta * 2000)):]
+        assert not set(kept) & set(cut)
+        pool = np.setdiff1d(np.arange(2000), cut)
+        low, high = loss[pool].min(), loss[pool].max()
+        strata = np.minimum(((loss[pool] - low) / (high - low) * 50).astype(int), 49)
+        sizes = np.bincount(strata, minlength=50)
+        counts = np.bincount(strata[np.searchsorted(pool, kept)], minlength=50)
+        got: dict[int, list[int]] = {}
+        for size, count in zip(sizes, counts):
+            got.setdefault(int(size), []).append(int(count))
+        assert {s: sorted(c) for s, c in got.items()} == papers_allocation(len(kept), sizes)
+
+
+def test_kmeans_coverage_fills_each_class_quota_over_its_cells_and_keeps_the_hardest(surrogate):
+    from .conftest import hamilton_quotas
+
+    kept = select("kmeans_coverage", surrogate.loss, 0.37, surrogate.labels, embeddings=surrogate.embeddings)
+    cells = kmeans_cells(surrogate.labels, surrogate.embeddings, clusters=10, seed=0)
+    quotas = hamilton_quotas(np.bincount(surrogate.labels), len(kept))
+    for c in range(10):
+        sizes = np.bincount(cells[surrogate.labels == c] - 10 * c, minlength=10)
+        counts = np.bincount(cells[kept][surrogate.labels[kept] == c] - 10 * c, minlength=10)
+        got: dict[int, list[int]] = {}
+        for size, count in zip(sizes, counts):
+            got.setdefault(int(size), []).append(int(count))
+        assert {s: sorted(v) for s, v in got.items()} == papers_allocation(int(quotas[c]), sizes)
+    for cell in np.unique(cells):
+        members = np.flatnonzero(cells == cell)
+        chosen = kept[cells[kept] == cell]
+        assert set(chosen) == set(members[np.argsort(surrogate.loss[members])[len(members) - len(chosen):]])
