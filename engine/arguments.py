@@ -149,11 +149,12 @@ def callback(where: str, value: Any) -> Callable[..., Any]:
 
 
 def names(choices: Iterable[str] | None = None, what: str = "name") -> Rule:
-    """One name or a sequence of names, as a list (a lone string is one name, not its letters)."""
+    """One name or a sequence of names, as a list: a lone string is one name or a comma list of them (as everywhere
+    a list is typed: "loss,el2n"), not its letters."""
     allowed = None if choices is None else tuple(choices)
 
     def rule(where: str, value: Any) -> list[str]:
-        items = [value] if isinstance(value, str) else value
+        items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
         if not isinstance(items, Sequence) or isinstance(items, bytes) or not all(isinstance(v, str) for v in items):
             raise ConfigError(f"{where} takes a {what} or a list of them, got {_got(value)}")
         bad = [v for v in items if allowed is not None and v not in allowed]

@@ -263,8 +263,11 @@ def surrogate_work(config: Any, dataset: Any, request: ScoringRequest | None, ca
         from .data.noise import with_label_noise
 
         dataset, _ = with_label_noise(dataset, config.noise.fraction, config.noise.seed)
+    from .runner.steps import map_wanted
+
     surrogate = config.surrogate
-    extras = PassOptions(batch_size=surrogate.batch_size, embeddings=request.embeddings, gradients=request.gradients,
+    embeddings = map_wanted(config, dataset, scorers or ["loss"], request.embeddings, request.gradients)
+    extras = PassOptions(batch_size=surrogate.batch_size, embeddings=embeddings, gradients=request.gradients,
                          gradient_dtype=surrogate.gradient_dtype, gradient_mb=surrogate.gradient_mb)
     train_cfg = config.train.model_copy(update={"epochs": surrogate.epochs, "steps": None})
     plan = plan_scores(len(dataset), config.model, scorers or ["loss"], request.epochs, surrogate.inits, train_cfg,

@@ -41,10 +41,15 @@ class Scored:
 
 
 def wants_map(ctx: RunContext, scorers: list[str], embeddings: bool, gradients: bool) -> bool:
-    """Whether this scoring step gathers the embeddings the embedding map needs: a surrogate is trained anyway
+    """Whether this scoring step gathers the embeddings the embedding map needs (`map_wanted`)."""
+    return map_wanted(ctx.config, ctx.dataset, scorers, embeddings, gradients)
+
+
+def map_wanted(config: Config, dataset: Any, scorers: list[str], embeddings: bool, gradients: bool) -> bool:
+    """Whether a scoring step gathers the embeddings the embedding map needs: a surrogate is trained anyway
     (the embeddings come from its scoring pass at no extra forward), the config does not say
-    `surrogate.projection = "none"`, and the model has penultimate embeddings to capture."""
-    config = ctx.config
+    `surrogate.projection = "none"`, and the model has penultimate embeddings to capture. The launch preview
+    asks the same, so it counts the pass the run makes."""
     if config.surrogate.projection == "none":
         return False
     if config.surrogate.projection == "umap":
@@ -53,8 +58,7 @@ def wants_map(ctx: RunContext, scorers: list[str], embeddings: bool, gradients: 
         return True
     if not gradients and not any(check_scorer(s).needs_surrogate for s in scorers):
         return False
-    ds = ctx.dataset
-    return embeddable(build_model(config.model, ds.input_shape, ds.num_classes, seed=config.seed))
+    return embeddable(build_model(config.model, dataset.input_shape, dataset.num_classes, seed=config.seed))
 
 
 def surrogate_scores(ctx: RunContext, methods: list[str], epochs: list[int], embeddings: bool = False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -26,12 +27,21 @@ def run_args(**overrides: Any) -> list[str]:
     return ["run", "--preset", "quick", *as_set_args({k: v for k, v in merged.items() if v is not None})]
 
 
+PROGRESS_LINE = re.compile(r"^\[\d+ (s|min|h)\b[^\]]*\] ")  # engine/cli/common.py PlainProgress: "[3 min 05 s] ..."
+
+
+def message_lines(stderr: str) -> list[str]:
+    """stderr's lines less the plain progress lines a command writes when stderr is not a terminal (as here):
+    what a fault must say fits in the one line that is left."""
+    return [line for line in stderr.splitlines() if line.strip() and not PROGRESS_LINE.match(line)]
+
+
 def one_line(result, code: int = 2, *words: str) -> str:
     """The contract: exit `code`, exactly one line on stderr naming what is wrong, no traceback, no exception
     escaping the command."""
     assert result.exit_code == code, (result.exit_code, result.output, result.exception)
     assert isinstance(result.exception, SystemExit) or (code == 0 and result.exception is None), result.exception
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    lines = message_lines(result.stderr)
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.output and "Traceback" not in result.stderr, result.stderr
     for word in words:

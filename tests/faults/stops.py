@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 from engine.store import events as ev
+from tests.faults.input_support import message_lines
 
 HOLD_LOCK = """
 import sqlite3, sys, time
@@ -167,7 +168,7 @@ def stopped(cwd: Path, point: str, actions: str, args: list[str], timeout: float
 
 def one_line(stderr: str, *words: str) -> str:
     """The contract for every fault: one line on stderr, no traceback, naming what it must."""
-    lines = [line for line in stderr.splitlines() if line.strip()]
+    lines = message_lines(stderr)
     assert len(lines) == 1 and "Traceback" not in stderr, stderr[-3000:]
     for word in words:
         assert word in lines[0], lines[0]
