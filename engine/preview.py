@@ -225,17 +225,10 @@ def scoring_request(config: Any) -> ScoringRequest | None:
 
 
 def _study_request(config: Any) -> ScoringRequest:
-    from .kinds.study import OVERLAP, part_configs
+    from .kinds.study import scored_methods_and_epochs
     from .runner import steps
 
-    methods, epochs = [], set()
-    if OVERLAP in config.study.parts:
-        methods += config.overlap.methods
-        epochs.add(steps.overlap_epoch(config))
-    for part in part_configs(config).values():
-        methods += part.sweep.methods
-        epochs.update(part.sweep.score_epochs)
-    return ScoringRequest(list(dict.fromkeys(methods)), sorted(epochs), *steps.needs(config))
+    return ScoringRequest(*scored_methods_and_epochs(config), *steps.needs(config))
 
 
 @dataclass

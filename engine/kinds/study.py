@@ -35,9 +35,9 @@ def count_trials(config: Config) -> int:
     return len({t.key for c in part_configs(config).values() for t in steps.sweep_trials(c)})
 
 
-def shared_scores(ctx: RunContext) -> steps.Scored:
-    """One scoring pass for every part: the union of methods and epochs (logged once, with the top samples)."""
-    config = ctx.config
+def scored_methods_and_epochs(config: Config) -> tuple[list[str], list[int]]:
+    """The union of every part's methods (in order, once) and score epochs (sorted): the study's one scoring pass,
+    as it runs and as the launch preview counts it."""
     methods, epochs = [], set()
     if OVERLAP in config.study.parts:
         methods += config.overlap.methods
@@ -45,7 +45,14 @@ def shared_scores(ctx: RunContext) -> steps.Scored:
     for part in part_configs(config).values():
         methods += part.sweep.methods
         epochs.update(part.sweep.score_epochs)
-    scored = steps.surrogate_scores(ctx, list(dict.fromkeys(methods)), sorted(epochs), *steps.needs(config))
+    return list(dict.fromkeys(methods)), sorted(epochs)
+
+
+def shared_scores(ctx: RunContext) -> steps.Scored:
+    """One scoring pass for every part: the union of methods and epochs (logged once, with the top samples)."""
+    config = ctx.config
+    methods, epochs = scored_methods_and_epochs(config)
+    scored = steps.surrogate_scores(ctx, methods, epochs, *steps.needs(config))
     steps.log_scored(ctx, scored)
     return scored
 

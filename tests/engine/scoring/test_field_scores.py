@@ -20,14 +20,8 @@ from engine.selection.registry import STRATEGIES
 from engine.store.cache import Cache
 from engine.train_hooks import Observe, TrainHook
 from engine.trainer import to_model_layout, train
-from tests.conftest import TEST_DEVICE
 
 EPOCHS, BATCH = 12, 50
-
-
-@pytest.fixture(scope="module")
-def mnist(shared_data):
-    return load_dataset("mnist", shared_data, TEST_DEVICE, train_size=300, test_size=100)
 
 
 class Recorder:

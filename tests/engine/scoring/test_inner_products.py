@@ -7,24 +7,12 @@ from torch import nn
 
 import engine.scoring.gradnorm.persample as persample
 from engine.config import TrainConfig
-from engine.data.dataset import load_dataset
 from engine.errors import ConfigError
 from engine.scoring.gradnorm import DOT_FORMS, NORM_FORMS, PerSampleGradNorms, register_dot_form
 from engine.trainer import to_model_layout, train
-from tests.conftest import TEST_DEVICE
 
 EXACT = 1e-10  # float64: the forms and the loop agree to ~1e-15; a layer off by a relative 1e-6 must fail
 CHUNKED = {"unchunked": {"workspace_mb": 1e3}, "chunked": {"workspace_mb": 1e-4}}
-
-
-@pytest.fixture(scope="module")
-def mnist(shared_data):
-    return load_dataset("mnist", shared_data, TEST_DEVICE, train_size=300, test_size=100)
-
-
-@pytest.fixture(scope="module")
-def cifar(cifar_npz):
-    return load_dataset(cifar_npz, device=TEST_DEVICE, train_size=20, test_size=10)
 
 
 def trainable_layers(model: nn.Module) -> dict[str, list[str]]:

@@ -16,7 +16,6 @@ import engine.scoring.gradnorm.linear as linear_module
 from engine.architectures import build_model
 from engine.cli import main
 from engine.config import TrainConfig
-from engine.data.dataset import load_dataset
 from engine.errors import ConfigError, UnknownNameError
 from engine.scoring import surrogate as surrogate_module
 from engine.scoring.batch import score_model
@@ -27,17 +26,6 @@ from engine.scoring.surrogate import compute_scores, surrogate_seed
 from engine.store.cache import Cache
 from engine.store.events import BatchProgress, StageStarted
 from engine.trainer import to_model_layout, train
-from tests.conftest import TEST_DEVICE
-
-
-@pytest.fixture(scope="module")
-def mnist(shared_data):
-    return load_dataset("mnist", shared_data, TEST_DEVICE, train_size=300, test_size=100)
-
-
-@pytest.fixture(scope="module")
-def cifar(cifar_npz):
-    return load_dataset(cifar_npz, device=TEST_DEVICE, train_size=20, test_size=10)
 
 
 def trainable_layers(model: nn.Module) -> dict[str, list[nn.Parameter]]:
