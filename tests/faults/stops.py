@@ -160,10 +160,14 @@ def small(shared_data, **extra):
 
 def stopped(cwd: Path, point: str, actions: str, args: list[str], timeout: float = 240,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """`prunelab ARGS` in a process of its own (in cwd), stopped at POINT by ACTIONS (see the module's doc)."""
+    """`prunelab ARGS` in a process of its own (in cwd), stopped at POINT by ACTIONS (see the module's doc).
+
+    SIGINT goes back to its default in the child: a suite started in the background (`cmd &` in a script) inherits
+    SIGINT ignored, and a run then rightly ignores Ctrl-C (as under nohup), which is not what these cases test."""
     return subprocess.run([sys.executable, "-m", "tests.faults.stops", point, actions, "--", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout, check=False,
-                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def one_line(stderr: str, *words: str) -> str:
