@@ -170,7 +170,7 @@ class PlainProgress:
         if event.trial is not None:  # a trial begins (the worker's stage: retrain, online, dynamic)
             now = self.clock()
             self.trial, self.trial_name, self.trial_start, self.fraction = event.trial, event.detail, now, 0.0
-            self.total = event.trials or self.total
+            self.total = max(self.total, event.trials or 0)  # a study's parts count their own trials: the run's stay
             if self.trials_start is None:
                 self.trials_start = now
             return
@@ -208,14 +208,14 @@ class PlainProgress:
 
     def _trial_finished(self, event: ev.TrialFinished) -> None:
         self.done += 1
-        self.total = event.trials or self.total
+        self.total = max(self.total, event.trials or 0)
         self.trial, self.fraction = None, 0.0
         accuracy = (event.metrics or {}).get("test_accuracy")
         outcome = f"{accuracy:.2%}" if event.status == "FINISHED" and accuracy is not None else event.status
         if event.message and event.status != "FINISHED":
             outcome += f" ({event.message})"
         name = event.name or f"trial {event.trial + 1}"
-        self.write(" · ".join(x for x in (f"trial {self.done}/{event.trials} done: {name} {outcome}",
+        self.write(" · ".join(x for x in (f"trial {self.done}/{self.total} done: {name} {outcome}",
                                           self.run_eta()) if x))
 
     def _log_line(self, event: ev.LogLine) -> None:
@@ -251,6 +251,7 @@ class ProgressBars:
         self.console = console
         self.tasks: dict[str, Any] = {}
         self.finished = 0
+        self.run_trials = 0
         self.stage = ""
         self.last = ""
         self.batch_epoch: int | None = None
@@ -293,6 +294,7 @@ class ProgressBars:
                 return
 
     def _run_started(self, event: ev.RunStarted) -> None:
+        self.run_trials = event.trials
         self._bar("trials", "trials", event.trials, self.finished, "")
 
     def _trial_finished(self, event: ev.TrialFinished) -> None:
@@ -302,7 +304,8 @@ class ProgressBars:
         name = event.name or f"trial {event.trial + 1}"
         finished = event.status == "FINISHED" and accuracy is not None
         self.last = f"{name} {accuracy:.2%}" if finished else f"{name} {event.status}"
-        self._bar("trials", "trials", event.trials, self.finished, self._trials_info())
+        # a study's parts count their own trials (event.trials); the bar counts the run's
+        self._bar("trials", "trials", max(self.run_trials, event.trials), self.finished, self._trials_info())
         self._restart("epoch")
         self._restart("batch")
 

@@ -62,6 +62,24 @@ def test_stages_epochs_and_trials_are_one_line_each_with_elapsed_time_and_eta():
     ]
 
 
+def test_a_studys_parts_count_against_the_runs_trials():
+    """A study's parts number their trials (and their totals) on their own: the lines count the run's."""
+    sink, clock, out = plain()
+    sink(ev.RunStarted(run_id="abc", experiment="seed", kind="study", trials=5, pid=7))
+    for part, total in (("prune", 3), ("epochs", 2)):
+        for trial in range(total):
+            sink(ev.StageStarted(stage="retrain", detail=f"{part} {trial}", trial=trial, trials=total))
+            clock.t += 1
+            sink(ev.TrialFinished(trial=trial, trials=total, status="FINISHED", metrics={"test_accuracy": 0.5},
+                                  name=f"{part} {trial}"))
+    done = [line.split(" done:")[0].split("] ")[1] for line in out.getvalue().splitlines() if " done:" in line]
+    assert done == ["trial 1/5", "trial 2/5", "trial 3/5", "trial 4/5", "trial 5/5"]
+    bars = ProgressBars(enabled=False)
+    bars(ev.RunStarted(run_id="abc", experiment="seed", kind="study", trials=5, pid=7))
+    bars(ev.TrialFinished(trial=0, trials=2, status="FINISHED", metrics={}, name="epochs 0"))
+    assert bars.task("trials").total == 5
+
+
 def test_a_long_epoch_gets_a_heartbeat_and_no_line_holds_a_control_character():
     sink, clock, out = plain(heartbeat=30)
     sink(ev.StageStarted(stage="retrain", detail="full-data / seed 0", trial=0, trials=1))
