@@ -123,23 +123,22 @@ def run_id(where: str, value: Any) -> str:
     return value
 
 
+def _path_text(where: str, value: Any, takes: str) -> str:
+    """A non-empty string or an os.PathLike, as a string; else one ConfigError saying what `where` takes."""
+    text = os.fspath(value) if isinstance(value, os.PathLike) else value
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError(f"{where} takes {takes}, got {_got(value)}")
+    return text
+
+
 def path(where: str, value: Any) -> str:
     """A file or folder path (a string or an os.PathLike), as a string."""
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{where} takes a path (a string or pathlib.Path), got {_got(value)}")
-    return value
+    return _path_text(where, value, "a path (a string or pathlib.Path)")
 
 
 def uri(where: str, value: Any) -> str:
     """A tracking URI or a store's folder."""
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{where} takes a tracking URI such as sqlite:///mlruns/mlflow.db or "
-                          f"http://host:5000, got {_got(value)}")
-    return value
+    return _path_text(where, value, "a tracking URI such as sqlite:///mlruns/mlflow.db or http://host:5000")
 
 
 def callback(where: str, value: Any) -> Callable[..., Any]:
