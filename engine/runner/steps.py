@@ -40,11 +40,6 @@ class Scored:
     map_source: tuple[int, np.ndarray] | None = None
 
 
-def wants_map(ctx: RunContext, scorers: list[str], embeddings: bool, gradients: bool) -> bool:
-    """Whether this scoring step gathers the embeddings the embedding map needs (`map_wanted`)."""
-    return map_wanted(ctx.config, ctx.dataset, scorers, embeddings, gradients)
-
-
 def map_wanted(config: Config, dataset: Any, scorers: list[str], embeddings: bool, gradients: bool) -> bool:
     """Whether a scoring step gathers the embeddings the embedding map needs: a surrogate is trained anyway
     (the embeddings come from its scoring pass at no extra forward), the config does not say
@@ -71,7 +66,7 @@ def surrogate_scores(ctx: RunContext, methods: list[str], epochs: list[int], emb
     scorers = [m for m in dict.fromkeys(methods) if m != names.RANDOM]
     if not scorers and not embeddings and not gradients:
         return Scored()
-    mapped = wants_map(ctx, scorers or ["loss"], embeddings, gradients)
+    mapped = map_wanted(config, ctx.dataset, scorers or ["loss"], embeddings, gradients)
     ctx.stage("surrogate", f"{config.surrogate.inits} x {config.model}, {config.surrogate.epochs} epochs, "
                            f"scores at epochs {', '.join(map(str, epochs))}")
     result = compute_scores(
